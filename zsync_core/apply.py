@@ -1,0 +1,179 @@
+"""Apply a plan to Zivver: users before functional accounts, paced, one event per change.
+
+A failed change is a result, not a crash: it is journaled with Zivver's answer and an
+explanation, and the run goes on. Every change is journaled before it is sent and after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import Action, Change, ChangeEvent, Kind, ZivverAccount
+from .store import Store
+from .zivver import scim
+from .zivver.client import Outcome, ZivverClient
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    succeeded: list[Change] = field(default_factory=list)
+    failed: list[tuple[Change, str]] = field(default_factory=list)
+    cancelled: int = 0
+
+    @property
+    def done(self) -> int:
+        return len(self.succeeded) + len(self.failed)
+
+
+class Applier:
+    """Sends the changes of one run; knows the organization as it was read."""
+
+    def __init__(
+        self,
+        client: ZivverClient,
+        store: Store,
+        run_id: int,
+        accounts: Iterable[ZivverAccount],
+        user_ids: dict[str, str],
+        emit: Callable[[ChangeEvent], None],
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.run_id = run_id
+        self.by_id = {account.zivver_id: account for account in accounts}
+        self.user_ids = dict(user_ids)
+        self.emit = emit
+
+    async def run(self, changes: list[Change], cancel: asyncio.Event | None = None) -> ApplyResult:
+        result = ApplyResult()
+        total = len(changes)
+        for index, change in enumerate(changes):
+            if cancel is not None and cancel.is_set():
+                for rest in changes[index:]:
+                    self.store.journal(self.run_id, rest, "cancelled")
+                result.cancelled = total - index
+                break
+            self.store.journal(self.run_id, change, "sending")
+            try:
+                outcome = await self._send(change)
+            except Exception as error:  # a bug must not lose the journal: record and go on
+                outcome = Outcome(False, None, {}, None, 1, f"Internal error while sending: {error!r}")
+            if outcome.ok:
+                self._remember(change, outcome)
+                result.succeeded.append(change)
+                state = "succeeded"
+            else:
+                result.failed.append((change, outcome.error or "failed"))
+                state = "failed"
+            self.store.journal(
+                self.run_id, change, state,
+                error=outcome.error, request=outcome.request, response=outcome.response,
+                http_status=outcome.status, attempts=outcome.attempts,
+            )
+            self.emit(ChangeEvent(change, outcome.ok, outcome.error, result.done, total, len(result.failed)))
+        return result
+
+    # --- one change --------------------------------------------------------------------------------
+
+    async def _send(self, change: Change) -> Outcome:
+        action = change.action
+        if action is Action.CREATE_USER:
+            after = change.after
+            body = scim.user_body(
+                after["email"], after.get("display_name") or after["email"], True,
+                after.get("aliases", []), after.get("delegates", []), after.get("division"), change.sso_key,
+            )
+            return await self.client.send(
+                "POST", "/Users", body, before_retry=self._lookup("Users", "userName", after["email"])
+            )
+        if action is Action.CREATE_FUNCTIONAL:
+            after = change.after
+            members, missing = self._member_ids(after.get("delegates", []))
+            body = scim.group_body(after["email"], after.get("display_name") or after["email"], after.get("aliases", []), members)
+            outcome = await self.client.send(
+                "POST", "/Groups", body, before_retry=self._lookup("Groups", "externalId", after["email"])
+            )
+            return _note_missing(outcome, missing)
+        assert change.zivver_id is not None
+        current = self.by_id[change.zivver_id]
+        if action in (Action.DELETE_USER, Action.DELETE_FUNCTIONAL):
+            path = "/Users/" if action is Action.DELETE_USER else "/Groups/"
+            return await self.client.send("DELETE", path + change.zivver_id)
+        if current.kind is Kind.PERSONAL:
+            state = _merged(current, change.after)
+            body = scim.user_body(
+                state["email"], state["display_name"], state["active"], state["aliases"],
+                state["delegates"], state["division"], change.sso_key,
+            )
+            return await self.client.send("PUT", f"/Users/{change.zivver_id}", body)
+        return await self._update_group(change, current)
+
+    async def _update_group(self, change: Change, current: ZivverAccount) -> Outcome:
+        path = f"/Groups/{change.zivver_id}"
+        state = _merged(current, change.after)
+        members, missing = self._member_ids(state["delegates"])
+        others = set(change.after) - {"delegates"}
+        if not members and current.delegates:
+            # Zivver ignores an empty members list in a PUT: clearing needs a PATCH
+            if others:
+                outcome = await self.client.send("PUT", path, scim.group_body(state["email"], state["display_name"], state["aliases"], []))
+                if not outcome.ok:
+                    return outcome
+            return await self.client.send("PATCH", path, scim.clear_members_body())
+        if not others:
+            return _note_missing(await self.client.send("PATCH", path, scim.replace_members_body(members)), missing)
+        body = scim.group_body(state["email"], state["display_name"], state["aliases"], members)
+        return _note_missing(await self.client.send("PUT", path, body), missing)
+
+    def _member_ids(self, delegates: list[str]) -> tuple[list[str], list[str]]:
+        ids, missing = [], []
+        for address in delegates:
+            user_id = self.user_ids.get(address)
+            (ids if user_id else missing).append(user_id or address)
+        return sorted(ids), missing
+
+    def _lookup(self, kind: str, attribute: str, value: str) -> Callable[[], Any]:
+        async def look() -> Outcome | None:
+            found = await self.client.find(kind, attribute, value)
+            if found is None:
+                return None
+            return Outcome(True, 200, {}, {"status": 200, "body": found, "note": "found after a lost answer; not created twice"}, 1, body=found)
+
+        return look
+
+    def _remember(self, change: Change, outcome: Outcome) -> None:
+        action = change.action
+        if action in (Action.DELETE_USER, Action.DELETE_FUNCTIONAL):
+            if change.source_id:
+                self.store.forget_account(change.source_id)
+            return
+        zivver_id = change.zivver_id
+        if action in (Action.CREATE_USER, Action.CREATE_FUNCTIONAL):
+            zivver_id = str((outcome.body or {}).get("id") or "") or None
+            if zivver_id and action is Action.CREATE_USER:
+                self.user_ids[change.email] = zivver_id
+        if zivver_id and change.source_id:
+            kind = Kind.PERSONAL if action.kind is Kind.PERSONAL else Kind.FUNCTIONAL
+            self.store.remember_account(change.source_id, kind.value, zivver_id, change.email, change.source, change.sso_key)
+
+
+def _merged(current: ZivverAccount, after: dict[str, Any]) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "email": current.email,
+        "display_name": current.display_name,
+        "active": current.active,
+        "aliases": sorted(current.aliases),
+        "delegates": sorted(current.delegates),
+        "division": current.division,
+    }
+    state.update({key: value for key, value in after.items() if key in state})
+    return state
+
+
+def _note_missing(outcome: Outcome, missing: list[str]) -> Outcome:
+    if missing and outcome.ok and outcome.response is not None:
+        outcome.response["note"] = f"delegates without a Zivver user were left out: {', '.join(missing)}"
+    return outcome

@@ -1,0 +1,406 @@
+"""The TOML profile as pydantic models.
+
+Every field's docstring is written for the admin; ``config.example.toml`` documents the
+same keys. Errors name the file, the dotted key, a did-you-mean, and what to do.
+Secrets are never written in the profile itself: only ``*_env`` (an environment
+variable's name) or ``*_file`` (a file holding the secret).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "zsync.toml"
+
+
+class GuardedAction(StrEnum):
+    """The five actions that need an explicit confirmation (product.md)."""
+
+    SUSPEND_USERS = "suspend-users"
+    SUSPEND_FUNCTIONAL = "suspend-functional"
+    DELETE_USERS = "delete-users"
+    DELETE_FUNCTIONAL = "delete-functional"
+    UPDATE_SSO_KEYS = "update-sso-keys"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetConfig(_Section):
+    url: str = "https://app.zivver.com/api/scim/v2"
+    """Base URL of Zivver's SCIM API (or of the emulator)."""
+    api_key_env: str | None = None
+    """Name of the environment variable that holds the API key."""
+    api_key_file: Path | None = None
+    """File that holds the API key (first line; surrounding whitespace is ignored)."""
+    verify_tls: bool = True
+    """Verify Zivver's TLS certificate. Switch off only for a test server."""
+    ca_file: Path | None = None
+    """Extra CA bundle to trust for the target (PEM)."""
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    """How long to wait for one HTTP request before retrying it."""
+    rate_limit_requests: int = Field(default=50, ge=1)
+    """At most this many requests are sent per ``rate_limit_window_seconds``."""
+    rate_limit_window_seconds: float = Field(default=10.0, gt=0)
+    """The window of Zivver's rate limit."""
+    max_retries: int = Field(default=5, ge=0, le=20)
+    """Retries of one request after a 429, a 5xx, a time-out or a dropped connection."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_url(value, ("http", "https"), "https://app.zivver.com/api/scim/v2")
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> TargetConfig:
+        _check_secret_keys(self.api_key_env, self.api_key_file, "api_key")
+        return self
+
+
+class LdapAttributes(_Section):
+    """Which directory attribute feeds which account field (presets fill the defaults)."""
+
+    id: str | None = None
+    """Immutable id used for account mapping (AD ``objectGUID``, OpenLDAP ``entryUUID``)."""
+    mail: str | None = None
+    display_name: str | None = None
+    aliases: str | None = None
+    """Multi-valued; AD ``proxyAddresses`` (only ``smtp:`` entries are used) or e.g. ``mailAlternateAddress``."""
+    delegates: str | None = None
+    """Multi-valued DN attribute naming the accounts that get delegated access."""
+    members: str | None = None
+    """Group membership attribute (DNs); members of a functional group become its delegates."""
+    disabled: str | None = None
+    """AD: ``userAccountControl`` (bit 2). OpenLDAP: an attribute whose value TRUE/1/yes means disabled."""
+    sso_key: str | None = None
+    """Attribute sent to Zivver as SsoAccountKey (AD: ``objectGUID``)."""
+    recipient_type: str | None = None
+    """AD: ``msExchRecipientTypeDetails``; value 4 marks a shared mailbox (a functional account)."""
+    division: str | None = None
+    """Attribute holding the Zivver division / organizational unit, if any."""
+
+
+class LdapSourceConfig(_Section):
+    type: Literal["ldap"]
+    name: str = Field(min_length=1)
+    """Shown in every message about this source."""
+    url: str
+    """``ldaps://host:636`` or ``ldap://host:389`` (add ``start_tls = true``)."""
+    bind_dn: str | None = None
+    """Service account to bind as (DN or ``user@domain``); empty for an anonymous bind."""
+    password_env: str | None = None
+    password_file: Path | None = None
+    base_dn: str = Field(min_length=1)
+    """Everything below this DN is read; entries outside it are never synced."""
+    directory: Literal["active-directory", "openldap"] = "active-directory"
+    """Preset of filters and attributes."""
+    start_tls: bool = False
+    """Upgrade an ``ldap://`` connection with StartTLS before binding."""
+    verify_tls: bool = True
+    """Verify the directory's TLS certificate (on by default)."""
+    ca_file: Path | None = None
+    """CA bundle (PEM) that signed the directory's certificate."""
+    tls_server_name: str | None = None
+    """Name expected in the certificate when it differs from the URL's host."""
+    page_size: int = Field(default=1000, ge=1, le=100000)
+    """Paged search size; Active Directory caps pages at 1000."""
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    user_filter: str | None = None
+    """LDAP filter for personal accounts (preset default if empty)."""
+    group_filter: str | None = None
+    """LDAP filter for functional accounts from groups (preset default; ``""`` turns groups off)."""
+    attributes: LdapAttributes = LdapAttributes()
+
+    @field_validator("url")
+    @classmethod
+    def _ldap_url(cls, value: str) -> str:
+        return _check_url(value, ("ldap", "ldaps"), "ldaps://dc1.example.org:636")
+
+    @field_validator("user_filter", "group_filter")
+    @classmethod
+    def _balanced(cls, value: str | None) -> str | None:
+        if value:
+            depth = 0
+            for char in value:
+                depth += {"(": 1, ")": -1}.get(char, 0)
+                if depth < 0:
+                    break
+            if depth != 0 or not value.startswith("("):
+                raise ValueError(
+                    f"{value!r} is not a valid LDAP filter: it must start with '(' and its "
+                    "parentheses must balance, e.g. '(&(objectClass=user)(mail=*))'"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _secret(self) -> LdapSourceConfig:
+        _check_secret_keys(self.password_env, self.password_file, "password")
+        if self.bind_dn and not (self.password_env or self.password_file):
+            raise ValueError(
+                "bind_dn is set but no password: add password_env (an environment variable's "
+                "name) or password_file"
+            )
+        if self.start_tls and self.url.lower().startswith("ldaps:"):
+            raise ValueError("start_tls is for ldap:// URLs; ldaps:// is already encrypted")
+        return self
+
+
+class CsvSourceConfig(_Section):
+    type: Literal["csv"]
+    name: str = Field(min_length=1)
+    path: Path
+    """CSV file; relative paths are relative to the profile. Columns are in the README."""
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    encoding: str = "utf-8-sig"
+
+
+SourceConfig = Annotated[LdapSourceConfig | CsvSourceConfig, Field(discriminator="type")]
+
+
+class SyncConfig(_Section):
+    create_users: bool = True
+    """Create new users in Zivver for active directory users."""
+    suspend_users: bool = True
+    """Suspend users missing or disabled in the sources."""
+    update_users: bool = True
+    """Update name, address (rename), aliases and delegates of existing users."""
+    reactivate_users: bool = True
+    """Re-enable suspended users who are active again in the sources."""
+    delete_users: bool = False
+    """Delete users missing from the sources (irreversible; needs confirmation)."""
+    update_sso_keys: bool = False
+    """Send the SsoAccountKey of existing users again (needs confirmation; can break SSO)."""
+    create_functional_accounts: bool = True
+    update_functional_accounts: bool = True
+    """Update name, aliases and delegates of functional accounts."""
+    suspend_functional_accounts: bool = True
+    """Remove all delegates of functional accounts missing or disabled in the sources."""
+    delete_functional_accounts: bool = False
+    """Delete functional accounts missing from the sources (irreversible; needs confirmation)."""
+    sync_aliases: bool = True
+    sync_delegations: bool = True
+    domains: list[str] = []
+    """Domain filter: only addresses in these (claimed) domains are ever touched. Empty = all."""
+    suspend_threshold_percent: float = Field(default=5.0, ge=0, le=100)
+    """Suspending more than this share of an account kind needs confirmation."""
+    shrink_guard_percent: float = Field(default=50.0, ge=0, le=100)
+    """A source that shrank by more than this share since the last good run plans no removals."""
+    confirm: list[GuardedAction] = []
+    """Guarded actions confirmed in advance for unattended runs (like ``--confirm``)."""
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        cleaned = [domain.strip().lower().lstrip("@") for domain in value]
+        for domain in cleaned:
+            if not domain or "." not in domain or "@" in domain or " " in domain:
+                raise ValueError(f"{domain!r} is not a domain name like 'example.org'")
+        return cleaned
+
+
+class Config(_Section):
+    target: TargetConfig
+    sources: list[SourceConfig] = Field(min_length=1)
+    sync: SyncConfig = SyncConfig()
+    state_dir: Path | None = None
+    """Where the local store (account mapping, run history) lives. Default: ``<profile dir>/zsync-state``."""
+
+    path: Path = Path(DEFAULT_CONFIG_NAME)
+    """The profile file this was read from (set by :func:`load_config`, not a TOML key)."""
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        seen: set[str] = set()
+        for source in self.sources:
+            if source.name in seen:
+                raise ValueError(f"two sources are named {source.name!r}; give each a unique name")
+            seen.add(source.name)
+        return self
+
+    @property
+    def state_path(self) -> Path:
+        base = self.path.parent
+        return _relative_to(base, self.state_dir) if self.state_dir else base / "zsync-state"
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the profile, relative to the profile's folder."""
+        return _relative_to(self.path.parent, path)
+
+
+def _relative_to(base: Path, path: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _check_url(value: str, schemes: tuple[str, ...], example: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in schemes or not parts.hostname:
+        raise ValueError(f"{value!r} is not a {'/'.join(schemes)} URL like {example!r}")
+    try:
+        parts.port
+    except ValueError as error:
+        raise ValueError(f"{value!r} has an invalid port: {error}") from None
+    return value.strip().rstrip("/")
+
+
+def _check_secret_keys(env: str | None, file: Path | None, what: str) -> None:
+    if env and file:
+        raise ValueError(f"set only one of {what}_env and {what}_file")
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("ZSYNC_CONFIG", DEFAULT_CONFIG_NAME))
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read and validate a profile.
+
+    Raises:
+        ConfigError: naming the file, the key and what to do.
+    """
+    path = Path(path) if path else default_config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such profile. Copy config.example.toml to {path} and edit it, "
+            "or pass --config PATH."
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the profile: {error}") from error
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from error
+    return parse_config(data, path)
+
+
+def parse_config(data: dict[str, Any], path: Path) -> Config:
+    """Validate parsed TOML; ``path`` is where it came from (for messages and relative paths)."""
+    if "path" in data:
+        raise ConfigError(f"{path}: 'path' is not a profile key; remove it.")
+    try:
+        return Config.model_validate({**data, "path": path})
+    except ValidationError as error:
+        raise ConfigError(_explain_validation(error, data, path)) from None
+
+
+def _explain_validation(error: ValidationError, data: dict[str, Any], path: Path) -> str:
+    lines = [f"{path}: the profile is not valid:"]
+    for item in error.errors():
+        loc = [part for part in item["loc"] if part not in ("ldap", "csv")]
+        key = _dotted(loc, data)
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            hint = _did_you_mean(loc, data)
+            lines.append(f"  - {key}: unknown key.{hint}")
+        elif kind == "missing":
+            lines.append(f"  - {key}: required key is missing.")
+        elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
+            lines.append(f"  - {key}.type: must be \"ldap\" or \"csv\".")
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            got = item.get("input")
+            shown = "" if isinstance(got, dict | list) or kind.startswith("value_error") else f" (got {got!r})"
+            lines.append(f"  - {key}: {message}{shown}.")
+    lines.append("Fix these keys (config.example.toml documents every key) and run again.")
+    return "\n".join(lines)
+
+
+def _dotted(loc: list[Any], data: dict[str, Any]) -> str:
+    parts: list[str] = []
+    node: Any = data
+    for part in loc:
+        if isinstance(part, int):
+            label = f"[{part}]"
+            if isinstance(node, list) and part < len(node) and isinstance(node[part], dict):
+                name = node[part].get("name")
+                label = f"[{part}]" + (f" ({name})" if name else "")
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + str(part))
+        node = node[part] if isinstance(node, dict | list) and _has(node, part) else None
+    return "".join(parts) or "(top level)"
+
+
+def _has(node: dict[str, Any] | list[Any], part: Any) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(part, int) and part < len(node)
+
+
+_MODELS_BY_SECTION: dict[str, type[BaseModel]] = {
+    "target": TargetConfig,
+    "sync": SyncConfig,
+    "attributes": LdapAttributes,
+}
+
+
+def _did_you_mean(loc: list[Any], data: dict[str, Any]) -> str:
+    unknown = str(loc[-1])
+    model: type[BaseModel] = Config
+    if len(loc) > 1:
+        parent = loc[-2]
+        if isinstance(parent, int):
+            source = data.get("sources", [{}])[parent] if loc[0] == "sources" else {}
+            model = CsvSourceConfig if source.get("type") == "csv" else LdapSourceConfig
+        else:
+            model = _MODELS_BY_SECTION.get(str(parent), Config)
+    known = [name for name in model.model_fields if name != "path"]
+    close = difflib.get_close_matches(unknown, known, n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else f" Known keys here: {', '.join(known)}."
+
+
+# --- secrets -----------------------------------------------------------------------------
+
+
+def read_secret(env: str | None, file: Path | None, key: str, config: Config) -> str | None:
+    """The secret named by ``<key>_env`` or ``<key>_file``; None when neither is set.
+
+    Raises:
+        ConfigError: the variable is unset or empty, or the file is unreadable or empty.
+    """
+    if env:
+        value = os.environ.get(env, "").strip()
+        if not value:
+            raise ConfigError(
+                f"{config.path}: {key}_env names the environment variable {env}, which is not "
+                f"set or empty. Export {env}=... (or use {key}_file) and run again."
+            )
+        return value
+    if file:
+        resolved = config.resolve(file)
+        try:
+            value = resolved.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise ConfigError(
+                f"{config.path}: {key}_file {resolved} cannot be read ({error.strerror}). "
+                "Check the path and that this user may read it."
+            ) from None
+        if not value:
+            raise ConfigError(f"{config.path}: {key}_file {resolved} is empty; put the secret in it.")
+        return value.splitlines()[0].strip()
+    return None
+
+
+def api_key(config: Config) -> str:
+    key = read_secret(config.target.api_key_env, config.target.api_key_file, "target.api_key", config)
+    if not key:
+        raise ConfigError(
+            f"{config.path}: target has no API key: set target.api_key_env or target.api_key_file."
+        )
+    return key

@@ -1,0 +1,224 @@
+"""The four steps as one object, shared by the TUI and ``zsync --headless``.
+
+    session = SyncSession(config, emit=print_event)
+    await session.load()                 # step 1: sources (in order) and Zivver
+    plan = session.plan()                # step 2: recomputed at once when options change
+    result = await session.apply(plan, confirmed={...})   # step 3
+    session.store.changes(session.run_id)                  # step 4: review
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from .apply import Applier, ApplyResult
+from .config import Config, GuardedAction, SyncConfig, api_key
+from .errors import SourceError, TargetError, ZsyncError
+from .model import Event, LogEvent, Notice, Plan, SourceAccount, StepEvent, ZivverAccount
+from .plan import merge_sources, plan
+from .sources import SourceResult, make_source
+from .store import Store
+from .zivver.client import ZivverClient
+
+Emit = Callable[[Event], None]
+
+
+@dataclass(slots=True)
+class LoadResult:
+    sources: list[SourceResult] = field(default_factory=list)
+    source_errors: dict[str, str] = field(default_factory=dict)
+    target_error: str | None = None
+    zivver: list[ZivverAccount] = field(default_factory=list)
+    user_ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.source_errors and self.target_error is None
+
+    def errors(self) -> list[str]:
+        return list(self.source_errors.values()) + ([self.target_error] if self.target_error else [])
+
+
+class SyncSession:
+    """One admin's (or one timer's) synchronization of one profile."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        emit: Emit | None = None,
+        mode: str = "headless",
+        http: httpx.AsyncClient | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.config = config
+        self.options: SyncConfig = config.sync
+        self._emit = emit or (lambda event: None)
+        self.mode = mode
+        self._http = http
+        self.store = store or Store.open(config.state_path)
+        self.run_id: int | None = None
+        self.loaded: LoadResult | None = None
+        self.merged: list[SourceAccount] = []
+        self.merge_notices: list[Notice] = []
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, LogEvent):
+            self.store.add_event(self.run_id, event.level, event.message)
+        elif isinstance(event, StepEvent) and event.state == "failed" and event.detail:
+            self.store.add_event(self.run_id, "error", event.detail)
+        self._emit(event)
+
+    def client(self) -> ZivverClient:
+        target = self.config.target
+        verify: bool | str = str(self.config.resolve(target.ca_file)) if target.ca_file else target.verify_tls
+        return ZivverClient(
+            target.url,
+            api_key(self.config),
+            http=self._http,
+            rate_limit_requests=target.rate_limit_requests,
+            rate_limit_window_seconds=target.rate_limit_window_seconds,
+            max_retries=target.max_retries,
+            timeout_seconds=target.timeout_seconds,
+            verify=verify,
+        )
+
+    # --- step 1 -------------------------------------------------------------------------------
+
+    async def load(self, dry_run: bool = False) -> LoadResult:
+        """Read every source (in order) and the Zivver organization. Never raises for I/O."""
+        if self.run_id is None:
+            self.run_id = self.store.start_run(self.mode, dry_run)
+        result = LoadResult()
+        for source_config in self.config.sources:
+            try:
+                source = make_source(source_config, self.config)
+                result.sources.append(await source.load(self.emit))
+            except ZsyncError as error:
+                result.source_errors[source_config.name] = str(error)
+                self.emit(LogEvent("error", str(error)))
+            except Exception as error:  # an unexpected failure still names the source
+                message = f"Source {source_config.name!r}: unexpected error while reading: {error!r}"
+                result.source_errors[source_config.name] = message
+                self.emit(LogEvent("error", message))
+        await self._load_target(result)
+        self.loaded = result
+        self.merged, self.merge_notices = merge_sources((r.name, r.accounts) for r in result.sources)
+        for source_result in result.sources:
+            for notice in source_result.notices:
+                self.emit(LogEvent(notice.level, notice.message))
+        for notice in self.merge_notices:
+            self.emit(LogEvent(notice.level, notice.message))
+        return result
+
+    async def _load_target(self, result: LoadResult) -> None:
+        step = "Zivver: read users and functional accounts"
+        self.emit(StepEvent(step, step, "running"))
+        try:
+            client = self.client()
+        except ZsyncError as error:
+            result.target_error = str(error)
+            self.emit(StepEvent(step, step, "failed", detail=str(error)))
+            return
+        try:
+            def on_page(kind: str, done: int, total: int | None) -> None:
+                self.emit(StepEvent(step, step, "running", done, total, f"{kind}"))
+
+            result.zivver, result.user_ids = await client.read_organization(on_page)
+        except TargetError as error:
+            result.target_error = str(error)
+            self.emit(StepEvent(step, step, "failed", detail=str(error)))
+            return
+        finally:
+            await client.aclose()
+        self.emit(StepEvent(step, step, "done", len(result.zivver), len(result.zivver)))
+
+    # --- step 2 -------------------------------------------------------------------------------
+
+    def removals_blocked(self) -> str | None:
+        """Why this run must not suspend or delete anything (an unhealthy read), or None."""
+        loaded = self._require_loaded()
+        if loaded.source_errors:
+            return f"source(s) {', '.join(loaded.source_errors)} could not be read completely"
+        unsure = [r.name for r in loaded.sources if r.unidentified]
+        if unsure:
+            return f"source(s) {', '.join(unsure)} have entries that could not be read (see the warnings)"
+        previous = self.store.last_good_counts()
+        share = self.options.shrink_guard_percent
+        for source in loaded.sources:
+            before = previous.get(source.name)
+            now = len(source.accounts)
+            if before and (before - now) * 100 > share * before:
+                return (
+                    f"source {source.name!r} shrank from {before} to {now} accounts since the last good run "
+                    f"(more than {share:g} %); check the source, or confirm by running with a larger "
+                    "sync.shrink_guard_percent once"
+                )
+        return None
+
+    def plan(self, options: SyncConfig | None = None) -> Plan:
+        """Compute the plan from what was loaded (no reload). ``options`` overrides the profile's."""
+        loaded = self._require_loaded()
+        if options is not None:
+            self.options = options
+        protected = frozenset(i for r in loaded.sources for i in r.unreadable_ids)
+        result = plan(self.merged, loaded.zivver, self.store.mapping(), self.options, self.removals_blocked(), protected)
+        result.notices[:0] = self.merge_notices
+        result.counts.update({f"source:{r.name}": len(r.accounts) for r in loaded.sources})
+        return result
+
+    def _require_loaded(self) -> LoadResult:
+        if self.loaded is None:
+            raise RuntimeError("load() must run before plan()")
+        return self.loaded
+
+    # --- step 3 -------------------------------------------------------------------------------
+
+    def confirmed_in_profile(self) -> set[GuardedAction]:
+        return set(self.options.confirm)
+
+    async def apply(
+        self,
+        plan: Plan,
+        confirmed: set[GuardedAction],
+        excluded: frozenset[int] = frozenset(),
+        cancel: asyncio.Event | None = None,
+    ) -> ApplyResult:
+        """Send every change that is neither held (unconfirmed guard) nor excluded."""
+        loaded = self._require_loaded()
+        if not loaded.ok:
+            raise ZsyncError("The last load was incomplete; nothing is applied. Reload and try again.")
+        assert self.run_id is not None
+        held = {c.id for c in plan.held(confirmed)}
+        states = {c.id: "held" for c in plan.changes if c.id in held}
+        states.update({i: "excluded" for i in excluded})
+        self.store.record_plan(self.run_id, plan, states)
+        self.store.remember_matches(plan.matches)
+        self.store.set_run_status(self.run_id, "applying")
+        to_send = [c for c in plan.changes if c.id not in held and c.id not in excluded]
+        client = self.client()
+        try:
+            applier = Applier(client, self.store, self.run_id, loaded.zivver, loaded.user_ids, self.emit)
+            return await applier.run(to_send, cancel)
+        finally:
+            await client.aclose()
+
+    def record_plan_only(self, plan: Plan, confirmed: set[GuardedAction]) -> None:
+        """A dry run keeps its plan in the history too."""
+        assert self.run_id is not None
+        held = {c.id: "held" for c in plan.held(confirmed)}
+        self.store.record_plan(self.run_id, plan, held)
+
+    def finish(self, status: str, summary: dict[str, object], healthy: bool) -> None:
+        assert self.run_id is not None
+        if healthy and self.loaded is not None:
+            self.store.record_source_counts(self.run_id, {r.name: len(r.accounts) for r in self.loaded.sources})
+        self.store.finish_run(self.run_id, status, summary)
+
+    def close(self) -> None:
+        self.store.close()
+

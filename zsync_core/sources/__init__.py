@@ -1,0 +1,48 @@
+"""Directory sources behind one interface.
+
+A source reads everything it is configured for and returns :class:`SourceResult`;
+it reports progress as :class:`~zsync_core.model.StepEvent`s through ``emit`` and
+raises :class:`~zsync_core.errors.SourceError` when it cannot read completely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..config import Config, CsvSourceConfig, LdapSourceConfig, SourceConfig
+from ..model import Event, Notice, SourceAccount
+
+Emit = Callable[[Event], None]
+
+
+@dataclass(slots=True)
+class SourceResult:
+    name: str
+    accounts: list[SourceAccount]
+    notices: list[Notice] = field(default_factory=list)
+    unreadable_ids: set[str] = field(default_factory=set)
+    """Ids of entries that could not be parsed (their accounts must not count as missing)."""
+    unidentified: int = 0
+    """Entries that could not be parsed and have no id: removals are unsafe this run."""
+
+
+class Source(Protocol):
+    name: str
+
+    async def load(self, emit: Emit) -> SourceResult:
+        """Read the whole source. Raises SourceError when that is not possible."""
+        ...
+
+
+def make_source(source: SourceConfig, config: Config) -> Source:
+    if isinstance(source, LdapSourceConfig):
+        from .ldap import LdapSource
+
+        return LdapSource(source, config)
+    if isinstance(source, CsvSourceConfig):
+        from .csv import CsvSource
+
+        return CsvSource(source, config)
+    raise TypeError(f"unknown source type {type(source).__name__}")

@@ -1,0 +1,427 @@
+"""LDAP / Active Directory source (ldap3, run in a worker thread).
+
+Reads users and mail-enabled groups with paged searches, and turns them into accounts:
+users become personal accounts (AD shared mailboxes, ``msExchRecipientTypeDetails`` 4,
+become functional accounts); mail-enabled groups become functional accounts whose
+(nested, flattened) members are the delegates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import ldap3
+from ldap3.core import exceptions as ldap_errors
+
+from ..addresses import normalize_address
+from ..config import Config, LdapAttributes, LdapSourceConfig, read_secret
+from ..errors import SourceError
+from ..model import Event, Kind, Notice, SourceAccount, StepEvent
+from . import Emit, SourceResult
+
+PAGED_RESULTS = "1.2.840.113556.1.4.319"
+SHARED_MAILBOX = 4
+AD_DISABLED_BIT = 2
+BINARY_IDS = {"objectguid"}
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    user_filter: str
+    group_filter: str
+    nesting_filter: str
+    attributes: LdapAttributes
+
+
+PRESETS: dict[str, Preset] = {
+    "active-directory": Preset(
+        user_filter="(&(objectClass=user)(mail=*))",
+        group_filter="(&(objectClass=group)(mail=*))",
+        nesting_filter="(objectClass=group)",
+        attributes=LdapAttributes(
+            id="objectGUID",
+            mail="mail",
+            display_name="displayName",
+            aliases="proxyAddresses",
+            delegates="msExchDelegateListLink",
+            members="member",
+            disabled="userAccountControl",
+            sso_key="objectGUID",
+            recipient_type="msExchRecipientTypeDetails",
+        ),
+    ),
+    "openldap": Preset(
+        user_filter="(&(objectClass=inetOrgPerson)(mail=*))",
+        group_filter="(&(objectClass=groupOfNames)(mail=*))",
+        nesting_filter="(objectClass=groupOfNames)",
+        attributes=LdapAttributes(
+            id="entryUUID",
+            mail="mail",
+            display_name="displayName",
+            members="member",
+            sso_key="entryUUID",
+        ),
+    ),
+}
+
+FALSE_WORDS = {"", "false", "0", "no", "n", "off", "enabled", "active"}
+
+
+def effective_attributes(source: LdapSourceConfig) -> LdapAttributes:
+    """The preset's attribute mapping overridden by the source's own ``attributes``."""
+    preset = PRESETS[source.directory].attributes.model_dump()
+    preset.update(source.attributes.model_dump(exclude_none=True))
+    return LdapAttributes(**preset)
+
+
+Raw = dict[str, list[bytes]]
+
+
+class LdapSource:
+    def __init__(self, source: LdapSourceConfig, config: Config) -> None:
+        self.config = source
+        self.profile = config
+        self.name = source.name
+        self.preset = PRESETS[source.directory]
+        self.attrs = effective_attributes(source)
+
+    async def load(self, emit: Emit) -> SourceResult:
+        loop = asyncio.get_running_loop()
+
+        def threadsafe(event: Event) -> None:
+            loop.call_soon_threadsafe(emit, event)
+
+        password = read_secret(self.config.password_env, self.config.password_file, f"sources ({self.name}).password", self.profile)
+        return await asyncio.to_thread(self._load, threadsafe, password)
+
+    # --- runs in a worker thread ---------------------------------------------------------------
+
+    def _load(self, emit: Emit, password: str | None) -> SourceResult:
+        connection = self._connect(emit, password)
+        try:
+            users = self._search_step(emit, connection, "users", self.config.user_filter or self.preset.user_filter, self._user_attributes())
+            group_filter = self.preset.group_filter if self.config.group_filter is None else self.config.group_filter
+            groups = (
+                self._search_step(emit, connection, "groups", group_filter, self._group_attributes())
+                if group_filter
+                else {}
+            )
+            nested = self._nested_groups(emit, connection, users, groups)
+        finally:
+            connection.unbind()
+        step = f"{self.name}: parse"
+        emit(StepEvent(step, step, "running"))
+        result = self._parse(users, groups, nested)
+        emit(StepEvent(step, step, "done", len(result.accounts), len(result.accounts)))
+        return result
+
+    def _fail(self, emit: Emit, step: str, message: str, cause: BaseException | None = None) -> SourceError:
+        emit(StepEvent(step, step, "failed", detail=message))
+        error = SourceError(message)
+        error.__cause__ = cause
+        return error
+
+    def _connect(self, emit: Emit, password: str | None) -> ldap3.Connection:
+        source = self.config
+        url = source.url
+        parts = urlsplit(url)
+        secure = parts.scheme.lower() == "ldaps"
+        step = f"{self.name}: connect to {url}"
+        emit(StepEvent(step, step, "running"))
+        tls = None
+        if secure or source.start_tls:
+            tls = ldap3.Tls(
+                validate=ssl.CERT_REQUIRED if source.verify_tls else ssl.CERT_NONE,
+                ca_certs_file=str(self.profile.resolve(source.ca_file)) if source.ca_file else None,
+                valid_names=[source.tls_server_name] if source.tls_server_name else None,
+            )
+        server = ldap3.Server(
+            parts.hostname,
+            port=parts.port or (636 if secure else 389),
+            use_ssl=secure,
+            tls=tls,
+            get_info=ldap3.NONE,
+            connect_timeout=source.timeout_seconds,
+        )
+        connection = ldap3.Connection(
+            server,
+            user=source.bind_dn,
+            password=password,
+            read_only=True,
+            receive_timeout=source.timeout_seconds,
+            raise_exceptions=False,
+            auto_referrals=False,
+        )
+        try:
+            connection.open()
+            if source.start_tls:
+                connection.start_tls()
+        except ldap_errors.LDAPException as error:
+            raise self._fail(emit, step, self._explain_connect(error), error) from error
+        emit(StepEvent(step, step, "done"))
+        step = f"{self.name}: bind as {source.bind_dn or 'anonymous'}"
+        emit(StepEvent(step, step, "running"))
+        try:
+            bound = connection.bind()
+        except ldap_errors.LDAPException as error:
+            raise self._fail(emit, step, self._explain_connect(error), error) from error
+        if not bound:
+            result = connection.result or {}
+            description = result.get("description", "")
+            if description == "invalidCredentials":
+                reason = f"invalid credentials for {source.bind_dn}. Check bind_dn and the password in {source.password_env or source.password_file}"
+            elif description == "strongerAuthRequired":
+                reason = "the server requires an encrypted connection: use ldaps:// or start_tls = true"
+            else:
+                reason = f"{description or 'refused'} {result.get('message', '')}".strip()
+            raise self._fail(emit, step, f"LDAP bind to {url} failed: {reason}.")
+        emit(StepEvent(step, step, "done"))
+        return connection
+
+    def _explain_connect(self, error: BaseException) -> str:
+        url = self.config.url
+        text = str(error)
+        if "certificate" in text.lower() or isinstance(error, ldap_errors.LDAPSSLConfigurationError):
+            return (
+                f"Source {self.name!r}: TLS certificate of {url} could not be verified ({text}). "
+                "Set ca_file to the CA that signed it (or tls_server_name if the name differs)."
+            )
+        if "timed out" in text.lower():
+            return f"Source {self.name!r}: {url} did not answer within {self.config.timeout_seconds:g} s. Check host, port and firewall."
+        return f"Source {self.name!r}: cannot connect to {url}: {text}. Check the host, port and that the server runs."
+
+    def _user_attributes(self) -> list[str]:
+        a = self.attrs
+        names = [a.id, a.mail, a.display_name, a.aliases, a.delegates, a.disabled, a.sso_key, a.recipient_type, a.division, "cn"]
+        return sorted({name for name in names if name})
+
+    def _group_attributes(self) -> list[str]:
+        a = self.attrs
+        names = [a.id, a.mail, a.display_name, a.aliases, a.members, a.division, "cn"]
+        return sorted({name for name in names if name})
+
+    def _search_step(self, emit: Emit, connection: ldap3.Connection, what: str, search_filter: str, attributes: list[str]) -> dict[str, Raw]:
+        step = f"{self.name}: search {what}"
+        emit(StepEvent(step, step, "running"))
+        found: dict[str, Raw] = {}
+        try:
+            for page, entries in enumerate(self._paged(connection, search_filter, attributes), start=1):
+                found.update(entries)
+                emit(StepEvent(step, step, "running", len(found), None, f"page {page}"))
+        except SourceError as error:
+            raise self._fail(emit, step, str(error), error) from error
+        emit(StepEvent(step, step, "done", len(found), len(found)))
+        return found
+
+    def _paged(self, connection: ldap3.Connection, search_filter: str, attributes: list[str]) -> Iterator[dict[str, Raw]]:
+        cookie: bytes | None = None
+        while True:
+            try:
+                ok = connection.search(
+                    self.config.base_dn,
+                    search_filter,
+                    search_scope=ldap3.SUBTREE,
+                    attributes=attributes,
+                    paged_size=self.config.page_size,
+                    paged_cookie=cookie,
+                )
+            except ldap_errors.LDAPInvalidFilterError as error:
+                raise SourceError(f"Source {self.name!r}: invalid LDAP filter {search_filter!r}: {error}") from error
+            except ldap_errors.LDAPException as error:
+                raise SourceError(
+                    f"Source {self.name!r}: the search under {self.config.base_dn} on {self.config.url} "
+                    f"broke off ({error}); the read is incomplete, so nothing is synced from it."
+                ) from error
+            result = connection.result or {}
+            if not ok and result.get("description") not in ("success", None):
+                description = result.get("description")
+                if description == "noSuchObject":
+                    raise SourceError(f"Source {self.name!r}: base_dn {self.config.base_dn!r} does not exist on {self.config.url}.")
+                raise SourceError(
+                    f"Source {self.name!r}: search {search_filter!r} under {self.config.base_dn} failed: "
+                    f"{description} {result.get('message', '')}".strip()
+                )
+            page: dict[str, Raw] = {}
+            for item in connection.response or []:
+                if item.get("type") == "searchResEntry":
+                    page[item["dn"].lower()] = {k.lower(): v for k, v in item["raw_attributes"].items()}
+            yield page
+            controls = result.get("controls") or {}
+            cookie = controls.get(PAGED_RESULTS, {}).get("value", {}).get("cookie")
+            if not cookie:
+                return
+
+    def _nested_groups(self, emit: Emit, connection: ldap3.Connection, users: dict[str, Raw], groups: dict[str, Raw]) -> dict[str, Raw]:
+        members = (self.attrs.members or "").lower()
+        unknown = {
+            dn.decode("utf-8", "replace").lower()
+            for raw in groups.values()
+            for dn in raw.get(members, [])
+            if dn.decode("utf-8", "replace").lower() not in users
+        }
+        if not unknown or not members:
+            return {}
+        return self._search_step(emit, connection, "nested groups", self.preset.nesting_filter, [self.attrs.members or "member"])
+
+    # --- parsing (pure) -----------------------------------------------------------------------
+
+    def _parse(self, users: dict[str, Raw], groups: dict[str, Raw], nested: dict[str, Raw]) -> SourceResult:
+        result = SourceResult(self.name, [])
+        a = self.attrs
+        emails_by_dn: dict[str, str] = {}
+        active_by_dn: dict[str, bool] = {}
+        parsed_users: list[tuple[str, Raw, str]] = []
+        for dn, raw in users.items():
+            email = self._email(dn, raw, result)
+            if email is None:
+                continue
+            emails_by_dn[dn] = email
+            active_by_dn[dn] = not self._disabled(raw)
+            parsed_users.append((dn, raw, email))
+        for dn, raw, email in parsed_users:
+            shared = _int(_first(raw, a.recipient_type)) == SHARED_MAILBOX
+            delegates = frozenset(
+                emails_by_dn[d] for d in _dns(raw, a.delegates) if d in emails_by_dn and active_by_dn[d]
+            )
+            result.accounts.append(
+                SourceAccount(
+                    kind=Kind.FUNCTIONAL if shared else Kind.PERSONAL,
+                    source_id=self._id(raw, dn),
+                    email=email,
+                    display_name=self._display_name(raw, email),
+                    # shared mailboxes are disabled AD users by design; the mailbox itself is live
+                    active=True if shared else active_by_dn[dn],
+                    source=self.name,
+                    entry=dn,
+                    aliases=self._aliases(raw, email),
+                    delegates=delegates,
+                    sso_key=None if shared else self._sso_key(raw),
+                    division=_text(_first(raw, a.division)) or None,
+                )
+            )
+        all_groups = {**nested, **groups}
+        members_attr = (a.members or "").lower()
+        for dn, raw in groups.items():
+            email = self._email(dn, raw, result)
+            if email is None:
+                continue
+            delegates = frozenset(
+                emails_by_dn[d]
+                for d in _flatten(dn, all_groups, members_attr, emails_by_dn)
+                if active_by_dn.get(d)
+            )
+            result.accounts.append(
+                SourceAccount(
+                    kind=Kind.FUNCTIONAL,
+                    source_id=self._id(raw, dn),
+                    email=email,
+                    display_name=self._display_name(raw, email),
+                    active=True,
+                    source=self.name,
+                    entry=dn,
+                    aliases=self._aliases(raw, email),
+                    delegates=delegates,
+                    division=_text(_first(raw, a.division)) or None,
+                )
+            )
+        return result
+
+    def _email(self, dn: str, raw: Raw, result: SourceResult) -> str | None:
+        value = _text(_first(raw, self.attrs.mail))
+        email = normalize_address(value)
+        if email is None:
+            result.notices.append(
+                Notice("error", f"Source {self.name!r}: {dn} has mail {value!r}, which is not a valid address; entry skipped.")
+            )
+            source_id = self._id(raw, dn)
+            result.unreadable_ids.add(source_id)
+        return email
+
+    def _id(self, raw: Raw, dn: str) -> str:
+        name = (self.attrs.id or "").lower()
+        value = _first(raw, name)
+        if value is None:
+            return f"dn:{dn}"
+        if name in BINARY_IDS and len(value) == 16:
+            return str(uuid.UUID(bytes_le=value))
+        return value.decode("utf-8", "replace")
+
+    def _sso_key(self, raw: Raw) -> str | None:
+        name = (self.attrs.sso_key or "").lower()
+        value = _first(raw, name)
+        if value is None:
+            return None
+        if name in BINARY_IDS and len(value) == 16:
+            return str(uuid.UUID(bytes_le=value))
+        return value.decode("utf-8", "replace")
+
+    def _display_name(self, raw: Raw, email: str) -> str:
+        return _text(_first(raw, self.attrs.display_name)) or _text(_first(raw, "cn")) or email
+
+    def _aliases(self, raw: Raw, email: str) -> frozenset[str]:
+        name = (self.attrs.aliases or "").lower()
+        found = set()
+        for value in raw.get(name, []):
+            text = value.decode("utf-8", "replace").strip()
+            if name == "proxyaddresses":
+                prefix, _, text = text.partition(":")
+                if prefix.lower() != "smtp":
+                    continue
+            address = normalize_address(text)
+            if address and address != email:
+                found.add(address)
+        return frozenset(found)
+
+    def _disabled(self, raw: Raw) -> bool:
+        name = (self.attrs.disabled or "").lower()
+        if not name:
+            return False
+        value = _first(raw, name)
+        if value is None:
+            return False
+        if name == "useraccountcontrol":
+            return bool((_int(value) or 0) & AD_DISABLED_BIT)
+        return value.decode("utf-8", "replace").strip().lower() not in FALSE_WORDS
+
+
+def _first(raw: Raw, name: str | None) -> bytes | None:
+    if not name:
+        return None
+    values = raw.get(name.lower())
+    return values[0] if values else None
+
+
+def _text(value: bytes | None) -> str:
+    return value.decode("utf-8", "replace").strip() if value else ""
+
+
+def _int(value: bytes | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _dns(raw: Raw, name: str | None) -> list[str]:
+    return [v.decode("utf-8", "replace").lower() for v in raw.get((name or "").lower(), [])]
+
+
+def _flatten(dn: str, groups: dict[str, Raw], members: str, users: dict[str, str], seen: set[str] | None = None) -> set[str]:
+    """User DNs reachable from group ``dn`` through nested groups; cycles are cut."""
+    seen = seen if seen is not None else set()
+    if dn in seen:
+        return set()
+    seen.add(dn)
+    found: set[str] = set()
+    for member in _dns(groups.get(dn, {}), members):
+        if member in users:
+            found.add(member)
+        elif member in groups:
+            found |= _flatten(member, groups, members, users, seen)
+    return found
+

@@ -1,0 +1,320 @@
+"""The local store: account mapping, every run with its plan, every change and event.
+
+One SQLite database in the state directory (private: 0700 / 0600). Each change is
+journaled before it is sent ("sending") and after ("succeeded" / "failed"), so a run
+that was killed shows up as interrupted and the next run converges.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import LockedError, StoreError
+from .model import Change, Match, Plan
+from .plan import MappingEntry
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS mapping (
+    source_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    zivver_id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    source TEXT,
+    sso_key_sent TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    mode TEXT NOT NULL,
+    dry_run INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    summary TEXT,
+    source_counts TEXT
+);
+CREATE TABLE IF NOT EXISTS changes (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    change_id INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    email TEXT NOT NULL,
+    zivver_id TEXT,
+    source_id TEXT,
+    source TEXT,
+    before TEXT NOT NULL,
+    after TEXT NOT NULL,
+    guard TEXT,
+    state TEXT NOT NULL,
+    error TEXT,
+    request TEXT,
+    response TEXT,
+    http_status INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL,
+    PRIMARY KEY (run_id, change_id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    run_id INTEGER,
+    at REAL NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+"""
+
+FINAL_STATES = ("succeeded", "failed", "held", "excluded", "cancelled", "planned")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    started_at: float
+    finished_at: float | None
+    mode: str
+    dry_run: bool
+    status: str
+    summary: dict[str, Any]
+    source_counts: dict[str, int]
+
+
+class Store:
+    """The SQLite store. Open with :meth:`open`; one writer at a time (see :meth:`lock`)."""
+
+    def __init__(self, directory: Path, connection: sqlite3.Connection) -> None:
+        self.directory = directory
+        self.db = connection
+        self._lock_file: int | None = None
+
+    @classmethod
+    def open(cls, directory: Path) -> Store:
+        """Open (creating, private) the state directory and its database.
+
+        Raises:
+            StoreError: the directory cannot be created or written, or the database is unusable.
+        """
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = directory / "zsync.sqlite3"
+            if not path.exists():
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(
+                f"State directory {directory}: cannot be used ({error}). Check that it is writable "
+                "by this user and that the disk is not full, or set state_dir in the profile."
+            ) from error
+        return cls(directory, db)
+
+    def close(self) -> None:
+        self.unlock()
+        self.db.close()
+
+    # --- the run lock ---------------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Take the state directory's lock, so two runs never race.
+
+        Raises:
+            LockedError: another zsync run holds it.
+        """
+        path = self.directory / "zsync.lock"
+        handle = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            holder = path.read_text(errors="replace").strip() or "unknown"
+            raise LockedError(
+                f"Another zsync run is using {self.directory} (process {holder}). "
+                "Wait for it to finish; if no zsync is running, the lock frees itself."
+            ) from None
+        os.ftruncate(handle, 0)
+        os.write(handle, str(os.getpid()).encode())
+        self._lock_file = handle
+
+    def unlock(self) -> None:
+        if self._lock_file is not None:
+            os.close(self._lock_file)
+            self._lock_file = None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            yield self.db
+            self.db.execute("COMMIT")
+        except sqlite3.Error as error:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise StoreError(
+                f"Local store {self.directory / 'zsync.sqlite3'}: write failed ({error}). "
+                "Check free disk space and permissions."
+            ) from error
+
+    # --- account mapping --------------------------------------------------------------------
+
+    def mapping(self) -> dict[str, MappingEntry]:
+        rows = self.db.execute("SELECT source_id, zivver_id, sso_key_sent FROM mapping")
+        return {source_id: MappingEntry(zivver_id, sso) for source_id, zivver_id, sso in rows}
+
+    def remember_matches(self, matches: Iterable[Match]) -> None:
+        now = time.time()
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO mapping (source_id, kind, zivver_id, email, source, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(source_id) DO UPDATE SET "
+                "zivver_id = excluded.zivver_id, email = excluded.email, source = excluded.source, "
+                "kind = excluded.kind, updated_at = excluded.updated_at "
+                "WHERE mapping.zivver_id != excluded.zivver_id OR mapping.email != excluded.email",
+                [(m.source_id, m.kind.value, m.zivver_id, m.email, m.source, now) for m in matches],
+            )
+
+    def remember_account(
+        self, source_id: str, kind: str, zivver_id: str, email: str, source: str | None, sso_key: str | None
+    ) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO mapping (source_id, kind, zivver_id, email, source, sso_key_sent, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(source_id) DO UPDATE SET "
+                "zivver_id = excluded.zivver_id, email = excluded.email, "
+                "sso_key_sent = COALESCE(excluded.sso_key_sent, mapping.sso_key_sent), "
+                "updated_at = excluded.updated_at",
+                (source_id, kind, zivver_id, email, source, sso_key, time.time()),
+            )
+
+    def forget_account(self, source_id: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM mapping WHERE source_id = ?", (source_id,))
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def start_run(self, mode: str, dry_run: bool) -> int:
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET status = 'interrupted' WHERE status IN ('running', 'applying')"
+            )
+            cursor = db.execute(
+                "INSERT INTO runs (started_at, mode, dry_run, status) VALUES (?, ?, ?, 'running')",
+                (time.time(), mode, int(dry_run)),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE id = ?",
+                (status, time.time(), json.dumps(summary), run_id),
+            )
+
+    def set_run_status(self, run_id: int, status: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE runs SET status = ? WHERE id = ?", (status, run_id))
+
+    def record_source_counts(self, run_id: int, counts: dict[str, int]) -> None:
+        with self._write() as db:
+            db.execute("UPDATE runs SET source_counts = ? WHERE id = ?", (json.dumps(counts), run_id))
+
+    def last_good_counts(self) -> dict[str, int]:
+        """Source sizes of the last run whose read was complete and healthy."""
+        row = self.db.execute(
+            "SELECT source_counts FROM runs WHERE source_counts IS NOT NULL "
+            "AND status IN ('completed', 'failed-changes', 'held', 'dry-run') ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def runs(self, limit: int = 50) -> list[RunRecord]:
+        rows = self.db.execute(
+            "SELECT id, started_at, finished_at, mode, dry_run, status, summary, source_counts "
+            "FROM runs ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            RunRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5], json.loads(r[6] or "{}"), json.loads(r[7] or "{}"))
+            for r in rows
+        ]
+
+    # --- changes (the journal) ------------------------------------------------------------
+
+    def record_plan(self, run_id: int, plan: Plan, states: dict[int, str]) -> None:
+        now = time.time()
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO changes (run_id, change_id, action, email, zivver_id, source_id, "
+                "source, before, after, guard, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run_id, c.id, c.action.value, c.email, c.zivver_id, c.source_id, c.source,
+                        json.dumps(c.before), json.dumps(c.after), c.guard.value if c.guard else None,
+                        states.get(c.id, "planned"), now,
+                    )
+                    for c in plan.changes
+                ],
+            )
+
+    def journal(
+        self,
+        run_id: int,
+        change: Change,
+        state: str,
+        *,
+        error: str | None = None,
+        request: dict[str, Any] | None = None,
+        response: dict[str, Any] | None = None,
+        http_status: int | None = None,
+        attempts: int = 0,
+    ) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE changes SET state = ?, error = ?, request = COALESCE(?, request), "
+                "response = COALESCE(?, response), http_status = COALESCE(?, http_status), "
+                "attempts = MAX(attempts, ?), updated_at = ? WHERE run_id = ? AND change_id = ?",
+                (
+                    state, error,
+                    json.dumps(request) if request is not None else None,
+                    json.dumps(response) if response is not None else None,
+                    http_status, attempts, time.time(), run_id, change.id,
+                ),
+            )
+
+    def changes(self, run_id: int) -> list[dict[str, Any]]:
+        cursor = self.db.execute(
+            "SELECT change_id, action, email, zivver_id, source_id, source, before, after, guard, state, "
+            "error, request, response, http_status, attempts FROM changes WHERE run_id = ? ORDER BY change_id",
+            (run_id,),
+        )
+        names = [d[0] for d in cursor.description]
+        result = []
+        for row in cursor:
+            item = dict(zip(names, row, strict=True))
+            for key in ("before", "after", "request", "response"):
+                item[key] = json.loads(item[key]) if item[key] else None
+            result.append(item)
+        return result
+
+    # --- events ---------------------------------------------------------------------------
+
+    def add_event(self, run_id: int | None, level: str, message: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO events (run_id, at, level, message) VALUES (?, ?, ?, ?)",
+                (run_id, time.time(), level, message),
+            )
+
+    def events(self, run_id: int | None = None) -> list[tuple[float, str, str]]:
+        if run_id is None:
+            rows = self.db.execute("SELECT at, level, message FROM events ORDER BY rowid")
+        else:
+            rows = self.db.execute("SELECT at, level, message FROM events WHERE run_id = ? ORDER BY rowid", (run_id,))
+        return list(rows)

@@ -1,0 +1,232 @@
+"""The thin async I/O layer to Zivver's SCIM API, on an injected ``httpx.AsyncClient``.
+
+Paces itself to Zivver's rate limit (a sliding window, default 50 requests / 10 s),
+retries 429 / 5xx / time-outs / dropped connections with back-off honouring
+``Retry-After``, and before re-sending a create whose answer was lost it looks the
+account up, so a retry never creates a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ..errors import TargetError
+from ..model import ZivverAccount
+from . import scim
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class Pacer:
+    """Admit at most ``budget`` requests in any ``window`` seconds (a sliding window)."""
+
+    def __init__(self, budget: int, window: float, margin: float = 0.05) -> None:
+        self.budget = budget
+        self.window = window + margin
+        self.sent: deque[float] = deque()
+        self.lock = asyncio.Lock()
+        self.paused_until = 0.0
+
+    async def wait(self) -> None:
+        async with self.lock:
+            while True:
+                now = time.monotonic()
+                if now < self.paused_until:
+                    await asyncio.sleep(self.paused_until - now)
+                    continue
+                while self.sent and now - self.sent[0] >= self.window:
+                    self.sent.popleft()
+                if len(self.sent) < self.budget:
+                    self.sent.append(now)
+                    return
+                await asyncio.sleep(self.sent[0] + self.window - now)
+
+    def pause(self, seconds: float) -> None:
+        """Zivver said 429: nobody sends until ``seconds`` have passed."""
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one request (after retries)."""
+
+    ok: bool
+    status: int | None
+    request: dict[str, Any]
+    response: dict[str, Any] | None
+    attempts: int
+    error: str | None = None
+    body: Any = None
+
+
+class ZivverClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        http: httpx.AsyncClient | None = None,
+        rate_limit_requests: int = 50,
+        rate_limit_window_seconds: float = 10.0,
+        max_retries: int = 5,
+        timeout_seconds: float = 30.0,
+        verify: bool | str = True,
+        backoff_seconds: float = 0.5,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = http or httpx.AsyncClient(timeout=timeout_seconds, verify=verify)
+        self._owns_http = http is None
+        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/scim+json, application/json"}
+        self.pacer = Pacer(rate_limit_requests, rate_limit_window_seconds)
+        self.max_retries = max_retries
+        self.backoff_seconds = backoff_seconds
+        self.requests_sent = 0
+        self.rate_limited = 0
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self.http.aclose()
+
+    # --- one request, paced and retried ------------------------------------------------------
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        before_retry: Callable[[], Awaitable[Outcome | None]] | None = None,
+    ) -> Outcome:
+        """Send one request; retry what is worth retrying. Never raises for HTTP errors.
+
+        ``before_retry`` runs before a retry that follows a lost answer; if it returns an
+        Outcome (the create did happen), that is the result.
+        """
+        url = f"{self.base_url}{path}"
+        headers = dict(self._headers)
+        if method == "PATCH":
+            headers["Content-Type"] = scim.SCIM_JSON
+            headers["Accept"] = scim.SCIM_JSON
+        request = {"method": method, "url": url, "body": body}
+        attempt = 0
+        lost_answer = False
+        while True:
+            attempt += 1
+            if lost_answer and before_retry is not None:
+                found = await before_retry()
+                if found is not None:
+                    found.attempts = attempt
+                    found.request = request
+                    return found
+            await self.pacer.wait()
+            self.requests_sent += 1
+            try:
+                response = await self.http.request(method, url, json=body, params=params, headers=headers)
+            except (httpx.TimeoutException, httpx.TransportError) as error:
+                lost_answer = True
+                if attempt > self.max_retries:
+                    return Outcome(False, None, request, None, attempt, scim.explain(None, _transport_text(error), attempt))
+                await asyncio.sleep(self._backoff(attempt))
+                continue
+            if response.status_code in RETRY_STATUSES and attempt <= self.max_retries:
+                lost_answer = response.status_code in (502, 503, 504)
+                delay = self._retry_after(response) if response.status_code == 429 else None
+                if response.status_code == 429:
+                    self.rate_limited += 1
+                    self.pacer.pause(delay if delay is not None else self._backoff(attempt))
+                else:
+                    await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
+                continue
+            return _outcome(request, response, attempt)
+
+    def _backoff(self, attempt: int) -> float:
+        return min(30.0, self.backoff_seconds * 2 ** (attempt - 1)) * (0.75 + random.random() / 2)
+
+    @staticmethod
+    def _retry_after(response: httpx.Response) -> float | None:
+        value = response.headers.get("Retry-After")
+        try:
+            return max(0.0, float(value)) if value is not None else None
+        except ValueError:
+            return None
+
+    # --- reading the organization --------------------------------------------------------------
+
+    async def list_resources(self, kind: str, on_page: Callable[[int, int | None], None] | None = None) -> list[dict[str, Any]]:
+        """Every User or Group, whether or not the server pages (Zivver returns all at once).
+
+        Raises:
+            TargetError: Zivver is unreachable, refuses the key, or answers nonsense.
+        """
+        resources: list[dict[str, Any]] = []
+        start = 1
+        while True:
+            outcome = await self.send("GET", f"/{kind}", params={"startIndex": start, "count": 1000})
+            if not outcome.ok:
+                raise TargetError(f"Reading {kind} from Zivver at {self.base_url} failed: {outcome.error}")
+            data = outcome.body
+            if not isinstance(data, dict) or not isinstance(data.get("Resources", []), list):
+                raise TargetError(
+                    f"Reading {kind} from {self.base_url}: the answer is not a SCIM list. Is target.url the SCIM base URL?"
+                )
+            page = data.get("Resources") or []
+            resources.extend(page)
+            total = data.get("totalResults")
+            if on_page:
+                on_page(len(resources), total if isinstance(total, int) else None)
+            if not page or not isinstance(total, int) or len(resources) >= total:
+                return resources
+            start += len(page)
+
+    async def read_organization(
+        self, on_page: Callable[[str, int, int | None], None] | None = None
+    ) -> tuple[list[ZivverAccount], dict[str, str]]:
+        """All accounts (users and functional accounts) and the user ids by address."""
+        users_raw = await self.list_resources("Users", (lambda d, t: on_page("Users", d, t)) if on_page else None)
+        groups_raw = await self.list_resources("Groups", (lambda d, t: on_page("Groups", d, t)) if on_page else None)
+        users = [u for u in map(scim.parse_user, users_raw) if u is not None]
+        emails_by_id = {u.zivver_id: u.email for u in users}
+        groups = [g for g in (scim.parse_group(r, emails_by_id) for r in groups_raw) if g is not None]
+        return users + groups, {u.email: u.zivver_id for u in users}
+
+    async def find(self, kind: str, attribute: str, value: str) -> dict[str, Any] | None:
+        """Look one resource up by a filter (used before re-sending a create)."""
+        outcome = await self.send("GET", f"/{kind}", params={"filter": f'{attribute} eq "{value}"'})
+        if outcome.ok and isinstance(outcome.body, dict):
+            for resource in outcome.body.get("Resources") or []:
+                if str(resource.get(attribute, "")).lower() == value.lower():
+                    return resource
+        return None
+
+
+def _transport_text(error: Exception) -> str:
+    name = type(error).__name__
+    return f"{name}: {error}" if str(error) else name
+
+
+def _outcome(request: dict[str, Any], response: httpx.Response, attempts: int) -> Outcome:
+    body: Any = None
+    if response.content:
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text[:2000]
+    ok = response.status_code in (200, 201, 204)
+    return Outcome(
+        ok=ok,
+        status=response.status_code,
+        request=request,
+        response={"status": response.status_code, "body": body},
+        attempts=attempts,
+        error=None if ok else scim.explain(response.status_code, response.content, attempts),
+        body=body,
+    )

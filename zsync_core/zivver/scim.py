@@ -1,0 +1,208 @@
+"""Pure SCIM pieces for Zivver: parse resources, build request bodies, explain errors.
+
+Functional accounts are SCIM Groups whose members (by user id) are the delegates; the
+``SsoAccountKey`` is write-only. See zivver-api.md, section (h).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..addresses import normalize_address
+from ..model import Kind, ZivverAccount
+
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+ZIVVER_USER = "urn:ietf:params:scim:schemas:zivver:0.1:User"
+CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ZIVVER_GROUP = "urn:ietf:params:scim:schemas:zivver:0.1:Group"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+SCIM_JSON = "application/scim+json"
+NO_DIVISION = "/"
+
+USER_SCHEMAS = [CORE_USER, ENTERPRISE_USER, ZIVVER_USER]
+GROUP_SCHEMAS = [CORE_GROUP, ZIVVER_GROUP]
+
+
+def _addresses(values: Any) -> frozenset[str]:
+    found = set()
+    for value in values or []:
+        text = value.get("value") if isinstance(value, dict) else value
+        address = normalize_address(text if isinstance(text, str) else None)
+        if address:
+            found.add(address)
+    return frozenset(found)
+
+
+def _division(resource: dict[str, Any]) -> str | None:
+    value = (resource.get(ENTERPRISE_USER) or {}).get("division")
+    return None if value in (None, "", NO_DIVISION) else str(value)
+
+
+def parse_user(resource: dict[str, Any]) -> ZivverAccount | None:
+    email = normalize_address(resource.get("userName"))
+    if email is None or not resource.get("id"):
+        return None
+    extension = resource.get(ZIVVER_USER) or {}
+    name = resource.get("name") or {}
+    return ZivverAccount(
+        kind=Kind.PERSONAL,
+        zivver_id=str(resource["id"]),
+        email=email,
+        display_name=(name.get("formatted") or resource.get("displayName") or resource.get("nickName") or ""),
+        active=bool(resource.get("active", True)),
+        aliases=_addresses(extension.get("aliases")),
+        delegates=_addresses(extension.get("delegates")),
+        division=_division(resource),
+    )
+
+
+def parse_group(resource: dict[str, Any], emails_by_user_id: dict[str, str]) -> ZivverAccount | None:
+    email = normalize_address(resource.get("externalId"))
+    group_id = resource.get("id")
+    if email is None or not group_id:
+        return None
+    delegates = frozenset(
+        emails_by_user_id[member["value"]]
+        for member in resource.get("members") or []
+        if isinstance(member, dict) and member.get("value") != group_id and member.get("value") in emails_by_user_id
+    )
+    return ZivverAccount(
+        kind=Kind.FUNCTIONAL,
+        zivver_id=str(group_id),
+        email=email,
+        display_name=resource.get("displayName") or "",
+        active=bool(delegates),
+        aliases=_addresses((resource.get(ZIVVER_GROUP) or {}).get("aliases")),
+        delegates=delegates,
+        division=_division(resource),
+    )
+
+
+def user_body(
+    email: str,
+    display_name: str,
+    active: bool,
+    aliases: list[str],
+    delegates: list[str],
+    division: str | None,
+    sso_key: str | None,
+) -> dict[str, Any]:
+    """A complete User representation (for POST, and for PUT so no field is lost)."""
+    extension: dict[str, Any] = {"aliases": aliases, "delegates": delegates}
+    if sso_key:
+        extension["SsoAccountKey"] = sso_key
+    return {
+        "schemas": USER_SCHEMAS,
+        "userName": email,
+        "name": {"formatted": display_name},
+        "active": active,
+        ENTERPRISE_USER: {"division": division or NO_DIVISION},
+        ZIVVER_USER: extension,
+    }
+
+
+def group_body(email: str, display_name: str, aliases: list[str], member_ids: list[str]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "schemas": GROUP_SCHEMAS,
+        "externalId": email,
+        "displayName": display_name,
+        ZIVVER_GROUP: {"aliases": aliases},
+    }
+    if member_ids:
+        # Zivver ignores an empty members list in a PUT; clearing is a PATCH (clear_members_body)
+        body["members"] = [{"value": member_id} for member_id in member_ids]
+    return body
+
+
+def clear_members_body() -> dict[str, Any]:
+    return {"schemas": [PATCH_OP], "Operations": [{"op": "remove", "path": "members"}]}
+
+
+def replace_members_body(member_ids: list[str]) -> dict[str, Any]:
+    return {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "path": "members", "value": [{"value": m} for m in member_ids]}],
+    }
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def error_text(body: bytes | str) -> str:
+    """Zivver's own message from an error body (SCIM ``detail``, ``message``, or plain text)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()[:500]
+    if isinstance(data, dict):
+        for key in ("detail", "message", "error", "title"):
+            if isinstance(data.get(key), str):
+                return data[key].strip()
+    return text.strip()[:500]
+
+
+_KNOWN: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(r"Alias is already taken for (?P<other>\S+)", re.I),
+        "An alias is already used by another Zivver account ({other}). Merge that account into this "
+        "one by hand in the Zivver WebApp, or remove the alias in the directory.",
+    ),
+    (
+        re.compile(r"Alias is a guest:?\s*(?P<other>\S*)", re.I),
+        "The alias {other} has a guest account in Zivver. Merge the guest account into this account "
+        "in the Zivver WebApp (or remove the alias in the directory).",
+    ),
+    (
+        re.compile(r"Account is outside the organization", re.I),
+        "Zivver says the address is outside your organization: its domain is not claimed (adopt it "
+        "on the Domains page), or the account is personal in one place and functional in the other.",
+    ),
+    (
+        re.compile(r"Invalid division:?\s*(?P<other>.*)", re.I),
+        "Zivver does not know the division {other}. Create that organizational unit in Zivver or fix "
+        "the directory attribute.",
+    ),
+    (
+        re.compile(r"Unknown account with uuid:?\s*(?P<other>\S*)", re.I),
+        "Zivver no longer has the account {other} (deleted elsewhere?); the next run plans it again.",
+    ),
+]
+
+
+def explain(status: int | None, body: bytes | str, attempts: int = 1) -> str:
+    """An explanation of a failed request an admin can act on, with Zivver's own words."""
+    said = error_text(body) if body else ""
+    quoted = f' Zivver said: "{said}".' if said else ""
+    for pattern, message in _KNOWN:
+        match = pattern.search(said)
+        if match:
+            return message.format(**{k: v.strip() for k, v in match.groupdict().items()}) + quoted
+    if status == 401:
+        return (
+            "Zivver refused the API key (HTTP 401: You are not authorized to use the Zivver API). "
+            "Check that the key is complete, has no extra spaces, was not revoked, and that the "
+            "admin who created it still exists." + quoted
+        )
+    if status == 403:
+        return "The API key may not do this (HTTP 403); it must belong to a full administrator." + quoted
+    if status == 409:
+        return "Zivver already has an account with this address (HTTP 409)." + quoted
+    if status == 429:
+        return (
+            f"Zivver kept rate-limiting the requests (HTTP 429) after {attempts} attempts; the change "
+            "is retried on the next run. Lower target.rate_limit_requests if this repeats." + quoted
+        )
+    if status is not None and status >= 500:
+        return (
+            f"Zivver had a server error (HTTP {status}) after {attempts} attempts; the change is "
+            "retried on the next run." + quoted
+        )
+    if status in (400, 404) and said.lower().startswith(("not found", "resource")):
+        return "Zivver does not know this account (deleted elsewhere?); the next run plans it again." + quoted
+    if status is None:
+        return f"No answer from Zivver after {attempts} attempts ({said}); the change is retried on the next run."
+    return f"Zivver rejected the change (HTTP {status})." + quoted

@@ -1,0 +1,54 @@
+"""Serve the emulator over real HTTP with uvicorn: in a background thread, or in the foreground."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import uvicorn
+
+from .app import Organization, create_app
+
+
+class EmulatorServer:
+    """The emulator on a loopback port, in a thread: ``with EmulatorServer(org) as server: server.url``."""
+
+    def __init__(self, org: Organization, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.org = org
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.host, self.port = self.sock.getsockname()
+        config = uvicorn.Config(create_app(org), log_level="warning", access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/api/scim/v2"
+
+    def start(self) -> EmulatorServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Zivver emulator did not start within 10 s")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_forever(org: Organization, host: str, port: int) -> None:
+    """``zsync emulator``: serve in the foreground until Ctrl-C."""
+    uvicorn.run(create_app(org), host=host, port=port, log_level="info")

@@ -1,0 +1,129 @@
+"""The ``zsync`` command. Imports textual only when the TUI is opened.
+
+    zsync [--config PATH]                       open the TUI on a profile
+    zsync demo                                  the TUI on the built-in demo
+    zsync --headless [--config PATH] [--dry-run] [--confirm ACTION]... [--report FILE]
+    zsync check [--config PATH]                 test the profile and every connection
+    zsync emulator --port N --api-key KEY       serve a Zivver-compatible SCIM API
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from zsync_core import __version__
+from zsync_core.config import GuardedAction, default_config_path, load_config
+from zsync_core.errors import ZsyncError
+
+COMMANDS = ("demo", "check", "emulator")
+
+
+def _main_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zsync",
+        description="Keep a Zivver organization in step with the company directory.",
+        epilog="Other commands: 'zsync demo', 'zsync check [--config PATH]', 'zsync emulator --port N --api-key KEY'. "
+        "Exit codes (headless): 0 done, 1 some changes failed, 2 guarded actions held, 3 could not run.",
+    )
+    parser.add_argument("--config", metavar="PATH", help=f"profile (default ./zsync.toml or $ZSYNC_CONFIG; now {default_config_path()})")
+    parser.add_argument("--headless", action="store_true", help="run the whole synchronization without the TUI (the daily run)")
+    parser.add_argument("--dry-run", action="store_true", help="with --headless: plan and report, send nothing")
+    parser.add_argument(
+        "--confirm",
+        action="append",
+        default=[],
+        metavar="ACTION",
+        choices=[a.value for a in GuardedAction],
+        help="with --headless: allow a guarded action: " + ", ".join(a.value for a in GuardedAction),
+    )
+    parser.add_argument("--report", metavar="FILE", help="with --headless: write a JSON report of the plan and every change")
+    parser.add_argument("--version", action="version", version=f"zsync {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        command, rest = argv[0], argv[1:]
+        return {"demo": _demo, "check": _check, "emulator": _emulator}[command](rest)
+    parser = _main_parser()
+    args = parser.parse_args(argv)
+    if args.headless:
+        from .headless import run_headless
+
+        return run_headless(args.config, args.dry_run, args.confirm, args.report)
+    if args.dry_run or args.confirm or args.report:
+        parser.error("--dry-run, --confirm and --report go with --headless")
+    return _tui(args.config)
+
+
+def _tui(config_path: str | None) -> int:
+    try:
+        config = load_config(config_path)
+    except ZsyncError as error:
+        print(f"zsync: {error}", file=sys.stderr)
+        return 3
+    print(
+        f"zsync: the terminal UI is coming in the next release. Profile {config.path} is valid;\n"
+        "run 'zsync check' to test its connections and 'zsync --headless --dry-run' to see the plan.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _demo(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="zsync demo", description="Open the TUI on a built-in demo.")
+    parser.parse_args(argv)
+    from .demo import run_demo
+
+    return run_demo()
+
+
+def _check(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="zsync check", description="Test the profile and every connection.")
+    parser.add_argument("--config", metavar="PATH")
+    args = parser.parse_args(argv)
+    from zsync_core.check import check
+
+    try:
+        config = load_config(args.config)
+    except ZsyncError as error:
+        print(f"FAIL  {error}")
+        return 3
+    results = asyncio.run(check(config))
+    for result in results:
+        print(f"{'ok  ' if result.ok else 'FAIL'}  {result.what}: {result.message}")
+    failed = sum(not r.ok for r in results)
+    print("All checks passed." if not failed else f"{failed} check(s) failed; fix them and run 'zsync check' again.")
+    return 0 if not failed else 3
+
+
+def _emulator(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="zsync emulator", description="Serve a Zivver-compatible SCIM API (for tests and trials).")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--api-key", required=True, help="the bearer token clients must send")
+    parser.add_argument("--domain", action="append", default=[], help="a claimed domain (repeatable; default: all)")
+    parser.add_argument("--division", action="append", default=[], help="a known division besides '/' (repeatable)")
+    parser.add_argument("--rate-limit", type=int, default=50, help="requests per window before 429 (0 = off)")
+    parser.add_argument("--rate-window", type=float, default=10.0, help="the rate limit's window in seconds")
+    args = parser.parse_args(argv)
+    from zsync_emulator.app import Organization
+    from zsync_emulator.server import serve_forever
+
+    org = Organization(
+        api_key=args.api_key,
+        domains=[d.lower() for d in args.domain],
+        divisions={"/", *args.division},
+        rate_limit=args.rate_limit or None,
+        rate_window=args.rate_window,
+    )
+    print(f"Zivver emulator: http://{args.host}:{args.port}/api/scim/v2 (Ctrl-C stops it)", file=sys.stderr)
+    serve_forever(org, args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

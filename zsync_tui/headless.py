@@ -1,0 +1,212 @@
+"""``zsync --headless``: the daily run with nobody watching.
+
+Human-readable progress on stderr (one plain line per event, so journald and cron mail
+read well), an optional JSON report, and the exit codes of product.md:
+
+0 everything done (or nothing to do) · 1 finished, some changes failed ·
+2 finished, guarded actions held for confirmation · 3 could not run, nothing changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from zsync_core import __version__
+from zsync_core.apply import ApplyResult
+from zsync_core.config import Config, GuardedAction, load_config
+from zsync_core.errors import ZsyncError
+from zsync_core.model import ChangeEvent, Event, LogEvent, Plan, StepEvent, summary_line
+from zsync_core.session import SyncSession
+
+EXIT_OK, EXIT_FAILED, EXIT_HELD, EXIT_CANNOT_RUN = 0, 1, 2, 3
+
+
+class Printer:
+    """Turns progress events into plain lines on stderr."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.running: set[str] = set()
+        self.last_percent = -1
+
+    def line(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StepEvent):
+            if event.state == "running" and event.step not in self.running:
+                self.running.add(event.step)
+                self.line(f"... {event.label}")
+            elif event.state == "done":
+                count = f": {event.done}" if event.total is not None else ""
+                self.line(f"ok  {event.label}{count}")
+            elif event.state == "failed":
+                self.line(f"ERR {event.label}: {event.detail}")
+        elif isinstance(event, LogEvent):
+            if event.level != "info":
+                self.line(f"{event.level.upper()} {event.message}")
+        elif isinstance(event, ChangeEvent):
+            if not event.ok:
+                self.line(f"FAILED {event.change.action.value} {event.change.email}: {event.error}")
+            percent = event.done * 100 // max(event.total, 1)
+            if percent // 10 > self.last_percent // 10 or event.done == event.total:
+                self.last_percent = percent
+                self.line(f"... applied {event.done}/{event.total} changes ({event.failed} failed)")
+
+
+def run_headless(config_path: str | None, dry_run: bool, confirm: list[str], report: str | None, err: TextIO = sys.stderr) -> int:
+    printer = Printer(err)
+    try:
+        config = load_config(config_path)
+    except ZsyncError as error:
+        printer.line(f"zsync: {error}")
+        printer.line("Nothing was changed.")
+        return EXIT_CANNOT_RUN
+    return asyncio.run(_run(config, dry_run, {GuardedAction(c) for c in confirm}, report, printer))
+
+
+async def _run(config: Config, dry_run: bool, confirmed: set[GuardedAction], report: str | None, printer: Printer) -> int:
+    started = time.time()
+    try:
+        session = SyncSession(config, emit=printer, mode="headless")
+        session.store.lock()
+    except ZsyncError as error:
+        printer.line(f"zsync: {error}")
+        printer.line("Nothing was changed.")
+        return EXIT_CANNOT_RUN
+    try:
+        return await _steps(session, dry_run, confirmed | session.confirmed_in_profile(), report, printer, started)
+    finally:
+        session.close()
+
+
+async def _steps(
+    session: SyncSession, dry_run: bool, confirmed: set[GuardedAction], report: str | None, printer: Printer, started: float
+) -> int:
+    printer.line(f"zsync {__version__}: {'dry run of ' if dry_run else ''}profile {session.config.path}")
+    loaded = await session.load(dry_run)
+    if not loaded.ok:  # each error was printed as it happened
+        printer.line("zsync: could not read everything, so nothing was changed (exit 3).")
+        session.finish("aborted", {"errors": loaded.errors()}, healthy=False)
+        _write_report(report, session, None, None, confirmed, dry_run, EXIT_CANNOT_RUN, started, loaded.errors())
+        return EXIT_CANNOT_RUN
+    plan = session.plan()
+    _print_summary(printer, plan, confirmed)
+    held = plan.held(confirmed)
+    healthy = plan.removals_blocked is None
+    if dry_run:
+        session.record_plan_only(plan, confirmed)
+        code = EXIT_HELD if held else EXIT_OK
+        session.finish("dry-run", {"planned": len(plan.changes), "held": len(held)}, healthy)
+        printer.line(f"Dry run: {len(plan.changes)} change(s) planned, nothing was sent to Zivver.")
+        _write_report(report, session, plan, None, confirmed, dry_run, code, started, [])
+        return code
+    try:
+        result = await session.apply(plan, confirmed)
+    except ZsyncError as error:
+        printer.line(f"zsync: {error}")
+        session.finish("aborted", {"errors": [str(error)]}, healthy=False)
+        return EXIT_CANNOT_RUN
+    code = EXIT_FAILED if result.failed else EXIT_HELD if held else EXIT_OK
+    status = {EXIT_OK: "completed", EXIT_FAILED: "failed-changes", EXIT_HELD: "held"}[code]
+    summary = {"succeeded": len(result.succeeded), "failed": len(result.failed), "held": len(held)}
+    session.finish(status, summary, healthy)
+    if result.failed:
+        printer.line(f"{len(result.failed)} of {result.done} change(s) failed; see above, or the report.")
+    elif result.done:
+        printer.line("Task completed successfully.")
+    else:
+        printer.line("Nothing to do: Zivver is in step with the sources." if not held else "No change was sent.")
+    if held:
+        names = sorted({c.guard.value for c in held if c.guard})
+        printer.line(
+            f"HELD {len(held)} change(s) need confirmation: {', '.join(names)}. "
+            f"Review them, then run again with {' '.join('--confirm ' + n for n in names)}."
+        )
+    _write_report(report, session, plan, result, confirmed, dry_run, code, started, [])
+    return code
+
+
+def _print_summary(printer: Printer, plan: Plan, confirmed: set[GuardedAction]) -> None:
+    counts = plan.by_action()
+    if not plan.changes:
+        printer.line("Summary: no changes.")
+    else:
+        printer.line("Summary:")
+        for action, count in counts.items():
+            if count:
+                printer.line(f"  {summary_line(action, count)}")
+    for guard in plan.guards:
+        state = "confirmed" if guard.action in confirmed else "NEEDS CONFIRMATION"
+        printer.line(f"  [{state}] {guard.text} (--confirm {guard.action.value})")
+    if plan.removals_blocked:
+        printer.line(f"WARN no suspension or deletion planned: {plan.removals_blocked}")
+
+
+def _write_report(
+    path: str | None,
+    session: SyncSession,
+    plan: Plan | None,
+    result: ApplyResult | None,
+    confirmed: set[GuardedAction],
+    dry_run: bool,
+    code: int,
+    started: float,
+    errors: list[str],
+) -> None:
+    if not path:
+        return
+    outcomes = {row["change_id"]: row for row in session.store.changes(session.run_id or 0)}
+    changes: list[dict[str, Any]] = []
+    for change in plan.changes if plan else []:
+        row = outcomes.get(change.id, {})
+        changes.append(
+            {
+                "id": change.id,
+                "action": change.action.value,
+                "email": change.email,
+                "zivver_id": change.zivver_id,
+                "source": change.source,
+                "before": change.before,
+                "after": {k: v for k, v in change.after.items() if k != "sso_key"} | ({"sso_key": "(set)"} if "sso_key" in change.after else {}),
+                "guard": change.guard.value if change.guard else None,
+                "state": row.get("state", "planned"),
+                "http_status": row.get("http_status"),
+                "error": row.get("error"),
+            }
+        )
+    loaded = session.loaded
+    data = {
+        "zsync": __version__,
+        "run_id": session.run_id,
+        "profile": str(session.config.path),
+        "started": _iso(started),
+        "finished": _iso(time.time()),
+        "dry_run": dry_run,
+        "exit_code": code,
+        "errors": errors,
+        "sources": {r.name: len(r.accounts) for r in loaded.sources} if loaded else {},
+        "zivver_accounts": len(loaded.zivver) if loaded else None,
+        "summary": {a.value: n for a, n in plan.by_action().items() if n} if plan else {},
+        "guards": [
+            {"action": g.action.value, "count": g.count, "total": g.total, "text": g.text, "confirmed": g.action in confirmed}
+            for g in (plan.guards if plan else [])
+        ],
+        "removals_blocked": plan.removals_blocked if plan else None,
+        "notices": [{"level": n.level, "message": n.message} for n in (plan.notices if plan else [])],
+        "result": {"succeeded": len(result.succeeded), "failed": len(result.failed), "cancelled": result.cancelled} if result else None,
+        "changes": changes,
+    }
+    try:
+        Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as error:
+        print(f"zsync: cannot write the report {path}: {error}", file=sys.stderr)
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(timestamp))
