@@ -116,6 +116,7 @@ class _Planner:
         self.notices: list[Notice] = []
         self.matches: list[Match] = []
         self.skipped_removals = 0
+        self.renamed: dict[str, str] = {}
 
     def in_domain(self, address: str) -> bool:
         return in_domains(address, self.options.domains)
@@ -125,8 +126,15 @@ class _Planner:
         source_ids = {account.source_id for account in wanted}
         personal = {a.email for a in wanted if a.kind is Kind.PERSONAL and a.active}
         primaries = {a.email for a in wanted} | set(self.by_email)
-        for account in wanted:
-            self._plan_account(account, source_ids, personal, primaries)
+        found = [(account, self._find(account, source_ids)) for account in wanted]
+        # a renamed user keeps its Zivver id, so delegations to it are unchanged
+        self.renamed = {
+            current.email: account.email
+            for account, current in found
+            if current is not None and current is not _SKIP and current.kind is account.kind and current.email != account.email
+        }
+        for account, current in found:
+            self._plan_account(account, current, personal, primaries)
         self._plan_missing()
         if self.skipped_removals and self.removals_blocked:
             self.notices.append(
@@ -151,6 +159,7 @@ class _Planner:
     def _find(self, account: SourceAccount, source_ids: set[str]) -> ZivverAccount | None:
         entry = self.mapping.get(account.source_id)
         if entry is not None and entry.zivver_id in self.by_id:
+            self.claimed[entry.zivver_id] = account.source_id
             return self.by_id[entry.zivver_id]
         candidate = self.by_email.get(account.email)
         if candidate is None:
@@ -166,12 +175,12 @@ class _Planner:
             )
             self.claimed.setdefault(candidate.zivver_id, account.source_id)
             return _SKIP
+        self.claimed[candidate.zivver_id] = account.source_id
         return candidate
 
     def _plan_account(
-        self, account: SourceAccount, source_ids: set[str], personal: set[str], primaries: set[str]
+        self, account: SourceAccount, current: ZivverAccount | None, personal: set[str], primaries: set[str]
     ) -> None:
-        current = self._find(account, source_ids)
         if current is _SKIP:
             return
         if current is not None and current.kind is not account.kind:
@@ -200,9 +209,11 @@ class _Planner:
     def _aliases(self, account: SourceAccount, current: ZivverAccount | None, primaries: set[str]) -> frozenset[str]:
         keep = set()
         for alias in account.aliases:
-            if alias == account.email or (current is not None and alias == current.email):
+            if alias == account.email:
                 continue
-            if not self.in_domain(alias):
+            if current is not None and alias == current.email:
+                keep.add(alias)  # a renamed account keeps its old address as an alias
+            elif not self.in_domain(alias):
                 self.notices.append(Notice("info", f"Alias {alias} of {account.email} is outside the domain filter; dropped."))
             elif alias in primaries:
                 self.notices.append(
@@ -266,8 +277,10 @@ class _Planner:
             differ("display_name", current.display_name, account.display_name)
         if self.options.sync_aliases and aliases != current.aliases:
             differ("aliases", current.aliases, aliases)
-        if self.options.sync_delegations and delegates != current.delegates:
-            differ("delegates", current.delegates, delegates)
+        if self.options.sync_delegations:
+            now = frozenset(self.renamed.get(d, d) for d in current.delegates)
+            if delegates != now:
+                differ("delegates", current.delegates, delegates)
         if account.division and account.division != current.division:
             differ("division", current.division, account.division)
         return before, after

@@ -59,8 +59,8 @@ class Printer:
                 self.line(f"... applied {event.done}/{event.total} changes ({event.failed} failed)")
 
 
-def run_headless(config_path: str | None, dry_run: bool, confirm: list[str], report: str | None, err: TextIO = sys.stderr) -> int:
-    printer = Printer(err)
+def run_headless(config_path: str | None, dry_run: bool, confirm: list[str], report: str | None, err: TextIO | None = None) -> int:
+    printer = Printer(err or sys.stderr)
     try:
         config = load_config(config_path)
     except ZsyncError as error:

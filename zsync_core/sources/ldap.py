@@ -146,14 +146,14 @@ class LdapSource:
             use_ssl=secure,
             tls=tls,
             get_info=ldap3.NONE,
-            connect_timeout=source.timeout_seconds,
+            connect_timeout=max(1, round(source.timeout_seconds)),
         )
         connection = ldap3.Connection(
             server,
             user=source.bind_dn,
             password=password,
             read_only=True,
-            receive_timeout=source.timeout_seconds,
+            receive_timeout=max(1, round(source.timeout_seconds)),
             raise_exceptions=False,
             auto_referrals=False,
         )

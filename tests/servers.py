@@ -1,0 +1,196 @@
+"""Real test servers: OpenLDAP slapd with an AD look-alike schema, and the Zivver emulator."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import ldap3
+
+INFRA = Path(__file__).parent / "infra"
+BASE_DN = "dc=example,dc=org"
+STAFF = f"ou=Staff,{BASE_DN}"
+GROUPS = f"ou=Groups,{BASE_DN}"
+ADMIN_DN = f"cn=admin,{BASE_DN}"
+ADMIN_PASSWORD = "admin-secret"
+SERVICE_DN = f"cn=svc-zivver,{BASE_DN}"
+SERVICE_PASSWORD = "svc-password-123"
+NORMAL, DISABLED = 512, 514
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before listening on {port}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def require_binary(path: str) -> None:
+    import pytest
+
+    if shutil.which(path) is None and not os.path.exists(path):
+        message = f"{path} is not installed (scripts/test installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (it is its own CA)."""
+    cert, key = directory / "server.pem", directory / "server.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+class Slapd:
+    """One slapd process with a fresh database, owned by the test."""
+
+    def __init__(self, directory: Path, tls: tuple[Path, Path] | None = None) -> None:
+        self.dir = directory
+        self.tls = tls
+        self.port = free_port()
+        self.tls_port = free_port() if tls else None
+        self.process: subprocess.Popen[bytes] | None = None
+        (directory / "db").mkdir(parents=True, exist_ok=True)
+        tls_lines = ""
+        if tls:
+            tls_lines = f"TLSCACertificateFile {tls[0]}\nTLSCertificateFile {tls[0]}\nTLSCertificateKeyFile {tls[1]}"
+        conf = (INFRA / "slapd.conf.in").read_text()
+        conf = conf.replace("@SCHEMA_DIR@", str(INFRA)).replace("@RUN_DIR@", str(directory)).replace("@TLS@", tls_lines)
+        self.conf = directory / "slapd.conf"
+        self.conf.write_text(conf)
+
+    @property
+    def url(self) -> str:
+        return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def ldaps_url(self) -> str:
+        return f"ldaps://127.0.0.1:{self.tls_port}"
+
+    def start(self) -> Slapd:
+        urls = self.url + "/" + (f" {self.ldaps_url}/" if self.tls else "")
+        self.process = subprocess.Popen(
+            ["/usr/sbin/slapd", "-d", "0", "-f", str(self.conf), "-h", urls],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def admin(self) -> ldap3.Connection:
+        return ldap3.Connection(ldap3.Server("127.0.0.1", port=self.port, get_info=ldap3.NONE), ADMIN_DN, ADMIN_PASSWORD, auto_bind=True)
+
+
+class Directory:
+    """Writes AD-like entries into a running slapd, and remembers their GUIDs."""
+
+    def __init__(self, slapd: Slapd) -> None:
+        self.slapd = slapd
+        self.conn = slapd.admin()
+        self.guids: dict[str, uuid.UUID] = {}
+        self._add(BASE_DN, ["dcObject", "organization"], {"dc": "example", "o": "Example"})
+        self._add(STAFF, ["organizationalUnit"], {"ou": "Staff"})
+        self._add(GROUPS, ["organizationalUnit"], {"ou": "Groups"})
+        self._add(SERVICE_DN, ["person"], {"cn": "svc-zivver", "sn": "service", "userPassword": SERVICE_PASSWORD})
+
+    def _add(self, dn: str, classes: list[str], attributes: dict[str, object]) -> None:
+        if not self.conn.add(dn, classes, attributes):
+            raise RuntimeError(f"cannot add {dn}: {self.conn.result}")
+
+    def user_dn(self, uid: str) -> str:
+        return f"cn={uid},{STAFF}"
+
+    def group_dn(self, cn: str) -> str:
+        return f"cn={cn},{GROUPS}"
+
+    def user(
+        self,
+        uid: str,
+        mail: str | None = None,
+        name: str | None = None,
+        *,
+        disabled: bool = False,
+        aliases: Iterable[str] = (),
+        delegates: Iterable[str] = (),
+        shared: bool = False,
+    ) -> str:
+        dn = self.user_dn(uid)
+        guid = uuid.uuid4()
+        self.guids[uid] = guid
+        mail = mail or f"{uid}@example.org"
+        attributes: dict[str, object] = {
+            "cn": uid,
+            "sn": uid,
+            "sAMAccountName": uid,
+            "mail": mail,
+            "displayName": name or uid.replace(".", " ").title(),
+            "userAccountControl": DISABLED if (disabled or shared) else NORMAL,
+            "objectGUID": guid.bytes_le,
+            "proxyAddresses": [f"SMTP:{mail}"] + [f"smtp:{a}" for a in aliases] + ["X500:/o=Example/cn=" + uid],
+        }
+        if delegates:
+            attributes["msExchDelegateListLink"] = [self.user_dn(d) for d in delegates]
+        if shared:
+            attributes["msExchRecipientTypeDetails"] = 4
+        self._add(dn, ["top", "person", "organizationalPerson", "user"], attributes)
+        return dn
+
+    def group(self, cn: str, mail: str | None, members: Iterable[str] = (), name: str | None = None) -> str:
+        dn = self.group_dn(cn)
+        guid = uuid.uuid4()
+        self.guids[cn] = guid
+        attributes: dict[str, object] = {"cn": cn, "objectGUID": guid.bytes_le, "displayName": name or cn}
+        if mail:
+            attributes["mail"] = mail
+        member_list = list(members)
+        if member_list:
+            attributes["member"] = member_list
+        self._add(dn, ["top", "group"], attributes)
+        return dn
+
+    def modify(self, dn: str, **changes: object) -> None:
+        spec = {key: [(ldap3.MODIFY_REPLACE, value if isinstance(value, list) else [value])] for key, value in changes.items()}
+        if not self.conn.modify(dn, spec):
+            raise RuntimeError(f"cannot modify {dn}: {self.conn.result}")
+
+    def disable(self, uid: str) -> None:
+        self.modify(self.user_dn(uid), userAccountControl=DISABLED)
+
+    def delete(self, dn: str) -> None:
+        if not self.conn.delete(dn):
+            raise RuntimeError(f"cannot delete {dn}: {self.conn.result}")
