@@ -404,3 +404,15 @@ def api_key(config: Config) -> str:
             f"{config.path}: target has no API key: set target.api_key_env or target.api_key_file."
         )
     return key
+
+
+def check_secrets(config: Config) -> None:
+    """Read every secret the profile names, so a missing one stops the run before it starts.
+
+    Raises:
+        ConfigError: naming the key and the variable or file.
+    """
+    api_key(config)
+    for source in config.sources:
+        if isinstance(source, LdapSourceConfig):
+            read_secret(source.password_env, source.password_file, f"sources ({source.name}).password", config)

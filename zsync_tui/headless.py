@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from zsync_core import __version__
 from zsync_core.apply import ApplyResult
-from zsync_core.config import Config, GuardedAction, load_config
+from zsync_core.config import Config, GuardedAction, check_secrets, load_config
 from zsync_core.errors import ZsyncError
 from zsync_core.model import ChangeEvent, Event, LogEvent, Plan, StepEvent, summary_line
 from zsync_core.session import SyncSession
@@ -63,6 +63,7 @@ def run_headless(config_path: str | None, dry_run: bool, confirm: list[str], rep
     printer = Printer(err or sys.stderr)
     try:
         config = load_config(config_path)
+        check_secrets(config)
     except ZsyncError as error:
         printer.line(f"zsync: {error}")
         printer.line("Nothing was changed.")

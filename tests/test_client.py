@@ -1,0 +1,182 @@
+"""The Zivver client against the emulator over HTTP, with faults injected in between."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.conftest import API_KEY
+from zsync_core.zivver import scim
+from zsync_core.zivver.client import ZivverClient
+from zsync_emulator import EmulatorServer, Organization
+
+Fault = Callable[[httpx.Request], str | None]
+
+
+class FaultyTransport(httpx.AsyncBaseTransport):
+    """Forwards to the real server, except when ``fault`` says otherwise for a request."""
+
+    def __init__(self, fault: Fault) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.fault = fault
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        what = self.fault(request)
+        if what == "timeout-before":
+            raise httpx.ConnectTimeout("injected: connect timed out")
+        if what and what.isdigit():
+            return httpx.Response(int(what), text="injected upstream error", request=request)
+        response = await self.inner.handle_async_request(request)
+        if what == "lose-answer":  # the server did the work, the answer never arrives
+            await response.aread()
+            raise httpx.ReadTimeout("injected: answer lost")
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def client_for(server: EmulatorServer, fault: Fault | None = None, **options) -> ZivverClient:
+    transport = FaultyTransport(fault or (lambda request: None))
+    http = httpx.AsyncClient(transport=transport, timeout=5)
+    return ZivverClient(server.url, API_KEY, http=http, backoff_seconds=0.01, **options)
+
+
+def user(email: str) -> dict:
+    return scim.user_body(email, email, True, [], [], None, None)
+
+
+async def test_create_read_and_patch_with_zivvers_content_types(zivver):
+    client = client_for(zivver)
+    created = await client.send("POST", "/Users", user("ann@example.org"))
+    assert created.status == 201
+    group = await client.send("POST", "/Groups", scim.group_body("desk@example.org", "Desk", [], [created.body["id"]]))
+    cleared = await client.send("PATCH", f"/Groups/{group.body['id']}", scim.clear_members_body())
+    assert cleared.ok and cleared.status == 204
+    accounts, user_ids = await client.read_organization()
+    assert {a.email: a.active for a in accounts} == {"ann@example.org": True, "desk@example.org": False}
+    assert user_ids == {"ann@example.org": created.body["id"]}
+
+
+async def test_the_emulator_enforces_zivvers_patch_content_types(zivver):
+    group_id = zivver.org.add_group("desk@example.org")
+    async with httpx.AsyncClient() as http:
+        response = await http.patch(f"{zivver.url}/Groups/{group_id}", json=scim.clear_members_body(), headers={"Authorization": f"Bearer {API_KEY}"})
+    assert response.status_code == 415
+
+
+async def test_an_empty_members_put_is_ignored_like_zivver(zivver):
+    member = zivver.org.add_user("ann@example.org")
+    group_id = zivver.org.add_group("desk@example.org", member_ids=[member])
+    client = client_for(zivver)
+    body = scim.group_body("desk@example.org", "Desk", [], []) | {"members": []}
+    assert (await client.send("PUT", f"/Groups/{group_id}", body)).ok
+    assert zivver.org.delegates_of("desk@example.org") == {"ann@example.org"}
+
+
+async def test_a_lost_answer_to_a_create_does_not_create_a_duplicate(zivver):
+    lost = []
+
+    def fault(request: httpx.Request) -> str | None:
+        if request.method == "POST" and not lost:
+            lost.append(request)
+            return "lose-answer"
+        return None
+
+    client = client_for(zivver, fault)
+    outcome = await client.send(
+        "POST", "/Users", user("ann@example.org"),
+        before_retry=lambda: _found(client, "ann@example.org"),
+    )
+    assert outcome.ok and outcome.body["userName"] == "ann@example.org"
+    assert len(zivver.org.users) == 1
+    assert [m for m, _p, s in zivver.org.requests if m == "POST"] == ["POST"]
+
+
+async def _found(client: ZivverClient, email: str):
+    from zsync_core.zivver.client import Outcome
+
+    resource = await client.find("Users", "userName", email)
+    return Outcome(True, 200, {}, {"status": 200, "body": resource}, 1, body=resource) if resource else None
+
+
+async def test_bursts_of_502_and_503_are_retried(zivver):
+    statuses = iter(["502", "503", "500", None])
+    client = client_for(zivver, lambda request: next(statuses))
+    outcome = await client.send("POST", "/Users", user("ann@example.org"))
+    assert outcome.ok and outcome.attempts == 4
+    assert len(zivver.org.users) == 1
+
+
+async def test_a_server_error_that_persists_is_explained(zivver):
+    client = client_for(zivver, lambda request: "503", max_retries=2)
+    outcome = await client.send("POST", "/Users", user("ann@example.org"))
+    assert not outcome.ok and outcome.attempts == 3
+    assert "Zivver had a server error (HTTP 503) after 3 attempts" in outcome.error
+
+
+async def test_a_429_storm_is_waited_out_honouring_retry_after():
+    org = Organization(api_key=API_KEY, rate_limit=5, rate_window=1.0)
+    with EmulatorServer(org) as server:
+        client = client_for(server, rate_limit_requests=1000, max_retries=10)
+        start = time.monotonic()
+        for number in range(12):
+            outcome = await client.send("POST", "/Users", user(f"u{number}@example.org"))
+            assert outcome.ok, outcome.error
+        assert client.rate_limited > 0
+        assert len(org.users) == 12
+        assert time.monotonic() - start >= 1.0
+
+
+async def test_pacing_stays_within_the_budget_so_zivver_never_says_429():
+    org = Organization(api_key=API_KEY, rate_limit=10, rate_window=1.0)
+    with EmulatorServer(org) as server:
+        client = client_for(server, rate_limit_requests=10, rate_limit_window_seconds=1.0)
+        for number in range(25):
+            assert (await client.send("POST", "/Users", user(f"u{number}@example.org"))).ok
+        assert client.rate_limited == 0
+        assert [s for _m, _p, s in org.requests if s == 429] == []
+
+
+@pytest.mark.parametrize(
+    ("setup", "body", "expected"),
+    [
+        (lambda org: org.add_user("bob@example.org"), {"aliases": ["bob@example.org"]}, "An alias is already used by another Zivver account"),
+        (lambda org: org.guests.add("guest@example.org"), {"aliases": ["guest@example.org"]}, "has a guest account in Zivver"),
+        (lambda org: org.domains.append("example.org"), {"email": "ann@elsewhere.com"}, "outside your organization"),
+        (lambda org: None, {"division": "Sales"}, "Zivver does not know the division Sales"),
+    ],
+)
+async def test_zivvers_error_texts_become_explanations(zivver, setup, body, expected):
+    setup(zivver.org)
+    client = client_for(zivver)
+    payload = scim.user_body(body.get("email", "ann@example.org"), "Ann", True, body.get("aliases", []), [], body.get("division"), None)
+    outcome = await client.send("POST", "/Users", payload)
+    assert not outcome.ok and outcome.status == 400
+    assert expected in outcome.error
+    assert "Zivver said:" in outcome.error
+
+
+async def test_reading_follows_paging_when_a_server_pages(zivver):
+    pages = []
+
+    def fault(request: httpx.Request) -> str | None:
+        pages.append(str(request.url))
+        return None
+
+    for number in range(3):
+        zivver.org.add_user(f"u{number}@example.org")
+    client = client_for(zivver, fault)
+    resources = await client.list_resources("Users")
+    assert len(resources) == 3 and len(pages) == 1, "Zivver returns everything at once: one request"
+
+
+async def test_a_dead_target_is_a_clear_error():
+    client = ZivverClient("http://127.0.0.1:9/api/scim/v2", API_KEY, max_retries=1, backoff_seconds=0.01)
+    outcome = await client.send("GET", "/Users")
+    await client.aclose()
+    assert not outcome.ok and outcome.status is None
+    assert "No answer from Zivver after 2 attempts (ConnectError" in outcome.error
