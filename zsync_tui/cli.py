@@ -18,10 +18,17 @@ from zsync_core.config import GuardedAction, default_config_path, load_config
 from zsync_core.errors import ZsyncError
 
 COMMANDS = ("demo", "check", "emulator")
+EXIT_USAGE = 3  # "could not run": 2 means "held for confirmation" to monitoring
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}. Nothing was changed.\n")
 
 
 def _main_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="zsync",
         description="Keep a Zivver organization in step with the company directory.",
         epilog="Other commands: 'zsync demo', 'zsync check [--config PATH]', 'zsync emulator --port N --api-key KEY'. "
@@ -74,7 +81,7 @@ def _tui(config_path: str | None) -> int:
 
 
 def _demo(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="zsync demo", description="Open the TUI on a built-in demo.")
+    parser = _Parser(prog="zsync demo", description="Open the TUI on a built-in demo.")
     parser.parse_args(argv)
     from .demo import run_demo
 
@@ -82,7 +89,7 @@ def _demo(argv: list[str]) -> int:
 
 
 def _check(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="zsync check", description="Test the profile and every connection.")
+    parser = _Parser(prog="zsync check", description="Test the profile and every connection.")
     parser.add_argument("--config", metavar="PATH")
     args = parser.parse_args(argv)
     from zsync_core.check import check
@@ -101,7 +108,7 @@ def _check(argv: list[str]) -> int:
 
 
 def _emulator(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="zsync emulator", description="Serve a Zivver-compatible SCIM API (for tests and trials).")
+    parser = _Parser(prog="zsync emulator", description="Serve a Zivver-compatible SCIM API (for tests and trials).")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--api-key", required=True, help="the bearer token clients must send")

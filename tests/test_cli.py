@@ -1,0 +1,64 @@
+"""The installed `zsync` command, run as a separate process as cron or systemd would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import tomli_w
+
+from tests.conftest import ldap_source
+from tests.servers import free_port, wait_for_port
+
+ZSYNC = str(Path(sys.executable).parent / "zsync")
+
+
+def test_check_reports_each_connection(directory, zivver, make_profile, capsys, monkeypatch):
+    from zsync_tui.cli import main
+
+    directory.user("ann")
+    profile = make_profile([ldap_source(directory.slapd)])
+    assert main(["check", "--config", str(profile.path)]) == 0
+    out = capsys.readouterr().out
+    assert "ok    source 'Active Directory' (ldap): 1 accounts read" in out
+    assert f"ok    Zivver at {zivver.url}: reachable, API key accepted" in out
+    assert "All checks passed." in out
+
+    monkeypatch.setenv("LDAP_PASSWORD", "wrong")
+    assert main(["check", "--config", str(profile.path)]) == 3
+    out = capsys.readouterr().out
+    assert "FAIL  source 'Active Directory' (ldap): LDAP bind to" in out and "invalid credentials" in out
+    assert "1 check(s) failed" in out
+    assert zivver.org.users == {}
+
+
+def test_the_command_runs_headless_against_the_emulator_command(tmp_path):
+    port = free_port()
+    emulator = subprocess.Popen([ZSYNC, "emulator", "--port", str(port), "--api-key", "k-123"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, emulator, timeout=20)
+        (tmp_path / "people.csv").write_text("email,name\nann@example.org,Ann\n")
+        (tmp_path / "zsync.toml").write_text(tomli_w.dumps({
+            "target": {"url": f"http://127.0.0.1:{port}/api/scim/v2", "api_key_env": "ZIVVER_API_KEY"},
+            "sources": [{"name": "People", "type": "csv", "path": "people.csv"}],
+        }))
+        env = {**os.environ, "ZIVVER_API_KEY": "k-123", "ZSYNC_CONFIG": str(tmp_path / "zsync.toml")}
+        first = subprocess.run([ZSYNC, "--headless"], capture_output=True, text=True, env=env, timeout=60)
+        assert first.returncode == 0, first.stderr
+        assert "There will be 1 user added to your Zivver organization." in first.stderr
+        assert first.stdout == "", "progress goes to stderr"
+        again = subprocess.run([ZSYNC, "--headless"], capture_output=True, text=True, env=env, timeout=60)
+        assert again.returncode == 0 and "Summary: no changes." in again.stderr
+        bad = subprocess.run([ZSYNC, "--headless", "--confirm", "delete-everything"], capture_output=True, text=True, env=env)
+        assert bad.returncode == 3 and "invalid choice: 'delete-everything'" in bad.stderr
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
+
+
+def test_demo_does_not_fail():
+    result = subprocess.run([ZSYNC, "demo"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
