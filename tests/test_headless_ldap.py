@@ -310,3 +310,36 @@ def test_emulator_fixture_is_real_http(zivver: EmulatorServer):
 
     response = httpx.get(zivver.url + "/Users", headers={"Authorization": f"Bearer {API_KEY}"})
     assert response.status_code == 200 and response.json()["totalResults"] == 0
+
+
+def test_a_renamed_delegate_and_a_new_one_in_the_same_run_both_keep_access(directory, zivver, make_profile, capsys):
+    directory.user("ann")
+    directory.user("bob")
+    group = directory.group("team", "team@example.org", [directory.user_dn("ann")])
+    profile = make_profile([ldap_source(directory.slapd)])
+    assert profile.run(capsys=capsys)[0] == 0
+
+    directory.modify(directory.user_dn("ann"), mail="ann.new@example.org")
+    directory.modify(group, member=[directory.user_dn("ann"), directory.user_dn("bob")])
+    code, err, _ = profile.run(capsys=capsys)
+
+    assert code == 0, err
+    assert zivver.org.delegates_of("team@example.org") == {"ann.new@example.org", "bob@example.org"}
+
+
+def test_a_group_update_is_not_sent_when_a_delegates_own_creation_failed(directory, zivver, make_profile, capsys):
+    directory.user("ann")
+    group = directory.group("team", "team@example.org", [directory.user_dn("ann")])
+    profile = make_profile([ldap_source(directory.slapd)])
+    assert profile.run(capsys=capsys)[0] == 0
+
+    zivver.org.guests.add("zed.old@example.org")
+    directory.user("zed", "zed@example.org", aliases=["zed.old@example.org"])  # Zivver refuses the alias
+    directory.modify(group, member=[directory.user_dn("zed")])
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code == 1
+    states = {c["email"]: (c["state"], c["error"]) for c in report["changes"]}
+    assert states["zed@example.org"][0] == "failed" and "has a guest account in Zivver" in states["zed@example.org"][1]
+    assert states["team@example.org"][0] == "failed" and "have no Zivver account yet" in states["team@example.org"][1]
+    assert zivver.org.delegates_of("team@example.org") == {"ann@example.org"}, "access is not taken away"

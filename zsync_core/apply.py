@@ -115,6 +115,13 @@ class Applier:
         path = f"/Groups/{change.zivver_id}"
         state = _merged(current, change.after)
         members, missing = self._member_ids(state["delegates"])
+        if missing:
+            # sending a shorter list would take access away from people who should keep it
+            return Outcome(
+                False, None, {"method": "PUT/PATCH", "url": path, "body": None}, None, 0,
+                f"Not sent: delegate(s) {', '.join(missing)} have no Zivver account yet (their own "
+                "change failed or was held), so the delegates are left as they are. The next run retries.",
+            )
         others = set(change.after) - {"delegates"}
         if not members and current.delegates:
             # Zivver ignores an empty members list in a PUT: clearing needs a PATCH
@@ -124,9 +131,9 @@ class Applier:
                     return outcome
             return await self.client.send("PATCH", path, scim.clear_members_body())
         if not others:
-            return _note_missing(await self.client.send("PATCH", path, scim.replace_members_body(members)), missing)
+            return await self.client.send("PATCH", path, scim.replace_members_body(members))
         body = scim.group_body(state["email"], state["display_name"], state["aliases"], members)
-        return _note_missing(await self.client.send("PUT", path, body), missing)
+        return await self.client.send("PUT", path, body)
 
     def _member_ids(self, delegates: list[str]) -> tuple[list[str], list[str]]:
         ids, missing = [], []
@@ -153,8 +160,8 @@ class Applier:
         zivver_id = change.zivver_id
         if action in (Action.CREATE_USER, Action.CREATE_FUNCTIONAL):
             zivver_id = str((outcome.body or {}).get("id") or "") or None
-            if zivver_id and action is Action.CREATE_USER:
-                self.user_ids[change.email] = zivver_id
+        if zivver_id and action.kind is Kind.PERSONAL:
+            self.user_ids[change.email] = zivver_id  # created or renamed: delegations find it
         if zivver_id and change.source_id:
             kind = Kind.PERSONAL if action.kind is Kind.PERSONAL else Kind.FUNCTIONAL
             self.store.remember_account(change.source_id, kind.value, zivver_id, change.email, change.source, change.sso_key)
