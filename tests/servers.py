@@ -194,3 +194,58 @@ class Directory:
     def delete(self, dn: str) -> None:
         if not self.conn.delete(dn):
             raise RuntimeError(f"cannot delete {dn}: {self.conn.result}")
+
+
+class CuttingProxy:
+    """A TCP proxy to 127.0.0.1:``target`` that drops every connection once the server has
+    sent ``cut_after`` bytes through it: a server dying in the middle of an answer."""
+
+    def __init__(self, target: int, cut_after: int) -> None:
+        import threading
+
+        self.target = target
+        self.cut_after = cut_after
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = int(self.listener.getsockname()[1])
+        self.cuts = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, self.cut_after), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, limit: int | None) -> None:
+        sent = 0
+        try:
+            while True:
+                data = source.recv(4096)
+                if not data:
+                    break
+                if limit is not None and sent + len(data) > limit:
+                    sink.sendall(data[: limit - sent])
+                    self.cuts += 1
+                    break
+                sink.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def close(self) -> None:
+        self.listener.close()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .model import Action, Change, ChangeEvent, Kind, ZivverAccount
+from .errors import StoreError
 from .store import Store
 from .zivver import scim
 from .zivver.client import Outcome, ZivverClient
@@ -22,6 +23,8 @@ class ApplyResult:
     succeeded: list[Change] = field(default_factory=list)
     failed: list[tuple[Change, str]] = field(default_factory=list)
     cancelled: int = 0
+    stopped: str | None = None
+    """Why the run stopped early (the journal could not be written), if it did."""
 
     @property
     def done(self) -> int:
@@ -56,7 +59,11 @@ class Applier:
                     self.store.journal(self.run_id, rest, "cancelled")
                 result.cancelled = total - index
                 break
-            self.store.journal(self.run_id, change, "sending")
+            try:
+                self.store.journal(self.run_id, change, "sending")
+            except StoreError as error:  # never send a change that is not journaled
+                result.stopped = str(error)
+                break
             try:
                 outcome = await self._send(change)
             except Exception as error:  # a bug must not lose the journal: record and go on
@@ -68,11 +75,15 @@ class Applier:
             else:
                 result.failed.append((change, outcome.error or "failed"))
                 state = "failed"
-            self.store.journal(
-                self.run_id, change, state,
-                error=outcome.error, request=outcome.request, response=outcome.response,
-                http_status=outcome.status, attempts=outcome.attempts,
-            )
+            try:
+                self.store.journal(
+                    self.run_id, change, state,
+                    error=outcome.error, request=outcome.request, response=outcome.response,
+                    http_status=outcome.status, attempts=outcome.attempts,
+                )
+            except StoreError as error:
+                result.stopped = str(error)
+                break
             self.emit(ChangeEvent(change, outcome.ok, outcome.error, result.done, total, len(result.failed)))
         return result
 

@@ -147,6 +147,11 @@ class SyncSession:
         unsure = [r.name for r in loaded.sources if r.unidentified]
         if unsure:
             return f"source(s) {', '.join(unsure)} have entries that could not be read (see the warnings)"
+        return self.shrunk()
+
+    def shrunk(self) -> str | None:
+        """A source that returned nothing, or far fewer accounts than at the last good run."""
+        loaded = self._require_loaded()
         previous = self.store.last_good_counts()
         share = self.options.shrink_guard_percent
         for source in loaded.sources:
@@ -154,9 +159,10 @@ class SyncSession:
             now = len(source.accounts)
             if before and (before - now) * 100 > share * before:
                 return (
-                    f"source {source.name!r} shrank from {before} to {now} accounts since the last good run "
-                    f"(more than {share:g} %); check the source, or confirm by running with a larger "
-                    "sync.shrink_guard_percent once"
+                    f"source {source.name!r} returned {now} accounts, against {before} at the last good run "
+                    f"(a drop of more than sync.shrink_guard_percent = {share:g} %). Check the source (base_dn, "
+                    "filters, the service account's rights). If the drop is real, run once with a higher "
+                    "shrink_guard_percent"
                 )
         return None
 

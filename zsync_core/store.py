@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -112,8 +113,8 @@ class Store:
             db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as error:
             raise StoreError(
-                f"State directory {directory}: cannot be used ({error}). Check that it is writable "
-                "by this user and that the disk is not full, or set state_dir in the profile."
+                f"State directory {directory}: cannot be used ({error}{_free_space(directory)}). Check that "
+                "it is writable by this user and that the disk is not full, or set state_dir in the profile."
             ) from error
         return cls(directory, db)
 
@@ -159,7 +160,7 @@ class Store:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise StoreError(
-                f"Local store {self.directory / 'zsync.sqlite3'}: write failed ({error}). "
+                f"Local store {self.directory / 'zsync.sqlite3'}: write failed ({error}{_free_space(self.directory)}). "
                 "Check free disk space and permissions."
             ) from error
 
@@ -318,3 +319,11 @@ class Store:
         else:
             rows = self.db.execute("SELECT at, level, message FROM events WHERE run_id = ? ORDER BY rowid", (run_id,))
         return list(rows)
+
+
+def _free_space(directory: Path) -> str:
+    try:
+        free = shutil.disk_usage(directory if directory.exists() else directory.parent).free
+    except OSError:
+        return ""
+    return f"; {free // 1024} KiB free on its disk"

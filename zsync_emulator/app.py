@@ -14,6 +14,7 @@ The state lives in :class:`Organization`; tests and the demo read it directly.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -39,6 +40,21 @@ _FILTER = re.compile(r'^\s*(\w+)\s+eq\s+"([^"]*)"\s*$', re.I)
 
 
 @dataclass
+class Fault:
+    """One injected fault for the next request with ``method`` (any method when empty).
+
+    ``kind``: an HTTP status code as text ("503") answered instead of handling the request;
+    "slow-after" handles the request, then waits ``seconds`` before answering (the client
+    times out after Zivver did the work); "drop-after" handles it, then cuts the answer off
+    mid-body.
+    """
+
+    kind: str
+    method: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
 class Organization:
     """The emulated Zivver organization (thread-safe enough for one server)."""
 
@@ -54,6 +70,10 @@ class Organization:
     sso_keys: dict[str, str] = field(default_factory=dict)
     requests: list[tuple[str, str, int]] = field(default_factory=list)
     """(method, path, status) of every request, for tests and benchmarks."""
+    faults: list[Fault] = field(default_factory=list)
+    """Faults to inject, in order, into the requests they match (for fault-injection tests)."""
+    latency: float = 0.0
+    """Seconds every request waits before it is handled (a slow Zivver)."""
     lock: threading.RLock = field(default_factory=threading.RLock)
     _arrivals: deque[float] = field(default_factory=deque)
 
@@ -96,6 +116,13 @@ class Organization:
                 return False
             self._arrivals.append(now)
             return True
+
+    def next_fault(self, method: str) -> Fault | None:
+        with self.lock:
+            for index, fault in enumerate(self.faults):
+                if not fault.method or fault.method == method:
+                    return self.faults.pop(index)
+        return None
 
     def claimed(self, address: str) -> bool:
         return not self.domains or address.rpartition("@")[2] in self.domains
@@ -144,6 +171,18 @@ class ScimError(Exception):
         self.detail = detail
 
 
+class _Truncated(Response):
+    """Sends the headers and half the body of ``inner``, then drops the connection."""
+
+    def __init__(self, inner: Response) -> None:
+        super().__init__(content=inner.body, status_code=inner.status_code, media_type=inner.media_type)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True})
+        raise ConnectionAbortedError("injected: connection dropped mid-response")
+
+
 def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"schemas": [ERROR], "status": str(status), "detail": detail}, status_code=status, media_type=SCIM_JSON)
 
@@ -154,9 +193,20 @@ def create_app(org: Organization) -> Starlette:
     async def guarded(request: Request) -> Response:
         path = request.url.path
         method = request.method
+        if org.latency:
+            await asyncio.sleep(org.latency)
+        fault = org.next_fault(method)
+        if fault is not None and fault.kind.isdigit():
+            with org.lock:
+                org.requests.append((method, path, int(fault.kind)))
+            return _error(int(fault.kind), "injected fault")
         response = await _dispatch(org, request)
         with org.lock:
             org.requests.append((method, path, response.status_code))
+        if fault is not None and fault.kind == "slow-after":
+            await asyncio.sleep(fault.seconds)
+        elif fault is not None and fault.kind == "drop-after":
+            response = _Truncated(response)
         return response
 
     routes = []

@@ -96,6 +96,13 @@ async def _steps(
         session.finish("aborted", {"errors": loaded.errors()}, healthy=False)
         _write_report(report, session, None, None, confirmed, dry_run, EXIT_CANNOT_RUN, started, loaded.errors())
         return EXIT_CANNOT_RUN
+    shrunk = session.shrunk()
+    if shrunk:
+        printer.line(f"zsync: unhealthy read: {shrunk}.")
+        printer.line("zsync: nothing was changed (exit 3).")
+        session.finish("aborted", {"errors": [shrunk]}, healthy=False)
+        _write_report(report, session, None, None, confirmed, dry_run, EXIT_CANNOT_RUN, started, [shrunk])
+        return EXIT_CANNOT_RUN
     plan = session.plan()
     _print_summary(printer, plan, confirmed)
     held = plan.held(confirmed)
@@ -113,6 +120,15 @@ async def _steps(
         printer.line(f"zsync: {error}")
         session.finish("aborted", {"errors": [str(error)]}, healthy=False)
         return EXIT_CANNOT_RUN
+    if result.stopped:
+        printer.line(f"zsync: stopped after {result.done} change(s): {result.stopped}")
+        printer.line("zsync: fix the state directory and run again; the next run converges.")
+        code = EXIT_FAILED if result.done else EXIT_CANNOT_RUN
+        try:
+            session.finish("stopped", {"succeeded": len(result.succeeded), "failed": len(result.failed)}, healthy=False)
+        except ZsyncError:
+            pass  # the store is what failed; the message above says so
+        return code
     code = EXIT_FAILED if result.failed else EXIT_HELD if held else EXIT_OK
     status = {EXIT_OK: "completed", EXIT_FAILED: "failed-changes", EXIT_HELD: "held"}[code]
     summary = {"succeeded": len(result.succeeded), "failed": len(result.failed), "held": len(held)}
