@@ -62,3 +62,19 @@ def test_the_command_runs_headless_against_the_emulator_command(tmp_path):
 def test_demo_does_not_fail():
     result = subprocess.run([ZSYNC, "demo"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
+
+
+def test_under_systemd_each_line_carries_its_journal_priority(tmp_path, zivver, monkeypatch, capsys):
+    from zsync_tui.cli import main
+
+    monkeypatch.setenv("JOURNAL_STREAM", "8:12345")
+    monkeypatch.setenv("ZIVVER_API_KEY", "wrong")
+    (tmp_path / "people.csv").write_text("email\nann@example.org\n")
+    (tmp_path / "zsync.toml").write_text(tomli_w.dumps({
+        "target": {"url": zivver.url, "api_key_env": "ZIVVER_API_KEY", "max_retries": 0},
+        "sources": [{"name": "People", "type": "csv", "path": "people.csv"}],
+    }))
+    assert main(["--headless", "--config", str(tmp_path / "zsync.toml")]) == 3
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("<6>zsync ")
+    assert any(line.startswith("<3>ERR Zivver: read") for line in lines)

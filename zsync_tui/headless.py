@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,8 +34,12 @@ class Printer:
         self.out = out
         self.running: set[str] = set()
         self.last_percent = -1
+        # under systemd, a <N> prefix gives each line its priority in the journal
+        self.journald = bool(os.environ.get("JOURNAL_STREAM"))
 
     def line(self, text: str) -> None:
+        if self.journald:
+            text = f"<{_priority(text)}>{text}"
         print(text, file=self.out, flush=True)
 
     def __call__(self, event: Event) -> None:
@@ -57,6 +62,14 @@ class Printer:
             if percent // 10 > self.last_percent // 10 or event.done == event.total:
                 self.last_percent = percent
                 self.line(f"... applied {event.done}/{event.total} changes ({event.failed} failed)")
+
+
+def _priority(text: str) -> int:
+    if text.startswith(("ERR", "FAILED", "zsync:")):
+        return 3
+    if text.startswith(("WARN", "HELD")):
+        return 4
+    return 6
 
 
 def run_headless(config_path: str | None, dry_run: bool, confirm: list[str], report: str | None, err: TextIO | None = None) -> int:
