@@ -180,3 +180,18 @@ async def test_a_dead_target_is_a_clear_error():
     await client.aclose()
     assert not outcome.ok and outcome.status is None
     assert "No answer from Zivver after 2 attempts (ConnectError" in outcome.error
+
+
+async def test_an_untrusted_zivver_certificate_is_refused_clearly_and_a_ca_file_fixes_it(certificate):
+    org = Organization(api_key=API_KEY, rate_limit=None)
+    with EmulatorServer(org, tls=(str(certificate[0]), str(certificate[1]))) as server:
+        assert server.url.startswith("https://")
+        client = ZivverClient(server.url, API_KEY, max_retries=3, backoff_seconds=0.01)
+        outcome = await client.send("GET", "/Users")
+        await client.aclose()
+        assert not outcome.ok and outcome.attempts == 1, "a certificate problem is not retried"
+        assert f"The TLS certificate of {server.url} could not be verified" in outcome.error
+        assert "target.ca_file" in outcome.error
+        trusted = ZivverClient(server.url, API_KEY, verify=str(certificate[0]))
+        assert (await trusted.send("GET", "/Users")).ok
+        await trusted.aclose()

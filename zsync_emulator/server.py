@@ -14,19 +14,25 @@ from .app import Organization, create_app
 class EmulatorServer:
     """The emulator on a loopback port, in a thread: ``with EmulatorServer(org) as server: server.url``."""
 
-    def __init__(self, org: Organization, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, org: Organization, host: str = "127.0.0.1", port: int = 0, tls: tuple[str, str] | None = None
+    ) -> None:
         self.org = org
+        self.scheme = "https" if tls else "http"
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()
-        config = uvicorn.Config(create_app(org), log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            create_app(org), log_level="warning", access_log=False, lifespan="off",
+            ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/api/scim/v2"
+        return f"{self.scheme}://{self.host}:{self.port}/api/scim/v2"
 
     def start(self) -> EmulatorServer:
         self.thread.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -78,10 +79,12 @@ class ZivverClient:
         rate_limit_window_seconds: float = 10.0,
         max_retries: int = 5,
         timeout_seconds: float = 30.0,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         backoff_seconds: float = 0.5,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        if isinstance(verify, str):  # a CA bundle: httpx wants an SSL context
+            verify = ssl.create_default_context(cafile=verify)
         self.http = http or httpx.AsyncClient(timeout=timeout_seconds, verify=verify)
         self._owns_http = http is None
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/scim+json, application/json"}
@@ -132,6 +135,8 @@ class ZivverClient:
             try:
                 response = await self.http.request(method, url, json=body, params=params, headers=headers)
             except (httpx.TimeoutException, httpx.TransportError) as error:
+                if _certificate_problem(error):  # retrying cannot help
+                    return Outcome(False, None, request, None, attempt, _certificate_text(self.base_url, error))
                 lost_answer = True
                 if attempt > self.max_retries:
                     return Outcome(False, None, request, None, attempt, scim.explain(None, _transport_text(error), attempt))
@@ -206,6 +211,17 @@ class ZivverClient:
                 if str(resource.get(attribute, "")).lower() == value.lower():
                     return resource
         return None
+
+
+def _certificate_problem(error: Exception) -> bool:
+    return "CERTIFICATE_VERIFY_FAILED" in str(error) or "certificate verify failed" in str(error).lower()
+
+
+def _certificate_text(url: str, error: Exception) -> str:
+    return (
+        f"The TLS certificate of {url} could not be verified ({error}). If Zivver is reached through a "
+        "TLS-inspecting proxy, set target.ca_file to its CA bundle; never switch verify_tls off in production."
+    )
 
 
 def _transport_text(error: Exception) -> str:
