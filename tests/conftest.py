@@ -70,7 +70,9 @@ class Profile:
         self.path.write_text(tomli_w.dumps(self.data))
         return self
 
-    def run(self, *args: str, capsys: pytest.CaptureFixture[str] | None = None) -> tuple[int, str, dict[str, Any] | None]:
+    def run(
+        self, *args: str, capsys: pytest.CaptureFixture[str] | None = None
+    ) -> tuple[int, str, dict[str, Any] | None]:
         """``zsync --headless --config <profile> <args>``; returns (exit code, stderr, report)."""
         from zsync_tui.cli import main
 
@@ -89,13 +91,20 @@ ProfileFactory = Callable[..., Profile]
 
 
 @pytest.fixture
-def make_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zivver: EmulatorServer) -> ProfileFactory:
+def make_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zivver: EmulatorServer
+) -> ProfileFactory:
     monkeypatch.setenv("ZIVVER_API_KEY", API_KEY)
     monkeypatch.setenv("LDAP_PASSWORD", SERVICE_PASSWORD)
 
     def make(sources: list[dict[str, Any]], **sync: Any) -> Profile:
         data: dict[str, Any] = {
-            "target": {"url": zivver.url, "api_key_env": "ZIVVER_API_KEY", "max_retries": 2, "rate_limit_requests": 1000},
+            "target": {
+                "url": zivver.url,
+                "api_key_env": "ZIVVER_API_KEY",
+                "max_retries": 2,
+                "rate_limit_requests": 1000,
+            },
             "sources": sources,
             "sync": {"domains": ["example.org"], **sync},
         }

@@ -30,11 +30,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None, timeout: float = 10.0) -> None:
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes] | None = None, timeout: float = 10.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before listening on {port}")
+            raise RuntimeError(
+                f"server exited with {process.returncode} before listening on {port}"
+            )
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -57,9 +61,22 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
     cert, key = directory / "server.pem", directory / "server.key"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
         ],
         check=True,
         capture_output=True,
@@ -81,7 +98,11 @@ class Slapd:
         if tls:
             tls_lines = f"TLSCACertificateFile {tls[0]}\nTLSCertificateFile {tls[0]}\nTLSCertificateKeyFile {tls[1]}"
         conf = (INFRA / "slapd.conf.in").read_text()
-        conf = conf.replace("@SCHEMA_DIR@", str(INFRA)).replace("@RUN_DIR@", str(directory)).replace("@TLS@", tls_lines)
+        conf = (
+            conf.replace("@SCHEMA_DIR@", str(INFRA))
+            .replace("@RUN_DIR@", str(directory))
+            .replace("@TLS@", tls_lines)
+        )
         self.conf = directory / "slapd.conf"
         self.conf.write_text(conf)
 
@@ -113,7 +134,12 @@ class Slapd:
                 self.process.wait()
 
     def admin(self) -> ldap3.Connection:
-        return ldap3.Connection(ldap3.Server("127.0.0.1", port=self.port, get_info=ldap3.NONE), ADMIN_DN, ADMIN_PASSWORD, auto_bind=True)
+        return ldap3.Connection(
+            ldap3.Server("127.0.0.1", port=self.port, get_info=ldap3.NONE),
+            ADMIN_DN,
+            ADMIN_PASSWORD,
+            auto_bind=True,
+        )
 
 
 class Directory:
@@ -126,7 +152,11 @@ class Directory:
         self._add(BASE_DN, ["dcObject", "organization"], {"dc": "example", "o": "Example"})
         self._add(STAFF, ["organizationalUnit"], {"ou": "Staff"})
         self._add(GROUPS, ["organizationalUnit"], {"ou": "Groups"})
-        self._add(SERVICE_DN, ["person"], {"cn": "svc-zivver", "sn": "service", "userPassword": SERVICE_PASSWORD})
+        self._add(
+            SERVICE_DN,
+            ["person"],
+            {"cn": "svc-zivver", "sn": "service", "userPassword": SERVICE_PASSWORD},
+        )
 
     def _add(self, dn: str, classes: list[str], attributes: dict[str, object]) -> None:
         if not self.conn.add(dn, classes, attributes):
@@ -161,7 +191,9 @@ class Directory:
             "displayName": name or uid.replace(".", " ").title(),
             "userAccountControl": DISABLED if (disabled or shared) else NORMAL,
             "objectGUID": guid.bytes_le,
-            "proxyAddresses": [f"SMTP:{mail}"] + [f"smtp:{a}" for a in aliases] + ["X500:/o=Example/cn=" + uid],
+            "proxyAddresses": [f"SMTP:{mail}"]
+            + [f"smtp:{a}" for a in aliases]
+            + ["X500:/o=Example/cn=" + uid],
         }
         if delegates:
             attributes["msExchDelegateListLink"] = [self.user_dn(d) for d in delegates]
@@ -170,11 +202,17 @@ class Directory:
         self._add(dn, ["top", "person", "organizationalPerson", "user"], attributes)
         return dn
 
-    def group(self, cn: str, mail: str | None, members: Iterable[str] = (), name: str | None = None) -> str:
+    def group(
+        self, cn: str, mail: str | None, members: Iterable[str] = (), name: str | None = None
+    ) -> str:
         dn = self.group_dn(cn)
         guid = uuid.uuid4()
         self.guids[cn] = guid
-        attributes: dict[str, object] = {"cn": cn, "objectGUID": guid.bytes_le, "displayName": name or cn}
+        attributes: dict[str, object] = {
+            "cn": cn,
+            "objectGUID": guid.bytes_le,
+            "displayName": name or cn,
+        }
         if mail:
             attributes["mail"] = mail
         member_list = list(members)
@@ -184,7 +222,10 @@ class Directory:
         return dn
 
     def modify(self, dn: str, **changes: object) -> None:
-        spec = {key: [(ldap3.MODIFY_REPLACE, value if isinstance(value, list) else [value])] for key, value in changes.items()}
+        spec = {
+            key: [(ldap3.MODIFY_REPLACE, value if isinstance(value, list) else [value])]
+            for key, value in changes.items()
+        }
         if not self.conn.modify(dn, spec):
             raise RuntimeError(f"cannot modify {dn}: {self.conn.result}")
 
@@ -223,7 +264,9 @@ class CuttingProxy:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target))
             threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, self.cut_after), daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(upstream, client, self.cut_after), daemon=True
+            ).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket, limit: int | None) -> None:
         sent = 0

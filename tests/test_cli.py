@@ -29,30 +29,56 @@ def test_check_reports_each_connection(directory, zivver, make_profile, capsys, 
     monkeypatch.setenv("LDAP_PASSWORD", "wrong")
     assert main(["check", "--config", str(profile.path)]) == 3
     out = capsys.readouterr().out
-    assert "FAIL  source 'Active Directory' (ldap): LDAP bind to" in out and "invalid credentials" in out
+    assert (
+        "FAIL  source 'Active Directory' (ldap): LDAP bind to" in out
+        and "invalid credentials" in out
+    )
     assert "1 check(s) failed" in out
     assert zivver.org.users == {}
 
 
 def test_the_command_runs_headless_against_the_emulator_command(tmp_path):
     port = free_port()
-    emulator = subprocess.Popen([ZSYNC, "emulator", "--port", str(port), "--api-key", "k-123"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    emulator = subprocess.Popen(
+        [ZSYNC, "emulator", "--port", str(port), "--api-key", "k-123"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port, emulator, timeout=20)
         (tmp_path / "people.csv").write_text("email,name\nann@example.org,Ann\n")
-        (tmp_path / "zsync.toml").write_text(tomli_w.dumps({
-            "target": {"url": f"http://127.0.0.1:{port}/api/scim/v2", "api_key_env": "ZIVVER_API_KEY"},
-            "sources": [{"name": "People", "type": "csv", "path": "people.csv"}],
-        }))
-        env = {**os.environ, "ZIVVER_API_KEY": "k-123", "ZSYNC_CONFIG": str(tmp_path / "zsync.toml")}
-        first = subprocess.run([ZSYNC, "--headless"], capture_output=True, text=True, env=env, timeout=60)
+        (tmp_path / "zsync.toml").write_text(
+            tomli_w.dumps(
+                {
+                    "target": {
+                        "url": f"http://127.0.0.1:{port}/api/scim/v2",
+                        "api_key_env": "ZIVVER_API_KEY",
+                    },
+                    "sources": [{"name": "People", "type": "csv", "path": "people.csv"}],
+                }
+            )
+        )
+        env = {
+            **os.environ,
+            "ZIVVER_API_KEY": "k-123",
+            "ZSYNC_CONFIG": str(tmp_path / "zsync.toml"),
+        }
+        first = subprocess.run(
+            [ZSYNC, "--headless"], capture_output=True, text=True, env=env, timeout=60
+        )
         assert first.returncode == 0, first.stderr
         assert "There will be 1 user added to your Zivver organization." in first.stderr
         assert first.stdout == "", "progress goes to stderr"
-        again = subprocess.run([ZSYNC, "--headless"], capture_output=True, text=True, env=env, timeout=60)
+        again = subprocess.run(
+            [ZSYNC, "--headless"], capture_output=True, text=True, env=env, timeout=60
+        )
         assert again.returncode == 0 and "Summary: no changes." in again.stderr
-        bad = subprocess.run([ZSYNC, "--headless", "--confirm", "delete-everything"], capture_output=True, text=True, env=env)
+        bad = subprocess.run(
+            [ZSYNC, "--headless", "--confirm", "delete-everything"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert bad.returncode == 3 and "invalid choice: 'delete-everything'" in bad.stderr
     finally:
         emulator.terminate()
@@ -64,16 +90,22 @@ def test_demo_does_not_fail():
     assert result.returncode == 0
 
 
-def test_under_systemd_each_line_carries_its_journal_priority(tmp_path, zivver, monkeypatch, capsys):
+def test_under_systemd_each_line_carries_its_journal_priority(
+    tmp_path, zivver, monkeypatch, capsys
+):
     from zsync_tui.cli import main
 
     monkeypatch.setenv("JOURNAL_STREAM", "8:12345")
     monkeypatch.setenv("ZIVVER_API_KEY", "wrong")
     (tmp_path / "people.csv").write_text("email\nann@example.org\n")
-    (tmp_path / "zsync.toml").write_text(tomli_w.dumps({
-        "target": {"url": zivver.url, "api_key_env": "ZIVVER_API_KEY", "max_retries": 0},
-        "sources": [{"name": "People", "type": "csv", "path": "people.csv"}],
-    }))
+    (tmp_path / "zsync.toml").write_text(
+        tomli_w.dumps(
+            {
+                "target": {"url": zivver.url, "api_key_env": "ZIVVER_API_KEY", "max_retries": 0},
+                "sources": [{"name": "People", "type": "csv", "path": "people.csv"}],
+            }
+        )
+    )
     assert main(["--headless", "--config", str(tmp_path / "zsync.toml")]) == 3
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("<6>zsync ")

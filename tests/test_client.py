@@ -53,18 +53,27 @@ async def test_create_read_and_patch_with_zivvers_content_types(zivver):
     client = client_for(zivver)
     created = await client.send("POST", "/Users", user("ann@example.org"))
     assert created.status == 201
-    group = await client.send("POST", "/Groups", scim.group_body("desk@example.org", "Desk", [], [created.body["id"]]))
+    group = await client.send(
+        "POST", "/Groups", scim.group_body("desk@example.org", "Desk", [], [created.body["id"]])
+    )
     cleared = await client.send("PATCH", f"/Groups/{group.body['id']}", scim.clear_members_body())
     assert cleared.ok and cleared.status == 204
     accounts, user_ids = await client.read_organization()
-    assert {a.email: a.active for a in accounts} == {"ann@example.org": True, "desk@example.org": False}
+    assert {a.email: a.active for a in accounts} == {
+        "ann@example.org": True,
+        "desk@example.org": False,
+    }
     assert user_ids == {"ann@example.org": created.body["id"]}
 
 
 async def test_the_emulator_enforces_zivvers_patch_content_types(zivver):
     group_id = zivver.org.add_group("desk@example.org")
     async with httpx.AsyncClient() as http:
-        response = await http.patch(f"{zivver.url}/Groups/{group_id}", json=scim.clear_members_body(), headers={"Authorization": f"Bearer {API_KEY}"})
+        response = await http.patch(
+            f"{zivver.url}/Groups/{group_id}",
+            json=scim.clear_members_body(),
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
     assert response.status_code == 415
 
 
@@ -88,7 +97,9 @@ async def test_a_lost_answer_to_a_create_does_not_create_a_duplicate(zivver):
 
     client = client_for(zivver, fault)
     outcome = await client.send(
-        "POST", "/Users", user("ann@example.org"),
+        "POST",
+        "/Users",
+        user("ann@example.org"),
         before_retry=lambda: _found(client, "ann@example.org"),
     )
     assert outcome.ok and outcome.body["userName"] == "ann@example.org"
@@ -100,7 +111,11 @@ async def _found(client: ZivverClient, email: str):
     from zsync_core.zivver.client import Outcome
 
     resource = await client.find("Users", "userName", email)
-    return Outcome(True, 200, {}, {"status": 200, "body": resource}, 1, body=resource) if resource else None
+    return (
+        Outcome(True, 200, {}, {"status": 200, "body": resource}, 1, body=resource)
+        if resource
+        else None
+    )
 
 
 async def test_bursts_of_502_and_503_are_retried(zivver):
@@ -144,16 +159,36 @@ async def test_pacing_stays_within_the_budget_so_zivver_never_says_429():
 @pytest.mark.parametrize(
     ("setup", "body", "expected"),
     [
-        (lambda org: org.add_user("bob@example.org"), {"aliases": ["bob@example.org"]}, "An alias is already used by another Zivver account"),
-        (lambda org: org.guests.add("guest@example.org"), {"aliases": ["guest@example.org"]}, "has a guest account in Zivver"),
-        (lambda org: org.domains.append("example.org"), {"email": "ann@elsewhere.com"}, "outside your organization"),
+        (
+            lambda org: org.add_user("bob@example.org"),
+            {"aliases": ["bob@example.org"]},
+            "An alias is already used by another Zivver account",
+        ),
+        (
+            lambda org: org.guests.add("guest@example.org"),
+            {"aliases": ["guest@example.org"]},
+            "has a guest account in Zivver",
+        ),
+        (
+            lambda org: org.domains.append("example.org"),
+            {"email": "ann@elsewhere.com"},
+            "outside your organization",
+        ),
         (lambda org: None, {"division": "Sales"}, "Zivver does not know the division Sales"),
     ],
 )
 async def test_zivvers_error_texts_become_explanations(zivver, setup, body, expected):
     setup(zivver.org)
     client = client_for(zivver)
-    payload = scim.user_body(body.get("email", "ann@example.org"), "Ann", True, body.get("aliases", []), [], body.get("division"), None)
+    payload = scim.user_body(
+        body.get("email", "ann@example.org"),
+        "Ann",
+        True,
+        body.get("aliases", []),
+        [],
+        body.get("division"),
+        None,
+    )
     outcome = await client.send("POST", "/Users", payload)
     assert not outcome.ok and outcome.status == 400
     assert expected in outcome.error
@@ -175,14 +210,18 @@ async def test_reading_follows_paging_when_a_server_pages(zivver):
 
 
 async def test_a_dead_target_is_a_clear_error():
-    client = ZivverClient("http://127.0.0.1:9/api/scim/v2", API_KEY, max_retries=1, backoff_seconds=0.01)
+    client = ZivverClient(
+        "http://127.0.0.1:9/api/scim/v2", API_KEY, max_retries=1, backoff_seconds=0.01
+    )
     outcome = await client.send("GET", "/Users")
     await client.aclose()
     assert not outcome.ok and outcome.status is None
     assert "No answer from Zivver after 2 attempts (ConnectError" in outcome.error
 
 
-async def test_an_untrusted_zivver_certificate_is_refused_clearly_and_a_ca_file_fixes_it(certificate):
+async def test_an_untrusted_zivver_certificate_is_refused_clearly_and_a_ca_file_fixes_it(
+    certificate,
+):
     org = Organization(api_key=API_KEY, rate_limit=None)
     with EmulatorServer(org, tls=(str(certificate[0]), str(certificate[1]))) as server:
         assert server.url.startswith("https://")

@@ -58,32 +58,83 @@ def test_the_example_profile_is_valid():
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        (with_changes("sync", suspend_treshold_percent=5), "sync.suspend_treshold_percent: unknown key. Did you mean 'suspend_threshold_percent'?"),
-        (with_changes("target", api_kee_env="X"), "target.api_kee_env: unknown key. Did you mean 'api_key_env'?"),
-        (with_changes("sources", bse_dn="x"), "sources[0] (AD).bse_dn: unknown key. Did you mean 'base_dn'?"),
-        (with_changes("sync", create_users="yes please"), "sync.create_users: Input should be a valid boolean"),
-        (with_changes("sync", suspend_threshold_percent=150), "sync.suspend_threshold_percent: Input should be less than or equal to 100"),
-        (with_changes("sync", confirm=["suspend-everyone"]), "sync.confirm[0]: Input should be 'suspend-users'"),
+        (
+            with_changes("sync", suspend_treshold_percent=5),
+            "sync.suspend_treshold_percent: unknown key. Did you mean 'suspend_threshold_percent'?",
+        ),
+        (
+            with_changes("target", api_kee_env="X"),
+            "target.api_kee_env: unknown key. Did you mean 'api_key_env'?",
+        ),
+        (
+            with_changes("sources", bse_dn="x"),
+            "sources[0] (AD).bse_dn: unknown key. Did you mean 'base_dn'?",
+        ),
+        (
+            with_changes("sync", create_users="yes please"),
+            "sync.create_users: Input should be a valid boolean",
+        ),
+        (
+            with_changes("sync", suspend_threshold_percent=150),
+            "sync.suspend_threshold_percent: Input should be less than or equal to 100",
+        ),
+        (
+            with_changes("sync", confirm=["suspend-everyone"]),
+            "sync.confirm[0]: Input should be 'suspend-users'",
+        ),
         (with_changes("sync", domains=["not a domain"]), "'not a domain' is not a domain name"),
-        (with_changes("target", url="app.zivver.com/api"), "target.url: 'app.zivver.com/api' is not a http/https URL"),
+        (
+            with_changes("target", url="app.zivver.com/api"),
+            "target.url: 'app.zivver.com/api' is not a http/https URL",
+        ),
         (with_changes("target", url="https://app.zivver.com:99999/api"), "has an invalid port"),
-        (with_changes("sources", url="http://dc1.example.org"), "'http://dc1.example.org' is not a ldap/ldaps URL"),
-        (with_changes("sources", user_filter="(&(objectClass=user)(mail=*)"), "is not a valid LDAP filter"),
+        (
+            with_changes("sources", url="http://dc1.example.org"),
+            "'http://dc1.example.org' is not a ldap/ldaps URL",
+        ),
+        (
+            with_changes("sources", user_filter="(&(objectClass=user)(mail=*)"),
+            "is not a valid LDAP filter",
+        ),
         (with_changes("sources", user_filter="objectClass=user"), "is not a valid LDAP filter"),
-        (with_changes("sources", type="exchange"), "sources[0] (AD).type: must be \"ldap\" or \"csv\""),
-        (with_changes("sources", directory="novell"), "sources[0] (AD).directory: Input should be 'active-directory' or 'openldap'"),
-        (with_changes("sources", page_size=0), "sources[0] (AD).page_size: Input should be greater than or equal to 1"),
-        (with_changes("sources", password_env=None, password_file=None), "bind_dn is set but no password"),
-        (with_changes("sources", password_file="/etc/pw"), "set only one of password_env and password_file"),
+        (with_changes("sources", type="exchange"), 'sources[0] (AD).type: must be "ldap" or "csv"'),
+        (
+            with_changes("sources", directory="novell"),
+            "sources[0] (AD).directory: Input should be 'active-directory' or 'openldap'",
+        ),
+        (
+            with_changes("sources", page_size=0),
+            "sources[0] (AD).page_size: Input should be greater than or equal to 1",
+        ),
+        (
+            with_changes("sources", password_env=None, password_file=None),
+            "bind_dn is set but no password",
+        ),
+        (
+            with_changes("sources", password_file="/etc/pw"),
+            "set only one of password_env and password_file",
+        ),
         (with_changes("sources", start_tls=True), "start_tls is for ldap:// URLs"),
-        (with_changes("target", timeout_seconds=-1), "target.timeout_seconds: Input should be greater than 0"),
-        (with_changes("target", rate_limit_requests="fifty"), "target.rate_limit_requests: Input should be a valid integer"),
+        (
+            with_changes("target", timeout_seconds=-1),
+            "target.timeout_seconds: Input should be greater than 0",
+        ),
+        (
+            with_changes("target", rate_limit_requests="fifty"),
+            "target.rate_limit_requests: Input should be a valid integer",
+        ),
         ({"target": GOOD["target"]}, "sources: required key is missing"),
         ({"target": GOOD["target"], "sources": []}, "sources: List should have at least 1 item"),
         ({"sources": GOOD["sources"]}, "target: required key is missing"),
         ({**GOOD, "sourcess": []}, "sourcess: unknown key. Did you mean 'sources'?"),
-        ({**GOOD, "sources": [GOOD["sources"][0], GOOD["sources"][0]]}, "two sources are named 'AD'"),
-        (with_changes("sources", attributes={"mial": "mail"}), "sources[0] (AD).attributes.mial: unknown key. Did you mean 'mail'?"),
+        (
+            {**GOOD, "sources": [GOOD["sources"][0], GOOD["sources"][0]]},
+            "two sources are named 'AD'",
+        ),
+        (
+            with_changes("sources", attributes={"mial": "mail"}),
+            "sources[0] (AD).attributes.mial: unknown key. Did you mean 'mail'?",
+        ),
     ],
 )
 def test_a_bad_profile_names_the_key(tmp_path, data, expected):
@@ -110,13 +161,18 @@ def test_a_missing_profile_says_how_to_make_one(tmp_path):
 def test_a_missing_secret_names_the_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("ZIVVER_API_KEY", raising=False)
     config = load_config(write(tmp_path, GOOD))
-    with pytest.raises(ConfigError, match="target.api_key_env names the environment variable ZIVVER_API_KEY, which is not set"):
+    with pytest.raises(
+        ConfigError,
+        match="target.api_key_env names the environment variable ZIVVER_API_KEY, which is not set",
+    ):
         api_key(config)
 
 
 def test_a_secret_file_is_read_relative_to_the_profile(tmp_path):
     (tmp_path / "key").write_text("  the-key  \n")
-    config = load_config(write(tmp_path, with_changes("target", api_key_env=None, api_key_file="key") | {}))
+    config = load_config(
+        write(tmp_path, with_changes("target", api_key_env=None, api_key_file="key") | {})
+    )
     assert read_secret(None, config.target.api_key_file, "target.api_key", config) == "the-key"
     (tmp_path / "key").write_text("\n")
     with pytest.raises(ConfigError, match="is empty"):

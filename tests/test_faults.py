@@ -34,7 +34,9 @@ def active_users(zivver) -> int:
 
 
 def no_duplicates(zivver) -> bool:
-    names = [u["userName"] for u in zivver.org.users.values()] + [g["externalId"] for g in zivver.org.groups.values()]
+    names = [u["userName"] for u in zivver.org.users.values()] + [
+        g["externalId"] for g in zivver.org.groups.values()
+    ]
     return len(names) == len(set(names))
 
 
@@ -71,7 +73,9 @@ def test_a_source_that_returns_nothing_changes_nothing(directory, zivver, make_p
     assert active_users(zivver) == 20
 
 
-def test_a_source_that_shrank_by_more_than_half_changes_nothing(directory, zivver, make_profile, capsys):
+def test_a_source_that_shrank_by_more_than_half_changes_nothing(
+    directory, zivver, make_profile, capsys
+):
     staff(directory, 40)
     profile = make_profile([ldap_source(directory.slapd)])
     assert profile.run(capsys=capsys)[0] == 0
@@ -101,7 +105,12 @@ def test_a_429_storm_is_waited_out_without_failures(directory, zivver, make_prof
 
 def test_bursts_of_server_errors_are_retried(directory, zivver, make_profile, capsys):
     staff(directory, 5)
-    zivver.org.faults = [Fault("500", "POST"), Fault("502", "POST"), Fault("503", "POST"), Fault("503", "GET")]
+    zivver.org.faults = [
+        Fault("500", "POST"),
+        Fault("502", "POST"),
+        Fault("503", "POST"),
+        Fault("503", "GET"),
+    ]
     profile = make_profile([ldap_source(directory.slapd)])
     profile.data["target"].update(max_retries=4)
     profile.write()
@@ -112,7 +121,9 @@ def test_bursts_of_server_errors_are_retried(directory, zivver, make_profile, ca
     assert len(zivver.org.users) == 5 and no_duplicates(zivver)
 
 
-def test_a_server_error_that_does_not_pass_is_a_failed_change_not_a_crash(directory, zivver, make_profile, capsys):
+def test_a_server_error_that_does_not_pass_is_a_failed_change_not_a_crash(
+    directory, zivver, make_profile, capsys
+):
     staff(directory, 3)
     zivver.org.faults = [Fault("503", "POST")] * 3
     profile = make_profile([ldap_source(directory.slapd)])
@@ -121,14 +132,19 @@ def test_a_server_error_that_does_not_pass_is_a_failed_change_not_a_crash(direct
 
     assert code == 1
     failed = [c for c in report["changes"] if c["state"] == "failed"]
-    assert len(failed) == 1 and "Zivver had a server error (HTTP 503) after 3 attempts" in failed[0]["error"]
+    assert (
+        len(failed) == 1
+        and "Zivver had a server error (HTTP 503) after 3 attempts" in failed[0]["error"]
+    )
     assert len(zivver.org.users) == 2
     assert "1 of 3 change(s) failed" in err
     code, _, _ = profile.run(capsys=capsys)
     assert code == 0 and len(zivver.org.users) == 3, "the next run converges"
 
 
-def test_a_time_out_after_zivver_accepted_a_create_does_not_duplicate(directory, zivver, make_profile, capsys):
+def test_a_time_out_after_zivver_accepted_a_create_does_not_duplicate(
+    directory, zivver, make_profile, capsys
+):
     staff(directory, 3)
     zivver.org.faults = [Fault("slow-after", "POST", seconds=2.5)]
     profile = make_profile([ldap_source(directory.slapd)])
@@ -143,7 +159,9 @@ def test_a_time_out_after_zivver_accepted_a_create_does_not_duplicate(directory,
     assert len(posts) == 3, "the lost create was looked up, not sent again"
 
 
-def test_a_connection_dropped_mid_response_does_not_duplicate(directory, zivver, make_profile, capsys):
+def test_a_connection_dropped_mid_response_does_not_duplicate(
+    directory, zivver, make_profile, capsys
+):
     staff(directory, 3)
     directory.group("team", "team@example.org", [directory.user_dn("user000")])
     zivver.org.faults = [Fault("drop-after", "POST"), Fault("drop-after", "POST")]
@@ -156,13 +174,19 @@ def test_a_connection_dropped_mid_response_does_not_duplicate(directory, zivver,
     assert zivver.org.delegates_of("team@example.org") == {"user000@example.org"}
 
 
-def test_killed_mid_apply_then_run_again_converges(directory, zivver, make_profile, capsys, tmp_path):
+def test_killed_mid_apply_then_run_again_converges(
+    directory, zivver, make_profile, capsys, tmp_path
+):
     staff(directory, 40)
     profile = make_profile([ldap_source(directory.slapd)])
     zivver.org.latency = 0.05
     env = {**os.environ, "ZIVVER_API_KEY": API_KEY, "LDAP_PASSWORD": SERVICE_PASSWORD}
-    process = subprocess.Popen([ZSYNC, "--headless", "--config", str(profile.path)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [ZSYNC, "--headless", "--config", str(profile.path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while len(zivver.org.users) < 10 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -184,7 +208,9 @@ def test_killed_mid_apply_then_run_again_converges(directory, zivver, make_profi
     assert len(report["changes"]) == 40 - created_before_kill
 
 
-def test_two_runs_at_the_same_time_the_second_waits_its_turn(directory, zivver, make_profile, capsys):
+def test_two_runs_at_the_same_time_the_second_waits_its_turn(
+    directory, zivver, make_profile, capsys
+):
     staff(directory, 3)
     profile = make_profile([ldap_source(directory.slapd)])
     holder = Store.open(profile.path.parent / "zsync-state")
@@ -204,14 +230,18 @@ def test_two_runs_at_the_same_time_the_second_waits_its_turn(directory, zivver, 
 def small_disk(tmp_path: Path):
     mount = tmp_path / "disk"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_a_full_state_disk_stops_the_run_before_it_changes_anything(directory, zivver, make_profile, capsys, small_disk):
+def test_a_full_state_disk_stops_the_run_before_it_changes_anything(
+    directory, zivver, make_profile, capsys, small_disk
+):
     staff(directory, 3)
     profile = make_profile([ldap_source(directory.slapd)])
     profile.data["state_dir"] = str(small_disk / "state")
@@ -233,7 +263,9 @@ def test_a_full_state_disk_stops_the_run_before_it_changes_anything(directory, z
     assert zivver.org.users == {}
 
 
-def test_a_read_only_state_directory_is_a_clear_error(directory, zivver, make_profile, capsys, small_disk):
+def test_a_read_only_state_directory_is_a_clear_error(
+    directory, zivver, make_profile, capsys, small_disk
+):
     staff(directory, 3)
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     profile = make_profile([ldap_source(directory.slapd)])
@@ -243,11 +275,16 @@ def test_a_read_only_state_directory_is_a_clear_error(directory, zivver, make_pr
     code, err, _ = profile.run(capsys=capsys)
 
     assert code == 3
-    assert f"State directory {small_disk / 'state'}: cannot be used" in err and "Read-only file system" in err
+    assert (
+        f"State directory {small_disk / 'state'}: cannot be used" in err
+        and "Read-only file system" in err
+    )
     assert zivver.org.users == {}
 
 
-def test_secrets_never_reach_logs_reports_or_the_store(directory, zivver, make_profile, capsys, monkeypatch):
+def test_secrets_never_reach_logs_reports_or_the_store(
+    directory, zivver, make_profile, capsys, monkeypatch
+):
     staff(directory, 3)
     zivver.org.faults = [Fault("503", "POST")] * 3
     profile = make_profile([ldap_source(directory.slapd)])
@@ -267,7 +304,9 @@ def test_secrets_never_reach_logs_reports_or_the_store(directory, zivver, make_p
         assert secret.encode() not in stored
 
 
-def test_a_disk_that_fills_up_mid_run_stops_before_an_unjournaled_change(directory, zivver, make_profile, capsys, monkeypatch):
+def test_a_disk_that_fills_up_mid_run_stops_before_an_unjournaled_change(
+    directory, zivver, make_profile, capsys, monkeypatch
+):
     from zsync_core.errors import StoreError
 
     staff(directory, 6)
@@ -288,4 +327,6 @@ def test_a_disk_that_fills_up_mid_run_stops_before_an_unjournaled_change(directo
     assert "stopped after 3 change(s): Local store: write failed (database or disk is full)" in err
     assert len(zivver.org.users) == 3, "nothing is sent that the journal does not know of"
     monkeypatch.setattr(Store, "journal", original)
-    assert profile.run(capsys=capsys)[0] == 0 and len(zivver.org.users) == 6 and no_duplicates(zivver)
+    assert (
+        profile.run(capsys=capsys)[0] == 0 and len(zivver.org.users) == 6 and no_duplicates(zivver)
+    )

@@ -14,12 +14,21 @@ def staff(directory: Directory, count: int) -> None:
         directory.user(f"user{number:03}")
 
 
-def test_first_run_creates_users_and_functional_accounts_with_delegates(directory, zivver, make_profile, capsys):
+def test_first_run_creates_users_and_functional_accounts_with_delegates(
+    directory, zivver, make_profile, capsys
+):
     directory.user("ann", aliases=["a.smith@example.org"], delegates=["bob"])
     directory.user("bob")
     directory.user("cat", disabled=True)
-    directory.user("helpdesk", "helpdesk@example.org", "Help Desk", shared=True, delegates=["ann", "cat"])
-    directory.group("sales", "sales@example.org", [directory.user_dn("ann"), directory.user_dn("bob")], name="Sales Team")
+    directory.user(
+        "helpdesk", "helpdesk@example.org", "Help Desk", shared=True, delegates=["ann", "cat"]
+    )
+    directory.group(
+        "sales",
+        "sales@example.org",
+        [directory.user_dn("ann"), directory.user_dn("bob")],
+        name="Sales Team",
+    )
     profile = make_profile([ldap_source(directory.slapd)])
 
     code, err, report = profile.run(capsys=capsys)
@@ -45,7 +54,9 @@ def test_first_run_creates_users_and_functional_accounts_with_delegates(director
 def test_second_run_plans_zero_changes(directory, zivver, make_profile, capsys):
     staff(directory, 20)
     directory.user("ann", aliases=["ann.alias@example.org"], delegates=["user001"])
-    directory.group("team", "team@example.org", [directory.user_dn("user000"), directory.user_dn("ann")])
+    directory.group(
+        "team", "team@example.org", [directory.user_dn("user000"), directory.user_dn("ann")]
+    )
     directory.user("box", shared=True, delegates=["user002"])
     profile = make_profile([ldap_source(directory.slapd)])
     assert profile.run(capsys=capsys)[0] == 0
@@ -60,14 +71,18 @@ def test_second_run_plans_zero_changes(directory, zivver, make_profile, capsys):
     assert writes == []
 
 
-def test_a_changed_address_is_a_rename_that_keeps_the_account(directory, zivver, make_profile, capsys):
+def test_a_changed_address_is_a_rename_that_keeps_the_account(
+    directory, zivver, make_profile, capsys
+):
     directory.user("ann", "ann@example.org", "Ann Smith")
     directory.group("team", "team@example.org", [directory.user_dn("ann")])
     profile = make_profile([ldap_source(directory.slapd)])
     assert profile.run(capsys=capsys)[0] == 0
     before = zivver.org.user_by_email("ann@example.org")["id"]
 
-    directory.modify(directory.user_dn("ann"), mail="ann.jones@example.org", displayName="Ann Jones")
+    directory.modify(
+        directory.user_dn("ann"), mail="ann.jones@example.org", displayName="Ann Jones"
+    )
     code, err, report = profile.run(capsys=capsys)
 
     assert code == 0, err
@@ -89,12 +104,16 @@ def test_disabling_one_of_a_hundred_users_suspends_it(directory, zivver, make_pr
     code, err, report = profile.run(capsys=capsys)
 
     assert code == 0, err
-    assert [(c["action"], c["email"]) for c in report["changes"]] == [("suspend-user", "user042@example.org")]
+    assert [(c["action"], c["email"]) for c in report["changes"]] == [
+        ("suspend-user", "user042@example.org")
+    ]
     assert zivver.org.user_by_email("user042@example.org")["active"] is False
     assert sum(u["active"] for u in zivver.org.users.values()) == 99
 
 
-def test_disabling_ten_of_a_hundred_holds_suspensions_until_confirmed(directory, zivver, make_profile, capsys):
+def test_disabling_ten_of_a_hundred_holds_suspensions_until_confirmed(
+    directory, zivver, make_profile, capsys
+):
     staff(directory, 100)
     profile = make_profile([ldap_source(directory.slapd, page_size=30)])
     assert profile.run(capsys=capsys)[0] == 0
@@ -119,7 +138,9 @@ def test_disabling_ten_of_a_hundred_holds_suspensions_until_confirmed(directory,
     assert sum(u["active"] for u in zivver.org.users.values()) == 91
 
 
-def test_wrong_api_key_exits_3_and_changes_nothing(directory, zivver, make_profile, capsys, monkeypatch):
+def test_wrong_api_key_exits_3_and_changes_nothing(
+    directory, zivver, make_profile, capsys, monkeypatch
+):
     directory.user("ann")
     profile = make_profile([ldap_source(directory.slapd)])
     monkeypatch.setenv("ZIVVER_API_KEY", "not-the-key")
@@ -148,7 +169,9 @@ def test_stopped_ldap_server_exits_3_and_suspends_nobody(directory, zivver, make
     assert [r for r in zivver.org.requests if r[0] != "GET" and r[2] != 201] == []
 
 
-def test_bind_with_a_wrong_password_names_the_account(directory, zivver, make_profile, capsys, monkeypatch):
+def test_bind_with_a_wrong_password_names_the_account(
+    directory, zivver, make_profile, capsys, monkeypatch
+):
     directory.user("ann")
     profile = make_profile([ldap_source(directory.slapd)])
     monkeypatch.setenv("LDAP_PASSWORD", "wrong")
@@ -156,7 +179,9 @@ def test_bind_with_a_wrong_password_names_the_account(directory, zivver, make_pr
     code, err, _ = profile.run(capsys=capsys)
 
     assert code == 3
-    assert f"LDAP bind to {directory.slapd.url} failed: invalid credentials for cn=svc-zivver" in err
+    assert (
+        f"LDAP bind to {directory.slapd.url} failed: invalid credentials for cn=svc-zivver" in err
+    )
     assert zivver.org.users == {}
 
 
@@ -173,7 +198,9 @@ def test_dry_run_sends_nothing_and_reports_the_plan(directory, zivver, make_prof
     assert [r[0] for r in zivver.org.requests] == ["GET", "GET"]
 
 
-def test_accounts_the_tool_did_not_create_or_match_are_never_touched(directory, zivver, make_profile, capsys):
+def test_accounts_the_tool_did_not_create_or_match_are_never_touched(
+    directory, zivver, make_profile, capsys
+):
     directory.user("ann")
     outsider = zivver.org.add_user("ceo@example.org", "The CEO")
     foreign = zivver.org.add_user("guest@partner.com", "Partner")
@@ -186,7 +213,9 @@ def test_accounts_the_tool_did_not_create_or_match_are_never_touched(directory, 
     assert zivver.org.users[outsider]["active"] and zivver.org.users[foreign]["active"]
 
 
-def test_a_leaver_removed_from_the_directory_is_suspended_not_deleted(directory, zivver, make_profile, capsys):
+def test_a_leaver_removed_from_the_directory_is_suspended_not_deleted(
+    directory, zivver, make_profile, capsys
+):
     staff(directory, 30)
     profile = make_profile([ldap_source(directory.slapd)])
     assert profile.run(capsys=capsys)[0] == 0
@@ -195,11 +224,15 @@ def test_a_leaver_removed_from_the_directory_is_suspended_not_deleted(directory,
     code, err, report = profile.run(capsys=capsys)
 
     assert code == 0, err
-    assert [(c["action"], c["email"]) for c in report["changes"]] == [("suspend-user", "user007@example.org")]
+    assert [(c["action"], c["email"]) for c in report["changes"]] == [
+        ("suspend-user", "user007@example.org")
+    ]
     assert zivver.org.user_by_email("user007@example.org")["active"] is False
 
 
-def test_deleting_users_is_always_held_without_confirmation(directory, zivver, make_profile, capsys):
+def test_deleting_users_is_always_held_without_confirmation(
+    directory, zivver, make_profile, capsys
+):
     staff(directory, 30)
     profile = make_profile([ldap_source(directory.slapd)], delete_users=True)
     assert profile.run(capsys=capsys)[0] == 0
@@ -225,14 +258,22 @@ def test_nested_groups_are_flattened_and_cycles_cut(directory, zivver, make_prof
     code, err, _ = profile.run(capsys=capsys)
 
     assert code == 0, err
-    assert zivver.org.delegates_of("outer@example.org") == {"ann@example.org", "bob@example.org", "cat@example.org"}
+    assert zivver.org.delegates_of("outer@example.org") == {
+        "ann@example.org",
+        "bob@example.org",
+        "cat@example.org",
+    }
     assert zivver.org.group_by_email("inner@example.org") is None
 
 
-def test_a_functional_account_disabled_in_the_directory_loses_its_delegates(directory, zivver, make_profile, capsys):
+def test_a_functional_account_disabled_in_the_directory_loses_its_delegates(
+    directory, zivver, make_profile, capsys
+):
     for uid in ("ann", "bob"):
         directory.user(uid)
-    group = directory.group("team", "team@example.org", [directory.user_dn("ann"), directory.user_dn("bob")])
+    group = directory.group(
+        "team", "team@example.org", [directory.user_dn("ann"), directory.user_dn("bob")]
+    )
     profile = make_profile([ldap_source(directory.slapd)])
     assert profile.run(capsys=capsys)[0] == 0
 
@@ -241,11 +282,19 @@ def test_a_functional_account_disabled_in_the_directory_loses_its_delegates(dire
 
     assert code == 0, err
     assert [c["action"] for c in report["changes"]] == ["suspend-functional"]
-    assert zivver.org.delegates_of("team@example.org") == set(), "cleared with PATCH, not an (ignored) empty PUT"
-    assert ("PATCH", f"/api/scim/v2/Groups/{zivver.org.group_by_email('team@example.org')['id']}", 204) in zivver.org.requests
+    assert zivver.org.delegates_of("team@example.org") == set(), (
+        "cleared with PATCH, not an (ignored) empty PUT"
+    )
+    assert (
+        "PATCH",
+        f"/api/scim/v2/Groups/{zivver.org.group_by_email('team@example.org')['id']}",
+        204,
+    ) in zivver.org.requests
 
 
-def test_csv_source_merges_with_ldap_and_conflicts_are_reported(directory, zivver, make_profile, capsys, tmp_path):
+def test_csv_source_merges_with_ldap_and_conflicts_are_reported(
+    directory, zivver, make_profile, capsys, tmp_path
+):
     directory.user("ann", name="Ann from AD")
     csv_file = tmp_path / "extra.csv"
     csv_file.write_text(
@@ -254,19 +303,29 @@ def test_csv_source_merges_with_ldap_and_conflicts_are_reported(directory, zivve
         "contractor@example.org,Con Tractor,personal,,C2\n"
         "support@example.org,Support,functional,ann@example.org;contractor@example.org,C3\n"
     )
-    profile = make_profile([ldap_source(directory.slapd), {"name": "Extra", "type": "csv", "path": "extra.csv"}])
+    profile = make_profile(
+        [ldap_source(directory.slapd), {"name": "Extra", "type": "csv", "path": "extra.csv"}]
+    )
 
     code, err, report = profile.run(capsys=capsys)
 
     assert code == 0, err
     assert zivver.org.user_by_email("ann@example.org")["name"]["formatted"] == "Ann from AD"
     assert zivver.org.user_by_email("contractor@example.org") is not None
-    assert zivver.org.delegates_of("support@example.org") == {"ann@example.org", "contractor@example.org"}
-    assert any("ann@example.org appears twice" in n["message"] and "Active Directory" in n["message"] for n in report["notices"])
+    assert zivver.org.delegates_of("support@example.org") == {
+        "ann@example.org",
+        "contractor@example.org",
+    }
+    assert any(
+        "ann@example.org appears twice" in n["message"] and "Active Directory" in n["message"]
+        for n in report["notices"]
+    )
     assert report["sources"] == {"Active Directory": 1, "Extra": 3}
 
 
-def test_ldaps_with_the_servers_ca_reads_and_an_unknown_ca_is_refused(tls_slapd, certificate, zivver, make_profile, capsys):
+def test_ldaps_with_the_servers_ca_reads_and_an_unknown_ca_is_refused(
+    tls_slapd, certificate, zivver, make_profile, capsys
+):
     directory = Directory(tls_slapd)
     directory.user("ann")
     source = ldap_source(tls_slapd, url=tls_slapd.ldaps_url)
@@ -280,7 +339,9 @@ def test_ldaps_with_the_servers_ca_reads_and_an_unknown_ca_is_refused(tls_slapd,
     assert zivver.org.user_by_email("ann@example.org") is not None
 
 
-def test_start_tls_upgrades_a_plain_connection(tls_slapd, certificate, zivver, make_profile, capsys):
+def test_start_tls_upgrades_a_plain_connection(
+    tls_slapd, certificate, zivver, make_profile, capsys
+):
     Directory(tls_slapd).user("ann")
     source = ldap_source(tls_slapd, start_tls=True, ca_file=str(certificate[0]))
 
@@ -301,7 +362,10 @@ def test_the_run_history_keeps_every_run_and_change(directory, zivver, make_prof
     assert [r.status for r in runs] == ["dry-run", "completed"]
     changes = store.changes(runs[1].id)
     assert [c["state"] for c in changes] == ["succeeded"] * 3
-    assert changes[0]["http_status"] == 201 and changes[0]["response"]["body"]["userName"] == "user000@example.org"
+    assert (
+        changes[0]["http_status"] == 201
+        and changes[0]["response"]["body"]["userName"] == "user000@example.org"
+    )
     assert any("Zivver: read" not in e[2] for e in store.events()) or store.events() == []
 
 
@@ -312,7 +376,9 @@ def test_emulator_fixture_is_real_http(zivver: EmulatorServer):
     assert response.status_code == 200 and response.json()["totalResults"] == 0
 
 
-def test_a_renamed_delegate_and_a_new_one_in_the_same_run_both_keep_access(directory, zivver, make_profile, capsys):
+def test_a_renamed_delegate_and_a_new_one_in_the_same_run_both_keep_access(
+    directory, zivver, make_profile, capsys
+):
     directory.user("ann")
     directory.user("bob")
     group = directory.group("team", "team@example.org", [directory.user_dn("ann")])
@@ -327,19 +393,31 @@ def test_a_renamed_delegate_and_a_new_one_in_the_same_run_both_keep_access(direc
     assert zivver.org.delegates_of("team@example.org") == {"ann.new@example.org", "bob@example.org"}
 
 
-def test_a_group_update_is_not_sent_when_a_delegates_own_creation_failed(directory, zivver, make_profile, capsys):
+def test_a_group_update_is_not_sent_when_a_delegates_own_creation_failed(
+    directory, zivver, make_profile, capsys
+):
     directory.user("ann")
     group = directory.group("team", "team@example.org", [directory.user_dn("ann")])
     profile = make_profile([ldap_source(directory.slapd)])
     assert profile.run(capsys=capsys)[0] == 0
 
     zivver.org.guests.add("zed.old@example.org")
-    directory.user("zed", "zed@example.org", aliases=["zed.old@example.org"])  # Zivver refuses the alias
+    directory.user(
+        "zed", "zed@example.org", aliases=["zed.old@example.org"]
+    )  # Zivver refuses the alias
     directory.modify(group, member=[directory.user_dn("zed")])
     code, err, report = profile.run(capsys=capsys)
 
     assert code == 1
     states = {c["email"]: (c["state"], c["error"]) for c in report["changes"]}
-    assert states["zed@example.org"][0] == "failed" and "has a guest account in Zivver" in states["zed@example.org"][1]
-    assert states["team@example.org"][0] == "failed" and "have no Zivver account yet" in states["team@example.org"][1]
-    assert zivver.org.delegates_of("team@example.org") == {"ann@example.org"}, "access is not taken away"
+    assert (
+        states["zed@example.org"][0] == "failed"
+        and "has a guest account in Zivver" in states["zed@example.org"][1]
+    )
+    assert (
+        states["team@example.org"][0] == "failed"
+        and "have no Zivver account yet" in states["team@example.org"][1]
+    )
+    assert zivver.org.delegates_of("team@example.org") == {"ann@example.org"}, (
+        "access is not taken away"
+    )

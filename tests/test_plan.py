@@ -13,13 +13,49 @@ from zsync_core.model import Action, Kind, Plan, SourceAccount, ZivverAccount
 from zsync_core.plan import MappingEntry, merge_sources, plan
 
 
-def src(email: str, sid: str | None = None, *, kind=Kind.PERSONAL, active=True, name=None, aliases=(), delegates=(), source="AD") -> SourceAccount:
-    return SourceAccount(kind, sid or f"id-{email}", email, name or email.split("@")[0], active, source, f"cn={email}",
-                         frozenset(aliases), frozenset(delegates))
+def src(
+    email: str,
+    sid: str | None = None,
+    *,
+    kind=Kind.PERSONAL,
+    active=True,
+    name=None,
+    aliases=(),
+    delegates=(),
+    source="AD",
+) -> SourceAccount:
+    return SourceAccount(
+        kind,
+        sid or f"id-{email}",
+        email,
+        name or email.split("@")[0],
+        active,
+        source,
+        f"cn={email}",
+        frozenset(aliases),
+        frozenset(delegates),
+    )
 
 
-def ziv(email: str, zid: str | None = None, *, kind=Kind.PERSONAL, active=True, name=None, aliases=(), delegates=()) -> ZivverAccount:
-    return ZivverAccount(kind, zid or f"z-{email}", email, name or email.split("@")[0], active, frozenset(aliases), frozenset(delegates))
+def ziv(
+    email: str,
+    zid: str | None = None,
+    *,
+    kind=Kind.PERSONAL,
+    active=True,
+    name=None,
+    aliases=(),
+    delegates=(),
+) -> ZivverAccount:
+    return ZivverAccount(
+        kind,
+        zid or f"z-{email}",
+        email,
+        name or email.split("@")[0],
+        active,
+        frozenset(aliases),
+        frozenset(delegates),
+    )
 
 
 OPTIONS = SyncConfig(domains=["example.org"])
@@ -30,7 +66,12 @@ def actions(result: Plan) -> list[tuple[str, str]]:
 
 
 def test_a_changed_address_on_the_same_id_is_a_rename():
-    result = plan([src("new@example.org", "guid-1")], [ziv("old@example.org", "z1")], {"guid-1": MappingEntry("z1")}, OPTIONS)
+    result = plan(
+        [src("new@example.org", "guid-1")],
+        [ziv("old@example.org", "z1")],
+        {"guid-1": MappingEntry("z1")},
+        OPTIONS,
+    )
     assert actions(result) == [("update-user", "new@example.org")]
     assert result.changes[0].before["email"] == "old@example.org"
     assert result.changes[0].zivver_id == "z1"
@@ -52,44 +93,80 @@ def test_an_address_taken_by_another_mapped_entry_is_skipped_not_stolen():
 
 
 def test_personal_on_one_side_and_functional_on_the_other_is_skipped():
-    result = plan([src("desk@example.org", kind=Kind.FUNCTIONAL, delegates=["ann@example.org"]), src("ann@example.org")],
-                  [ziv("desk@example.org"), ziv("ann@example.org")], {}, OPTIONS)
+    result = plan(
+        [
+            src("desk@example.org", kind=Kind.FUNCTIONAL, delegates=["ann@example.org"]),
+            src("ann@example.org"),
+        ],
+        [ziv("desk@example.org"), ziv("ann@example.org")],
+        {},
+        OPTIONS,
+    )
     assert actions(result) == []
-    assert any("Skipping desk@example.org: it is a functional account" in n.message for n in result.notices)
+    assert any(
+        "Skipping desk@example.org: it is a functional account" in n.message for n in result.notices
+    )
 
 
 def test_nothing_outside_the_domain_filter_is_touched():
     sources = [src("ann@other.com"), src("bob@example.org", aliases=["bob@other.com"])]
     zivver = [ziv("eve@other.com")]
-    result = plan(sources, zivver, {"id-eve@other.com": MappingEntry("z-eve@other.com")}, OPTIONS.model_copy(update={"delete_users": True}))
+    result = plan(
+        sources,
+        zivver,
+        {"id-eve@other.com": MappingEntry("z-eve@other.com")},
+        OPTIONS.model_copy(update={"delete_users": True}),
+    )
     assert actions(result) == [("create-user", "bob@example.org")]
     assert "aliases" not in result.changes[0].after
 
 
 def test_unowned_zivver_accounts_are_never_suspended():
-    result = plan([], [ziv("ceo@example.org")], {}, OPTIONS.model_copy(update={"delete_users": True}))
+    result = plan(
+        [], [ziv("ceo@example.org")], {}, OPTIONS.model_copy(update={"delete_users": True})
+    )
     assert result.changes == []
 
 
 def test_owned_accounts_missing_from_the_sources_are_suspended_or_deleted():
     mapping = {"g1": MappingEntry("z1"), "g2": MappingEntry("z2")}
-    zivver = [ziv("a@example.org", "z1"), ziv("desk@example.org", "z2", kind=Kind.FUNCTIONAL, delegates=["a@example.org"])]
-    assert actions(plan([], zivver, mapping, OPTIONS)) == [("suspend-user", "a@example.org"), ("suspend-functional", "desk@example.org")]
+    zivver = [
+        ziv("a@example.org", "z1"),
+        ziv("desk@example.org", "z2", kind=Kind.FUNCTIONAL, delegates=["a@example.org"]),
+    ]
+    assert actions(plan([], zivver, mapping, OPTIONS)) == [
+        ("suspend-user", "a@example.org"),
+        ("suspend-functional", "desk@example.org"),
+    ]
     both = OPTIONS.model_copy(update={"delete_users": True, "delete_functional_accounts": True})
-    assert actions(plan([], zivver, mapping, both)) == [("delete-user", "a@example.org"), ("delete-functional", "desk@example.org")]
+    assert actions(plan([], zivver, mapping, both)) == [
+        ("delete-user", "a@example.org"),
+        ("delete-functional", "desk@example.org"),
+    ]
 
 
 def test_an_unhealthy_read_plans_no_suspension_or_deletion():
     mapping = {"g1": MappingEntry("z1"), "g2": MappingEntry("z2")}
     zivver = [ziv("a@example.org", "z1"), ziv("b@example.org", "z2")]
-    result = plan([src("b@example.org", "g2", active=False), src("c@example.org")], zivver, mapping, OPTIONS, removals_blocked="source AD failed")
+    result = plan(
+        [src("b@example.org", "g2", active=False), src("c@example.org")],
+        zivver,
+        mapping,
+        OPTIONS,
+        removals_blocked="source AD failed",
+    )
     assert actions(result) == [("create-user", "c@example.org")]
-    assert any("2 suspension(s) or deletion(s) were not planned: source AD failed" in n.message for n in result.notices)
+    assert any(
+        "2 suspension(s) or deletion(s) were not planned: source AD failed" in n.message
+        for n in result.notices
+    )
 
 
 def test_entries_a_source_could_not_parse_are_not_leavers():
     mapping = {"g1": MappingEntry("z1")}
-    result = plan([], [ziv("a@example.org", "z1")], mapping, OPTIONS, protected_ids=frozenset({"g1"}))
+    result = plan(
+        [], [ziv("a@example.org", "z1")], mapping, OPTIONS, protected_ids=frozenset({"g1"})
+    )
     assert result.changes == []
 
 
@@ -101,14 +178,21 @@ def suspend_plan(total: int, disabled: int, threshold: float = 5) -> Plan:
     zivver = users(total)
     mapping = {f"g{n}": MappingEntry(f"z{n}") for n in range(total)}
     sources = [src(f"u{n}@example.org", f"g{n}", active=n >= disabled) for n in range(total)]
-    return plan(sources, zivver, mapping, OPTIONS.model_copy(update={"suspend_threshold_percent": threshold}))
+    return plan(
+        sources,
+        zivver,
+        mapping,
+        OPTIONS.model_copy(update={"suspend_threshold_percent": threshold}),
+    )
 
 
 def test_the_suspension_guard_is_exact_at_the_threshold():
     at = suspend_plan(100, 5)
     assert at.guards == [] and all(c.guard is None for c in at.changes)
     over = suspend_plan(100, 6)
-    assert [(g.action, g.count, g.total) for g in over.guards] == [(GuardedAction.SUSPEND_USERS, 6, 100)]
+    assert [(g.action, g.count, g.total) for g in over.guards] == [
+        (GuardedAction.SUSPEND_USERS, 6, 100)
+    ]
     assert over.guards[0].text == "Suspend 6 of 100 users (6.0 %)"
     assert all(c.guard is GuardedAction.SUSPEND_USERS for c in over.changes)
     assert suspend_plan(100, 6, threshold=10).guards == []
@@ -121,7 +205,10 @@ def test_deletions_and_sso_key_updates_are_always_guarded():
     sources = [dataclasses.replace(src("b@example.org", "g2"), sso_key="new")]
     options = OPTIONS.model_copy(update={"delete_users": True, "update_sso_keys": True})
     result = plan(sources, zivver, mapping, options)
-    assert {g.action for g in result.guards} == {GuardedAction.DELETE_USERS, GuardedAction.UPDATE_SSO_KEYS}
+    assert {g.action for g in result.guards} == {
+        GuardedAction.DELETE_USERS,
+        GuardedAction.UPDATE_SSO_KEYS,
+    }
     assert {c.action: c.guard for c in result.changes} == {
         Action.DELETE_USER: GuardedAction.DELETE_USERS,
         Action.UPDATE_USER: GuardedAction.UPDATE_SSO_KEYS,
@@ -129,28 +216,60 @@ def test_deletions_and_sso_key_updates_are_always_guarded():
 
 
 def test_an_alias_that_is_another_accounts_address_is_dropped():
-    result = plan([src("ann@example.org", aliases=["bob@example.org", "a@example.org"])], [ziv("bob@example.org")], {}, OPTIONS)
+    result = plan(
+        [src("ann@example.org", aliases=["bob@example.org", "a@example.org"])],
+        [ziv("bob@example.org")],
+        {},
+        OPTIONS,
+    )
     assert result.changes[0].after["aliases"] == ["a@example.org"]
     assert any("merge the two accounts irreversibly" in n.message for n in result.notices)
 
 
 def test_delegates_that_are_not_synced_accounts_are_dropped():
-    sources = [src("desk@example.org", kind=Kind.FUNCTIONAL, delegates=["ann@example.org", "ext@example.org", "off@example.org"]),
-               src("ann@example.org"), src("off@example.org", active=False)]
+    sources = [
+        src(
+            "desk@example.org",
+            kind=Kind.FUNCTIONAL,
+            delegates=["ann@example.org", "ext@example.org", "off@example.org"],
+        ),
+        src("ann@example.org"),
+        src("off@example.org", active=False),
+    ]
     result = plan(sources, [], {}, OPTIONS)
     desk = next(c for c in result.changes if c.email == "desk@example.org")
     assert desk.after["delegates"] == ["ann@example.org"]
-    assert any("ext@example.org of desk@example.org is not a synced personal account" in n.message for n in result.notices)
+    assert any(
+        "ext@example.org of desk@example.org is not a synced personal account" in n.message
+        for n in result.notices
+    )
 
 
 def test_users_come_before_functional_accounts():
-    sources = [src("desk@example.org", kind=Kind.FUNCTIONAL, delegates=["zed@example.org"]), src("zed@example.org")]
-    assert [c.action for c in plan(sources, [], {}, OPTIONS).changes] == [Action.CREATE_USER, Action.CREATE_FUNCTIONAL]
+    sources = [
+        src("desk@example.org", kind=Kind.FUNCTIONAL, delegates=["zed@example.org"]),
+        src("zed@example.org"),
+    ]
+    assert [c.action for c in plan(sources, [], {}, OPTIONS).changes] == [
+        Action.CREATE_USER,
+        Action.CREATE_FUNCTIONAL,
+    ]
 
 
 def test_merge_keeps_the_first_source_and_reports_the_conflict():
-    merged, notices = merge_sources([("AD", [src("a@example.org", "1")]), ("CSV", [src("a@example.org", "2", source="CSV"), src("b@example.org", "3", source="CSV")])])
-    assert [(a.email, a.source) for a in merged] == [("a@example.org", "AD"), ("b@example.org", "CSV")]
+    merged, notices = merge_sources(
+        [
+            ("AD", [src("a@example.org", "1")]),
+            (
+                "CSV",
+                [src("a@example.org", "2", source="CSV"), src("b@example.org", "3", source="CSV")],
+            ),
+        ]
+    )
+    assert [(a.email, a.source) for a in merged] == [
+        ("a@example.org", "AD"),
+        ("b@example.org", "CSV"),
+    ]
     assert "a@example.org appears twice" in notices[0].message
 
 
@@ -158,7 +277,9 @@ def test_switched_off_options_plan_nothing_of_their_kind():
     mapping = {"g1": MappingEntry("z1")}
     zivver = [ziv("a@example.org", "z1", name="Old")]
     sources = [src("a@example.org", "g1", name="New", active=False), src("b@example.org")]
-    off = OPTIONS.model_copy(update={"create_users": False, "suspend_users": False, "update_users": False})
+    off = OPTIONS.model_copy(
+        update={"create_users": False, "suspend_users": False, "update_users": False}
+    )
     assert plan(sources, zivver, mapping, off).changes == []
 
 
@@ -172,14 +293,29 @@ DESKS = [f"f{n}@example.org" for n in range(3)]
 def worlds(draw):
     people = draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=8))
     accounts = [
-        src(e, f"g-{e}", active=draw(st.booleans()), name=draw(st.sampled_from(["A", "B"])),
-            aliases=draw(st.sets(st.sampled_from([f"x{n}@example.org" for n in range(3)]), max_size=2)) - {e},
-            delegates=draw(st.sets(st.sampled_from(NAMES), max_size=3)))
+        src(
+            e,
+            f"g-{e}",
+            active=draw(st.booleans()),
+            name=draw(st.sampled_from(["A", "B"])),
+            aliases=draw(
+                st.sets(st.sampled_from([f"x{n}@example.org" for n in range(3)]), max_size=2)
+            )
+            - {e},
+            delegates=draw(st.sets(st.sampled_from(NAMES), max_size=3)),
+        )
         for e in people
     ]
     for desk in draw(st.lists(st.sampled_from(DESKS), unique=True, max_size=3)):
-        accounts.append(src(desk, f"g-{desk}", kind=Kind.FUNCTIONAL, active=draw(st.booleans()),
-                            delegates=draw(st.sets(st.sampled_from(NAMES), max_size=4))))
+        accounts.append(
+            src(
+                desk,
+                f"g-{desk}",
+                kind=Kind.FUNCTIONAL,
+                active=draw(st.booleans()),
+                delegates=draw(st.sets(st.sampled_from(NAMES), max_size=4)),
+            )
+        )
     existing = draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=8))
     zivver = [ziv(e, f"z-{e}", active=draw(st.booleans()), name="A") for e in existing]
     owned = {f"g-{e}": MappingEntry(f"z-{e}") for e in existing if draw(st.booleans())}
@@ -189,7 +325,9 @@ def worlds(draw):
 _ids = itertools.count()
 
 
-def simulate(result: Plan, zivver: list[ZivverAccount], mapping: dict[str, MappingEntry]) -> tuple[list[ZivverAccount], dict[str, MappingEntry]]:
+def simulate(
+    result: Plan, zivver: list[ZivverAccount], mapping: dict[str, MappingEntry]
+) -> tuple[list[ZivverAccount], dict[str, MappingEntry]]:
     """What Zivver and the store look like after the plan was applied."""
     state = {z.zivver_id: z for z in zivver}
     mapping = dict(mapping)
@@ -200,17 +338,34 @@ def simulate(result: Plan, zivver: list[ZivverAccount], mapping: dict[str, Mappi
         if change.action in (Action.CREATE_USER, Action.CREATE_FUNCTIONAL):
             new_id = f"new-{next(_ids)}"
             kind = change.action.kind
-            state[new_id] = ZivverAccount(kind, new_id, after["email"], after["display_name"],
-                                          kind is Kind.PERSONAL or bool(after.get("delegates")),
-                                          frozenset(after.get("aliases", [])), frozenset(after.get("delegates", [])))
+            state[new_id] = ZivverAccount(
+                kind,
+                new_id,
+                after["email"],
+                after["display_name"],
+                kind is Kind.PERSONAL or bool(after.get("delegates")),
+                frozenset(after.get("aliases", [])),
+                frozenset(after.get("delegates", [])),
+            )
             mapping[change.source_id] = MappingEntry(new_id, change.sso_key)
         elif change.action in (Action.DELETE_USER, Action.DELETE_FUNCTIONAL):
             del state[change.zivver_id]
         else:
             old = state[change.zivver_id]
-            fields = {"email": old.email, "display_name": old.display_name, "active": old.active,
-                      "aliases": old.aliases, "delegates": old.delegates}
-            fields.update({k: (frozenset(v) if isinstance(v, list) else v) for k, v in after.items() if k in fields})
+            fields = {
+                "email": old.email,
+                "display_name": old.display_name,
+                "active": old.active,
+                "aliases": old.aliases,
+                "delegates": old.delegates,
+            }
+            fields.update(
+                {
+                    k: (frozenset(v) if isinstance(v, list) else v)
+                    for k, v in after.items()
+                    if k in fields
+                }
+            )
             if old.kind is Kind.FUNCTIONAL:
                 fields["active"] = bool(fields["delegates"])
             state[change.zivver_id] = dataclasses.replace(old, **fields)
@@ -221,7 +376,9 @@ def simulate(result: Plan, zivver: list[ZivverAccount], mapping: dict[str, Mappi
 @given(worlds(), st.booleans())
 def test_applying_a_plan_then_planning_again_gives_zero_changes(world, deletes):
     sources, zivver, mapping = world
-    options = OPTIONS.model_copy(update={"delete_users": deletes, "delete_functional_accounts": deletes})
+    options = OPTIONS.model_copy(
+        update={"delete_users": deletes, "delete_functional_accounts": deletes}
+    )
     first = plan(sources, zivver, mapping, options)
     after, new_mapping = simulate(first, zivver, mapping)
     second = plan(sources, after, new_mapping, options)
@@ -235,5 +392,19 @@ def test_an_account_active_in_the_sources_is_never_suspended_or_deleted(world):
     options = OPTIONS.model_copy(update={"delete_users": True, "delete_functional_accounts": True})
     result = plan(sources, zivver, mapping, options)
     active = {a.email for a in sources if a.active and (a.kind is Kind.PERSONAL)}
-    removed = {c.email for c in result.changes if c.action in (Action.SUSPEND_USER, Action.DELETE_USER, Action.DELETE_FUNCTIONAL)}
+    removed = {
+        c.email
+        for c in result.changes
+        if c.action in (Action.SUSPEND_USER, Action.DELETE_USER, Action.DELETE_FUNCTIONAL)
+    }
     assert not active & removed
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1, max_value=400), st.data(), st.sampled_from([5.0, 2.5, 10.0]))
+def test_the_suspension_guard_is_exact_at_any_boundary(total, data, threshold):
+    disabled = data.draw(st.integers(min_value=1, max_value=total))
+    result = suspend_plan(total, disabled, threshold)
+    assert len([c for c in result.changes if c.action is Action.SUSPEND_USER]) == disabled
+    guarded = bool(result.guards)
+    assert guarded == (disabled / total * 100 > threshold) == (disabled * 100 > threshold * total)

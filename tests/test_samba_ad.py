@@ -21,7 +21,6 @@ import pytest
 import tomli_w
 
 from tests.conftest import API_KEY
-from tests.servers import wait_for_port
 from zsync_tui.cli import main
 
 pytestmark = pytest.mark.samba
@@ -43,14 +42,18 @@ class SambaDC:
 
     def user(self, uid: str, *, disabled: bool = False, aliases: tuple[str, ...] = ()) -> str:
         dn = f"CN={uid},{OU}"
-        ok = self.conn.add(dn, ["top", "person", "organizationalPerson", "user"], {
-            "sAMAccountName": uid,
-            "mail": f"{uid}@example.org",
-            "displayName": uid.title(),
-            "proxyAddresses": [f"SMTP:{uid}@example.org"] + [f"smtp:{a}" for a in aliases],
-            "unicodePwd": f'"Pw-{uid}-12345!"'.encode("utf-16-le"),
-            "userAccountControl": 514 if disabled else 512,
-        })
+        ok = self.conn.add(
+            dn,
+            ["top", "person", "organizationalPerson", "user"],
+            {
+                "sAMAccountName": uid,
+                "mail": f"{uid}@example.org",
+                "displayName": uid.title(),
+                "proxyAddresses": [f"SMTP:{uid}@example.org"] + [f"smtp:{a}" for a in aliases],
+                "unicodePwd": f'"Pw-{uid}-12345!"'.encode("utf-16-le"),
+                "userAccountControl": 514 if disabled else 512,
+            },
+        )
         assert ok, self.conn.result
         return dn
 
@@ -76,22 +79,47 @@ def samba_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaDC]:
     root = tmp_path_factory.mktemp("samba")
     address = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
     subprocess.run(
-        ["samba-tool", "domain", "provision", f"--targetdir={root}", "--realm=EXAMPLE.ORG", "--domain=EXAMPLE",
-         "--server-role=dc", "--dns-backend=NONE", "--use-rfc2307", "--host-name=dc1",
-         f"--adminpass={ADMIN_PASSWORD}", f"--option=interfaces={address}/8", "--option=bind interfaces only=yes",
-         "--option=server services=ldap"],
-        check=True, capture_output=True, timeout=180,
+        [
+            "samba-tool",
+            "domain",
+            "provision",
+            f"--targetdir={root}",
+            "--realm=EXAMPLE.ORG",
+            "--domain=EXAMPLE",
+            "--server-role=dc",
+            "--dns-backend=NONE",
+            "--use-rfc2307",
+            "--host-name=dc1",
+            f"--adminpass={ADMIN_PASSWORD}",
+            f"--option=interfaces={address}/8",
+            "--option=bind interfaces only=yes",
+            "--option=server services=ldap",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
     (root / "cache").mkdir(exist_ok=True)
     process = subprocess.Popen(
-        ["samba", "-i", "-M", "single", "-s", str(root / "etc" / "smb.conf"),
-         "--option=ldap server require strong auth=no", f"--option=log file={root}/log.%m"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "samba",
+            "-i",
+            "-M",
+            "single",
+            "-s",
+            str(root / "etc" / "smb.conf"),
+            "--option=ldap server require strong auth=no",
+            f"--option=log file={root}/log.%m",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         with_port = _wait(address, process)
         ca_file = root / "private" / "tls" / "ca.pem"
-        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(ca_file), valid_names=["DC1.example.org"])
+        tls = ldap3.Tls(
+            validate=ssl.CERT_REQUIRED, ca_certs_file=str(ca_file), valid_names=["DC1.example.org"]
+        )
         server = ldap3.Server(address, port=636, use_ssl=True, tls=tls, get_info=ldap3.NONE)
         conn = ldap3.Connection(server, "Administrator@example.org", ADMIN_PASSWORD, auto_bind=True)
         assert conn.add(OU, ["top", "organizationalUnit"]), conn.result
@@ -120,7 +148,6 @@ def _wait(address: str, process: subprocess.Popen[bytes]) -> str:
 
 
 def test_active_directory_users_groups_and_leavers(samba_dc, zivver, tmp_path, monkeypatch, capsys):
-    wait_for_port  # (Samba listens on fixed ports; see _wait)
     monkeypatch.setenv("ZIVVER_API_KEY", API_KEY)
     monkeypatch.setenv("AD_PASSWORD", ADMIN_PASSWORD)
     ann = samba_dc.user("ann", aliases=("a.smith@example.org",))
@@ -129,21 +156,36 @@ def test_active_directory_users_groups_and_leavers(samba_dc, zivver, tmp_path, m
     inner = samba_dc.group("inner", None, [bob])
     samba_dc.group("support", "support@example.org", [ann, inner])
     profile = tmp_path / "zsync.toml"
-    profile.write_text(tomli_w.dumps({
-        "target": {"url": zivver.url, "api_key_env": "ZIVVER_API_KEY"},
-        "sources": [{
-            "name": "Samba AD", "type": "ldap", "url": samba_dc.url, "bind_dn": "Administrator@example.org",
-            "password_env": "AD_PASSWORD", "base_dn": OU, "directory": "active-directory",
-            "ca_file": str(samba_dc.ca_file), "tls_server_name": "DC1.example.org", "page_size": 2,
-        }],
-        "sync": {"domains": ["example.org"]},
-    }))
+    profile.write_text(
+        tomli_w.dumps(
+            {
+                "target": {"url": zivver.url, "api_key_env": "ZIVVER_API_KEY"},
+                "sources": [
+                    {
+                        "name": "Samba AD",
+                        "type": "ldap",
+                        "url": samba_dc.url,
+                        "bind_dn": "Administrator@example.org",
+                        "password_env": "AD_PASSWORD",
+                        "base_dn": OU,
+                        "directory": "active-directory",
+                        "ca_file": str(samba_dc.ca_file),
+                        "tls_server_name": "DC1.example.org",
+                        "page_size": 2,
+                    }
+                ],
+                "sync": {"domains": ["example.org"]},
+            }
+        )
+    )
     run = ["--headless", "--config", str(profile)]
 
     assert main(run) == 0, capsys.readouterr().err
     org = zivver.org
     created = org.user_by_email("ann@example.org")
-    assert created["urn:ietf:params:scim:schemas:zivver:0.1:User"]["aliases"] == ["a.smith@example.org"]
+    assert created["urn:ietf:params:scim:schemas:zivver:0.1:User"]["aliases"] == [
+        "a.smith@example.org"
+    ]
     assert org.sso_keys[created["id"]] == samba_dc.guid(ann), "SsoAccountKey is AD's objectGUID"
     assert org.user_by_email("cat@example.org") is None
     assert org.delegates_of("support@example.org") == {"ann@example.org", "bob@example.org"}

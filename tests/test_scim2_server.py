@@ -24,10 +24,19 @@ ZIVVER_USER = "urn:ietf:params:scim:schemas:zivver:0.1:User"
 ZIVVER_GROUP = "urn:ietf:params:scim:schemas:zivver:0.1:Group"
 
 
-def _attribute(name: str, *, multi: bool = False, mutability: str = "readWrite", returned: str = "default") -> dict:
+def _attribute(
+    name: str, *, multi: bool = False, mutability: str = "readWrite", returned: str = "default"
+) -> dict:
     return {
-        "name": name, "type": "string", "multiValued": multi, "required": False, "caseExact": False,
-        "mutability": mutability, "returned": returned, "uniqueness": "none", "description": name,
+        "name": name,
+        "type": "string",
+        "multiValued": multi,
+        "required": False,
+        "caseExact": False,
+        "mutability": mutability,
+        "returned": returned,
+        "uniqueness": "none",
+        "description": name,
     }
 
 
@@ -36,18 +45,28 @@ def _write_schemas(directory: Path) -> tuple[Path, Path]:
 
     resources = Path(scim2_server.__file__).parent / "resources"
     schemas = json.loads((resources / "default-schemas.json").read_text())
-    schemas.append({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"], "id": ZIVVER_USER, "name": "ZivverUser",
-        "description": "Zivver user extension",
-        "attributes": [
-            _attribute("SsoAccountKey", mutability="writeOnly", returned="never"),
-            _attribute("aliases", multi=True), _attribute("delegates", multi=True),
-        ],
-    })
-    schemas.append({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"], "id": ZIVVER_GROUP, "name": "ZivverGroup",
-        "description": "Zivver group extension", "attributes": [_attribute("aliases", multi=True)],
-    })
+    schemas.append(
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+            "id": ZIVVER_USER,
+            "name": "ZivverUser",
+            "description": "Zivver user extension",
+            "attributes": [
+                _attribute("SsoAccountKey", mutability="writeOnly", returned="never"),
+                _attribute("aliases", multi=True),
+                _attribute("delegates", multi=True),
+            ],
+        }
+    )
+    schemas.append(
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+            "id": ZIVVER_GROUP,
+            "name": "ZivverGroup",
+            "description": "Zivver group extension",
+            "attributes": [_attribute("aliases", multi=True)],
+        }
+    )
     types = json.loads((resources / "default-resource-types.json").read_text())
     types[0]["schemaExtensions"].append({"schema": ZIVVER_USER, "required": False})
     types[1]["schemaExtensions"] = [{"schema": ZIVVER_GROUP, "required": False}]
@@ -64,9 +83,21 @@ def scim2(tmp_path: Path) -> Iterator[str]:
     schema_file, types_file = _write_schemas(tmp_path)
     port = free_port()
     process = subprocess.Popen(
-        [binary, "--hostname", "127.0.0.1", "--port", str(port), "--bearer-token", TOKEN,
-         "--schema", str(schema_file), "--resource-type", str(types_file)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--hostname",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--bearer-token",
+            TOKEN,
+            "--schema",
+            str(schema_file),
+            "--resource-type",
+            str(types_file),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port, process, timeout=20)
@@ -77,7 +108,9 @@ def scim2(tmp_path: Path) -> Iterator[str]:
 
 
 def _resources(url: str, kind: str) -> list[dict]:
-    response = httpx.get(f"{url}/{kind}", params={"count": 1000}, headers={"Authorization": f"Bearer {TOKEN}"})
+    response = httpx.get(
+        f"{url}/{kind}", params={"count": 1000}, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     response.raise_for_status()
     return response.json().get("Resources", [])
 
@@ -88,13 +121,19 @@ def test_headless_scenarios_pass_against_scim2_server(scim2, tmp_path, monkeypat
     rows = ["email,name,kind,active,aliases,delegates,id"]
     rows += [f"user{n}@example.org,User {n},personal,true,,,U{n}" for n in range(25)]
     rows.append("ann@example.org,Ann,personal,true,ann.alias@example.org,user1@example.org,A1")
-    rows.append("desk@example.org,Service Desk,functional,true,,ann@example.org;user2@example.org,F1")
+    rows.append(
+        "desk@example.org,Service Desk,functional,true,,ann@example.org;user2@example.org,F1"
+    )
     people.write_text("\n".join(rows) + "\n")
     profile = tmp_path / "zsync.toml"
-    profile.write_text(tomli_w.dumps({
-        "target": {"url": scim2, "api_key_env": "SCIM_TOKEN", "max_retries": 1},
-        "sources": [{"name": "People", "type": "csv", "path": "people.csv"}],
-    }))
+    profile.write_text(
+        tomli_w.dumps(
+            {
+                "target": {"url": scim2, "api_key_env": "SCIM_TOKEN", "max_retries": 1},
+                "sources": [{"name": "People", "type": "csv", "path": "people.csv"}],
+            }
+        )
+    )
     run = ["--headless", "--config", str(profile)]
 
     assert main(run) == 0, capsys.readouterr().err
@@ -103,23 +142,37 @@ def test_headless_scenarios_pass_against_scim2_server(scim2, tmp_path, monkeypat
     assert users["ann@example.org"][ZIVVER_USER]["aliases"] == ["ann.alias@example.org"]
     groups = _resources(scim2, "Groups")
     assert [g["externalId"] for g in groups] == ["desk@example.org"]
-    assert {m["value"] for m in groups[0]["members"]} == {users["ann@example.org"]["id"], users["user2@example.org"]["id"]}
+    assert {m["value"] for m in groups[0]["members"]} == {
+        users["ann@example.org"]["id"],
+        users["user2@example.org"]["id"],
+    }
 
     capsys.readouterr()
     assert main(run) == 0
     assert "Summary: no changes." in capsys.readouterr().err
 
     # a rename, a leaver (1 of 26: under the threshold), and the desk losing every delegate
-    text = people.read_text().replace("ann@example.org,Ann,", "ann.b@example.org,Ann B,").replace("ann@example.org;", "ann.b@example.org;")
-    text = text.replace("user7@example.org,User 7,personal,true", "user7@example.org,User 7,personal,false")
+    text = (
+        people.read_text()
+        .replace("ann@example.org,Ann,", "ann.b@example.org,Ann B,")
+        .replace("ann@example.org;", "ann.b@example.org;")
+    )
+    text = text.replace(
+        "user7@example.org,User 7,personal,true", "user7@example.org,User 7,personal,false"
+    )
     text = text.replace("ann.b@example.org;user2@example.org,F1", ",F1")
     people.write_text(text)
     assert main([*run, "--confirm", "suspend-functional"]) == 0, capsys.readouterr().err
     users = {u["userName"]: u for u in _resources(scim2, "Users")}
-    assert "ann@example.org" not in users and users["ann.b@example.org"]["name"]["formatted"] == "Ann B"
+    assert (
+        "ann@example.org" not in users
+        and users["ann.b@example.org"]["name"]["formatted"] == "Ann B"
+    )
     assert users["user7@example.org"]["active"] is False
     assert users["user8@example.org"]["active"] is True
-    assert users["ann.b@example.org"][ZIVVER_USER]["aliases"] == ["ann.alias@example.org"], "a full PUT keeps every field"
+    assert users["ann.b@example.org"][ZIVVER_USER]["aliases"] == ["ann.alias@example.org"], (
+        "a full PUT keeps every field"
+    )
     assert not _resources(scim2, "Groups")[0].get("members")
 
     capsys.readouterr()

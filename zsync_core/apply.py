@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import Action, Change, ChangeEvent, Kind, ZivverAccount
 from .errors import StoreError
+from .model import Action, Change, ChangeEvent, Kind, ZivverAccount
 from .store import Store
 from .zivver import scim
 from .zivver.client import Outcome, ZivverClient
@@ -67,7 +67,9 @@ class Applier:
             try:
                 outcome = await self._send(change)
             except Exception as error:  # a bug must not lose the journal: record and go on
-                outcome = Outcome(False, None, {}, None, 1, f"Internal error while sending: {error!r}")
+                outcome = Outcome(
+                    False, None, {}, None, 1, f"Internal error while sending: {error!r}"
+                )
             if outcome.ok:
                 self._remember(change, outcome)
                 result.succeeded.append(change)
@@ -77,14 +79,23 @@ class Applier:
                 state = "failed"
             try:
                 self.store.journal(
-                    self.run_id, change, state,
-                    error=outcome.error, request=outcome.request, response=outcome.response,
-                    http_status=outcome.status, attempts=outcome.attempts,
+                    self.run_id,
+                    change,
+                    state,
+                    error=outcome.error,
+                    request=outcome.request,
+                    response=outcome.response,
+                    http_status=outcome.status,
+                    attempts=outcome.attempts,
                 )
             except StoreError as error:
                 result.stopped = str(error)
                 break
-            self.emit(ChangeEvent(change, outcome.ok, outcome.error, result.done, total, len(result.failed)))
+            self.emit(
+                ChangeEvent(
+                    change, outcome.ok, outcome.error, result.done, total, len(result.failed)
+                )
+            )
         return result
 
     # --- one change --------------------------------------------------------------------------------
@@ -94,18 +105,34 @@ class Applier:
         if action is Action.CREATE_USER:
             after = change.after
             body = scim.user_body(
-                after["email"], after.get("display_name") or after["email"], True,
-                after.get("aliases", []), after.get("delegates", []), after.get("division"), change.sso_key,
+                after["email"],
+                after.get("display_name") or after["email"],
+                True,
+                after.get("aliases", []),
+                after.get("delegates", []),
+                after.get("division"),
+                change.sso_key,
             )
             return await self.client.send(
-                "POST", "/Users", body, before_retry=self._lookup("Users", "userName", after["email"])
+                "POST",
+                "/Users",
+                body,
+                before_retry=self._lookup("Users", "userName", after["email"]),
             )
         if action is Action.CREATE_FUNCTIONAL:
             after = change.after
             members, missing = self._member_ids(after.get("delegates", []))
-            body = scim.group_body(after["email"], after.get("display_name") or after["email"], after.get("aliases", []), members)
+            body = scim.group_body(
+                after["email"],
+                after.get("display_name") or after["email"],
+                after.get("aliases", []),
+                members,
+            )
             outcome = await self.client.send(
-                "POST", "/Groups", body, before_retry=self._lookup("Groups", "externalId", after["email"])
+                "POST",
+                "/Groups",
+                body,
+                before_retry=self._lookup("Groups", "externalId", after["email"]),
             )
             return _note_missing(outcome, missing)
         assert change.zivver_id is not None
@@ -116,8 +143,13 @@ class Applier:
         if current.kind is Kind.PERSONAL:
             state = _merged(current, change.after)
             body = scim.user_body(
-                state["email"], state["display_name"], state["active"], state["aliases"],
-                state["delegates"], state["division"], change.sso_key,
+                state["email"],
+                state["display_name"],
+                state["active"],
+                state["aliases"],
+                state["delegates"],
+                state["division"],
+                change.sso_key,
             )
             return await self.client.send("PUT", f"/Users/{change.zivver_id}", body)
         return await self._update_group(change, current)
@@ -129,7 +161,11 @@ class Applier:
         if missing:
             # sending a shorter list would take access away from people who should keep it
             return Outcome(
-                False, None, {"method": "PUT/PATCH", "url": path, "body": None}, None, 0,
+                False,
+                None,
+                {"method": "PUT/PATCH", "url": path, "body": None},
+                None,
+                0,
                 f"Not sent: delegate(s) {', '.join(missing)} have no Zivver account yet (their own "
                 "change failed or was held), so the delegates are left as they are. The next run retries.",
             )
@@ -137,7 +173,11 @@ class Applier:
         if not members and current.delegates:
             # Zivver ignores an empty members list in a PUT: clearing needs a PATCH
             if others:
-                outcome = await self.client.send("PUT", path, scim.group_body(state["email"], state["display_name"], state["aliases"], []))
+                outcome = await self.client.send(
+                    "PUT",
+                    path,
+                    scim.group_body(state["email"], state["display_name"], state["aliases"], []),
+                )
                 if not outcome.ok:
                     return outcome
             return await self.client.send("PATCH", path, scim.clear_members_body())
@@ -147,10 +187,14 @@ class Applier:
         return await self.client.send("PUT", path, body)
 
     def _member_ids(self, delegates: list[str]) -> tuple[list[str], list[str]]:
-        ids, missing = [], []
+        ids: list[str] = []
+        missing: list[str] = []
         for address in delegates:
             user_id = self.user_ids.get(address)
-            (ids if user_id else missing).append(user_id or address)
+            if user_id:
+                ids.append(user_id)
+            else:
+                missing.append(address)
         return sorted(ids), missing
 
     def _lookup(self, kind: str, attribute: str, value: str) -> Callable[[], Any]:
@@ -158,7 +202,18 @@ class Applier:
             found = await self.client.find(kind, attribute, value)
             if found is None:
                 return None
-            return Outcome(True, 200, {}, {"status": 200, "body": found, "note": "found after a lost answer; not created twice"}, 1, body=found)
+            return Outcome(
+                True,
+                200,
+                {},
+                {
+                    "status": 200,
+                    "body": found,
+                    "note": "found after a lost answer; not created twice",
+                },
+                1,
+                body=found,
+            )
 
         return look
 
@@ -175,7 +230,9 @@ class Applier:
             self.user_ids[change.email] = zivver_id  # created or renamed: delegations find it
         if zivver_id and change.source_id:
             kind = Kind.PERSONAL if action.kind is Kind.PERSONAL else Kind.FUNCTIONAL
-            self.store.remember_account(change.source_id, kind.value, zivver_id, change.email, change.source, change.sso_key)
+            self.store.remember_account(
+                change.source_id, kind.value, zivver_id, change.email, change.source, change.sso_key
+            )
 
 
 def _merged(current: ZivverAccount, after: dict[str, Any]) -> dict[str, Any]:
@@ -193,5 +250,7 @@ def _merged(current: ZivverAccount, after: dict[str, Any]) -> dict[str, Any]:
 
 def _note_missing(outcome: Outcome, missing: list[str]) -> Outcome:
     if missing and outcome.ok and outcome.response is not None:
-        outcome.response["note"] = f"delegates without a Zivver user were left out: {', '.join(missing)}"
+        outcome.response["note"] = (
+            f"delegates without a Zivver user were left out: {', '.join(missing)}"
+        )
     return outcome

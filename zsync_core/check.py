@@ -34,20 +34,27 @@ async def check(config: Config) -> list[CheckResult]:
             results.append(CheckResult(what, False, str(error)))
             continue
         problems = sum(1 for n in loaded.notices if n.level == "error")
-        detail = f"{len(loaded.accounts)} accounts read" + (f", {problems} entries unusable" if problems else "")
+        detail = f"{len(loaded.accounts)} accounts read" + (
+            f", {problems} entries unusable" if problems else ""
+        )
         results.append(CheckResult(what, True, detail))
     target = config.target
     what = f"Zivver at {target.url}"
     try:
         client = ZivverClient(
-            target.url, api_key(config), max_retries=1, timeout_seconds=target.timeout_seconds,
+            target.url,
+            api_key(config),
+            max_retries=1,
+            timeout_seconds=target.timeout_seconds,
             verify=str(config.resolve(target.ca_file)) if target.ca_file else target.verify_tls,
         )
     except ZsyncError as error:
         results.append(CheckResult(what, False, str(error)))
     else:
         try:
-            outcome = await client.send("GET", "/Users", params={"filter": 'userName eq "zsync-check@invalid.invalid"'})
+            outcome = await client.send(
+                "GET", "/Users", params={"filter": 'userName eq "zsync-check@invalid.invalid"'}
+            )
             if outcome.ok:
                 results.append(CheckResult(what, True, "reachable, API key accepted"))
             else:

@@ -248,7 +248,7 @@ def _check_url(value: str, schemes: tuple[str, ...], example: str) -> str:
     if parts.scheme.lower() not in schemes or not parts.hostname:
         raise ValueError(f"{value!r} is not a {'/'.join(schemes)} URL like {example!r}")
     try:
-        parts.port
+        _ = parts.port  # raises for a port out of range
     except ValueError as error:
         raise ValueError(f"{value!r} has an invalid port: {error}") from None
     return value.strip().rstrip("/")
@@ -311,11 +311,15 @@ def _explain_validation(error: ValidationError, data: dict[str, Any], path: Path
         elif kind == "missing":
             lines.append(f"  - {key}: required key is missing.")
         elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
-            lines.append(f"  - {key}.type: must be \"ldap\" or \"csv\".")
+            lines.append(f'  - {key}.type: must be "ldap" or "csv".')
         else:
             message = item["msg"].removeprefix("Value error, ")
             got = item.get("input")
-            shown = "" if isinstance(got, dict | list) or kind.startswith("value_error") else f" (got {got!r})"
+            shown = (
+                ""
+                if isinstance(got, dict | list) or kind.startswith("value_error")
+                else f" (got {got!r})"
+            )
             lines.append(f"  - {key}: {message}{shown}.")
     lines.append("Fix these keys (config.example.toml documents every key) and run again.")
     return "\n".join(lines)
@@ -392,13 +396,17 @@ def read_secret(env: str | None, file: Path | None, key: str, config: Config) ->
                 "Check the path and that this user may read it."
             ) from None
         if not value:
-            raise ConfigError(f"{config.path}: {key}_file {resolved} is empty; put the secret in it.")
+            raise ConfigError(
+                f"{config.path}: {key}_file {resolved} is empty; put the secret in it."
+            )
         return value.splitlines()[0].strip()
     return None
 
 
 def api_key(config: Config) -> str:
-    key = read_secret(config.target.api_key_env, config.target.api_key_file, "target.api_key", config)
+    key = read_secret(
+        config.target.api_key_env, config.target.api_key_file, "target.api_key", config
+    )
     if not key:
         raise ConfigError(
             f"{config.path}: target has no API key: set target.api_key_env or target.api_key_file."
@@ -415,4 +423,9 @@ def check_secrets(config: Config) -> None:
     api_key(config)
     for source in config.sources:
         if isinstance(source, LdapSourceConfig):
-            read_secret(source.password_env, source.password_file, f"sources ({source.name}).password", config)
+            read_secret(
+                source.password_env,
+                source.password_file,
+                f"sources ({source.name}).password",
+                config,
+            )

@@ -32,6 +32,20 @@ from .model import (
 )
 
 
+@dataclass(slots=True)
+class _Pending:
+    """A change before it gets its id and guard."""
+
+    action: Action
+    email: str
+    zivver_id: str | None
+    source_id: str | None
+    source: str | None
+    before: Fields
+    after: Fields
+    sso_key: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class MappingEntry:
     """What the local store remembers of one account."""
@@ -40,7 +54,9 @@ class MappingEntry:
     sso_key_sent: str | None = None
 
 
-def merge_sources(per_source: Iterable[tuple[str, list[SourceAccount]]]) -> tuple[list[SourceAccount], list[Notice]]:
+def merge_sources(
+    per_source: Iterable[tuple[str, list[SourceAccount]]],
+) -> tuple[list[SourceAccount], list[Notice]]:
     """Merge sources in precedence order: the first source holding an address wins."""
     merged: dict[str, SourceAccount] = {}
     ids: set[str] = set()
@@ -49,7 +65,11 @@ def merge_sources(per_source: Iterable[tuple[str, list[SourceAccount]]]) -> tupl
         for account in accounts:
             winner = merged.get(account.email)
             if winner is not None:
-                where = "the same source" if winner.source == account.source else f"source {winner.source!r}"
+                where = (
+                    "the same source"
+                    if winner.source == account.source
+                    else f"source {winner.source!r}"
+                )
                 notices.append(
                     Notice(
                         "warning",
@@ -112,7 +132,7 @@ class _Planner:
         self.by_email = {account.email: account for account in zivver}
         self.owner_of = {entry.zivver_id: source_id for source_id, entry in mapping.items()}
         self.claimed: dict[str, str] = {}
-        self.pending: list[tuple[Action, str, str | None, str | None, str | None, Fields, Fields, str | None]] = []
+        self.pending: list[_Pending] = []
         self.notices: list[Notice] = []
         self.matches: list[Match] = []
         self.skipped_removals = 0
@@ -131,7 +151,10 @@ class _Planner:
         self.renamed = {
             current.email: account.email
             for account, current in found
-            if current is not None and current is not _SKIP and current.kind is account.kind and current.email != account.email
+            if current is not None
+            and current is not _SKIP
+            and current.kind is account.kind
+            and current.email != account.email
         }
         for account, current in found:
             self._plan_account(account, current, personal, primaries)
@@ -152,7 +175,10 @@ class _Planner:
         if self.in_domain(account.email):
             return True
         self.notices.append(
-            Notice("info", f"{account.email} ({account.entry}) is outside the domain filter; not synced.")
+            Notice(
+                "info",
+                f"{account.email} ({account.entry}) is outside the domain filter; not synced.",
+            )
         )
         return False
 
@@ -165,7 +191,9 @@ class _Planner:
         if candidate is None:
             return None
         owner = self.owner_of.get(candidate.zivver_id)
-        if candidate.zivver_id in self.claimed or (owner not in (None, account.source_id) and owner in source_ids):
+        if candidate.zivver_id in self.claimed or (
+            owner not in (None, account.source_id) and owner in source_ids
+        ):
             self.notices.append(
                 Notice(
                     "warning",
@@ -179,7 +207,11 @@ class _Planner:
         return candidate
 
     def _plan_account(
-        self, account: SourceAccount, current: ZivverAccount | None, personal: set[str], primaries: set[str]
+        self,
+        account: SourceAccount,
+        current: ZivverAccount | None,
+        personal: set[str],
+        primaries: set[str],
     ) -> None:
         if current is _SKIP:
             return
@@ -200,13 +232,17 @@ class _Planner:
             self._plan_create(account, aliases, delegates)
             return
         self.claimed[current.zivver_id] = account.source_id
-        self.matches.append(Match(account.kind, account.source_id, current.zivver_id, account.email, account.source))
+        self.matches.append(
+            Match(account.kind, account.source_id, current.zivver_id, account.email, account.source)
+        )
         if account.kind is Kind.PERSONAL:
             self._plan_user(account, current, aliases, delegates)
         else:
             self._plan_functional(account, current, aliases, delegates)
 
-    def _aliases(self, account: SourceAccount, current: ZivverAccount | None, primaries: set[str]) -> frozenset[str]:
+    def _aliases(
+        self, account: SourceAccount, current: ZivverAccount | None, primaries: set[str]
+    ) -> frozenset[str]:
         keep = set()
         for alias in account.aliases:
             if alias == account.email:
@@ -214,7 +250,12 @@ class _Planner:
             if current is not None and alias == current.email:
                 keep.add(alias)  # a renamed account keeps its old address as an alias
             elif not self.in_domain(alias):
-                self.notices.append(Notice("info", f"Alias {alias} of {account.email} is outside the domain filter; dropped."))
+                self.notices.append(
+                    Notice(
+                        "info",
+                        f"Alias {alias} of {account.email} is outside the domain filter; dropped.",
+                    )
+                )
             elif alias in primaries:
                 self.notices.append(
                     Notice(
@@ -243,7 +284,9 @@ class _Planner:
                 )
         return frozenset(keep)
 
-    def _plan_create(self, account: SourceAccount, aliases: frozenset[str], delegates: frozenset[str]) -> None:
+    def _plan_create(
+        self, account: SourceAccount, aliases: frozenset[str], delegates: frozenset[str]
+    ) -> None:
         if not account.active:
             return
         personal = account.kind is Kind.PERSONAL
@@ -262,7 +305,11 @@ class _Planner:
         self._add(action, account, None, {}, after, account.sso_key if personal else None)
 
     def _field_diff(
-        self, account: SourceAccount, current: ZivverAccount, aliases: frozenset[str], delegates: frozenset[str]
+        self,
+        account: SourceAccount,
+        current: ZivverAccount,
+        aliases: frozenset[str],
+        delegates: frozenset[str],
     ) -> tuple[Fields, Fields]:
         before: Fields = {}
         after: Fields = {}
@@ -286,18 +333,40 @@ class _Planner:
         return before, after
 
     def _plan_user(
-        self, account: SourceAccount, current: ZivverAccount, aliases: frozenset[str], delegates: frozenset[str]
+        self,
+        account: SourceAccount,
+        current: ZivverAccount,
+        aliases: frozenset[str],
+        delegates: frozenset[str],
     ) -> None:
         options = self.options
-        before, after = self._field_diff(account, current, aliases, delegates) if options.update_users else ({}, {})
+        before, after = (
+            self._field_diff(account, current, aliases, delegates)
+            if options.update_users
+            else ({}, {})
+        )
         sso = self._known_sso(account, current)
         if not account.active and current.active:
             if self._removal_allowed(options.suspend_users):
-                self._add(Action.SUSPEND_USER, account, current, {**before, "active": True}, {**after, "active": False}, sso)
+                self._add(
+                    Action.SUSPEND_USER,
+                    account,
+                    current,
+                    {**before, "active": True},
+                    {**after, "active": False},
+                    sso,
+                )
             return
         if account.active and not current.active:
             if options.reactivate_users:
-                self._add(Action.REACTIVATE_USER, account, current, {**before, "active": False}, {**after, "active": True}, sso)
+                self._add(
+                    Action.REACTIVATE_USER,
+                    account,
+                    current,
+                    {**before, "active": False},
+                    {**after, "active": True},
+                    sso,
+                )
             return
         if after:
             self._add(Action.UPDATE_USER, account, current, before, after, sso)
@@ -319,19 +388,31 @@ class _Planner:
     def _known_sso(self, account: SourceAccount, current: ZivverAccount) -> str | None:
         """The SsoAccountKey to repeat in a PUT: only one we know Zivver already has."""
         entry = self.mapping.get(account.source_id)
-        if entry is not None and entry.zivver_id == current.zivver_id and entry.sso_key_sent == account.sso_key:
+        if (
+            entry is not None
+            and entry.zivver_id == current.zivver_id
+            and entry.sso_key_sent == account.sso_key
+        ):
             return account.sso_key
         return None
 
     def _plan_functional(
-        self, account: SourceAccount, current: ZivverAccount, aliases: frozenset[str], delegates: frozenset[str]
+        self,
+        account: SourceAccount,
+        current: ZivverAccount,
+        aliases: frozenset[str],
+        delegates: frozenset[str],
     ) -> None:
         options = self.options
         if not account.active or (options.sync_delegations and not delegates and current.delegates):
             if current.delegates and self._removal_allowed(options.suspend_functional_accounts):
                 self._add(
-                    Action.SUSPEND_FUNCTIONAL, account, current,
-                    {"delegates": sorted(current.delegates)}, {"delegates": []}, None,
+                    Action.SUSPEND_FUNCTIONAL,
+                    account,
+                    current,
+                    {"delegates": sorted(current.delegates)},
+                    {"delegates": []},
+                    None,
                 )
             return
         if not options.update_functional_accounts:
@@ -353,28 +434,32 @@ class _Planner:
                 or not self.in_domain(current.email)
             ):
                 continue
+            before: Fields = {}
+            after: Fields = {}
+            action: Action | None = None
             if current.kind is Kind.PERSONAL:
                 if options.delete_users:
                     action = Action.DELETE_USER if self._removal_allowed(True) else None
                 elif current.active and self._removal_allowed(options.suspend_users):
-                    action = Action.SUSPEND_USER
-                else:
-                    action = None
-                fields = ({"active": True}, {"active": False}) if action is Action.SUSPEND_USER else ({}, {})
-            else:
-                if options.delete_functional_accounts:
-                    action = Action.DELETE_FUNCTIONAL if self._removal_allowed(True) else None
-                elif current.delegates and self._removal_allowed(options.suspend_functional_accounts):
-                    action = Action.SUSPEND_FUNCTIONAL
-                else:
-                    action = None
-                fields = (
-                    ({"delegates": sorted(current.delegates)}, {"delegates": []})
-                    if action is Action.SUSPEND_FUNCTIONAL
-                    else ({}, {})
-                )
+                    action, before, after = Action.SUSPEND_USER, {"active": True}, {"active": False}
+            elif options.delete_functional_accounts:
+                action = Action.DELETE_FUNCTIONAL if self._removal_allowed(True) else None
+            elif current.delegates and self._removal_allowed(options.suspend_functional_accounts):
+                action = Action.SUSPEND_FUNCTIONAL
+                before, after = {"delegates": sorted(current.delegates)}, {"delegates": []}
             if action is not None:
-                self.pending.append((action, current.email, current.zivver_id, source_id, None, *fields, None))
+                self.pending.append(
+                    _Pending(
+                        action,
+                        current.email,
+                        current.zivver_id,
+                        source_id,
+                        None,
+                        before,
+                        after,
+                        None,
+                    )
+                )
 
     def _removal_allowed(self, option: bool) -> bool:
         if not option:
@@ -396,7 +481,7 @@ class _Planner:
         sso_key: str | None,
     ) -> None:
         self.pending.append(
-            (
+            _Pending(
                 action,
                 account.email,
                 current.zivver_id if current else None,
@@ -410,24 +495,24 @@ class _Planner:
 
     def _finish(self, source_count: int) -> Plan:
         rank = {action: index for index, action in enumerate(ACTION_ORDER)}
-        self.pending.sort(key=lambda item: (rank[item[0]], item[1]))
+        self.pending.sort(key=lambda item: (rank[item.action], item.email))
         guards = self._guards()
         guarded = {guard.action for guard in guards}
         changes = []
-        for number, (action, email, zivver_id, source_id, source, before, after, sso) in enumerate(self.pending, 1):
-            guard = _guard_of(action, after)
+        for number, item in enumerate(self.pending, 1):
+            guard = _guard_of(item.action, item.after)
             changes.append(
                 Change(
                     id=number,
-                    action=action,
-                    email=email,
-                    zivver_id=zivver_id,
-                    source_id=source_id,
-                    source=source,
-                    before=before,
-                    after=after,
+                    action=item.action,
+                    email=item.email,
+                    zivver_id=item.zivver_id,
+                    source_id=item.source_id,
+                    source=item.source,
+                    before=item.before,
+                    after=item.after,
                     guard=guard if guard in guarded else None,
-                    sso_key=sso,
+                    sso_key=item.sso_key,
                 )
             )
         users = sum(1 for account in self.zivver if account.kind is Kind.PERSONAL)
@@ -446,21 +531,28 @@ class _Planner:
 
     def _guards(self) -> list[Guard]:
         counts = {action: 0 for action in GuardedAction}
-        for action, *_rest, after, _sso in self.pending:
-            guard = _guard_of(action, after)
+        for item in self.pending:
+            guard = _guard_of(item.action, item.after)
             if guard is not None:
                 counts[guard] += 1
         users = sum(1 for account in self.zivver if account.kind is Kind.PERSONAL)
         functional = len(self.zivver) - users
         threshold = self.options.suspend_threshold_percent
         guards = []
-        for action, count in counts.items():
+        for guarded, count in counts.items():
             if not count:
                 continue
-            total = functional if action in (GuardedAction.SUSPEND_FUNCTIONAL, GuardedAction.DELETE_FUNCTIONAL) else users
-            if action in (GuardedAction.SUSPEND_USERS, GuardedAction.SUSPEND_FUNCTIONAL) and count * 100 <= threshold * total:
+            total = (
+                functional
+                if guarded in (GuardedAction.SUSPEND_FUNCTIONAL, GuardedAction.DELETE_FUNCTIONAL)
+                else users
+            )
+            if (
+                guarded in (GuardedAction.SUSPEND_USERS, GuardedAction.SUSPEND_FUNCTIONAL)
+                and count * 100 <= threshold * total
+            ):
                 continue
-            guards.append(Guard(action, count, total, guard_text(action, count, total)))
+            guards.append(Guard(guarded, count, total, guard_text(guarded, count, total)))
         return guards
 
 

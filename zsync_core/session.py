@@ -1,23 +1,23 @@
 """The four steps as one object, shared by the TUI and ``zsync --headless``.
 
-    session = SyncSession(config, emit=print_event)
-    await session.load()                 # step 1: sources (in order) and Zivver
-    plan = session.plan()                # step 2: recomputed at once when options change
-    result = await session.apply(plan, confirmed={...})   # step 3
-    session.store.changes(session.run_id)                  # step 4: review
+session = SyncSession(config, emit=print_event)
+await session.load()                 # step 1: sources (in order) and Zivver
+plan = session.plan()                # step 2: recomputed at once when options change
+result = await session.apply(plan, confirmed={...})   # step 3
+session.store.changes(session.run_id)                  # step 4: review
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import httpx
 
 from .apply import Applier, ApplyResult
 from .config import Config, GuardedAction, SyncConfig, api_key
-from .errors import SourceError, TargetError, ZsyncError
+from .errors import TargetError, ZsyncError
 from .model import Event, LogEvent, Notice, Plan, SourceAccount, StepEvent, ZivverAccount
 from .plan import merge_sources, plan
 from .sources import SourceResult, make_source
@@ -40,7 +40,9 @@ class LoadResult:
         return not self.source_errors and self.target_error is None
 
     def errors(self) -> list[str]:
-        return list(self.source_errors.values()) + ([self.target_error] if self.target_error else [])
+        return list(self.source_errors.values()) + (
+            [self.target_error] if self.target_error else []
+        )
 
 
 class SyncSession:
@@ -75,7 +77,9 @@ class SyncSession:
 
     def client(self) -> ZivverClient:
         target = self.config.target
-        verify: bool | str = str(self.config.resolve(target.ca_file)) if target.ca_file else target.verify_tls
+        verify: bool | str = (
+            str(self.config.resolve(target.ca_file)) if target.ca_file else target.verify_tls
+        )
         return ZivverClient(
             target.url,
             api_key(self.config),
@@ -102,12 +106,16 @@ class SyncSession:
                 result.source_errors[source_config.name] = str(error)
                 self.emit(LogEvent("error", str(error)))
             except Exception as error:  # an unexpected failure still names the source
-                message = f"Source {source_config.name!r}: unexpected error while reading: {error!r}"
+                message = (
+                    f"Source {source_config.name!r}: unexpected error while reading: {error!r}"
+                )
                 result.source_errors[source_config.name] = message
                 self.emit(LogEvent("error", message))
         await self._load_target(result)
         self.loaded = result
-        self.merged, self.merge_notices = merge_sources((r.name, r.accounts) for r in result.sources)
+        self.merged, self.merge_notices = merge_sources(
+            (r.name, r.accounts) for r in result.sources
+        )
         for source_result in result.sources:
             for notice in source_result.notices:
                 self.emit(LogEvent(notice.level, notice.message))
@@ -125,6 +133,7 @@ class SyncSession:
             self.emit(StepEvent(step, step, "failed", detail=str(error)))
             return
         try:
+
             def on_page(kind: str, done: int, total: int | None) -> None:
                 self.emit(StepEvent(step, step, "running", done, total, f"{kind}"))
 
@@ -172,7 +181,14 @@ class SyncSession:
         if options is not None:
             self.options = options
         protected = frozenset(i for r in loaded.sources for i in r.unreadable_ids)
-        result = plan(self.merged, loaded.zivver, self.store.mapping(), self.options, self.removals_blocked(), protected)
+        result = plan(
+            self.merged,
+            loaded.zivver,
+            self.store.mapping(),
+            self.options,
+            self.removals_blocked(),
+            protected,
+        )
         result.notices[:0] = self.merge_notices
         result.counts.update({f"source:{r.name}": len(r.accounts) for r in loaded.sources})
         return result
@@ -197,7 +213,9 @@ class SyncSession:
         """Send every change that is neither held (unconfirmed guard) nor excluded."""
         loaded = self._require_loaded()
         if not loaded.ok:
-            raise ZsyncError("The last load was incomplete; nothing is applied. Reload and try again.")
+            raise ZsyncError(
+                "The last load was incomplete; nothing is applied. Reload and try again."
+            )
         assert self.run_id is not None
         held = {c.id for c in plan.held(confirmed)}
         states = {c.id: "held" for c in plan.changes if c.id in held}
@@ -208,7 +226,9 @@ class SyncSession:
         to_send = [c for c in plan.changes if c.id not in held and c.id not in excluded]
         client = self.client()
         try:
-            applier = Applier(client, self.store, self.run_id, loaded.zivver, loaded.user_ids, self.emit)
+            applier = Applier(
+                client, self.store, self.run_id, loaded.zivver, loaded.user_ids, self.emit
+            )
             return await applier.run(to_send, cancel)
         finally:
             await client.aclose()
@@ -219,12 +239,13 @@ class SyncSession:
         held = {c.id: "held" for c in plan.held(confirmed)}
         self.store.record_plan(self.run_id, plan, held)
 
-    def finish(self, status: str, summary: dict[str, object], healthy: bool) -> None:
+    def finish(self, status: str, summary: Mapping[str, object], healthy: bool) -> None:
         assert self.run_id is not None
         if healthy and self.loaded is not None:
-            self.store.record_source_counts(self.run_id, {r.name: len(r.accounts) for r in self.loaded.sources})
-        self.store.finish_run(self.run_id, status, summary)
+            self.store.record_source_counts(
+                self.run_id, {r.name: len(r.accounts) for r in self.loaded.sources}
+            )
+        self.store.finish_run(self.run_id, status, dict(summary))
 
     def close(self) -> None:
         self.store.close()
-

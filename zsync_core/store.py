@@ -183,7 +183,13 @@ class Store:
             )
 
     def remember_account(
-        self, source_id: str, kind: str, zivver_id: str, email: str, source: str | None, sso_key: str | None
+        self,
+        source_id: str,
+        kind: str,
+        zivver_id: str,
+        email: str,
+        source: str | None,
+        sso_key: str | None,
     ) -> None:
         with self._write() as db:
             db.execute(
@@ -225,7 +231,9 @@ class Store:
 
     def record_source_counts(self, run_id: int, counts: dict[str, int]) -> None:
         with self._write() as db:
-            db.execute("UPDATE runs SET source_counts = ? WHERE id = ?", (json.dumps(counts), run_id))
+            db.execute(
+                "UPDATE runs SET source_counts = ? WHERE id = ?", (json.dumps(counts), run_id)
+            )
 
     def last_good_counts(self) -> dict[str, int]:
         """Source sizes of the last run whose read was complete and healthy."""
@@ -242,7 +250,16 @@ class Store:
             (limit,),
         )
         return [
-            RunRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5], json.loads(r[6] or "{}"), json.loads(r[7] or "{}"))
+            RunRecord(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                bool(r[4]),
+                r[5],
+                json.loads(r[6] or "{}"),
+                json.loads(r[7] or "{}"),
+            )
             for r in rows
         ]
 
@@ -256,9 +273,18 @@ class Store:
                 "source, before, after, guard, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
-                        run_id, c.id, c.action.value, c.email, c.zivver_id, c.source_id, c.source,
-                        json.dumps(c.before), json.dumps(c.after), c.guard.value if c.guard else None,
-                        states.get(c.id, "planned"), now,
+                        run_id,
+                        c.id,
+                        c.action.value,
+                        c.email,
+                        c.zivver_id,
+                        c.source_id,
+                        c.source,
+                        json.dumps(c.before),
+                        json.dumps(c.after),
+                        c.guard.value if c.guard else None,
+                        states.get(c.id, "planned"),
+                        now,
                     )
                     for c in plan.changes
                 ],
@@ -282,10 +308,15 @@ class Store:
                 "response = COALESCE(?, response), http_status = COALESCE(?, http_status), "
                 "attempts = MAX(attempts, ?), updated_at = ? WHERE run_id = ? AND change_id = ?",
                 (
-                    state, error,
+                    state,
+                    error,
                     json.dumps(request) if request is not None else None,
                     json.dumps(response) if response is not None else None,
-                    http_status, attempts, time.time(), run_id, change.id,
+                    http_status,
+                    attempts,
+                    time.time(),
+                    run_id,
+                    change.id,
                 ),
             )
 
@@ -317,7 +348,9 @@ class Store:
         if run_id is None:
             rows = self.db.execute("SELECT at, level, message FROM events ORDER BY rowid")
         else:
-            rows = self.db.execute("SELECT at, level, message FROM events WHERE run_id = ? ORDER BY rowid", (run_id,))
+            rows = self.db.execute(
+                "SELECT at, level, message FROM events WHERE run_id = ? ORDER BY rowid", (run_id,)
+            )
         return list(rows)
 
 

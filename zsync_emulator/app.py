@@ -85,10 +85,14 @@ class Organization:
     def group_by_email(self, email: str) -> dict[str, Any] | None:
         return next((g for g in self.groups.values() if g["externalId"] == email.lower()), None)
 
-    def add_user(self, email: str, name: str = "", active: bool = True, aliases: list[str] | None = None) -> str:
+    def add_user(
+        self, email: str, name: str = "", active: bool = True, aliases: list[str] | None = None
+    ) -> str:
         with self.lock:
             user_id = str(uuid.uuid4())
-            self.users[user_id] = _new_user(user_id, email, name or email, active, aliases or [], [], "/")
+            self.users[user_id] = _new_user(
+                user_id, email, name or email, active, aliases or [], [], "/"
+            )
             return user_id
 
     def add_group(self, email: str, name: str = "", member_ids: list[str] | None = None) -> str:
@@ -101,7 +105,9 @@ class Organization:
         group = self.group_by_email(email)
         if group is None:
             return set()
-        return {self.users[m["value"]]["userName"] for m in group["members"] if m["value"] in self.users}
+        return {
+            self.users[m["value"]]["userName"] for m in group["members"] if m["value"] in self.users
+        }
 
     # --- rules ----------------------------------------------------------------------------------
 
@@ -137,7 +143,15 @@ class Organization:
         return None
 
 
-def _new_user(user_id: str, email: str, name: str, active: bool, aliases: list[str], delegates: list[str], division: str) -> dict[str, Any]:
+def _new_user(
+    user_id: str,
+    email: str,
+    name: str,
+    active: bool,
+    aliases: list[str],
+    delegates: list[str],
+    division: str,
+) -> dict[str, Any]:
     return {
         "schemas": [CORE_USER, ENTERPRISE_USER, ZIVVER_USER],
         "id": user_id,
@@ -145,13 +159,19 @@ def _new_user(user_id: str, email: str, name: str, active: bool, aliases: list[s
         "name": {"formatted": name},
         "active": active,
         "phoneNumbers": [],
-        "meta": {"created": time.strftime("%Y-%m-%d"), "location": f"/scim/v2/Users/{user_id}", "resourceType": "User"},
+        "meta": {
+            "created": time.strftime("%Y-%m-%d"),
+            "location": f"/scim/v2/Users/{user_id}",
+            "resourceType": "User",
+        },
         ENTERPRISE_USER: {"division": division},
         ZIVVER_USER: {"aliases": aliases, "delegates": delegates},
     }
 
 
-def _new_group(group_id: str, email: str, name: str, member_ids: list[str], aliases: list[str]) -> dict[str, Any]:
+def _new_group(
+    group_id: str, email: str, name: str, member_ids: list[str], aliases: list[str]
+) -> dict[str, Any]:
     return {
         "schemas": [CORE_GROUP, ZIVVER_GROUP],
         "id": group_id,
@@ -175,16 +195,30 @@ class _Truncated(Response):
     """Sends the headers and half the body of ``inner``, then drops the connection."""
 
     def __init__(self, inner: Response) -> None:
-        super().__init__(content=inner.body, status_code=inner.status_code, media_type=inner.media_type)
+        super().__init__(
+            content=inner.body, status_code=inner.status_code, media_type=inner.media_type
+        )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True})
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": self.body[: len(self.body) // 2],
+                "more_body": True,
+            }
+        )
         raise ConnectionAbortedError("injected: connection dropped mid-response")
 
 
 def _error(status: int, detail: str) -> JSONResponse:
-    return JSONResponse({"schemas": [ERROR], "status": str(status), "detail": detail}, status_code=status, media_type=SCIM_JSON)
+    return JSONResponse(
+        {"schemas": [ERROR], "status": str(status), "detail": detail},
+        status_code=status,
+        media_type=SCIM_JSON,
+    )
 
 
 def create_app(org: Organization) -> Starlette:
@@ -213,20 +247,30 @@ def create_app(org: Organization) -> Starlette:
     for prefix in ("/api/scim/v2", "/scim/v2"):
         routes += [
             Route(prefix + "/{kind:str}", guarded, methods=["GET", "POST"]),
-            Route(prefix + "/{kind:str}/{resource_id:str}", guarded, methods=["GET", "PUT", "PATCH", "DELETE"]),
+            Route(
+                prefix + "/{kind:str}/{resource_id:str}",
+                guarded,
+                methods=["GET", "PUT", "PATCH", "DELETE"],
+            ),
         ]
     return Starlette(routes=routes)
 
 
 async def _dispatch(org: Organization, request: Request) -> Response:
     if request.headers.get("authorization", "") != f"Bearer {org.api_key}":
-        return _error(401, "You are not authorized to use the Zivver API. Did you enter the correct API-key?")
+        return _error(
+            401, "You are not authorized to use the Zivver API. Did you enter the correct API-key?"
+        )
     if not org.admit():
         return JSONResponse(
             {
                 "code": 429,
                 "message": "Too Many Requests",
-                "emptiedBucketDetails": {"limiterId": "scim-api", "budget": org.rate_limit, "windowSeconds": org.rate_window},
+                "emptiedBucketDetails": {
+                    "limiterId": "scim-api",
+                    "budget": org.rate_limit,
+                    "windowSeconds": org.rate_window,
+                },
                 "reference": "https://docs.zivver.com/ratelimit-headers",
             },
             status_code=429,
@@ -239,7 +283,9 @@ async def _dispatch(org: Organization, request: Request) -> Response:
     method = request.method
     if method == "PATCH":
         if request.headers.get("content-type", "").split(";")[0].strip() != SCIM_JSON:
-            return _error(415, "Unsupported Media Type: PATCH requires Content-Type application/scim+json")
+            return _error(
+                415, "Unsupported Media Type: PATCH requires Content-Type application/scim+json"
+            )
         if SCIM_JSON not in request.headers.get("accept", ""):
             return _error(406, "Not Acceptable: PATCH requires Accept application/scim+json")
     body: Any = None
@@ -257,7 +303,14 @@ async def _dispatch(org: Organization, request: Request) -> Response:
         return _error(error.status, error.detail)
 
 
-def _handle(org: Organization, kind: str, method: str, resource_id: str | None, body: Any, query: dict[str, str]) -> Response:
+def _handle(
+    org: Organization,
+    kind: str,
+    method: str,
+    resource_id: str | None,
+    body: Any,
+    query: dict[str, str],
+) -> Response:
     store = org.users if kind == "Users" else org.groups
     if resource_id is None:
         if method == "GET":
@@ -275,7 +328,13 @@ def _handle(org: Organization, kind: str, method: str, resource_id: str | None, 
                 group["members"] = [m for m in group["members"] if m["value"] != resource_id]
         return Response(status_code=204)
     if method == "PUT":
-        return _json(_public(_put_user(org, resource_id, body) if kind == "Users" else _put_group(org, resource_id, body)))
+        return _json(
+            _public(
+                _put_user(org, resource_id, body)
+                if kind == "Users"
+                else _put_group(org, resource_id, body)
+            )
+        )
     if kind != "Groups":
         raise ScimError(400, "PATCH is only supported for Groups")
     _patch_group(org, resource_id, body)
@@ -290,7 +349,9 @@ def _public(resource: dict[str, Any]) -> dict[str, Any]:
     return resource  # SsoAccountKey is kept apart in org.sso_keys: never returned
 
 
-def _list(org: Organization, kind: str, store: dict[str, dict[str, Any]], query: dict[str, str]) -> Response:
+def _list(
+    org: Organization, kind: str, store: dict[str, dict[str, Any]], query: dict[str, str]
+) -> Response:
     resources = list(store.values())
     if "filter" in query:
         match = _FILTER.match(query["filter"])
@@ -308,7 +369,9 @@ def _address(value: Any, what: str) -> str:
     return value.strip().lower()
 
 
-def _check_addresses(org: Organization, primary: str, aliases: list[str], own_id: str | None) -> None:
+def _check_addresses(
+    org: Organization, primary: str, aliases: list[str], own_id: str | None
+) -> None:
     if not org.claimed(primary):
         raise ScimError(400, "Account is outside the organization")
     for alias in aliases:
@@ -341,7 +404,9 @@ def _create_user(org: Organization, body: dict[str, Any]) -> dict[str, Any]:
     user_id = str(uuid.uuid4())
     name = (body.get("name") or {}).get("formatted") or email
     delegates = [_address(d, "delegate") for d in extension.get("delegates") or []]
-    org.users[user_id] = _new_user(user_id, email, name, True, aliases, delegates, division)  # Zivver: new users are active
+    org.users[user_id] = _new_user(
+        user_id, email, name, True, aliases, delegates, division
+    )  # Zivver: new users are active
     if extension.get("SsoAccountKey"):
         org.sso_keys[user_id] = str(extension["SsoAccountKey"])
     return org.users[user_id]
@@ -354,7 +419,11 @@ def _put_user(org: Organization, user_id: str, body: dict[str, Any]) -> dict[str
     if owner not in (None, user_id):
         raise ScimError(409, f"An account with userName {email} already exists ({owner})")
     extension = body.get(ZIVVER_USER) or {}
-    aliases = [_address(a, "alias") for a in extension["aliases"]] if "aliases" in extension else user[ZIVVER_USER]["aliases"]
+    aliases = (
+        [_address(a, "alias") for a in extension["aliases"]]
+        if "aliases" in extension
+        else user[ZIVVER_USER]["aliases"]
+    )
     _check_addresses(org, email, aliases, user_id)
     user[ENTERPRISE_USER]["division"] = _division(org, body, user[ENTERPRISE_USER]["division"])
     user["userName"] = email
@@ -395,12 +464,18 @@ def _create_group(org: Organization, body: dict[str, Any]) -> dict[str, Any]:
 
 def _put_group(org: Organization, group_id: str, body: dict[str, Any]) -> dict[str, Any]:
     group = org.groups[group_id]
-    email = _address(body["externalId"], "externalId") if "externalId" in body else group["externalId"]
+    email = (
+        _address(body["externalId"], "externalId") if "externalId" in body else group["externalId"]
+    )
     owner = org.address_owner(email)
     if owner not in (None, group_id):
         raise ScimError(409, f"An account with externalId {email} already exists ({owner})")
     extension = body.get(ZIVVER_GROUP) or {}
-    aliases = [_address(a, "alias") for a in extension["aliases"]] if "aliases" in extension else group[ZIVVER_GROUP]["aliases"]
+    aliases = (
+        [_address(a, "alias") for a in extension["aliases"]]
+        if "aliases" in extension
+        else group[ZIVVER_GROUP]["aliases"]
+    )
     _check_addresses(org, email, aliases, group_id)
     group["externalId"] = email
     group["displayName"] = body.get("displayName", group["displayName"])
@@ -423,6 +498,8 @@ def _patch_group(org: Organization, group_id: str, body: dict[str, Any]) -> None
             group["members"] = _members(org, operation.get("value"))
         elif op == "add":
             current = {m["value"] for m in group["members"]}
-            group["members"] += [m for m in _members(org, operation.get("value")) if m["value"] not in current]
+            group["members"] += [
+                m for m in _members(org, operation.get("value")) if m["value"] not in current
+            ]
         else:
             raise ScimError(400, f"Unsupported PATCH op {op!r}")

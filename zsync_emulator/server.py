@@ -15,7 +15,11 @@ class EmulatorServer:
     """The emulator on a loopback port, in a thread: ``with EmulatorServer(org) as server: server.url``."""
 
     def __init__(
-        self, org: Organization, host: str = "127.0.0.1", port: int = 0, tls: tuple[str, str] | None = None
+        self,
+        org: Organization,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         self.org = org
         self.scheme = "https" if tls else "http"
@@ -24,11 +28,17 @@ class EmulatorServer:
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()
         config = uvicorn.Config(
-            create_app(org), log_level="warning", access_log=False, lifespan="off",
-            ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None,
+            create_app(org),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -1,10 +1,10 @@
 """The ``zsync`` command. Imports textual only when the TUI is opened.
 
-    zsync [--config PATH]                       open the TUI on a profile
-    zsync demo                                  the TUI on the built-in demo
-    zsync --headless [--config PATH] [--dry-run] [--confirm ACTION]... [--report FILE]
-    zsync check [--config PATH]                 test the profile and every connection
-    zsync emulator --port N --api-key KEY       serve a Zivver-compatible SCIM API
+zsync [--config PATH]                       open the TUI on a profile
+zsync demo                                  the TUI on the built-in demo
+zsync --headless [--config PATH] [--dry-run] [--confirm ACTION]... [--report FILE]
+zsync check [--config PATH]                 test the profile and every connection
+zsync emulator --port N --api-key KEY       serve a Zivver-compatible SCIM API
 """
 
 from __future__ import annotations
@@ -34,18 +34,33 @@ def _main_parser() -> argparse.ArgumentParser:
         epilog="Other commands: 'zsync demo', 'zsync check [--config PATH]', 'zsync emulator --port N --api-key KEY'. "
         "Exit codes (headless): 0 done, 1 some changes failed, 2 guarded actions held, 3 could not run.",
     )
-    parser.add_argument("--config", metavar="PATH", help=f"profile (default ./zsync.toml or $ZSYNC_CONFIG; now {default_config_path()})")
-    parser.add_argument("--headless", action="store_true", help="run the whole synchronization without the TUI (the daily run)")
-    parser.add_argument("--dry-run", action="store_true", help="with --headless: plan and report, send nothing")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"profile (default ./zsync.toml or $ZSYNC_CONFIG; now {default_config_path()})",
+    )
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="run the whole synchronization without the TUI (the daily run)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="with --headless: plan and report, send nothing"
+    )
     parser.add_argument(
         "--confirm",
         action="append",
         default=[],
         metavar="ACTION",
         choices=[a.value for a in GuardedAction],
-        help="with --headless: allow a guarded action: " + ", ".join(a.value for a in GuardedAction),
+        help="with --headless: allow a guarded action: "
+        + ", ".join(a.value for a in GuardedAction),
     )
-    parser.add_argument("--report", metavar="FILE", help="with --headless: write a JSON report of the plan and every change")
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="with --headless: write a JSON report of the plan and every change",
+    )
     parser.add_argument("--version", action="version", version=f"zsync {__version__}")
     return parser
 
@@ -103,19 +118,34 @@ def _check(argv: list[str]) -> int:
     for result in results:
         print(f"{'ok  ' if result.ok else 'FAIL'}  {result.what}: {result.message}")
     failed = sum(not r.ok for r in results)
-    print("All checks passed." if not failed else f"{failed} check(s) failed; fix them and run 'zsync check' again.")
+    print(
+        "All checks passed."
+        if not failed
+        else f"{failed} check(s) failed; fix them and run 'zsync check' again."
+    )
     return 0 if not failed else 3
 
 
 def _emulator(argv: list[str]) -> int:
-    parser = _Parser(prog="zsync emulator", description="Serve a Zivver-compatible SCIM API (for tests and trials).")
+    parser = _Parser(
+        prog="zsync emulator",
+        description="Serve a Zivver-compatible SCIM API (for tests and trials).",
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--api-key", required=True, help="the bearer token clients must send")
-    parser.add_argument("--domain", action="append", default=[], help="a claimed domain (repeatable; default: all)")
-    parser.add_argument("--division", action="append", default=[], help="a known division besides '/' (repeatable)")
-    parser.add_argument("--rate-limit", type=int, default=50, help="requests per window before 429 (0 = off)")
-    parser.add_argument("--rate-window", type=float, default=10.0, help="the rate limit's window in seconds")
+    parser.add_argument(
+        "--domain", action="append", default=[], help="a claimed domain (repeatable; default: all)"
+    )
+    parser.add_argument(
+        "--division", action="append", default=[], help="a known division besides '/' (repeatable)"
+    )
+    parser.add_argument(
+        "--rate-limit", type=int, default=50, help="requests per window before 429 (0 = off)"
+    )
+    parser.add_argument(
+        "--rate-window", type=float, default=10.0, help="the rate limit's window in seconds"
+    )
     args = parser.parse_args(argv)
     from zsync_emulator.app import Organization
     from zsync_emulator.server import serve_forever
@@ -127,7 +157,10 @@ def _emulator(argv: list[str]) -> int:
         rate_limit=args.rate_limit or None,
         rate_window=args.rate_window,
     )
-    print(f"Zivver emulator: http://{args.host}:{args.port}/api/scim/v2 (Ctrl-C stops it)", file=sys.stderr)
+    print(
+        f"Zivver emulator: http://{args.host}:{args.port}/api/scim/v2 (Ctrl-C stops it)",
+        file=sys.stderr,
+    )
     serve_forever(org, args.host, args.port)
     return 0
 

@@ -72,7 +72,13 @@ def _priority(text: str) -> int:
     return 6
 
 
-def run_headless(config_path: str | None, dry_run: bool, confirm: list[str], report: str | None, err: TextIO | None = None) -> int:
+def run_headless(
+    config_path: str | None,
+    dry_run: bool,
+    confirm: list[str],
+    report: str | None,
+    err: TextIO | None = None,
+) -> int:
     printer = Printer(err or sys.stderr)
     try:
         config = load_config(config_path)
@@ -84,7 +90,13 @@ def run_headless(config_path: str | None, dry_run: bool, confirm: list[str], rep
     return asyncio.run(_run(config, dry_run, {GuardedAction(c) for c in confirm}, report, printer))
 
 
-async def _run(config: Config, dry_run: bool, confirmed: set[GuardedAction], report: str | None, printer: Printer) -> int:
+async def _run(
+    config: Config,
+    dry_run: bool,
+    confirmed: set[GuardedAction],
+    report: str | None,
+    printer: Printer,
+) -> int:
     started = time.time()
     try:
         session = SyncSession(config, emit=printer, mode="headless")
@@ -94,27 +106,48 @@ async def _run(config: Config, dry_run: bool, confirmed: set[GuardedAction], rep
         printer.line("Nothing was changed.")
         return EXIT_CANNOT_RUN
     try:
-        return await _steps(session, dry_run, confirmed | session.confirmed_in_profile(), report, printer, started)
+        return await _steps(
+            session, dry_run, confirmed | session.confirmed_in_profile(), report, printer, started
+        )
     finally:
         session.close()
 
 
 async def _steps(
-    session: SyncSession, dry_run: bool, confirmed: set[GuardedAction], report: str | None, printer: Printer, started: float
+    session: SyncSession,
+    dry_run: bool,
+    confirmed: set[GuardedAction],
+    report: str | None,
+    printer: Printer,
+    started: float,
 ) -> int:
-    printer.line(f"zsync {__version__}: {'dry run of ' if dry_run else ''}profile {session.config.path}")
+    printer.line(
+        f"zsync {__version__}: {'dry run of ' if dry_run else ''}profile {session.config.path}"
+    )
     loaded = await session.load(dry_run)
     if not loaded.ok:  # each error was printed as it happened
         printer.line("zsync: could not read everything, so nothing was changed (exit 3).")
         session.finish("aborted", {"errors": loaded.errors()}, healthy=False)
-        _write_report(report, session, None, None, confirmed, dry_run, EXIT_CANNOT_RUN, started, loaded.errors())
+        _write_report(
+            report,
+            session,
+            None,
+            None,
+            confirmed,
+            dry_run,
+            EXIT_CANNOT_RUN,
+            started,
+            loaded.errors(),
+        )
         return EXIT_CANNOT_RUN
     shrunk = session.shrunk()
     if shrunk:
         printer.line(f"zsync: unhealthy read: {shrunk}.")
         printer.line("zsync: nothing was changed (exit 3).")
         session.finish("aborted", {"errors": [shrunk]}, healthy=False)
-        _write_report(report, session, None, None, confirmed, dry_run, EXIT_CANNOT_RUN, started, [shrunk])
+        _write_report(
+            report, session, None, None, confirmed, dry_run, EXIT_CANNOT_RUN, started, [shrunk]
+        )
         return EXIT_CANNOT_RUN
     plan = session.plan()
     _print_summary(printer, plan, confirmed)
@@ -138,7 +171,11 @@ async def _steps(
         printer.line("zsync: fix the state directory and run again; the next run converges.")
         code = EXIT_FAILED if result.done else EXIT_CANNOT_RUN
         try:
-            session.finish("stopped", {"succeeded": len(result.succeeded), "failed": len(result.failed)}, healthy=False)
+            session.finish(
+                "stopped",
+                {"succeeded": len(result.succeeded), "failed": len(result.failed)},
+                healthy=False,
+            )
         except ZsyncError:
             pass  # the store is what failed; the message above says so
         return code
@@ -147,11 +184,17 @@ async def _steps(
     summary = {"succeeded": len(result.succeeded), "failed": len(result.failed), "held": len(held)}
     session.finish(status, summary, healthy)
     if result.failed:
-        printer.line(f"{len(result.failed)} of {result.done} change(s) failed; see above, or the report.")
+        printer.line(
+            f"{len(result.failed)} of {result.done} change(s) failed; see above, or the report."
+        )
     elif result.done:
         printer.line("Task completed successfully.")
     else:
-        printer.line("Nothing to do: Zivver is in step with the sources." if not held else "No change was sent.")
+        printer.line(
+            "Nothing to do: Zivver is in step with the sources."
+            if not held
+            else "No change was sent."
+        )
     if held:
         names = sorted({c.guard.value for c in held if c.guard})
         printer.line(
@@ -203,7 +246,8 @@ def _write_report(
                 "zivver_id": change.zivver_id,
                 "source": change.source,
                 "before": change.before,
-                "after": {k: v for k, v in change.after.items() if k != "sso_key"} | ({"sso_key": "(set)"} if "sso_key" in change.after else {}),
+                "after": {k: v for k, v in change.after.items() if k != "sso_key"}
+                | ({"sso_key": "(set)"} if "sso_key" in change.after else {}),
                 "guard": change.guard.value if change.guard else None,
                 "state": row.get("state", "planned"),
                 "http_status": row.get("http_status"),
@@ -224,16 +268,32 @@ def _write_report(
         "zivver_accounts": len(loaded.zivver) if loaded else None,
         "summary": {a.value: n for a, n in plan.by_action().items() if n} if plan else {},
         "guards": [
-            {"action": g.action.value, "count": g.count, "total": g.total, "text": g.text, "confirmed": g.action in confirmed}
+            {
+                "action": g.action.value,
+                "count": g.count,
+                "total": g.total,
+                "text": g.text,
+                "confirmed": g.action in confirmed,
+            }
             for g in (plan.guards if plan else [])
         ],
         "removals_blocked": plan.removals_blocked if plan else None,
-        "notices": [{"level": n.level, "message": n.message} for n in (plan.notices if plan else [])],
-        "result": {"succeeded": len(result.succeeded), "failed": len(result.failed), "cancelled": result.cancelled} if result else None,
+        "notices": [
+            {"level": n.level, "message": n.message} for n in (plan.notices if plan else [])
+        ],
+        "result": {
+            "succeeded": len(result.succeeded),
+            "failed": len(result.failed),
+            "cancelled": result.cancelled,
+        }
+        if result
+        else None,
         "changes": changes,
     }
     try:
-        Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        Path(path).write_text(
+            json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     except OSError as error:
         print(f"zsync: cannot write the report {path}: {error}", file=sys.stderr)
 

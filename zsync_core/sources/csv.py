@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+from collections.abc import Iterator
 
 from ..addresses import normalize_address
 from ..config import Config, CsvSourceConfig
@@ -14,7 +15,12 @@ from . import Emit, SourceResult
 COLUMNS = ("email", "name", "kind", "active", "aliases", "delegates", "id", "sso_key", "division")
 TRUE = {"true", "yes", "1", "y", "active", "enabled", ""}
 FALSE = {"false", "no", "0", "n", "disabled", "inactive", "suspended"}
-KINDS = {"personal": Kind.PERSONAL, "user": Kind.PERSONAL, "": Kind.PERSONAL, "functional": Kind.FUNCTIONAL}
+KINDS = {
+    "personal": Kind.PERSONAL,
+    "user": Kind.PERSONAL,
+    "": Kind.PERSONAL,
+    "functional": Kind.FUNCTIONAL,
+}
 
 
 class CsvSource:
@@ -39,15 +45,21 @@ class CsvSource:
             with self.path.open(encoding=self.config.encoding, newline="") as handle:
                 return self._parse(csv.reader(handle, delimiter=self.config.delimiter))
         except FileNotFoundError:
-            raise SourceError(f"Source {self.name!r}: CSV file {self.path} does not exist. Check sources.path.") from None
+            raise SourceError(
+                f"Source {self.name!r}: CSV file {self.path} does not exist. Check sources.path."
+            ) from None
         except (OSError, UnicodeDecodeError, csv.Error) as error:
-            raise SourceError(f"Source {self.name!r}: cannot read CSV file {self.path}: {error}") from error
+            raise SourceError(
+                f"Source {self.name!r}: cannot read CSV file {self.path}: {error}"
+            ) from error
 
-    def _parse(self, rows: "csv._reader") -> SourceResult:
+    def _parse(self, rows: Iterator[list[str]]) -> SourceResult:
         result = SourceResult(self.name, [])
         header = next(rows, None)
         if not header:
-            raise SourceError(f"Source {self.name!r}: {self.path} is empty; it needs a header row with at least 'email'.")
+            raise SourceError(
+                f"Source {self.name!r}: {self.path} is empty; it needs a header row with at least 'email'."
+            )
         names = [name.strip().lower() for name in header]
         if "email" not in names:
             raise SourceError(
@@ -70,9 +82,13 @@ class CsvSource:
                 result.accounts.append(account)
         return result
 
-    def _account(self, record: dict[str, str], where: str, result: SourceResult) -> SourceAccount | None:
+    def _account(
+        self, record: dict[str, str], where: str, result: SourceResult
+    ) -> SourceAccount | None:
         def reject(message: str) -> None:
-            result.notices.append(Notice("error", f"Source {self.name!r}, {where}: {message}; row skipped."))
+            result.notices.append(
+                Notice("error", f"Source {self.name!r}, {where}: {message}; row skipped.")
+            )
             if record.get("id"):
                 result.unreadable_ids.add(record["id"])
             else:
@@ -92,7 +108,11 @@ class CsvSource:
             return None
         addresses: dict[str, frozenset[str]] = {}
         for column in ("aliases", "delegates"):
-            values = [value for value in record.get(column, "").replace(",", ";").split(";") if value.strip()]
+            values = [
+                value
+                for value in record.get(column, "").replace(",", ";").split(";")
+                if value.strip()
+            ]
             parsed = {normalize_address(value) for value in values}
             if None in parsed:
                 bad = [value for value in values if normalize_address(value) is None]

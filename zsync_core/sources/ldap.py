@@ -96,7 +96,12 @@ class LdapSource:
         def threadsafe(event: Event) -> None:
             loop.call_soon_threadsafe(emit, event)
 
-        password = read_secret(self.config.password_env, self.config.password_file, f"sources ({self.name}).password", self.profile)
+        password = read_secret(
+            self.config.password_env,
+            self.config.password_file,
+            f"sources ({self.name}).password",
+            self.profile,
+        )
         return await asyncio.to_thread(self._load, threadsafe, password)
 
     # --- runs in a worker thread ---------------------------------------------------------------
@@ -104,10 +109,22 @@ class LdapSource:
     def _load(self, emit: Emit, password: str | None) -> SourceResult:
         connection = self._connect(emit, password)
         try:
-            users = self._search_step(emit, connection, "users", self.config.user_filter or self.preset.user_filter, self._user_attributes())
-            group_filter = self.preset.group_filter if self.config.group_filter is None else self.config.group_filter
+            users = self._search_step(
+                emit,
+                connection,
+                "users",
+                self.config.user_filter or self.preset.user_filter,
+                self._user_attributes(),
+            )
+            group_filter = (
+                self.preset.group_filter
+                if self.config.group_filter is None
+                else self.config.group_filter
+            )
             groups = (
-                self._search_step(emit, connection, "groups", group_filter, self._group_attributes())
+                self._search_step(
+                    emit, connection, "groups", group_filter, self._group_attributes()
+                )
                 if group_filter
                 else {}
             )
@@ -120,7 +137,9 @@ class LdapSource:
         emit(StepEvent(step, step, "done", len(result.accounts), len(result.accounts)))
         return result
 
-    def _fail(self, emit: Emit, step: str, message: str, cause: BaseException | None = None) -> SourceError:
+    def _fail(
+        self, emit: Emit, step: str, message: str, cause: BaseException | None = None
+    ) -> SourceError:
         emit(StepEvent(step, step, "failed", detail=message))
         error = SourceError(message)
         error.__cause__ = cause
@@ -176,7 +195,9 @@ class LdapSource:
             if description == "invalidCredentials":
                 reason = f"invalid credentials for {source.bind_dn}. Check bind_dn and the password in {source.password_env or source.password_file}"
             elif description == "strongerAuthRequired":
-                reason = "the server requires an encrypted connection: use ldaps:// or start_tls = true"
+                reason = (
+                    "the server requires an encrypted connection: use ldaps:// or start_tls = true"
+                )
             else:
                 reason = f"{description or 'refused'} {result.get('message', '')}".strip()
             raise self._fail(emit, step, f"LDAP bind to {url} failed: {reason}.")
@@ -186,7 +207,9 @@ class LdapSource:
     def _explain_connect(self, error: BaseException) -> str:
         url = self.config.url
         text = str(error)
-        if "certificate" in text.lower() or isinstance(error, ldap_errors.LDAPSSLConfigurationError):
+        if "certificate" in text.lower() or isinstance(
+            error, ldap_errors.LDAPSSLConfigurationError
+        ):
             return (
                 f"Source {self.name!r}: TLS certificate of {url} could not be verified ({text}). "
                 "Set ca_file to the CA that signed it (or tls_server_name if the name differs)."
@@ -197,7 +220,18 @@ class LdapSource:
 
     def _user_attributes(self) -> list[str]:
         a = self.attrs
-        names = [a.id, a.mail, a.display_name, a.aliases, a.delegates, a.disabled, a.sso_key, a.recipient_type, a.division, "cn"]
+        names = [
+            a.id,
+            a.mail,
+            a.display_name,
+            a.aliases,
+            a.delegates,
+            a.disabled,
+            a.sso_key,
+            a.recipient_type,
+            a.division,
+            "cn",
+        ]
         return sorted({name for name in names if name})
 
     def _group_attributes(self) -> list[str]:
@@ -205,12 +239,21 @@ class LdapSource:
         names = [a.id, a.mail, a.display_name, a.aliases, a.members, a.division, "cn"]
         return sorted({name for name in names if name})
 
-    def _search_step(self, emit: Emit, connection: ldap3.Connection, what: str, search_filter: str, attributes: list[str]) -> dict[str, Raw]:
+    def _search_step(
+        self,
+        emit: Emit,
+        connection: ldap3.Connection,
+        what: str,
+        search_filter: str,
+        attributes: list[str],
+    ) -> dict[str, Raw]:
         step = f"{self.name}: search {what}"
         emit(StepEvent(step, step, "running"))
         found: dict[str, Raw] = {}
         try:
-            for page, entries in enumerate(self._paged(connection, search_filter, attributes), start=1):
+            for page, entries in enumerate(
+                self._paged(connection, search_filter, attributes), start=1
+            ):
                 found.update(entries)
                 emit(StepEvent(step, step, "running", len(found), None, f"page {page}"))
         except SourceError as error:
@@ -218,7 +261,9 @@ class LdapSource:
         emit(StepEvent(step, step, "done", len(found), len(found)))
         return found
 
-    def _paged(self, connection: ldap3.Connection, search_filter: str, attributes: list[str]) -> Iterator[dict[str, Raw]]:
+    def _paged(
+        self, connection: ldap3.Connection, search_filter: str, attributes: list[str]
+    ) -> Iterator[dict[str, Raw]]:
         cookie: bytes | None = None
         while True:
             try:
@@ -231,7 +276,9 @@ class LdapSource:
                     paged_cookie=cookie,
                 )
             except ldap_errors.LDAPInvalidFilterError as error:
-                raise SourceError(f"Source {self.name!r}: invalid LDAP filter {search_filter!r}: {error}") from error
+                raise SourceError(
+                    f"Source {self.name!r}: invalid LDAP filter {search_filter!r}: {error}"
+                ) from error
             except ldap_errors.LDAPException as error:
                 raise SourceError(
                     f"Source {self.name!r}: the search under {self.config.base_dn} on {self.config.url} "
@@ -241,7 +288,9 @@ class LdapSource:
             if not ok and result.get("description") not in ("success", None):
                 description = result.get("description")
                 if description == "noSuchObject":
-                    raise SourceError(f"Source {self.name!r}: base_dn {self.config.base_dn!r} does not exist on {self.config.url}.")
+                    raise SourceError(
+                        f"Source {self.name!r}: base_dn {self.config.base_dn!r} does not exist on {self.config.url}."
+                    )
                 raise SourceError(
                     f"Source {self.name!r}: search {search_filter!r} under {self.config.base_dn} failed: "
                     f"{description} {result.get('message', '')}".strip()
@@ -249,14 +298,22 @@ class LdapSource:
             page: dict[str, Raw] = {}
             for item in connection.response or []:
                 if item.get("type") == "searchResEntry":
-                    page[item["dn"].lower()] = {k.lower(): v for k, v in item["raw_attributes"].items()}
+                    page[item["dn"].lower()] = {
+                        k.lower(): v for k, v in item["raw_attributes"].items()
+                    }
             yield page
             controls = result.get("controls") or {}
             cookie = controls.get(PAGED_RESULTS, {}).get("value", {}).get("cookie")
             if not cookie:
                 return
 
-    def _nested_groups(self, emit: Emit, connection: ldap3.Connection, users: dict[str, Raw], groups: dict[str, Raw]) -> dict[str, Raw]:
+    def _nested_groups(
+        self,
+        emit: Emit,
+        connection: ldap3.Connection,
+        users: dict[str, Raw],
+        groups: dict[str, Raw],
+    ) -> dict[str, Raw]:
         members = (self.attrs.members or "").lower()
         unknown = {
             dn.decode("utf-8", "replace").lower()
@@ -266,11 +323,19 @@ class LdapSource:
         }
         if not unknown or not members:
             return {}
-        return self._search_step(emit, connection, "nested groups", self.preset.nesting_filter, [self.attrs.members or "member"])
+        return self._search_step(
+            emit,
+            connection,
+            "nested groups",
+            self.preset.nesting_filter,
+            [self.attrs.members or "member"],
+        )
 
     # --- parsing (pure) -----------------------------------------------------------------------
 
-    def _parse(self, users: dict[str, Raw], groups: dict[str, Raw], nested: dict[str, Raw]) -> SourceResult:
+    def _parse(
+        self, users: dict[str, Raw], groups: dict[str, Raw], nested: dict[str, Raw]
+    ) -> SourceResult:
         result = SourceResult(self.name, [])
         a = self.attrs
         emails_by_dn: dict[str, str] = {}
@@ -286,7 +351,9 @@ class LdapSource:
         for dn, raw, email in parsed_users:
             shared = _int(_first(raw, a.recipient_type)) == SHARED_MAILBOX
             delegates = frozenset(
-                emails_by_dn[d] for d in _dns(raw, a.delegates) if d in emails_by_dn and active_by_dn[d]
+                emails_by_dn[d]
+                for d in _dns(raw, a.delegates)
+                if d in emails_by_dn and active_by_dn[d]
             )
             result.accounts.append(
                 SourceAccount(
@@ -336,7 +403,10 @@ class LdapSource:
         email = normalize_address(value)
         if email is None:
             result.notices.append(
-                Notice("error", f"Source {self.name!r}: {dn} has mail {value!r}, which is not a valid address; entry skipped.")
+                Notice(
+                    "error",
+                    f"Source {self.name!r}: {dn} has mail {value!r}, which is not a valid address; entry skipped.",
+                )
             )
             source_id = self._id(raw, dn)
             result.unreadable_ids.add(source_id)
@@ -411,7 +481,13 @@ def _dns(raw: Raw, name: str | None) -> list[str]:
     return [v.decode("utf-8", "replace").lower() for v in raw.get((name or "").lower(), [])]
 
 
-def _flatten(dn: str, groups: dict[str, Raw], members: str, users: dict[str, str], seen: set[str] | None = None) -> set[str]:
+def _flatten(
+    dn: str,
+    groups: dict[str, Raw],
+    members: str,
+    users: dict[str, str],
+    seen: set[str] | None = None,
+) -> set[str]:
     """User DNs reachable from group ``dn`` through nested groups; cycles are cut."""
     seen = seen if seen is not None else set()
     if dn in seen:
@@ -424,4 +500,3 @@ def _flatten(dn: str, groups: dict[str, Raw], members: str, users: dict[str, str
         elif member in groups:
             found |= _flatten(member, groups, members, users, seen)
     return found
-

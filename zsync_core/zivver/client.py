@@ -87,7 +87,10 @@ class ZivverClient:
             verify = ssl.create_default_context(cafile=verify)
         self.http = http or httpx.AsyncClient(timeout=timeout_seconds, verify=verify)
         self._owns_http = http is None
-        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/scim+json, application/json"}
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/scim+json, application/json",
+        }
         self.pacer = Pacer(rate_limit_requests, rate_limit_window_seconds)
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
@@ -133,13 +136,24 @@ class ZivverClient:
             await self.pacer.wait()
             self.requests_sent += 1
             try:
-                response = await self.http.request(method, url, json=body, params=params, headers=headers)
+                response = await self.http.request(
+                    method, url, json=body, params=params, headers=headers
+                )
             except (httpx.TimeoutException, httpx.TransportError) as error:
                 if _certificate_problem(error):  # retrying cannot help
-                    return Outcome(False, None, request, None, attempt, _certificate_text(self.base_url, error))
+                    return Outcome(
+                        False, None, request, None, attempt, _certificate_text(self.base_url, error)
+                    )
                 lost_answer = True
                 if attempt > self.max_retries:
-                    return Outcome(False, None, request, None, attempt, scim.explain(None, _transport_text(error), attempt))
+                    return Outcome(
+                        False,
+                        None,
+                        request,
+                        None,
+                        attempt,
+                        scim.explain(None, _transport_text(error), attempt),
+                    )
                 await asyncio.sleep(self._backoff(attempt))
                 continue
             if response.status_code in RETRY_STATUSES and attempt <= self.max_retries:
@@ -166,7 +180,9 @@ class ZivverClient:
 
     # --- reading the organization --------------------------------------------------------------
 
-    async def list_resources(self, kind: str, on_page: Callable[[int, int | None], None] | None = None) -> list[dict[str, Any]]:
+    async def list_resources(
+        self, kind: str, on_page: Callable[[int, int | None], None] | None = None
+    ) -> list[dict[str, Any]]:
         """Every User or Group, whether or not the server pages (Zivver returns all at once).
 
         Raises:
@@ -175,9 +191,13 @@ class ZivverClient:
         resources: list[dict[str, Any]] = []
         start = 1
         while True:
-            outcome = await self.send("GET", f"/{kind}", params={"startIndex": start, "count": 1000})
+            outcome = await self.send(
+                "GET", f"/{kind}", params={"startIndex": start, "count": 1000}
+            )
             if not outcome.ok:
-                raise TargetError(f"Reading {kind} from Zivver at {self.base_url} failed: {outcome.error}")
+                raise TargetError(
+                    f"Reading {kind} from Zivver at {self.base_url} failed: {outcome.error}"
+                )
             data = outcome.body
             if not isinstance(data, dict) or not isinstance(data.get("Resources", []), list):
                 raise TargetError(
@@ -196,11 +216,17 @@ class ZivverClient:
         self, on_page: Callable[[str, int, int | None], None] | None = None
     ) -> tuple[list[ZivverAccount], dict[str, str]]:
         """All accounts (users and functional accounts) and the user ids by address."""
-        users_raw = await self.list_resources("Users", (lambda d, t: on_page("Users", d, t)) if on_page else None)
-        groups_raw = await self.list_resources("Groups", (lambda d, t: on_page("Groups", d, t)) if on_page else None)
+        users_raw = await self.list_resources(
+            "Users", (lambda d, t: on_page("Users", d, t)) if on_page else None
+        )
+        groups_raw = await self.list_resources(
+            "Groups", (lambda d, t: on_page("Groups", d, t)) if on_page else None
+        )
         users = [u for u in map(scim.parse_user, users_raw) if u is not None]
         emails_by_id = {u.zivver_id: u.email for u in users}
-        groups = [g for g in (scim.parse_group(r, emails_by_id) for r in groups_raw) if g is not None]
+        groups = [
+            g for g in (scim.parse_group(r, emails_by_id) for r in groups_raw) if g is not None
+        ]
         return users + groups, {u.email: u.zivver_id for u in users}
 
     async def find(self, kind: str, attribute: str, value: str) -> dict[str, Any] | None:
@@ -214,7 +240,10 @@ class ZivverClient:
 
 
 def _certificate_problem(error: Exception) -> bool:
-    return "CERTIFICATE_VERIFY_FAILED" in str(error) or "certificate verify failed" in str(error).lower()
+    return (
+        "CERTIFICATE_VERIFY_FAILED" in str(error)
+        or "certificate verify failed" in str(error).lower()
+    )
 
 
 def _certificate_text(url: str, error: Exception) -> str:

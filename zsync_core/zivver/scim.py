@@ -51,7 +51,9 @@ def parse_user(resource: dict[str, Any]) -> ZivverAccount | None:
         kind=Kind.PERSONAL,
         zivver_id=str(resource["id"]),
         email=email,
-        display_name=(name.get("formatted") or resource.get("displayName") or resource.get("nickName") or ""),
+        display_name=(
+            name.get("formatted") or resource.get("displayName") or resource.get("nickName") or ""
+        ),
         active=bool(resource.get("active", True)),
         aliases=_addresses(extension.get("aliases")),
         delegates=_addresses(extension.get("delegates")),
@@ -59,7 +61,9 @@ def parse_user(resource: dict[str, Any]) -> ZivverAccount | None:
     )
 
 
-def parse_group(resource: dict[str, Any], emails_by_user_id: dict[str, str]) -> ZivverAccount | None:
+def parse_group(
+    resource: dict[str, Any], emails_by_user_id: dict[str, str]
+) -> ZivverAccount | None:
     email = normalize_address(resource.get("externalId"))
     group_id = resource.get("id")
     if email is None or not group_id:
@@ -67,7 +71,9 @@ def parse_group(resource: dict[str, Any], emails_by_user_id: dict[str, str]) -> 
     delegates = frozenset(
         emails_by_user_id[member["value"]]
         for member in resource.get("members") or []
-        if isinstance(member, dict) and member.get("value") != group_id and member.get("value") in emails_by_user_id
+        if isinstance(member, dict)
+        and member.get("value") != group_id
+        and member.get("value") in emails_by_user_id
     )
     return ZivverAccount(
         kind=Kind.FUNCTIONAL,
@@ -104,7 +110,9 @@ def user_body(
     }
 
 
-def group_body(email: str, display_name: str, aliases: list[str], member_ids: list[str]) -> dict[str, Any]:
+def group_body(
+    email: str, display_name: str, aliases: list[str], member_ids: list[str]
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "schemas": GROUP_SCHEMAS,
         "externalId": email,
@@ -124,7 +132,9 @@ def clear_members_body() -> dict[str, Any]:
 def replace_members_body(member_ids: list[str]) -> dict[str, Any]:
     return {
         "schemas": [PATCH_OP],
-        "Operations": [{"op": "replace", "path": "members", "value": [{"value": m} for m in member_ids]}],
+        "Operations": [
+            {"op": "replace", "path": "members", "value": [{"value": m} for m in member_ids]}
+        ],
     }
 
 
@@ -188,7 +198,10 @@ def explain(status: int | None, body: bytes | str, attempts: int = 1) -> str:
             "admin who created it still exists." + quoted
         )
     if status == 403:
-        return "The API key may not do this (HTTP 403); it must belong to a full administrator." + quoted
+        return (
+            "The API key may not do this (HTTP 403); it must belong to a full administrator."
+            + quoted
+        )
     if status == 409:
         return "Zivver already has an account with this address (HTTP 409)." + quoted
     if status == 429:
@@ -202,7 +215,10 @@ def explain(status: int | None, body: bytes | str, attempts: int = 1) -> str:
             "retried on the next run." + quoted
         )
     if status in (400, 404) and said.lower().startswith(("not found", "resource")):
-        return "Zivver does not know this account (deleted elsewhere?); the next run plans it again." + quoted
+        return (
+            "Zivver does not know this account (deleted elsewhere?); the next run plans it again."
+            + quoted
+        )
     if status is None:
         return f"No answer from Zivver after {attempts} attempts ({said}); the change is retried on the next run."
     return f"Zivver rejected the change (HTTP {status})." + quoted
