@@ -12,6 +12,7 @@ Rules (product.md, "Data rules" and "Safety"):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -30,20 +31,6 @@ from .model import (
     SourceAccount,
     ZivverAccount,
 )
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A change before it gets its id and guard."""
-
-    action: Action
-    email: str
-    zivver_id: str | None
-    source_id: str | None
-    source: str | None
-    before: Fields
-    after: Fields
-    sso_key: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +119,8 @@ class _Planner:
         self.by_email = {account.email: account for account in zivver}
         self.owner_of = {entry.zivver_id: source_id for source_id, entry in mapping.items()}
         self.claimed: dict[str, str] = {}
-        self.pending: list[_Pending] = []
+        self.pending: list[Change] = []
+        """Changes before they get their id and guard (see _finish)."""
         self.notices: list[Notice] = []
         self.matches: list[Match] = []
         self.skipped_removals = 0
@@ -449,15 +437,8 @@ class _Planner:
                 before, after = {"delegates": sorted(current.delegates)}, {"delegates": []}
             if action is not None:
                 self.pending.append(
-                    _Pending(
-                        action,
-                        current.email,
-                        current.zivver_id,
-                        source_id,
-                        None,
-                        before,
-                        after,
-                        None,
+                    Change(
+                        0, action, current.email, current.zivver_id, source_id, None, before, after
                     )
                 )
 
@@ -481,7 +462,8 @@ class _Planner:
         sso_key: str | None,
     ) -> None:
         self.pending.append(
-            _Pending(
+            Change(
+                0,
                 action,
                 account.email,
                 current.zivver_id if current else None,
@@ -489,7 +471,7 @@ class _Planner:
                 account.source,
                 before,
                 after,
-                sso_key,
+                sso_key=sso_key,
             )
         )
 
@@ -502,18 +484,7 @@ class _Planner:
         for number, item in enumerate(self.pending, 1):
             guard = _guard_of(item.action, item.after)
             changes.append(
-                Change(
-                    id=number,
-                    action=item.action,
-                    email=item.email,
-                    zivver_id=item.zivver_id,
-                    source_id=item.source_id,
-                    source=item.source,
-                    before=item.before,
-                    after=item.after,
-                    guard=guard if guard in guarded else None,
-                    sso_key=item.sso_key,
-                )
+                dataclasses.replace(item, id=number, guard=guard if guard in guarded else None)
             )
         users = sum(1 for account in self.zivver if account.kind is Kind.PERSONAL)
         return Plan(
