@@ -25,6 +25,7 @@ from zsync_core.model import ChangeEvent, Event, LogEvent, Plan, StepEvent, summ
 from zsync_core.session import SyncSession
 
 EXIT_OK, EXIT_FAILED, EXIT_HELD, EXIT_CANNOT_RUN = 0, 1, 2, 3
+SHOWN_HELD = 20
 
 
 class Printer:
@@ -188,7 +189,7 @@ async def _steps(
             f"{len(result.failed)} of {result.done} change(s) failed; see above, or the report."
         )
     elif result.done:
-        printer.line("Task completed successfully.")
+        printer.line("Task completed successfully." if not held else f"Applied {result.done} change(s).")
     else:
         printer.line(
             "Nothing to do: Zivver is in step with the sources."
@@ -201,6 +202,10 @@ async def _steps(
             f"HELD {len(held)} change(s) need confirmation: {', '.join(names)}. "
             f"Review them, then run again with {' '.join('--confirm ' + n for n in names)}."
         )
+        for change in held[:SHOWN_HELD]:
+            printer.line(f"HELD   {change.action.value} {change.email}")
+        if len(held) > SHOWN_HELD:
+            printer.line(f"HELD   ... and {len(held) - SHOWN_HELD} more (all are in the --report file)")
     _write_report(report, session, plan, result, confirmed, dry_run, code, started, [])
     return code
 
