@@ -319,7 +319,7 @@ def _handle(
     if resource_id not in store:
         raise ScimError(400, f"Unknown account with uuid: {resource_id}")
     if method == "GET":
-        return _json(_public(store[resource_id]))
+        return _json(store[resource_id])  # SsoAccountKey lives apart, in org.sso_keys
     if method == "DELETE":
         del store[resource_id]
         org.sso_keys.pop(resource_id, None)
@@ -329,11 +329,9 @@ def _handle(
         return Response(status_code=204)
     if method == "PUT":
         return _json(
-            _public(
-                _put_user(org, resource_id, body)
-                if kind == "Users"
-                else _put_group(org, resource_id, body)
-            )
+            _put_user(org, resource_id, body)
+            if kind == "Users"
+            else _put_group(org, resource_id, body)
         )
     if kind != "Groups":
         raise ScimError(400, "PATCH is only supported for Groups")
@@ -343,10 +341,6 @@ def _handle(
 
 def _json(data: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status, media_type=SCIM_JSON)
-
-
-def _public(resource: dict[str, Any]) -> dict[str, Any]:
-    return resource  # SsoAccountKey is kept apart in org.sso_keys: never returned
 
 
 def _list(

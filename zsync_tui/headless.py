@@ -110,6 +110,9 @@ async def _run(
         return await _steps(
             session, dry_run, confirmed | session.confirmed_in_profile(), report, printer, started
         )
+    except ZsyncError as error:  # the local store failed outside the journaled apply
+        printer.line(f"zsync: {error}")
+        return EXIT_CANNOT_RUN
     finally:
         session.close()
 
