@@ -334,27 +334,16 @@ class _Planner:
             else ({}, {})
         )
         sso = self._known_sso(account, current)
-        if not account.active and current.active:
-            if self._removal_allowed(options.suspend_users):
-                self._add(
-                    Action.SUSPEND_USER,
-                    account,
-                    current,
-                    {**before, "active": True},
-                    {**after, "active": False},
-                    sso,
-                )
-            return
-        if account.active and not current.active:
-            if options.reactivate_users:
-                self._add(
-                    Action.REACTIVATE_USER,
-                    account,
-                    current,
-                    {**before, "active": False},
-                    {**after, "active": True},
-                    sso,
-                )
+        if account.active != current.active:
+            allowed = (
+                options.reactivate_users
+                if account.active
+                else self._removal_allowed(options.suspend_users)
+            )
+            if allowed:
+                action = Action.REACTIVATE_USER if account.active else Action.SUSPEND_USER
+                before["active"], after["active"] = current.active, account.active
+                self._add(action, account, current, before, after, sso)
             return
         if after:
             self._add(Action.UPDATE_USER, account, current, before, after, sso)
