@@ -26,6 +26,22 @@ from .zivver.client import ZivverClient
 
 Emit = Callable[[Event], None]
 
+APPLIED = ("applying", "completed", "failed-changes", "held", "stopped", "cancelled", "interrupted")
+"""Run statuses after which Zivver may have changed."""
+
+EXIT_OK, EXIT_FAILED, EXIT_HELD, EXIT_CANNOT_RUN = 0, 1, 2, 3
+"""The exit codes of product.md; the TUI shows the same outcomes in words."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How an applied run ended, for both front ends."""
+
+    exit_code: int
+    status: str
+    message: str
+    """"Task completed successfully." or what went wrong, in one sentence."""
+
 
 @dataclass(slots=True)
 class LoadResult:
@@ -67,6 +83,7 @@ class SyncSession:
         self.loaded: LoadResult | None = None
         self.merged: list[SourceAccount] = []
         self.merge_notices: list[Notice] = []
+        self._finished = False
 
     def emit(self, event: Event) -> None:
         if isinstance(event, LogEvent):
@@ -97,6 +114,7 @@ class SyncSession:
         """Read every source (in order) and the Zivver organization. Never raises for I/O."""
         if self.run_id is None:
             self.run_id = self.store.start_run(self.mode, dry_run)
+            self._finished = False
         result = LoadResult()
         for source_config in self.config.sources:
             try:
@@ -239,6 +257,56 @@ class SyncSession:
         held = {c.id: "held" for c in plan.held(confirmed)}
         self.store.record_plan(self.run_id, plan, held)
 
+    def superseded(self) -> str | None:
+        """Why this run's plan is out of date: another run applied changes since it loaded."""
+        if self.run_id is None:
+            return None
+        later = [r for r in self.store.runs(limit=20) if r.id > self.run_id and r.status in APPLIED]
+        if not later:
+            return None
+        return (
+            f"another zsync run ({later[0].mode}, run {later[0].id}) changed Zivver after this data "
+            "was loaded. Reload all data before updating"
+        )
+
+    def conclude(
+        self, plan: Plan, result: ApplyResult, confirmed: set[GuardedAction]
+    ) -> RunOutcome:
+        """Record how an applied run ended and say it in one sentence."""
+        held = plan.held(confirmed)
+        counts = {"succeeded": len(result.succeeded), "failed": len(result.failed)}
+        if result.stopped:
+            code = EXIT_FAILED if result.done else EXIT_CANNOT_RUN
+            message = (
+                f"stopped after {result.done} change(s): {result.stopped}. Fix the state directory "
+                "and run again; the next run converges."
+            )
+            try:
+                self.finish("stopped", counts, healthy=False)
+            except ZsyncError:
+                pass  # the store is what failed; the message says so
+            return RunOutcome(code, "stopped", message)
+        code = EXIT_FAILED if result.failed else EXIT_HELD if held else EXIT_OK
+        status = {EXIT_OK: "completed", EXIT_FAILED: "failed-changes", EXIT_HELD: "held"}[code]
+        if result.cancelled:
+            status = "cancelled"
+        self.finish(
+            status,
+            counts | {"held": len(held), "cancelled": result.cancelled},
+            plan.removals_blocked is None and not result.cancelled,
+        )
+        if result.failed:
+            message = f"{len(result.failed)} of {result.done} change(s) failed."
+        elif result.cancelled:
+            message = f"Cancelled: {result.done} change(s) applied, {result.cancelled} not sent."
+        elif held:
+            message = f"Applied {result.done} change(s); {len(held)} held for confirmation."
+        elif result.done:
+            message = "Task completed successfully."
+        else:
+            message = "Nothing to do: Zivver is in step with the sources."
+        return RunOutcome(code, status, message)
+
     def finish(self, status: str, summary: Mapping[str, object], healthy: bool) -> None:
         assert self.run_id is not None
         if healthy and self.loaded is not None:
@@ -246,6 +314,19 @@ class SyncSession:
                 self.run_id, {r.name: len(r.accounts) for r in self.loaded.sources}
             )
         self.store.finish_run(self.run_id, status, dict(summary))
+        self._finished = True
+
+    def new_run(self) -> None:
+        """Forget the current run (a reload): one that was loaded but never applied is closed."""
+        if self.run_id is not None and not self._finished:
+            self.store.finish_run(self.run_id, "not-applied", {})
+        self.run_id = None
+        self.loaded = None
 
     def close(self) -> None:
+        try:
+            if self.run_id is not None and not self._finished:
+                self.store.finish_run(self.run_id, "not-applied", {})
+        except ZsyncError:
+            pass  # closing must not hide the error that ended the run
         self.store.close()

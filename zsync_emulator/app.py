@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,8 @@ class Organization:
     """Faults to inject, in order, into the requests they match (for fault-injection tests)."""
     latency: float = 0.0
     """Seconds every request waits before it is handled (a slow Zivver)."""
+    new_id: Callable[[], str] = field(default_factory=lambda: _random_id)
+    """Makes resource ids (tests and the demo's screenshots use a counter)."""
     lock: threading.RLock = field(default_factory=threading.RLock)
     _arrivals: deque[float] = field(default_factory=deque)
 
@@ -89,7 +92,7 @@ class Organization:
         self, email: str, name: str = "", active: bool = True, aliases: list[str] | None = None
     ) -> str:
         with self.lock:
-            user_id = str(uuid.uuid4())
+            user_id = self.new_id()
             self.users[user_id] = _new_user(
                 user_id, email, name or email, active, aliases or [], [], "/"
             )
@@ -97,7 +100,7 @@ class Organization:
 
     def add_group(self, email: str, name: str = "", member_ids: list[str] | None = None) -> str:
         with self.lock:
-            group_id = str(uuid.uuid4())
+            group_id = self.new_id()
             self.groups[group_id] = _new_group(group_id, email, name or email, member_ids or [], [])
             return group_id
 
@@ -141,6 +144,10 @@ class Organization:
             if group["externalId"] == address or address in group[ZIVVER_GROUP]["aliases"]:
                 return resource_id
         return None
+
+
+def _random_id() -> str:
+    return str(uuid.uuid4())
 
 
 def _new_user(
@@ -395,7 +402,7 @@ def _create_user(org: Organization, body: dict[str, Any]) -> dict[str, Any]:
     aliases = [_address(a, "alias") for a in extension.get("aliases") or []]
     _check_addresses(org, email, aliases, None)
     division = _division(org, body, "/")
-    user_id = str(uuid.uuid4())
+    user_id = org.new_id()
     name = (body.get("name") or {}).get("formatted") or email
     delegates = [_address(d, "delegate") for d in extension.get("delegates") or []]
     org.users[user_id] = _new_user(
@@ -449,7 +456,7 @@ def _create_group(org: Organization, body: dict[str, Any]) -> dict[str, Any]:
         raise ScimError(409, f"An account with externalId {email} already exists")
     aliases = [_address(a, "alias") for a in (body.get(ZIVVER_GROUP) or {}).get("aliases") or []]
     _check_addresses(org, email, aliases, None)
-    group_id = str(uuid.uuid4())
+    group_id = org.new_id()
     group = _new_group(group_id, email, body.get("displayName") or email, [], aliases)
     group["members"] = _members(org, body.get("members"))
     org.groups[group_id] = group

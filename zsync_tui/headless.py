@@ -22,9 +22,8 @@ from zsync_core.apply import ApplyResult
 from zsync_core.config import Config, GuardedAction, check_secrets, load_config
 from zsync_core.errors import ZsyncError
 from zsync_core.model import ChangeEvent, Event, LogEvent, Plan, StepEvent, summary_line
-from zsync_core.session import SyncSession
+from zsync_core.session import EXIT_CANNOT_RUN, EXIT_HELD, EXIT_OK, SyncSession
 
-EXIT_OK, EXIT_FAILED, EXIT_HELD, EXIT_CANNOT_RUN = 0, 1, 2, 3
 SHOWN_HELD = 20
 
 
@@ -170,35 +169,8 @@ async def _steps(
         printer.line(f"zsync: {error}")
         session.finish("aborted", {"errors": [str(error)]}, healthy=False)
         return EXIT_CANNOT_RUN
-    if result.stopped:
-        printer.line(f"zsync: stopped after {result.done} change(s): {result.stopped}")
-        printer.line("zsync: fix the state directory and run again; the next run converges.")
-        code = EXIT_FAILED if result.done else EXIT_CANNOT_RUN
-        try:
-            session.finish(
-                "stopped",
-                {"succeeded": len(result.succeeded), "failed": len(result.failed)},
-                healthy=False,
-            )
-        except ZsyncError:
-            pass  # the store is what failed; the message above says so
-        return code
-    code = EXIT_FAILED if result.failed else EXIT_HELD if held else EXIT_OK
-    status = {EXIT_OK: "completed", EXIT_FAILED: "failed-changes", EXIT_HELD: "held"}[code]
-    summary = {"succeeded": len(result.succeeded), "failed": len(result.failed), "held": len(held)}
-    session.finish(status, summary, healthy)
-    if result.failed:
-        printer.line(
-            f"{len(result.failed)} of {result.done} change(s) failed; see above, or the report."
-        )
-    elif result.done:
-        printer.line("Task completed successfully." if not held else f"Applied {result.done} change(s).")
-    else:
-        printer.line(
-            "Nothing to do: Zivver is in step with the sources."
-            if not held
-            else "No change was sent."
-        )
+    outcome = session.conclude(plan, result, confirmed)
+    printer.line(("zsync: " if outcome.status == "stopped" else "") + outcome.message)
     if held:
         names = sorted({c.guard.value for c in held if c.guard})
         printer.line(
@@ -208,9 +180,11 @@ async def _steps(
         for change in held[:SHOWN_HELD]:
             printer.line(f"HELD   {change.action.value} {change.email}")
         if len(held) > SHOWN_HELD:
-            printer.line(f"HELD   ... and {len(held) - SHOWN_HELD} more (all are in the --report file)")
-    _write_report(report, session, plan, result, confirmed, dry_run, code, started, [])
-    return code
+            printer.line(
+                f"HELD   ... and {len(held) - SHOWN_HELD} more (all are in the --report file)"
+            )
+    _write_report(report, session, plan, result, confirmed, dry_run, outcome.exit_code, started, [])
+    return outcome.exit_code
 
 
 def _print_summary(printer: Printer, plan: Plan, confirmed: set[GuardedAction]) -> None:
