@@ -87,12 +87,19 @@ def _tui(config_path: str | None) -> int:
     except ZsyncError as error:
         print(f"zsync: {error}", file=sys.stderr)
         return 3
-    print(
-        f"zsync: the terminal UI is coming in the next release. Profile {config.path} is valid;\n"
-        "run 'zsync check' to test its connections and 'zsync --headless --dry-run' to see the plan.",
-        file=sys.stderr,
-    )
-    return 0
+    from zsync_core.session import SyncSession
+
+    try:
+        session = SyncSession(config, mode="tui")
+    except ZsyncError as error:
+        print(f"zsync: {error}", file=sys.stderr)
+        return 3
+    from .app import ZsyncApp
+
+    try:
+        return ZsyncApp(session).run() or 0
+    finally:
+        session.close()
 
 
 def _demo(argv: list[str]) -> int:

@@ -1,0 +1,37 @@
+"""What every step screen has: the step bar on top, the progress line and the keys below."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer
+
+from ..widgets.progress import ProgressFooter
+from ..widgets.stepbar import StepBar
+
+HERE = Path(__file__).parent
+
+
+class StepScreen(Screen[None]):
+    """A step of the four; subclasses yield their body from :meth:`body`."""
+
+    STEP = 1
+
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.where = where
+
+    def compose(self) -> ComposeResult:
+        yield StepBar(self.STEP, self.where)
+        yield from self.body()
+        with Vertical(id="bottom"):
+            yield ProgressFooter()
+            yield Footer(compact=True)
+
+    def body(self) -> Iterable[Widget]:
+        raise NotImplementedError

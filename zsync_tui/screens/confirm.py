@@ -1,0 +1,90 @@
+"""The confirmation checklist: every guarded action in the plan must be ticked to start."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Footer, SelectionList, Static
+from textual.widgets.selection_list import Selection
+
+from zsync_core.config import GuardedAction
+from zsync_core.model import Guard
+
+from .base import HERE
+
+WHY = {
+    GuardedAction.SUSPEND_USERS: "Suspending a large part of your organization is unusual and often unintended.",
+    GuardedAction.SUSPEND_FUNCTIONAL: "Their delegates lose access; unusual and often unintended.",
+    GuardedAction.DELETE_USERS: "Irreversible: the Zivver messages of these users are lost.",
+    GuardedAction.DELETE_FUNCTIONAL: "Irreversible: the messages of these functional accounts are lost.",
+    GuardedAction.UPDATE_SSO_KEYS: "Can break logging in to Zivver with single sign-on.",
+}
+
+
+class ConfirmScreen(ModalScreen[set[GuardedAction] | None]):
+    """Returns the ticked actions when the admin starts the update, None on Escape."""
+
+    CSS_PATH = HERE / "confirm.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("u", "start", "Update now"),
+    ]
+
+    def __init__(self, guards: list[Guard]) -> None:
+        super().__init__()
+        self.guards = guards
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(
+                "[b]Confirm before updating[/b]\nThis run contains actions with a large or irreversible "
+                "effect. Tick each one (space) to confirm it; the update starts only when all are ticked.",
+                id="explain",
+            )
+            yield SelectionList[GuardedAction](
+                *(Selection(Text(guard.text, style="bold"), guard.action) for guard in self.guards),
+                id="checklist",
+            )
+            yield Static(
+                "\n".join(f"• {g.text.split(' (')[0]}: {WHY[g.action]}" for g in self.guards),
+                id="why",
+            )
+            yield Static(id="missing")
+            with Horizontal(id="buttons"):
+                yield Button("Update now", id="start", variant="error", disabled=True)
+                yield Button("Cancel", id="cancel")
+            yield Footer()
+
+    def on_mount(self) -> None:
+        self._ticked()
+        self.query_one(SelectionList).focus()
+
+    @on(SelectionList.SelectedChanged)
+    def _ticked(self) -> None:
+        left = len(self.guards) - len(self.query_one(SelectionList).selected)
+        self.query_one("#start", Button).disabled = left > 0
+        self.query_one("#missing", Static).update(
+            f"{left} of {len(self.guards)} still to confirm."
+            if left
+            else "All confirmed. Press u to start."
+        )
+
+    @on(Button.Pressed, "#start")
+    def action_start(self) -> None:
+        selected = set(self.query_one(SelectionList).selected)
+        if len(selected) < len(self.guards):
+            self.notify(
+                "Tick every item first (space), or press Escape to go back.", severity="warning"
+            )
+            return
+        self.dismiss(selected)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,49 @@
+"""Recent events: every warning and error of this session and earlier runs, newest last."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Footer, RichLog, Static
+
+from .. import fmt
+from .base import HERE
+
+LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": ""}
+
+
+class EventsScreen(ModalScreen[None]):
+    CSS_PATH = HERE / "events.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,e,q", "close", "Close")]
+
+    def __init__(self, events: list[tuple[float, str, str]]) -> None:
+        super().__init__()
+        self.events = events
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(
+                f"[b]Recent events[/b] — {len(self.events)} (errors and warnings of the last runs)",
+                id="title",
+            )
+            yield RichLog(wrap=True, markup=False, highlight=False, id="log")
+            yield Footer()
+
+    def on_mount(self) -> None:
+        log = self.query_one(RichLog)
+        if not self.events:
+            log.write(Text("Nothing has happened yet.", style="dim"))
+        for at, level, message in self.events:
+            line = Text(f"{fmt.clock(at)} ", style="dim")
+            line.append(f"{level.upper():7}", style=LEVEL_STYLE.get(level, ""))
+            line.append(message)
+            log.write(line)
+        log.focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

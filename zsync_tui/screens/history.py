@@ -1,0 +1,83 @@
+"""Earlier runs from the local store; Enter reviews one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from textual import on
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Static
+
+from zsync_core.store import RunRecord
+
+from .. import fmt
+from ..widgets.table import Column, VirtualTable
+from .base import HERE, StepScreen
+
+STATUS_CLASS = {
+    "completed": "success",
+    "failed-changes": "error",
+    "stopped": "error",
+    "aborted": "error",
+    "interrupted": "error",
+    "held": "warning",
+    "cancelled": "warning",
+}
+
+
+class HistoryScreen(StepScreen):
+    STEP = 4
+    CSS_PATH = HERE / "review.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+
+    class Open(Message):
+        def __init__(self, run: RunRecord) -> None:
+            super().__init__()
+            self.run = run
+
+    class Back(Message):
+        pass
+
+    def __init__(self, where: str, runs: list[RunRecord]) -> None:
+        super().__init__(where)
+        self.runs = runs
+
+    def body(self) -> Iterable[Widget]:
+        yield Static(
+            "[b]Earlier runs[/b] (newest first). Enter reviews a run's changes.", id="intro"
+        )
+        yield Static("Kept in the local store next to the profile.", id="run")
+        yield VirtualTable(
+            [
+                Column("Run", 5),
+                Column("Started", 16),
+                Column("Mode", 9),
+                Column("Status", 14),
+                Column("Changes"),
+            ],
+            lambda r: (
+                str(r.id),
+                fmt.clock(r.started_at),
+                ("dry run" if r.dry_run else {"tui": "manual"}.get(r.mode, r.mode)),
+                r.status,
+                ", ".join(f"{v} {k}" for k, v in r.summary.items() if isinstance(v, int) and v)
+                or "—",
+            ),
+            lambda r: STATUS_CLASS.get(r.status),
+            empty="No runs yet.",
+            id="changes",
+        )
+
+    def on_mount(self) -> None:
+        self.query_one(VirtualTable).set_rows(self.runs)
+        self.query_one(VirtualTable).focus()
+
+    @on(VirtualTable.Selected)
+    def _open(self, event: VirtualTable.Selected) -> None:
+        self.post_message(self.Open(event.row))
+
+    def action_back(self) -> None:
+        self.post_message(self.Back())

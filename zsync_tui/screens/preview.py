@@ -1,0 +1,157 @@
+"""Preview changes: every planned change, filterable, searchable; exclude one from this run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from textual import on
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Input, Static
+
+from zsync_core.model import Action, Change, Plan
+
+from ..widgets.table import Column, VirtualTable
+from .base import HERE, StepScreen
+from .detail import FIELD_NAMES
+
+
+def searchable(change: Change) -> str:
+    """What incremental search looks in: addresses (old and new), name, source."""
+    parts = [change.email, str(change.before.get("email", "")), change.source or ""]
+    parts.append(str(change.after.get("display_name") or change.before.get("display_name") or ""))
+    return " ".join(parts).lower()
+
+
+class PreviewScreen(StepScreen):
+    STEP = 2
+    CSS_PATH = HERE / "preview.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back to summary"),
+        Binding("slash", "search", "Search"),
+        Binding("f", "filter", "Filter by action"),
+        Binding("x", "exclude", "Exclude/include"),
+    ]
+
+    class Closed(Message):
+        def __init__(self, excluded: set[int]) -> None:
+            super().__init__()
+            self.excluded = excluded
+
+    class Inspect(Message):
+        def __init__(self, change: Change) -> None:
+            super().__init__()
+            self.change = change
+
+    def __init__(
+        self, where: str, plan: Plan, excluded: set[int], action: Action | None = None
+    ) -> None:
+        super().__init__(where)
+        self.plan = plan
+        self.excluded = set(excluded)
+        self.action = action
+        self.actions = [a for a, n in plan.by_action().items() if n]
+        self.haystack = {c.id: searchable(c) for c in plan.changes}
+        self.query_text = ""
+
+    def body(self) -> Iterable[Widget]:
+        with Horizontal(id="bar"):
+            yield Input(placeholder="Search address, name or source (/)", id="search")
+            yield Static(id="filter")
+        yield VirtualTable(
+            [
+                Column("", 1),
+                Column("Action", 18),
+                Column("Account"),
+                Column("Source", 12),
+                Column("Fields changed", 16),
+            ],
+            self._cells,
+            self._row_class,
+            empty="No change matches.",
+            id="changes",
+        )
+
+    def _cells(self, change: Change) -> tuple[str, ...]:
+        mark = "✗" if change.id in self.excluded else "!" if change.guard else " "
+        account = change.email
+        old = change.before.get("email")
+        if old and old != change.email:
+            account = f"{change.email} ← {old}"
+        fields = ", ".join(FIELD_NAMES.get(f, f) for f in change.fields if f != "email" or old)
+        return (mark, change.action.value, account, change.source or "—", fields)
+
+    def _row_class(self, change: Change) -> str | None:
+        if change.id in self.excluded:
+            return "muted"
+        return "warning" if change.guard else None
+
+    def on_mount(self) -> None:
+        self.refilter()
+        self.query_one(VirtualTable).focus()
+
+    def refilter(self) -> None:
+        table: VirtualTable[Change] = self.query_one(VirtualTable)
+        text, action = self.query_text, self.action
+        changes = self.plan.changes
+        if action is not None:
+            changes = [c for c in changes if c.action is action]
+        if text:
+            haystack = self.haystack
+            changes = [c for c in changes if text in haystack[c.id]]
+        table.set_rows(changes, keep=table.current)
+        self._label()
+
+    def _label(self) -> None:
+        shown = len(self.query_one(VirtualTable).rows)
+        showing = self.action.value if self.action else "all actions"
+        excluded = f" · {len(self.excluded)} excluded" if self.excluded else ""
+        self.query_one("#filter", Static).update(
+            f"{shown:,} of {len(self.plan.changes):,} · {showing} (f){excluded}"
+        )
+
+    @on(Input.Changed, "#search")
+    def _search(self, event: Input.Changed) -> None:
+        self.query_text = event.value.strip().lower()
+        self.refilter()
+
+    @on(Input.Submitted, "#search")
+    def _done_searching(self) -> None:
+        self.query_one(VirtualTable).focus()
+
+    @on(VirtualTable.Selected)
+    def _inspect(self, event: VirtualTable.Selected) -> None:
+        self.post_message(self.Inspect(event.row))
+
+    def action_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_filter(self) -> None:
+        cycle: list[Action | None] = [None, *self.actions]
+        self.action = (
+            cycle[(cycle.index(self.action) + 1) % len(cycle)] if self.action in cycle else None
+        )
+        self.refilter()
+
+    def action_exclude(self) -> None:
+        table: VirtualTable[Change] = self.query_one(VirtualTable)
+        change = table.current
+        if change is None:
+            return
+        if change.id in self.excluded:
+            self.excluded.discard(change.id)
+            self.notify(f"{change.email}: included in this run again.")
+        else:
+            self.excluded.add(change.id)
+            self.notify(f"{change.email}: excluded from this run (x includes it again).")
+        table.refresh_rows()
+        self._label()
+
+    def action_back(self) -> None:
+        if self.focused is self.query_one("#search", Input):
+            self.query_one(VirtualTable).focus()
+            return
+        self.post_message(self.Closed(self.excluded))

@@ -1,0 +1,114 @@
+"""Step 2 — Summary: one line per kind of action, each opening its details; options; reload."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from zsync_core.model import Action, Plan, summary_line
+
+from .base import HERE, StepScreen
+
+
+class SummaryScreen(StepScreen):
+    STEP = 2
+    CSS_PATH = HERE / "summary.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("u", "choose('update')", "Update now"),
+        Binding("p", "choose('preview')", "Preview"),
+        Binding("o", "choose('options')", "Sync options"),
+        Binding("r", "choose('reload')", "Reload all"),
+    ]
+
+    class Chosen(Message):
+        """``what`` is update, preview, options or reload; ``action`` filters the preview."""
+
+        def __init__(self, what: str, action: Action | None = None) -> None:
+            super().__init__()
+            self.what = what
+            self.action = action
+
+    def __init__(self, where: str, plan: Plan, excluded: set[int], read: str) -> None:
+        super().__init__(where)
+        self.plan = plan
+        self.excluded = excluded
+        self.read = read
+
+    def body(self) -> Iterable[Widget]:
+        yield Static(
+            "[b]Step 2 — Summary.[/b] Nothing has been changed yet. Enter opens the details of a line; "
+            "[b]u[/b] starts the update.",
+            id="intro",
+        )
+        yield Static(self.read, id="read")
+        yield OptionList(id="lines")
+        with VerticalScroll(id="notes"):
+            yield Static(id="notes-text")
+
+    def on_mount(self) -> None:
+        self.show(self.plan, self.excluded)
+        self.query_one(OptionList).focus()
+
+    def show(self, plan: Plan, excluded: set[int]) -> None:
+        """Show (again) after the plan was recomputed or changes were excluded."""
+        self.plan, self.excluded = plan, excluded
+        lines = self.query_one(OptionList)
+        highlighted = lines.highlighted
+        lines.clear_options()
+        counts = plan.by_action()
+        left_out: dict[Action, int] = {}
+        for change in plan.changes:
+            if change.id in excluded:
+                left_out[change.action] = left_out.get(change.action, 0) + 1
+        for action, count in counts.items():
+            if not count:
+                continue
+            line = Text(summary_line(action, count))
+            if left_out.get(action):
+                line.append(f" ({left_out[action]} excluded from this run)", style="italic")
+            line.append("  Open details ›", style="bold")
+            lines.add_option(Option(line, id=action.value))
+        if not plan.changes:
+            lines.add_option(
+                Option("Zivver is in step with the sources: there is nothing to do.", id="none")
+            )
+        lines.highlighted = (
+            highlighted if highlighted is not None and highlighted < lines.option_count else 0
+        )
+        self.query_one("#notes-text", Static).update(self._notes(plan))
+
+    def _notes(self, plan: Plan) -> Text:
+        text = Text()
+        if plan.guards:
+            text.append("Needs your confirmation at Update now:\n", style="bold")
+            for guard in plan.guards:
+                text.append(f"  ⚠ {guard.text}\n", style="bold yellow")
+        if plan.removals_blocked:
+            text.append("No suspension or deletion is planned: ", style="bold yellow")
+            text.append(f"{plan.removals_blocked}.\n")
+        notices = [n for n in plan.notices if n.level != "info"]
+        if notices:
+            text.append(f"{len(notices)} note(s) about the data", style="bold")
+            text.append(" (all are in Recent events, key e):\n")
+            for notice in notices[:50]:
+                text.append(
+                    f"  • {notice.message}\n", style="red" if notice.level == "error" else ""
+                )
+        return text
+
+    @on(OptionList.OptionSelected)
+    def _open(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id and event.option.id != "none":
+            self.post_message(self.Chosen("preview", Action(event.option.id)))
+
+    def action_choose(self, what: str) -> None:
+        self.post_message(self.Chosen(what))

@@ -1,0 +1,199 @@
+"""A table that renders only the rows on screen, so 100,000 changes stay instant.
+
+Textual's DataTable builds every row up front (seconds at 100,000 rows, and again on
+every filter keystroke). This table holds a plain sequence and formats the visible rows
+when they are drawn; filtering is replacing the sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+Row = TypeVar("Row")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    label: str
+    width: int = 0
+    """Cells wide; 0 = share what is left."""
+
+
+class VirtualTable(ScrollView, Generic[Row], can_focus=True):
+    """Rows of any type, drawn by ``cells(row)``; a header line and a row cursor."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "virtual-table--header",
+        "virtual-table--cursor",
+        "virtual-table--muted",
+        "virtual-table--error",
+        "virtual-table--warning",
+        "virtual-table--success",
+    }
+    DEFAULT_CSS = """
+    VirtualTable { height: 1fr; background: $surface; }
+    VirtualTable > .virtual-table--header { text-style: bold; background: $panel; }
+    VirtualTable > .virtual-table--cursor { background: $boost; text-style: reverse; }
+    VirtualTable:focus > .virtual-table--cursor { background: $accent; color: $text; text-style: bold; }
+    VirtualTable > .virtual-table--muted { color: $text-muted; text-style: strike; }
+    VirtualTable > .virtual-table--error { color: $error; }
+    VirtualTable > .virtual-table--warning { color: $warning; }
+    VirtualTable > .virtual-table--success { color: $success; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "move(-1)", "Up", show=False),
+        Binding("down,j", "move(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "edge(0)", "First", show=False),
+        Binding("end", "edge(1)", "Last", show=False),
+        Binding("enter", "select", "Open details"),
+    ]
+
+    cursor: reactive[int] = reactive(0, always_update=True)
+
+    class Selected(Message):
+        """Enter (or a click) on a row."""
+
+        def __init__(self, table: VirtualTable[Any], row: Any) -> None:
+            super().__init__()
+            self.table = table
+            self.row = row
+
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        cells: Callable[[Row], Sequence[str]],
+        row_class: Callable[[Row], str | None] | None = None,
+        *,
+        empty: str = "Nothing to show.",
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.columns = list(columns)
+        self.cells = cells
+        self.row_class = row_class or (lambda row: None)
+        self.empty = empty
+        self.rows: Sequence[Row] = ()
+
+    # --- data ------------------------------------------------------------------------------
+
+    def set_rows(self, rows: Sequence[Row], keep: Row | None = None) -> None:
+        """Show ``rows``; the cursor goes to ``keep`` if it is among them, else to the top."""
+        self.rows = rows
+        self.virtual_size = Size(self.size.width, len(rows) + 1)
+        index = 0
+        if keep is not None:
+            try:
+                index = rows.index(keep)  # type: ignore[attr-defined]
+            except ValueError:
+                index = 0
+        self.cursor = index
+        self.refresh()
+
+    @property
+    def current(self) -> Row | None:
+        return self.rows[self.cursor] if 0 <= self.cursor < len(self.rows) else None
+
+    def grew(self, follow: bool = True) -> None:
+        """Rows were appended to the same sequence (a live log); ``follow`` keeps the end in view."""
+        self.virtual_size = Size(self.size.width, len(self.rows) + 1)
+        if follow and self.rows:
+            self.cursor = len(self.rows) - 1
+        else:
+            self.refresh()
+
+    def refresh_rows(self) -> None:
+        """Redraw after the rows' contents (not their order) changed."""
+        self.refresh()
+
+    # --- keys ------------------------------------------------------------------------------
+
+    def action_move(self, delta: int) -> None:
+        self.cursor = max(0, min(len(self.rows) - 1, self.cursor + delta))
+
+    def action_page(self, direction: int) -> None:
+        self.action_move(direction * max(1, self.size.height - 2))
+
+    def action_edge(self, end: int) -> None:
+        self.cursor = len(self.rows) - 1 if end else 0
+
+    def action_select(self) -> None:
+        if self.current is not None:
+            self.post_message(self.Selected(self, self.current))
+
+    def on_click(self, event: events.Click) -> None:
+        index = int(self.scroll_offset.y) + event.y - 1
+        if 0 <= index < len(self.rows):
+            if index == self.cursor:
+                self.action_select()
+            self.cursor = index
+
+    def watch_cursor(self, cursor: int) -> None:
+        visible = max(1, self.size.height - 1)
+        top = int(self.scroll_offset.y)
+        if cursor < top:
+            self.scroll_to(y=cursor, animate=False)
+        elif cursor >= top + visible:
+            self.scroll_to(y=cursor - visible + 1, animate=False)
+        self.refresh()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.virtual_size = Size(event.size.width, len(self.rows) + 1)
+
+    # --- drawing ---------------------------------------------------------------------------
+
+    def _widths(self, total: int) -> list[int]:
+        fixed = sum(c.width for c in self.columns) + len(self.columns) - 1
+        flexible = [c for c in self.columns if not c.width]
+        share = max(8, (total - fixed) // max(1, len(flexible)))
+        return [c.width or share for c in self.columns]
+
+    def _line(self, cells: Sequence[str], widths: list[int], style: Style) -> Strip:
+        text = " ".join(
+            set_cell_size(_ellipsis(cell, width), width)
+            for cell, width in zip(cells, widths, strict=False)
+        )
+        return Strip([Segment(text, style)]).crop_extend(0, self.size.width, style)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        widths = self._widths(width)
+        base = self.rich_style
+        if y == 0:
+            header = base + self.get_component_rich_style("virtual-table--header")
+            return self._line([c.label for c in self.columns], widths, header)
+        index = int(self.scroll_offset.y) + y - 1
+        if index >= len(self.rows):
+            if not self.rows and y == 1:
+                muted = base + Style(dim=True)
+                return Strip([Segment(f" {self.empty}", muted)]).crop_extend(0, width, muted)
+            return Strip.blank(width, base)
+        row = self.rows[index]
+        style = base
+        name = self.row_class(row)
+        if name:
+            style += self.get_component_rich_style(f"virtual-table--{name}")
+        if index == self.cursor:
+            style += self.get_component_rich_style("virtual-table--cursor")
+        return self._line(self.cells(row), widths, style)
+
+
+def _ellipsis(text: str, width: int) -> str:
+    text = text.replace("\n", " ")
+    if cell_len(text) <= width:
+        return text
+    return set_cell_size(text, max(0, width - 1)) + "…"
