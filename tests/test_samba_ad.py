@@ -205,7 +205,9 @@ def test_active_directory_users_groups_and_leavers(samba_dc, zivver, tmp_path, m
     assert org.delegates_of("support@example.org") == {"ann.jones@example.org"}
 
 
-def test_a_memberof_filter_scopes_the_sync_to_a_security_group(samba_dc, zivver, tmp_path, monkeypatch, capsys):
+def test_a_memberof_filter_scopes_the_sync_to_a_security_group(
+    samba_dc, zivver, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("ZIVVER_API_KEY", API_KEY)
     monkeypatch.setenv("AD_PASSWORD", ADMIN_PASSWORD)
     scoped = f"OU=Scoped,{BASE}"
@@ -213,24 +215,43 @@ def test_a_memberof_filter_scopes_the_sync_to_a_security_group(samba_dc, zivver,
     dns = []
     for uid in ("dan", "eve"):
         dn = f"CN={uid},{scoped}"
-        assert samba_dc.conn.add(dn, ["top", "person", "organizationalPerson", "user"], {
-            "sAMAccountName": uid, "mail": f"{uid}@example.org",
-            "unicodePwd": f'"Pw-{uid}-12345!"'.encode("utf-16-le"), "userAccountControl": 512,
-        }), samba_dc.conn.result
+        assert samba_dc.conn.add(
+            dn,
+            ["top", "person", "organizationalPerson", "user"],
+            {
+                "sAMAccountName": uid,
+                "mail": f"{uid}@example.org",
+                "unicodePwd": f'"Pw-{uid}-12345!"'.encode("utf-16-le"),
+                "userAccountControl": 512,
+            },
+        ), samba_dc.conn.result
         dns.append(dn)
     group = f"CN=Zivver Users,{scoped}"
-    assert samba_dc.conn.add(group, ["top", "group"], {"sAMAccountName": "zivver-users", "member": [dns[0]]})
+    assert samba_dc.conn.add(
+        group, ["top", "group"], {"sAMAccountName": "zivver-users", "member": [dns[0]]}
+    )
     profile = tmp_path / "zsync.toml"
-    profile.write_text(tomli_w.dumps({
-        "target": {"url": zivver.url, "api_key_env": "ZIVVER_API_KEY"},
-        "sources": [{
-            "name": "Samba AD", "type": "ldap", "url": samba_dc.url, "bind_dn": "Administrator@example.org",
-            "password_env": "AD_PASSWORD", "base_dn": scoped, "ca_file": str(samba_dc.ca_file),
-            "tls_server_name": "DC1.example.org",
-            # memberOf is AD's real back-link, maintained by the DC
-            "user_filter": f"(&(objectClass=user)(mail=*)(memberOf={group}))",
-        }],
-    }))
+    profile.write_text(
+        tomli_w.dumps(
+            {
+                "target": {"url": zivver.url, "api_key_env": "ZIVVER_API_KEY"},
+                "sources": [
+                    {
+                        "name": "Samba AD",
+                        "type": "ldap",
+                        "url": samba_dc.url,
+                        "bind_dn": "Administrator@example.org",
+                        "password_env": "AD_PASSWORD",
+                        "base_dn": scoped,
+                        "ca_file": str(samba_dc.ca_file),
+                        "tls_server_name": "DC1.example.org",
+                        # memberOf is AD's real back-link, maintained by the DC
+                        "user_filter": f"(&(objectClass=user)(mail=*)(memberOf={group}))",
+                    }
+                ],
+            }
+        )
+    )
 
     assert main(["--headless", "--config", str(profile)]) == 0, capsys.readouterr().err
     assert zivver.org.user_by_email("dan@example.org") is not None

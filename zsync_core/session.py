@@ -295,10 +295,13 @@ class SyncSession:
             counts | {"held": len(held), "cancelled": result.cancelled},
             plan.removals_blocked is None and not result.cancelled,
         )
-        if result.failed:
+        if result.cancelled:
+            failed = f" ({len(result.failed)} failed)" if result.failed else ""
+            message = (
+                f"Cancelled: {result.done} change(s) sent{failed}, {result.cancelled} not sent."
+            )
+        elif result.failed:
             message = f"{len(result.failed)} of {result.done} change(s) failed."
-        elif result.cancelled:
-            message = f"Cancelled: {result.done} change(s) applied, {result.cancelled} not sent."
         elif held:
             message = f"Applied {result.done} change(s); {len(held)} held for confirmation."
         elif result.done:

@@ -1,0 +1,319 @@
+"""The four steps driven with the keyboard (Pilot), against the emulator and a real directory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ldap_source
+from tests.servers import SERVICE_PASSWORD, Directory
+from tests.tui import app_for, text, wait_for
+from zsync_core.session import SyncSession
+from zsync_core.store import Store
+from zsync_emulator import EmulatorServer
+from zsync_tui.app import ZsyncApp
+from zsync_tui.demo import API_KEY, API_KEY_ENV, Demo, start_demo
+from zsync_tui.screens.confirm import ConfirmScreen
+from zsync_tui.screens.detail import DetailScreen
+from zsync_tui.screens.events import EventsScreen
+from zsync_tui.screens.history import HistoryScreen
+from zsync_tui.screens.load import LoadScreen
+from zsync_tui.screens.options import OptionsScreen
+from zsync_tui.screens.preview import PreviewScreen
+from zsync_tui.screens.review import ReviewScreen
+from zsync_tui.screens.summary import SummaryScreen
+from zsync_tui.screens.update import UpdateScreen
+from zsync_tui.widgets.table import VirtualTable
+
+SIZE = (80, 24)
+
+
+@pytest.fixture
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
+    monkeypatch.setenv(API_KEY_ENV, API_KEY)
+    running = start_demo(tmp_path)
+    yield running
+    running.close()
+
+
+def demo_app(demo: Demo) -> ZsyncApp:
+    return ZsyncApp(SyncSession(demo.config, mode="tui"), where="demo")
+
+
+def is_on(app: ZsyncApp, screen: type) -> bool:
+    return isinstance(app.screen, screen)
+
+
+async def load(pilot) -> None:
+    await pilot.press("s")
+    await wait_for(pilot, lambda: is_on(pilot.app, SummaryScreen), "the summary")
+
+
+async def test_demo_through_all_four_steps(demo: Demo) -> None:
+    """A newcomer's run of `zsync demo`: what the screens say is what happens in Zivver."""
+    org = demo.org
+    app = demo_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        assert is_on(app, LoadScreen)
+        assert org.requests == [], "nothing is read before Start"
+        await load(pilot)
+        summary = app.screen
+        lines = [str(o.prompt) for o in summary.query_one("OptionList").options]
+        assert lines[0].startswith("There will be 8 users added to your Zivver organization.")
+        assert any(line.startswith("There will be 4 users suspended.") for line in lines)
+        assert "Suspend 4 of 57 users (7.0 %)" in text(app, "#notes-text")
+
+        await pilot.press("u")
+        await wait_for(pilot, lambda: is_on(app, ConfirmScreen), "the confirmation")
+        await pilot.press("u")  # not ticked yet: nothing starts
+        await pilot.pause()
+        assert is_on(app, ConfirmScreen)
+        assert [r for r in org.requests if r[0] != "GET"] == []
+        await pilot.press("space", "u")
+        await wait_for(
+            pilot, lambda: is_on(app, UpdateScreen) and app.update_screen.done, "the update"
+        )
+        assert "1 of 19 change(s) failed." in text(app, "#outcome")
+
+        await pilot.press("v")
+        await wait_for(pilot, lambda: is_on(app, ReviewScreen), "the review")
+        rows = app.screen.query_one(VirtualTable).rows
+        assert rows[0]["state"] == "failed", "failures come first"
+        assert rows[0]["email"] == "erik.martens@example.org"
+        assert "guest account" in rows[0]["error"]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: is_on(app, DetailScreen), "the change's details")
+        sections = [str(s.content) for s in app.screen.query(".section")]
+        assert any("Alias is a guest" in s for s in sections), "Zivver's own answer is shown"
+        assert any('"userName": "erik.martens@example.org"' in s for s in sections), "the request"
+        await pilot.press("escape")
+
+    # what the screens said happened in Zivver
+    assert org.user_by_email("dirk.vandenbrink@example.org")["active"] is True
+    assert org.user_by_email("erik.martens@example.org") is None
+    assert org.user_by_email("fleur.bos@example.org") is not None, "renamed, not re-created"
+    assert org.user_by_email("fleur.dejong@example.org") is None
+    assert org.user_by_email("kees.vandijk@example.org")["active"] is False
+    assert org.user_by_email("sophie.koster@example.org")["active"] is False
+    assert org.user_by_email("pieter.huisman@example.org")["active"] is True
+    assert org.user_by_email("it-admin@example.org")["active"] is True, "never managed: untouched"
+    assert org.user_by_email("contractor@partner.com")["active"] is True, "outside the domains"
+    assert org.delegates_of("finance@example.org") == {
+        "emma.meijer@example.org",
+        "lucas.deboer@example.org",
+    }
+    assert "noor.visser@example.org" in org.delegates_of("servicedesk@example.org")
+    store = Store.open(demo.directory / "zsync-state")
+    run = store.runs()[0]
+    assert (run.mode, run.status, run.summary["succeeded"], run.summary["failed"]) == (
+        "tui",
+        "failed-changes",
+        18,
+        1,
+    )
+    store.close()
+
+
+async def test_escape_on_the_confirmation_sends_nothing(demo: Demo) -> None:
+    app = demo_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await load(pilot)
+        await pilot.press("u")
+        await wait_for(pilot, lambda: is_on(app, ConfirmScreen), "the confirmation")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: is_on(app, SummaryScreen), "back on the summary")
+    assert [r for r in demo.org.requests if r[0] != "GET"] == []
+
+
+async def test_preview_filters_searches_and_excludes_a_change_from_the_run(demo: Demo) -> None:
+    org = demo.org
+    app = demo_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await load(pilot)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: is_on(app, PreviewScreen), "the preview")
+        table = app.screen.query_one(VirtualTable)
+        assert len(table.rows) == 19
+        await pilot.press("f")  # first action kind: create-user
+        assert {c.action.value for c in table.rows} == {"create-user"}
+        await pilot.press("f", "f", "f", "f", "f", "f")  # back to all actions
+        assert len(table.rows) == 19
+        await pilot.press("slash", *"kees", "enter")
+        assert [c.email for c in table.rows] == ["kees.vandijk@example.org"]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: is_on(app, DetailScreen), "the diff")
+        assert [r[0] for r in app.screen.rows] == ["Active"]
+        assert app.screen.rows[0][1:] == ("yes", "no")
+        await pilot.press("escape", "x", "escape")  # exclude kees; back to the summary
+        await wait_for(pilot, lambda: is_on(app, SummaryScreen), "the summary")
+        lines = [str(o.prompt) for o in app.screen.query_one("OptionList").options]
+        assert any("(1 excluded from this run)" in line for line in lines)
+        # 3 of 57 suspensions is 5.3 %: still guarded
+        await pilot.press("u")
+        await wait_for(pilot, lambda: is_on(app, ConfirmScreen), "the confirmation")
+        await pilot.press("space", "u")
+        await wait_for(
+            pilot, lambda: is_on(app, UpdateScreen) and app.update_screen.done, "the update"
+        )
+    assert org.user_by_email("kees.vandijk@example.org")["active"] is True, "excluded: not sent"
+    assert org.user_by_email("marieke.bosman@example.org")["active"] is False
+    store = Store.open(demo.directory / "zsync-state")
+    states = {(r["email"], r["state"]) for r in store.changes(store.runs()[0].id)}
+    assert ("kees.vandijk@example.org", "excluded") in states
+    store.close()
+
+
+async def test_options_recompute_at_once_and_save_to_the_profile_keeping_comments(
+    demo: Demo,
+) -> None:
+    profile = demo.config.path
+    original = profile.read_text()
+    app = demo_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await load(pilot)
+        requests = len(demo.org.requests)
+        await pilot.press("o")
+        await wait_for(pilot, lambda: is_on(app, OptionsScreen), "the options")
+        await pilot.click("#suspend_users")
+        assert "With these options: 15 change(s), none needing confirmation" in text(app, "#effect")
+        await pilot.press("ctrl+r")  # for this run only
+        await wait_for(pilot, lambda: is_on(app, SummaryScreen), "the summary")
+        lines = [str(o.prompt) for o in app.screen.query_one("OptionList").options]
+        assert not any("suspended." in line for line in lines)
+        assert app.plan is not None and not app.plan.guards
+        assert len(demo.org.requests) == requests, "recomputed without reading again"
+        assert profile.read_text() == original
+
+        await pilot.press("o")
+        await wait_for(pilot, lambda: is_on(app, OptionsScreen), "the options")
+        await pilot.click("#delete_users")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: is_on(app, SummaryScreen), "the summary")
+    saved = profile.read_text()
+    assert saved.startswith("# The zsync demo profile"), "comments are kept"
+    assert "suspend_users = false" in saved and "delete_users = true" in saved
+    assert (
+        saved.replace("suspend_users = false\n", "").replace("delete_users = true\n", "")
+        == original
+    )
+
+
+async def test_a_failed_load_says_why_in_words_and_changes_nothing(
+    directory: Directory, zivver: EmulatorServer, make_profile, monkeypatch
+) -> None:
+    directory.user("ann")
+    profile = make_profile([ldap_source(directory.slapd)])
+    monkeypatch.setenv("LDAP_PASSWORD", "wrong-password")
+    app = app_for(profile.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+        await wait_for(
+            pilot, lambda: not app.screen.loading and app.busy is None, "the load to end"
+        )
+        assert is_on(app, LoadScreen)
+        errors = text(app, "#errors")
+        assert "Loading failed, so nothing can be changed." in errors
+        assert f"LDAP bind to {directory.slapd.url} failed" in errors
+        steps = app.screen.rows
+        assert any(r.state == "failed" and "bind" in r.label for r in steps)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: is_on(app, EventsScreen), "Recent events")
+        assert any("invalid credentials" in m.lower() for _, _, m in app.screen.events)
+        await pilot.press("escape")
+        # once fixed, Start reads everything again and moves on
+        monkeypatch.setenv("LDAP_PASSWORD", SERVICE_PASSWORD)
+        await load(pilot)
+    assert [r for r in zivver.org.requests if r[0] != "GET"] == []
+
+
+async def test_a_real_directory_through_the_four_steps_and_the_history(
+    directory: Directory, zivver: EmulatorServer, make_profile
+) -> None:
+    directory.user("ann", aliases=["a.smith@example.org"])
+    directory.user("bob")
+    directory.user("helpdesk", "helpdesk@example.org", "Help Desk", shared=True, delegates=["ann"])
+    profile = make_profile([ldap_source(directory.slapd)])
+    app = app_for(profile.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await load(pilot)
+        await pilot.press("u")  # nothing guarded: starts at once
+        await wait_for(
+            pilot, lambda: is_on(app, UpdateScreen) and app.update_screen.done, "the update"
+        )
+        assert "Task completed successfully." in text(app, "#outcome")
+        await pilot.press("v")
+        await wait_for(pilot, lambda: is_on(app, ReviewScreen), "the review")
+        assert {r["state"] for r in app.screen.query_one(VirtualTable).rows} == {"succeeded"}
+        # a second synchronization from the review: nothing left to do
+        await pilot.press("n")
+        await wait_for(pilot, lambda: is_on(app, LoadScreen), "step 1 again")
+        await load(pilot)
+        assert "nothing to do" in str(app.screen.query_one("OptionList").options[0].prompt)
+        await pilot.press("H")
+        await wait_for(pilot, lambda: is_on(app, HistoryScreen), "the history")
+        runs = app.screen.query_one(VirtualTable).rows
+        assert [r.status for r in runs[:2]] == ["running", "completed"]
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: is_on(app, ReviewScreen), "the earlier run")
+        assert len(app.screen.query_one(VirtualTable).rows) == 3
+        await pilot.press("escape", "escape")
+        await wait_for(pilot, lambda: is_on(app, SummaryScreen), "back on the summary")
+    assert zivver.org.user_by_email("ann@example.org")[
+        "urn:ietf:params:scim:schemas:zivver:0.1:User"
+    ]["aliases"] == ["a.smith@example.org"]
+    assert zivver.org.delegates_of("helpdesk@example.org") == {"ann@example.org"}
+
+
+async def test_cancel_stops_cleanly_between_changes(demo: Demo) -> None:
+    demo.org.latency = 0.3
+    app = demo_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await load(pilot)
+        await pilot.press("o")
+        await wait_for(pilot, lambda: is_on(app, OptionsScreen), "the options")
+        await pilot.click("#suspend_users")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: is_on(app, SummaryScreen), "the summary")
+        await pilot.press("u")
+        await wait_for(
+            pilot,
+            lambda: is_on(app, UpdateScreen) and len(app.update_screen.rows) >= 2,
+            "two changes",
+        )
+        await pilot.press("q")  # quitting mid-update is refused with a hint
+        assert app.is_running
+        await pilot.press("c")
+        await wait_for(pilot, lambda: app.update_screen.done, "the cancel")
+        assert "Cancelled:" in text(app, "#outcome")
+        sent = len(app.update_screen.rows)
+    store = Store.open(demo.directory / "zsync-state")
+    run = store.runs()[0]
+    states = [r["state"] for r in store.changes(run.id)]
+    assert run.status == "cancelled"
+    assert states.count("succeeded") + states.count("failed") == sent < 15
+    assert states.count("cancelled") == 15 - sent
+    store.close()
+
+
+async def test_update_is_refused_when_another_run_changed_zivver_since_loading(
+    demo: Demo, capsys
+) -> None:
+    from zsync_tui.cli import main
+
+    app = demo_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await load(pilot)
+        code = await asyncio.to_thread(
+            main, ["--headless", "--config", str(demo.config.path), "--confirm", "suspend-users"]
+        )
+        assert code == 1  # the guest alias fails there too
+        await pilot.press("u")
+        await pilot.pause()
+        assert is_on(app, SummaryScreen)
+        requests = len(demo.org.requests)
+        await pilot.press("u")
+        await pilot.pause()
+        assert len(demo.org.requests) == requests, "nothing sent from the stale plan"
