@@ -84,13 +84,20 @@ class SyncSession:
         self.merged: list[SourceAccount] = []
         self.merge_notices: list[Notice] = []
         self._finished = False
+        self._last_kept: tuple[str, str] | None = None
 
     def emit(self, event: Event) -> None:
         if isinstance(event, LogEvent):
-            self.store.add_event(self.run_id, event.level, event.message)
+            self._keep(event.level, event.message)
         elif isinstance(event, StepEvent) and event.state == "failed" and event.detail:
-            self.store.add_event(self.run_id, "error", event.detail)
+            self._keep("error", event.detail)
         self._emit(event)
+
+    def _keep(self, level: str, message: str) -> None:
+        """Store an event once (a failed step is often reported again as the load's error)."""
+        if (level, message) != self._last_kept:
+            self._last_kept = (level, message)
+            self.store.add_event(self.run_id, level, message)
 
     def client(self) -> ZivverClient:
         target = self.config.target

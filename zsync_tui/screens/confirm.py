@@ -10,12 +10,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, SelectionList, Static
-from textual.widgets.selection_list import Selection
+from textual.widgets import Button, Footer, Static
 
 from zsync_core.config import GuardedAction
 from zsync_core.model import Guard
 
+from ..widgets.tick import Tick
 from .base import HERE
 
 WHY = {
@@ -34,6 +34,8 @@ class ConfirmScreen(ModalScreen[set[GuardedAction] | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("u", "start", "Update now"),
+        Binding("down", "app.focus_next", "Next", show=False),
+        Binding("up", "app.focus_previous", "Previous", show=False),
     ]
 
     def __init__(self, guards: list[Guard]) -> None:
@@ -47,10 +49,9 @@ class ConfirmScreen(ModalScreen[set[GuardedAction] | None]):
                 "effect. Tick each one (space) to confirm it; the update starts only when all are ticked.",
                 id="explain",
             )
-            yield SelectionList[GuardedAction](
-                *(Selection(Text(guard.text, style="bold"), guard.action) for guard in self.guards),
-                id="checklist",
-            )
+            with Vertical(id="checklist"):
+                for guard in self.guards:
+                    yield Tick(Text(guard.text, style="bold"), id=guard.action.value)
             yield Static(
                 "\n".join(f"• {g.text.split(' (')[0]}: {WHY[g.action]}" for g in self.guards),
                 id="why",
@@ -61,13 +62,16 @@ class ConfirmScreen(ModalScreen[set[GuardedAction] | None]):
                 yield Button("Cancel", id="cancel")
             yield Footer()
 
+    def _selected(self) -> set[GuardedAction]:
+        return {GuardedAction(t.id) for t in self.query(Tick) if t.value and t.id}
+
     def on_mount(self) -> None:
         self._ticked()
-        self.query_one(SelectionList).focus()
+        self.query(Tick).first().focus()
 
-    @on(SelectionList.SelectedChanged)
+    @on(Tick.Changed)
     def _ticked(self) -> None:
-        left = len(self.guards) - len(self.query_one(SelectionList).selected)
+        left = len(self.guards) - len(self._selected())
         self.query_one("#start", Button).disabled = left > 0
         self.query_one("#missing", Static).update(
             f"{left} of {len(self.guards)} still to confirm."
@@ -77,7 +81,7 @@ class ConfirmScreen(ModalScreen[set[GuardedAction] | None]):
 
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
-        selected = set(self.query_one(SelectionList).selected)
+        selected = self._selected()
         if len(selected) < len(self.guards):
             self.notify(
                 "Tick every item first (space), or press Escape to go back.", severity="warning"

@@ -17,6 +17,7 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 from zsync_core.config import SyncConfig
 from zsync_core.model import Plan
 
+from ..widgets.tick import Tick
 from .base import HERE
 
 GROUPS: dict[str, list[tuple[str, str]]] = {
@@ -73,7 +74,7 @@ class OptionsScreen(ModalScreen[OptionsResult | None]):
                 for heading, options in GROUPS.items():
                     yield Label(heading, classes="group")
                     for key, label in options:
-                        yield Checkbox(label, getattr(self.options, key), id=key)
+                        yield Tick(label, getattr(self.options, key), id=key)
                 yield Label("Limits and filter", classes="group")
                 with Horizontal(classes="field"):
                     yield Label("Confirm suspending more than (%)")

@@ -1,0 +1,11 @@
+"""A checkbox whose state reads without colour: ✓ when on, blank when off (16 colours, tmux)."""
+
+from __future__ import annotations
+
+from textual.widgets import Checkbox
+
+
+class Tick(Checkbox):
+    @property  # type: ignore[override]
+    def BUTTON_INNER(self) -> str:  # noqa: N802 - Textual reads this class attribute
+        return "✓" if self.value else " "
