@@ -355,8 +355,6 @@ class ZsyncApp(App[int]):
                 ("HTTP status", f"{row['http_status']} after {row['attempts']} attempt(s)")
             )
         sections = []
-        if row["error"]:
-            sections.append(("What went wrong", row["error"]))
         if row["request"]:
             sections.append(("Request sent to Zivver", fmt.pretty_json(row["request"])))
         if row["response"]:
@@ -365,7 +363,11 @@ class ZsyncApp(App[int]):
             sections.append(("Request", "Nothing was sent for this change."))
         self.push_screen(
             DetailScreen(
-                row["email"], facts, diff_rows(row["before"] or {}, row["after"] or {}), sections
+                row["email"],
+                facts,
+                diff_rows(row["before"] or {}, row["after"] or {}),
+                sections,
+                problem=row["error"],
             )
         )
 

@@ -53,8 +53,10 @@ class DetailScreen(ModalScreen[None]):
         facts: Iterable[tuple[str, str]],
         rows: list[tuple[str, str, str]],
         sections: Iterable[tuple[str, str]] = (),
+        problem: str | None = None,
     ) -> None:
         super().__init__()
+        self.problem = problem
         self.heading = title
         self.facts = list(facts)
         self.rows = rows
@@ -69,6 +71,9 @@ class DetailScreen(ModalScreen[None]):
                     facts.append(f"{name}: ", style="bold")
                     facts.append(f"{value}\n")
                 yield Static(facts)
+                if self.problem:
+                    yield Static(Text("What went wrong", style="bold"), classes="heading")
+                    yield Static(Text(self.problem), classes="section problem")
                 table = Table(expand=True, box=None, header_style="bold", pad_edge=False)
                 table.add_column("Field", ratio=1, no_wrap=True)
                 table.add_column("Before (in Zivver)", ratio=3)

@@ -14,6 +14,7 @@ from textual.widgets import Static
 from zsync_core.store import RunRecord
 
 from .. import fmt
+from .review import counts
 from ..widgets.table import Column, VirtualTable
 from .base import HERE, StepScreen
 
@@ -63,8 +64,7 @@ class HistoryScreen(StepScreen):
                 fmt.clock(r.started_at),
                 ("dry run" if r.dry_run else {"tui": "manual"}.get(r.mode, r.mode)),
                 r.status,
-                ", ".join(f"{v} {k}" for k, v in r.summary.items() if isinstance(v, int) and v)
-                or "—",
+                counts(r) or "—",
             ),
             lambda r: STATUS_CLASS.get(r.status),
             empty="No runs yet.",

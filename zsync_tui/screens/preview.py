@@ -110,7 +110,7 @@ class PreviewScreen(StepScreen):
         showing = self.action.value if self.action else "all actions"
         excluded = f" · {len(self.excluded)} excluded" if self.excluded else ""
         self.query_one("#filter", Static).update(
-            f"{shown:,} of {len(self.plan.changes):,} · {showing} (f){excluded}"
+            f"{shown:,}/{len(self.plan.changes):,} · {showing}{excluded}"
         )
 
     @on(Input.Changed, "#search")

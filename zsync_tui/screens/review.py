@@ -30,13 +30,18 @@ ROW_CLASS = {"failed": "error", "sending": "warning", "succeeded": "success", "e
 STATES = [None, "failed", "succeeded", "held", "excluded", "cancelled"]
 
 
+def counts(run: RunRecord) -> str:
+    """'28 succeeded, 2 failed' from a run's summary."""
+    return ", ".join(f"{v} {k}" for k, v in run.summary.items() if isinstance(v, int) and v)
+
+
 def run_line(run: RunRecord) -> str:
     """'Run 12 · manual · 14:03:27 · completed · 28 succeeded, 2 failed'."""
-    counts = ", ".join(f"{v} {k}" for k, v in run.summary.items() if isinstance(v, int) and v)
+    done = counts(run)
     mode = {"tui": "manual", "headless": "daily (headless)"}.get(run.mode, run.mode)
     dry = " (dry run)" if run.dry_run else ""
     return f"Run {run.id} · {mode}{dry} · {fmt.clock(run.started_at)} · {run.status}" + (
-        f" · {counts}" if counts else ""
+        f" · {done}" if done else ""
     )
 
 

@@ -1,0 +1,89 @@
+"""Saving options into a profile keeps the admin's comments and layout, or changes nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from zsync_core.config import load_config
+from zsync_core.errors import ConfigError
+from zsync_core.profile_edit import changed_options, save_sync_options
+
+PROFILE = """\
+# Production profile — owned by the identity team
+[target]
+url = "https://app.zivver.com/api/scim/v2"  # prod
+api_key_env = "ZIVVER_API_KEY"
+
+[sync]  # reviewed 2026-10
+create_users = true   # yes, always
+domains = [
+  "example.org",  # main
+  "example.nl",
+]
+
+[[sources]]
+name = "AD"
+type = "csv"
+path = "staff.csv"
+"""
+
+
+def write(tmp_path: Path, text: str = PROFILE) -> Path:
+    path = tmp_path / "zsync.toml"
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o640)
+    return path
+
+
+def test_values_change_in_place_and_every_comment_stays(tmp_path):
+    path = write(tmp_path)
+    config = save_sync_options(
+        path, {"create_users": False, "domains": ["example.org"], "delete_users": True}
+    )
+    text = path.read_text()
+    assert "create_users = false   # yes, always\n" in text
+    assert "# Production profile — owned by the identity team" in text
+    assert "[sync]  # reviewed 2026-10" in text
+    assert 'url = "https://app.zivver.com/api/scim/v2"  # prod' in text
+    assert "example.nl" not in text
+    assert text.index("delete_users = true") < text.index("[[sources]]"), "added inside [sync]"
+    assert (config.sync.create_users, config.sync.delete_users) == (False, True)
+    assert load_config(path).sync.domains == ["example.org"]
+    assert os.stat(path).st_mode & 0o777 == 0o640
+
+
+def test_a_profile_without_sync_gets_a_table_at_the_end(tmp_path):
+    path = write(
+        tmp_path,
+        PROFILE.split("[sync]")[0] + '[[sources]]\nname = "AD"\ntype = "csv"\npath = "s.csv"\n',
+    )
+    save_sync_options(path, {"suspend_threshold_percent": 10.0})
+    assert path.read_text().endswith("[sync]\nsuspend_threshold_percent = 10.0\n")
+    assert load_config(path).sync.suspend_threshold_percent == 10
+
+
+def test_an_inline_sync_table_is_refused_and_the_file_is_unchanged(tmp_path):
+    text = "sync = { create_users = true }  # inline\n" + PROFILE.split("[sync]")[0]
+    text += '[[sources]]\nname = "AD"\ntype = "csv"\npath = "s.csv"\n'
+    path = write(tmp_path, text)
+    with pytest.raises(
+        ConfigError, match=r"zsync\.toml: 'sync' is not written as a \[sync\] table"
+    ):
+        save_sync_options(path, {"create_users": False})
+    assert path.read_text() == text
+
+
+def test_a_value_the_profile_would_reject_changes_nothing(tmp_path):
+    path = write(tmp_path)
+    with pytest.raises(ConfigError, match="would make the profile invalid"):
+        save_sync_options(path, {"suspend_threshold_percent": 500})
+    assert path.read_text() == PROFILE
+
+
+def test_only_changed_options_are_written(tmp_path):
+    config = load_config(write(tmp_path))
+    changed = config.sync.model_copy(update={"update_sso_keys": True})
+    assert changed_options(config.sync, changed) == {"update_sso_keys": True}
