@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import tomli_w
 
 from tests.conftest import ldap_source
-from tests.servers import free_port, wait_for_port
+from tests.servers import free_port, require_binary, wait_for_port
 
 ZSYNC = str(Path(sys.executable).parent / "zsync")
 
@@ -85,9 +86,68 @@ def test_the_command_runs_headless_against_the_emulator_command(tmp_path):
         emulator.wait(10)
 
 
-def test_demo_does_not_fail():
-    result = subprocess.run([ZSYNC, "demo"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0
+def test_zsync_demo_in_a_real_terminal(tmp_path):
+    """`zsync demo` in tmux at 80×24, keys typed as a person would, to the end of step 4."""
+    require_binary("/usr/bin/tmux")
+    session = f"zsync-demo-{os.getpid()}"
+    done = tmp_path / "exit-code"
+
+    def screen() -> str:
+        return subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+        ).stdout
+
+    def wait_for(text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            shown = screen()
+            if text in shown:
+                return shown
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared; the screen shows:\n{screen()}")
+
+    def keys(*names: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", session, *names], check=True)
+
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "80",
+            "-y",
+            "24",
+            f"{ZSYNC} demo; echo $? > {done}",
+        ],
+        check=True,
+        env={**os.environ, "TERM": "xterm-256color"},
+    )
+    try:
+        wait_for("Step 1 — Load and parse.")
+        keys("s")
+        summary = wait_for("There will be 4 users suspended.")
+        assert "There will be 8 users added to your Zivver organization." in summary
+        keys("u")
+        wait_for("Confirm before updating")
+        keys("Space")
+        wait_for("All confirmed")
+        keys("u")
+        wait_for("1 of 19 change(s) failed.")
+        keys("v")
+        review = wait_for("Step 4 — Review.")
+        assert "failed    create-user        erik.martens@example.org" in review
+        keys("q")
+        deadline = time.monotonic() + 15
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert done.read_text().strip() == "1", (
+            "the TUI exits like the headless run: 1 = some changes failed"
+        )
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 
 
 def test_under_systemd_each_line_carries_its_journal_priority(

@@ -239,6 +239,16 @@ async def test_a_real_directory_through_the_four_steps_and_the_history(
     app = app_for(profile.path)
     async with app.run_test(size=SIZE) as pilot:
         await load(pilot)
+        first = [str(o.prompt) for o in app.screen.query_one("OptionList").options]
+        assert first[0].startswith("There will be 2 users added")
+        directory.user("cat")  # the directory changed meanwhile: Reload all data sees it
+        before = app.screen
+        await pilot.press("r")
+        await wait_for(
+            pilot, lambda: is_on(app, SummaryScreen) and app.screen is not before, "a new summary"
+        )
+        again = [str(o.prompt) for o in app.screen.query_one("OptionList").options]
+        assert again[0].startswith("There will be 3 users added")
         await pilot.press("u")  # nothing guarded: starts at once
         await wait_for(
             pilot, lambda: is_on(app, UpdateScreen) and app.update_screen.done, "the update"
@@ -255,10 +265,10 @@ async def test_a_real_directory_through_the_four_steps_and_the_history(
         await pilot.press("H")
         await wait_for(pilot, lambda: is_on(app, HistoryScreen), "the history")
         runs = app.screen.query_one(VirtualTable).rows
-        assert [r.status for r in runs[:2]] == ["running", "completed"]
+        assert [r.status for r in runs[:3]] == ["running", "completed", "not-applied"]
         await pilot.press("down", "enter")
         await wait_for(pilot, lambda: is_on(app, ReviewScreen), "the earlier run")
-        assert len(app.screen.query_one(VirtualTable).rows) == 3
+        assert len(app.screen.query_one(VirtualTable).rows) == 4
         await pilot.press("escape", "escape")
         await wait_for(pilot, lambda: is_on(app, SummaryScreen), "back on the summary")
     assert zivver.org.user_by_email("ann@example.org")[

@@ -14,9 +14,9 @@ from textual.widgets import Static
 from zsync_core.store import RunRecord
 
 from .. import fmt
-from .review import counts
 from ..widgets.table import Column, VirtualTable
 from .base import HERE, StepScreen
+from .review import counts
 
 STATUS_CLASS = {
     "completed": "success",
