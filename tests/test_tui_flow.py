@@ -52,6 +52,15 @@ async def load(pilot) -> None:
     await wait_for(pilot, lambda: is_on(pilot.app, SummaryScreen), "the summary")
 
 
+async def without_suspensions(pilot) -> None:
+    """Change sync options: suspend_users off, for this run only."""
+    await pilot.press("o")
+    await wait_for(pilot, lambda: is_on(pilot.app, OptionsScreen), "the options")
+    await pilot.click("#suspend_users")
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, lambda: is_on(pilot.app, SummaryScreen), "the summary")
+
+
 async def test_demo_through_all_four_steps(demo: Demo) -> None:
     """A newcomer's run of `zsync demo`: what the screens say is what happens in Zivver."""
     org = demo.org
@@ -282,11 +291,7 @@ async def test_cancel_stops_cleanly_between_changes(demo: Demo) -> None:
     app = demo_app(demo)
     async with app.run_test(size=SIZE) as pilot:
         await load(pilot)
-        await pilot.press("o")
-        await wait_for(pilot, lambda: is_on(app, OptionsScreen), "the options")
-        await pilot.click("#suspend_users")
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: is_on(app, SummaryScreen), "the summary")
+        await without_suspensions(pilot)
         await pilot.press("u")
         await wait_for(
             pilot,

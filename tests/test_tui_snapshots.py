@@ -65,6 +65,12 @@ async def updated(pilot) -> None:
     )
 
 
+async def reviewed(pilot) -> None:
+    await updated(pilot)
+    await pilot.press("v")
+    await wait_for(pilot, lambda: on(pilot, ReviewScreen), "the review")
+
+
 def test_step1_before_start(app, snap_compare):
     """Step 1: the sources and Zivver listed as waiting; s starts."""
     assert snap_compare(app)
@@ -154,21 +160,14 @@ def test_step3_update_ended_with_a_failure(app, snap_compare):
 
 
 def test_step4_review_with_failures(app, snap_compare):
-    async def run_before(pilot):
-        await updated(pilot)
-        await pilot.press("v")
-        await wait_for(pilot, lambda: on(pilot, ReviewScreen), "the review")
-
-    assert snap_compare(app, run_before=run_before)
+    assert snap_compare(app, run_before=reviewed)
 
 
 def test_step4_failed_change_details(app, snap_compare):
     """Open details of a failure: the explanation, then the request and Zivver's response."""
 
     async def run_before(pilot):
-        await updated(pilot)
-        await pilot.press("v")
-        await wait_for(pilot, lambda: on(pilot, ReviewScreen), "the review")
+        await reviewed(pilot)
         await pilot.press("enter")
         await wait_for(pilot, lambda: on(pilot, DetailScreen), "the details")
 
@@ -177,9 +176,7 @@ def test_step4_failed_change_details(app, snap_compare):
 
 def test_earlier_runs(app, snap_compare):
     async def run_before(pilot):
-        await updated(pilot)
-        await pilot.press("v")
-        await wait_for(pilot, lambda: on(pilot, ReviewScreen), "the review")
+        await reviewed(pilot)
         await pilot.press("H")
         await wait_for(pilot, lambda: on(pilot, HistoryScreen), "the history")
 
