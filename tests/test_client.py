@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -154,6 +155,21 @@ async def test_pacing_stays_within_the_budget_so_zivver_never_says_429():
             assert (await client.send("POST", "/Users", user(f"u{number}@example.org"))).ok
         assert client.rate_limited == 0
         assert [s for _m, _p, s in org.requests if s == 429] == []
+
+
+async def test_concurrent_requests_on_a_slow_line_still_never_meet_a_429():
+    """Zivver counts a request when it arrives; a slow, uneven line must not push two windows together."""
+    org = Organization(api_key=API_KEY, rate_limit=10, rate_window=1.0, latency=0.15)
+    with EmulatorServer(org) as server:
+        client = client_for(server, rate_limit_requests=10, rate_limit_window_seconds=1.0)
+
+        async def create(number: int) -> bool:
+            return (await client.send("POST", "/Users", user(f"c{number}@example.org"))).ok
+
+        assert all(await asyncio.gather(*(create(n) for n in range(35))))
+        assert client.rate_limited == 0
+        assert [s for _m, _p, s in org.requests if s == 429] == []
+        assert len(org.users) == 35
 
 
 @pytest.mark.parametrize(

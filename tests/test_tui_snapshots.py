@@ -39,7 +39,9 @@ def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[ZsyncApp]:
     shutil.rmtree(FIXED, ignore_errors=True)
     FIXED.mkdir()
     demo: Demo = start_demo(FIXED)
-    session = SyncSession(demo.config, mode="tui")
+    # one request at a time, so the update's live log has the same order in every picture
+    target = demo.config.target.model_copy(update={"concurrency": 1})
+    session = SyncSession(demo.config.model_copy(update={"target": target}), mode="tui")
     yield ZsyncApp(session, where="demo")
     session.close()
     demo.close()

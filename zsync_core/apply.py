@@ -7,6 +7,7 @@ explanation, and the run goes on. Every change is journaled before it is sent an
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,53 +51,93 @@ class Applier:
         self.user_ids = dict(user_ids)
         self.emit = emit
 
-    async def run(self, changes: list[Change], cancel: asyncio.Event | None = None) -> ApplyResult:
+    async def run(
+        self,
+        changes: list[Change],
+        cancel: asyncio.Event | None = None,
+        concurrency: int = 1,
+    ) -> ApplyResult:
+        """Send ``changes``: users first, then functional accounts (their members need user ids).
+
+        Up to ``concurrency`` requests are on their way at once (the pacer still keeps to
+        Zivver's rate limit). Changes that touch a common address go one after the other, in
+        plan order, so that a moved alias or a freed address never races.
+        """
         result = ApplyResult()
         total = len(changes)
-        for index, change in enumerate(changes):
-            if cancel is not None and cancel.is_set():
-                for rest in changes[index:]:
-                    self.store.journal(self.run_id, rest, "cancelled")
-                result.cancelled = total - index
-                break
-            try:
-                self.store.journal(self.run_id, change, "sending")
-            except StoreError as error:  # never send a change that is not journaled
-                result.stopped = str(error)
-                break
-            try:
-                outcome = await self._send(change)
-            except Exception as error:  # a bug must not lose the journal: record and go on
-                outcome = Outcome(
-                    False, None, {}, None, 1, f"Internal error while sending: {error!r}"
-                )
-            if outcome.ok:
-                self._remember(change, outcome)
-                result.succeeded.append(change)
-                state = "succeeded"
-            else:
-                result.failed.append((change, outcome.error or "failed"))
-                state = "failed"
-            try:
-                self.store.journal(
-                    self.run_id,
-                    change,
-                    state,
-                    error=outcome.error,
-                    request=outcome.request,
-                    response=outcome.response,
-                    http_status=outcome.status,
-                    attempts=outcome.attempts,
-                )
-            except StoreError as error:
-                result.stopped = str(error)
-                break
-            self.emit(
-                ChangeEvent(
-                    change, outcome.ok, outcome.error, result.done, total, len(result.failed)
-                )
+        stop = asyncio.Event()
+        users = [c for c in changes if c.action.kind is Kind.PERSONAL]
+        functional = [c for c in changes if c.action.kind is not Kind.PERSONAL]
+        if cancel is None:
+            cancel = asyncio.Event()
+        for phase in (users, functional):
+            lanes = deque(_lanes(phase))
+            workers = (
+                self._work(lanes, result, total, stop, cancel) for _ in range(max(1, concurrency))
             )
+            await asyncio.gather(*workers)
+            if stop.is_set() or cancel.is_set():
+                break
+        if result.stopped is None:
+            done = {c.id for c in result.succeeded} | {c.id for c, _ in result.failed}
+            rest = [c for c in changes if c.id not in done]
+            for change in rest:
+                self.store.journal(self.run_id, change, "cancelled")
+            result.cancelled = len(rest)
         return result
+
+    async def _work(
+        self,
+        lanes: deque[list[Change]],
+        result: ApplyResult,
+        total: int,
+        stop: asyncio.Event,
+        cancel: asyncio.Event,
+    ) -> None:
+        while lanes and not stop.is_set():
+            for change in lanes.popleft():
+                if stop.is_set() or cancel.is_set():
+                    return
+                await self._one(change, result, total, stop)
+
+    async def _one(
+        self, change: Change, result: ApplyResult, total: int, stop: asyncio.Event
+    ) -> None:
+        try:
+            self.store.journal(self.run_id, change, "sending")
+        except StoreError as error:  # never send a change that is not journaled
+            result.stopped = str(error)
+            stop.set()
+            return
+        try:
+            outcome = await self._send(change)
+        except Exception as error:  # a bug must not lose the journal: record and go on
+            outcome = Outcome(False, None, {}, None, 1, f"Internal error while sending: {error!r}")
+        if outcome.ok:
+            self._remember(change, outcome)
+            result.succeeded.append(change)
+            state = "succeeded"
+        else:
+            result.failed.append((change, outcome.error or "failed"))
+            state = "failed"
+        try:
+            self.store.journal(
+                self.run_id,
+                change,
+                state,
+                error=outcome.error,
+                request=outcome.request,
+                response=outcome.response,
+                http_status=outcome.status,
+                attempts=outcome.attempts,
+            )
+        except StoreError as error:
+            result.stopped = str(error)
+            stop.set()
+            return
+        self.emit(
+            ChangeEvent(change, outcome.ok, outcome.error, result.done, total, len(result.failed))
+        )
 
     # --- one change --------------------------------------------------------------------------------
 
@@ -233,6 +274,40 @@ class Applier:
             self.store.remember_account(
                 change.source_id, kind.value, zivver_id, change.email, change.source, change.sso_key
             )
+
+
+def _addresses(change: Change) -> set[str]:
+    found = {change.email}
+    for fields in (change.before, change.after):
+        for key in ("email", "aliases"):
+            value = fields.get(key)
+            if isinstance(value, str):
+                found.add(value)
+            elif isinstance(value, list | tuple | set | frozenset):
+                found.update(str(v) for v in value)
+    return found
+
+
+def _lanes(changes: list[Change]) -> list[list[Change]]:
+    """Changes grouped so that two changes touching one address share a lane (plan order kept)."""
+    parent = list(range(len(changes)))
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    owner: dict[str, int] = {}
+    for index, change in enumerate(changes):
+        for address in _addresses(change):
+            other = owner.setdefault(address, index)
+            if other != index:
+                parent[root(index)] = root(other)
+    lanes: dict[int, list[Change]] = {}
+    for index, change in enumerate(changes):
+        lanes.setdefault(root(index), []).append(change)
+    return list(lanes.values())
 
 
 def _merged(current: ZivverAccount, after: dict[str, Any]) -> dict[str, Any]:

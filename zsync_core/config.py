@@ -56,6 +56,8 @@ class TargetConfig(_Section):
     """The window of Zivver's rate limit."""
     max_retries: int = Field(default=5, ge=0, le=20)
     """Retries of one request after a 429, a 5xx, a time-out or a dropped connection."""
+    concurrency: int = Field(default=4, ge=1, le=64)
+    """Requests on their way at once while applying (the rate limit still holds)."""
 
     @field_validator("url")
     @classmethod

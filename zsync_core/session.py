@@ -254,7 +254,7 @@ class SyncSession:
             applier = Applier(
                 client, self.store, self.run_id, loaded.zivver, loaded.user_ids, self.emit
             )
-            return await applier.run(to_send, cancel)
+            return await applier.run(to_send, cancel, self.config.target.concurrency)
         finally:
             await client.aclose()
 

@@ -27,28 +27,44 @@ RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
 class Pacer:
-    """Admit at most ``budget`` requests in any ``window`` seconds (a sliding window)."""
+    """Admit at most ``budget`` requests in any ``window`` seconds (a sliding window).
+
+    A request holds its place from admission until its answer has come back, and only then
+    starts its ``window``. Zivver counts a request when it arrives, which is somewhere in
+    between, so however long a request takes on the way, Zivver never sees more than
+    ``budget`` in one window (a 429 costs a retry and the admitted rate).
+    """
 
     def __init__(self, budget: int, window: float, margin: float = 0.05) -> None:
         self.budget = budget
         self.window = window + margin
-        self.sent: deque[float] = deque()
+        self.finished: deque[float] = deque()
+        """When the answers of the last requests came back (in order)."""
+        self.in_flight = 0
         self.lock = asyncio.Lock()
         self.paused_until = 0.0
 
     async def wait(self) -> None:
+        """Wait for a place; every ``wait`` must be followed by one :meth:`release`."""
         async with self.lock:
             while True:
                 now = time.monotonic()
                 if now < self.paused_until:
                     await asyncio.sleep(self.paused_until - now)
                     continue
-                while self.sent and now - self.sent[0] >= self.window:
-                    self.sent.popleft()
-                if len(self.sent) < self.budget:
-                    self.sent.append(now)
+                while self.finished and now - self.finished[0] >= self.window:
+                    self.finished.popleft()
+                if self.in_flight + len(self.finished) < self.budget:
+                    self.in_flight += 1
                     return
-                await asyncio.sleep(self.sent[0] + self.window - now)
+                if self.finished:
+                    await asyncio.sleep(self.finished[0] + self.window - now)
+                else:  # every place is taken by a request still on its way
+                    await asyncio.sleep(0.005)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self.finished.append(time.monotonic())
 
     def pause(self, seconds: float) -> None:
         """Zivver said 429: nobody sends until ``seconds`` have passed."""
@@ -140,6 +156,7 @@ class ZivverClient:
                     method, url, json=body, params=params, headers=headers
                 )
             except (httpx.TimeoutException, httpx.TransportError) as error:
+                self.pacer.release()
                 if _certificate_problem(error):  # retrying cannot help
                     return Outcome(
                         False, None, request, None, attempt, _certificate_text(self.base_url, error)
@@ -156,6 +173,10 @@ class ZivverClient:
                     )
                 await asyncio.sleep(self._backoff(attempt))
                 continue
+            except BaseException:
+                self.pacer.release()
+                raise
+            self.pacer.release()
             if response.status_code in RETRY_STATUSES and attempt <= self.max_retries:
                 lost_answer = response.status_code in (502, 503, 504)
                 delay = self._retry_after(response) if response.status_code == 429 else None

@@ -68,6 +68,10 @@ class UpdateScreen(StepScreen):
 
     def ended(self, message: str, ok: bool) -> None:
         self.done = True
+        table: VirtualTable[ChangeEvent] = self.query_one(VirtualTable)
+        failed = next((i for i, e in enumerate(self.rows) if not e.ok), None)
+        if failed is not None:
+            table.show_at_top(failed)  # the first failure, in view
         outcome = self.query_one("#outcome", Static)
         outcome.set_class(not ok, "failed")
         outcome.update(f"[b]{message}[/b]  Press [b]v[/b] to review the changes.")

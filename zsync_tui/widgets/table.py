@@ -143,13 +143,25 @@ class VirtualTable(ScrollView, Generic[Row], can_focus=True):
             self.cursor = index
 
     def watch_cursor(self, cursor: int) -> None:
+        self._reveal(cursor)
+        # the size may only now have grown (set_rows, grew): once laid out, look again
+        self.call_after_refresh(self._reveal, cursor)
+        self.refresh()
+
+    def show_at_top(self, index: int) -> None:
+        """Put the cursor on row ``index`` and scroll it to the top (as far as the rows allow)."""
+        self.cursor = index
+        self.call_after_refresh(self.scroll_to, y=index, animate=False, immediate=True)
+
+    def _reveal(self, cursor: int) -> None:
+        if cursor != self.cursor:
+            return
         visible = max(1, self.size.height - 1)
         top = int(self.scroll_offset.y)
         if cursor < top:
-            self.scroll_to(y=cursor, animate=False)
+            self.scroll_to(y=cursor, animate=False, immediate=True)
         elif cursor >= top + visible:
-            self.scroll_to(y=cursor - visible + 1, animate=False)
-        self.refresh()
+            self.scroll_to(y=cursor - visible + 1, animate=False, immediate=True)
 
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(event.size.width, len(self.rows) + 1)

@@ -1,0 +1,623 @@
+"""zsync at scale, measured against what it cannot change (the directory, Zivver's rate limit).
+
+    bench/run [--accounts 100000] [--changes 2000] [--rate-window 10] [--skip-limited]
+
+Builds an AD look-alike directory in slapd with slapadd (``--accounts`` users plus one
+mail-enabled group per 100 users), the matching organization in the Zivver emulator, and a
+local store that has matched every account once. Then, each measurement in its own process
+(so its peak RSS is its own):
+
+- daily run, no changes: ``zsync --headless --dry-run`` (load + plan) against the raw
+  baselines: a paged ``ldapsearch`` of the same entries and attributes, and a raw GET of
+  all Users and Groups;
+- the plan alone (accounts vs accounts);
+- apply of ``--changes`` changes with Zivver's rate limit on (50 requests / window), and
+  with it off, against the same changes sent one at a time with the zivverscim SDK;
+- the TUI: opening the preview of ``--accounts`` changes and one filter keystroke (Pilot).
+
+Prints a table. Run from the repository root (bench/run does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+ZSYNC = str(Path(sys.executable).parent / "zsync")
+
+from tests.servers import (  # noqa: E402  (the same slapd setup as the tests)
+    BASE_DN,
+    GROUPS,
+    SERVICE_DN,
+    SERVICE_PASSWORD,
+    STAFF,
+    Slapd,
+)
+
+API_KEY = "bench-key"
+ATTRIBUTES = [
+    "objectGUID",
+    "mail",
+    "displayName",
+    "userAccountControl",
+    "proxyAddresses",
+    "msExchRecipientTypeDetails",
+    "msExchDelegateListLink",
+    "member",
+    "objectClass",
+]
+ZIVVER_USER = "urn:ietf:params:scim:schemas:zivver:0.1:User"
+
+
+def guid(number: int) -> uuid.UUID:
+    return uuid.UUID(int=(0x5A5A << 112) | number)
+
+
+def email(number: int) -> str:
+    return f"user{number:06}@example.org"
+
+
+def alias(number: int) -> str | None:
+    return f"u{number:06}@example.org" if number % 10 == 0 else None
+
+
+def members(group: int) -> list[int]:
+    return [group * 100 + k for k in range(5)]
+
+
+# --- the directory -------------------------------------------------------------------------
+
+
+def write_ldif(path: Path, accounts: int) -> None:
+    import base64
+
+    def b64(value: bytes) -> str:
+        return base64.b64encode(value).decode()
+
+    with path.open("w", encoding="utf-8") as out:
+        out.write(
+            f"dn: {BASE_DN}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n"
+        )
+        for ou in ("Staff", "Groups"):
+            out.write(f"dn: ou={ou},{BASE_DN}\nobjectClass: organizationalUnit\nou: {ou}\n\n")
+        out.write(
+            f"dn: {SERVICE_DN}\nobjectClass: person\ncn: svc-zivver\nsn: service\nuserPassword: {SERVICE_PASSWORD}\n\n"
+        )
+        for number in range(accounts):
+            mail = email(number)
+            lines = [
+                f"dn: cn=user{number:06},{STAFF}",
+                "objectClass: top",
+                "objectClass: person",
+                "objectClass: organizationalPerson",
+                "objectClass: user",
+                f"cn: user{number:06}",
+                f"sn: {number:06}",
+                f"sAMAccountName: user{number:06}",
+                f"mail: {mail}",
+                f"displayName: User {number:06}",
+                "userAccountControl: 512",
+                f"objectGUID:: {b64(guid(number).bytes_le)}",
+                f"proxyAddresses: SMTP:{mail}",
+            ]
+            if alias(number):
+                lines.append(f"proxyAddresses: smtp:{alias(number)}")
+            out.write("\n".join(lines) + "\n\n")
+        for group in range(accounts // 100):
+            lines = [
+                f"dn: cn=team{group:05},{GROUPS}",
+                "objectClass: top",
+                "objectClass: group",
+                f"cn: team{group:05}",
+                f"displayName: Team {group:05}",
+                f"mail: team{group:05}@example.org",
+                f"objectGUID:: {b64(guid(10_000_000 + group).bytes_le)}",
+            ]
+            lines += [f"member: cn=user{m:06},{STAFF}" for m in members(group)]
+            out.write("\n".join(lines) + "\n\n")
+
+
+def start_directory(work: Path, accounts: int) -> Slapd:
+    slapd = Slapd(work / "slapd")
+    slapd.conf.write_text(slapd.conf.read_text().replace("maxsize 268435456", "maxsize 8589934592"))
+    ldif = work / "directory.ldif"
+    write_ldif(ldif, accounts)
+    subprocess.run(
+        ["/usr/sbin/slapadd", "-q", "-f", str(slapd.conf), "-b", BASE_DN, "-l", str(ldif)],
+        check=True,
+        capture_output=True,
+    )
+    return slapd.start()
+
+
+# --- Zivver ----------------------------------------------------------------------------------
+
+
+def seed_organization(org: Any, accounts: int) -> None:
+    from zsync_emulator.app import _new_group, _new_user
+
+    ids = []
+    for number in range(accounts):
+        user_id = str(uuid.UUID(int=number + 1))
+        ids.append(user_id)
+        aliases = [alias(number)] if alias(number) else []
+        org.users[user_id] = _new_user(
+            user_id, email(number), f"User {number:06}", True, aliases, [], "/"
+        )
+    for group in range(accounts // 100):
+        group_id = str(uuid.UUID(int=20_000_000 + group))
+        org.groups[group_id] = _new_group(
+            group_id,
+            f"team{group:05}@example.org",
+            f"Team {group:05}",
+            [ids[m] for m in members(group)],
+            [],
+        )
+
+
+def rename_users(org: Any, count: int) -> None:
+    """Make ``count`` users differ from the directory (their display name): ``count`` updates."""
+    for number, user in enumerate(org.users.values()):
+        if number >= count:
+            break
+        user["name"]["formatted"] = f"Old name {number}"
+
+
+def write_profile(work: Path, slapd: Slapd, url: str, limited: bool) -> Path:
+    import tomli_w
+
+    profile = work / "zsync.toml"
+    data = {
+        "target": {
+            "url": url,
+            "api_key_env": "ZSYNC_BENCH_API_KEY",
+            **({} if limited else {"rate_limit_requests": 1_000_000}),
+        },
+        "sources": [
+            {
+                "name": "Directory",
+                "type": "ldap",
+                "url": slapd.url,
+                "bind_dn": SERVICE_DN,
+                "password_env": "ZSYNC_BENCH_LDAP_PASSWORD",
+                "base_dn": BASE_DN,
+                "directory": "active-directory",
+                "page_size": 1000,
+            }
+        ],
+        "sync": {"domains": ["example.org"], "shrink_guard_percent": 100},
+    }
+    profile.write_text(tomli_w.dumps(data), encoding="utf-8")
+    return profile
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    seconds: float
+    peak_mb: float
+    extra: dict[str, Any]
+
+
+def run_measured(args: list[str], env: dict[str, str] | None = None) -> Figure:
+    """Run a command; its wall time and its own peak RSS (wait4), and its last stdout line as JSON."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
+    out = process.stdout.read() if process.stdout else b""
+    err = process.stderr.read() if process.stderr else b""
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode not in (0, 2):
+        raise RuntimeError(
+            f"{' '.join(args)} failed ({process.returncode}):\n{err.decode()[-3000:]}"
+        )
+    extra: dict[str, Any] = {}
+    lines = out.decode().strip().splitlines()
+    if lines and lines[-1].startswith("{"):
+        extra = json.loads(lines[-1])
+    return Figure(extra.pop("seconds", seconds), usage.ru_maxrss / 1024, extra)
+
+
+def python(*code_args: str) -> list[str]:
+    return [sys.executable, "-m", "bench.zsync_bench", *code_args]
+
+
+# --- the measurements, each run in its own process ------------------------------------------
+
+
+def measure_get_all(url: str) -> dict[str, Any]:
+    import httpx
+
+    started = time.perf_counter()
+    count = 0
+    with httpx.Client(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=300) as client:
+        for kind in ("Users", "Groups"):
+            body = client.get(f"{url}/{kind}", params={"startIndex": 1, "count": 1000}).json()
+            count += len(body["Resources"])
+    return {"seconds": time.perf_counter() - started, "resources": count}
+
+
+def measure_plan(profile: str) -> dict[str, Any]:
+    from zsync_core.config import load_config
+    from zsync_core.session import SyncSession
+
+    session = SyncSession(load_config(profile), mode="bench")
+    loaded = asyncio.run(session.load(dry_run=True))
+    assert loaded.ok, loaded.errors()
+    started = time.perf_counter()
+    plan = session.plan()
+    seconds = time.perf_counter() - started
+    session.close()
+    return {
+        "seconds": seconds,
+        "changes": len(plan.changes),
+        "source": len(session.merged),
+        "zivver": len(loaded.zivver),
+    }
+
+
+def measure_apply(profile: str) -> dict[str, Any]:
+    from zsync_core.config import load_config
+    from zsync_core.session import SyncSession
+
+    session = SyncSession(load_config(profile), mode="bench")
+    loaded = asyncio.run(session.load())
+    assert loaded.ok, loaded.errors()
+    plan = session.plan()
+    started = time.perf_counter()
+    result = asyncio.run(session.apply(plan, set()))
+    seconds = time.perf_counter() - started
+    session.conclude(plan, result, set())
+    session.close()
+    return {"seconds": seconds, "changes": result.done, "failed": len(result.failed)}
+
+
+def measure_sdk(url: str, count: int) -> dict[str, Any]:
+    """The same updates with Zivver's zivverscim SDK, one at a time, as its README shows."""
+    import httpx
+    from zivverscim.scim_connection_crud import ZivverSCIMConnection
+
+    with httpx.Client(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=300) as client:
+        users = client.get(f"{url}/Users").json()["Resources"][:count]
+    base = url.rstrip("/") + "/Users/"
+    connection = ZivverSCIMConnection(API_KEY, base, base, base, base)
+    started = time.perf_counter()
+    for user in users:
+        connection.update_user_in_zivver(
+            account_id=user["id"],
+            last_name=f"SDK {user['userName']}",
+            user_name=user["userName"],
+            is_active=True,
+            aliases=user[ZIVVER_USER]["aliases"],
+            delegates=[],
+        )
+    return {"seconds": time.perf_counter() - started, "changes": len(users)}
+
+
+def measure_tui(count: int) -> dict[str, Any]:
+    from textual.app import App
+    from textual.reactive import reactive
+
+    from zsync_core.model import Action, Change, Plan
+    from zsync_tui.screens.preview import PreviewScreen
+    from zsync_tui.widgets.progress import Progress
+
+    changes = [
+        Change(
+            n + 1,
+            Action.UPDATE_USER,
+            email(n),
+            str(n),
+            str(n),
+            "Directory",
+            {"display_name": f"Old {n}"},
+            {"display_name": f"User {n:06}"},
+        )
+        for n in range(count)
+    ]
+    plan = Plan(changes, [], [], [])
+
+    class Host(App[None]):
+        progress_tick: reactive[int] = reactive(0)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.progress = Progress()
+
+    figures: dict[str, Any] = {}
+
+    async def run() -> None:
+        app = Host()
+        async with app.run_test(size=(120, 40)) as pilot:
+            started = time.perf_counter()
+            screen = PreviewScreen("bench", plan, set())
+            await app.push_screen(screen)
+            await pilot.pause()
+            figures["open"] = time.perf_counter() - started
+            await pilot.press("slash")
+            await pilot.pause()
+            timings = []
+            for key in "user0":
+                started = time.perf_counter()
+                await pilot.press(key)
+                await pilot.pause()
+                timings.append(time.perf_counter() - started)
+            figures["filter"] = max(timings)
+            figures["rows"] = len(screen.query_one("#changes").rows)
+
+    asyncio.run(run())
+    return {"seconds": figures["open"], **figures}
+
+
+# --- the driver ------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--changes", type=int, default=2000)
+    parser.add_argument(
+        "--rate-window", type=float, default=10.0, help="Zivver: 50 requests per this many seconds"
+    )
+    parser.add_argument(
+        "--skip-limited",
+        action="store_true",
+        help="skip the rate-limited apply (it takes changes/5 s)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+
+    from zsync_emulator.app import Organization
+    from zsync_emulator.server import EmulatorServer
+
+    os.environ["ZSYNC_BENCH_API_KEY"] = API_KEY
+    os.environ["ZSYNC_BENCH_LDAP_PASSWORD"] = SERVICE_PASSWORD
+    work = Path(tempfile.mkdtemp(prefix="zsync-bench-"))
+    rows: list[tuple[str, str, str, str]] = []
+    figures: dict[str, Any] = {
+        "accounts": args.accounts,
+        "changes": args.changes,
+        "machine": machine(),
+    }
+    slapd = None
+    org = Organization(api_key=API_KEY, rate_limit=None)
+    try:
+        print(f"Building {args.accounts:,} accounts in slapd and the emulator …", file=sys.stderr)
+        started = time.perf_counter()
+        slapd = start_directory(work, args.accounts)
+        seed_organization(org, args.accounts)
+        print(f"  ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        with EmulatorServer(org) as server:
+            profile = str(write_profile(work, slapd, server.url, limited=False))
+            # first run: match every account once (the store's mapping), as after a first sync
+            run_measured([ZSYNC, "--headless", "--config", profile])
+
+            ldapsearch = run_measured(
+                [
+                    "ldapsearch",
+                    "-x",
+                    "-LLL",
+                    "-o",
+                    "ldif-wrap=no",
+                    "-H",
+                    slapd.url,
+                    "-D",
+                    SERVICE_DN,
+                    "-w",
+                    SERVICE_PASSWORD,
+                    "-b",
+                    BASE_DN,
+                    "-E",
+                    "pr=1000/noprompt",
+                    "(|(&(objectClass=user)(mail=*))(&(objectClass=group)(mail=*)))",
+                    *ATTRIBUTES,
+                ],
+            )
+            get_all = run_measured(python("get-all", server.url))
+            daily = run_measured([ZSYNC, "--headless", "--dry-run", "--config", profile])
+            baseline = ldapsearch.seconds + get_all.seconds
+            rows.append(
+                (
+                    "Raw: paged ldapsearch of the same entries",
+                    f"{ldapsearch.seconds:.2f} s",
+                    f"{ldapsearch.peak_mb:.0f} MB",
+                    "C client",
+                )
+            )
+            rows.append(
+                (
+                    "Raw: GET all Users and Groups",
+                    f"{get_all.seconds:.2f} s",
+                    f"{get_all.peak_mb:.0f} MB",
+                    f"{get_all.extra['resources']:,} resources",
+                )
+            )
+            rows.append(
+                (
+                    "zsync daily run, no changes (load + plan)",
+                    f"{daily.seconds:.2f} s",
+                    f"{daily.peak_mb:.0f} MB",
+                    f"{daily.seconds / baseline:.2f} × the raw sum (target ≤ 1.25, ≤ 500 MB)",
+                )
+            )
+            figures["daily"] = {
+                "seconds": daily.seconds,
+                "peak_mb": daily.peak_mb,
+                "baseline": baseline,
+                "ratio": daily.seconds / baseline,
+            }
+
+            plan = run_measured(python("plan", profile))
+            rows.append(
+                (
+                    "Plan alone",
+                    f"{plan.seconds:.3f} s",
+                    f"{plan.peak_mb:.0f} MB",
+                    f"{plan.extra['source']:,} vs {plan.extra['zivver']:,} accounts (target ≤ 1 s)",
+                )
+            )
+            figures["plan"] = {"seconds": plan.seconds, "peak_mb": plan.peak_mb}
+
+            # unlimited: zsync against the SDK, the same number of updates
+            rename_users(org, args.changes)
+            before = len(org.requests)
+            unlimited = run_measured(python("apply", profile))
+            sent = [r for r in org.requests[before:] if r[0] != "GET"]
+            zsync_rate = unlimited.extra["changes"] / unlimited.seconds
+            sdk = run_measured(python("sdk", server.url, str(args.changes)))
+            sdk_rate = sdk.extra["changes"] / sdk.seconds
+            rows.append(
+                (
+                    "Apply, rate limit off: zsync",
+                    f"{unlimited.seconds:.2f} s",
+                    f"{unlimited.peak_mb:.0f} MB",
+                    f"{zsync_rate:,.0f} changes/s, {len(sent) / max(1, unlimited.extra['changes']):.2f} requests/change, {unlimited.extra['failed']} failed",
+                )
+            )
+            rows.append(
+                (
+                    "Apply, rate limit off: zivverscim SDK, one at a time",
+                    f"{sdk.seconds:.2f} s",
+                    f"{sdk.peak_mb:.0f} MB",
+                    f"{sdk_rate:,.0f} changes/s; zsync is {zsync_rate / sdk_rate:.1f} × (target ≥ 10)",
+                )
+            )
+            figures["apply_unlimited"] = {
+                "seconds": unlimited.seconds,
+                "rate": zsync_rate,
+                "sdk_rate": sdk_rate,
+                "ratio": zsync_rate / sdk_rate,
+                "peak_mb": unlimited.peak_mb,
+            }
+
+            if not args.skip_limited:
+                limited_profile = str(write_profile(work, slapd, server.url, limited=True))
+                text = (
+                    Path(limited_profile)
+                    .read_text()
+                    .replace(
+                        "[target]\n",
+                        f"[target]\nrate_limit_window_seconds = {args.rate_window}\n",
+                        1,
+                    )
+                )
+                Path(limited_profile).write_text(text)
+                rename_users(org, args.changes)
+                org.rate_limit, org.rate_window = 50, args.rate_window
+                before = len(org.requests)
+                limited = run_measured(python("apply", limited_profile))
+                org.rate_limit = None
+                during = org.requests[before:]
+                sent = [r for r in during if r[0] != "GET"]
+                throttled = sum(1 for r in during if r[2] == 429)
+                admitted = 50 / args.rate_window
+                share = len(sent) / limited.seconds / admitted
+                rows.append(
+                    (
+                        "Apply, Zivver's rate limit on",
+                        f"{limited.seconds:.1f} s",
+                        f"{limited.peak_mb:.0f} MB",
+                        f"{share:.1%} of the admitted {admitted:g} req/s, {throttled} × 429, {len(sent) / max(1, limited.extra['changes']):.3f} requests/change, {limited.extra['failed']} failed (targets ≥ 95 %, 0 failed, ≤ 1.05)",
+                    )
+                )
+                figures["apply_limited"] = {
+                    "seconds": limited.seconds,
+                    "share": share,
+                    "throttled": throttled,
+                    "requests_per_change": len(sent) / max(1, limited.extra["changes"]),
+                    "failed": limited.extra["failed"],
+                }
+
+        tui = run_measured(python("tui", str(args.accounts)))
+        rows.append(
+            (
+                "TUI: open the preview",
+                f"{tui.extra['open']:.3f} s",
+                f"{tui.peak_mb:.0f} MB",
+                f"{args.accounts:,} changes (target ≤ 1 s)",
+            )
+        )
+        rows.append(
+            (
+                "TUI: one filter keystroke (slowest of 5)",
+                f"{tui.extra['filter'] * 1000:.0f} ms",
+                "",
+                "target ≤ 150 ms",
+            )
+        )
+        figures["tui"] = {
+            "open": tui.extra["open"],
+            "filter": tui.extra["filter"],
+            "peak_mb": tui.peak_mb,
+        }
+    finally:
+        if slapd:
+            slapd.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print_table(rows, figures["machine"], args.accounts)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {sys.version.split()[0]}"
+
+
+def print_table(rows: list[tuple[str, str, str, str]], where: str, accounts: int) -> None:
+    print(f"\nzsync bench: {accounts:,} accounts · {where}\n")
+    print(f"| {'Measurement':<52} | {'Time':>9} | {'Peak RSS':>8} | Notes")
+    print(f"|{'-' * 54}|{'-' * 11}|{'-' * 10}|------")
+    for name, seconds, peak, note in rows:
+        print(f"| {name:<52} | {seconds:>9} | {peak:>8} | {note}")
+
+
+def _child(argv: list[str]) -> int:
+    what, rest = argv[0], argv[1:]
+    result = {
+        "get-all": lambda: measure_get_all(rest[0]),
+        "plan": lambda: measure_plan(rest[0]),
+        "apply": lambda: measure_apply(rest[0]),
+        "sdk": lambda: measure_sdk(rest[0], int(rest[1])),
+        "tui": lambda: measure_tui(int(rest[0])),
+    }[what]()
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] in ("get-all", "plan", "apply", "sdk", "tui"):
+        raise SystemExit(_child(sys.argv[1:]))
+    raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""Concurrent apply: changes that touch one address never race; the rest go side by side."""
+
+from __future__ import annotations
+
+from zsync_core.apply import _lanes
+from zsync_core.model import Action, Change
+
+
+def change(number: int, email: str, before: dict, after: dict) -> Change:
+    return Change(
+        number, Action.UPDATE_USER, email, f"z{number}", f"s{number}", "AD", before, after
+    )
+
+
+def test_a_moved_alias_and_a_freed_address_keep_their_plan_order_in_one_lane():
+    give_up = change(1, "ann@example.org", {"aliases": ["sales@example.org"]}, {"aliases": []})
+    unrelated = change(2, "bob@example.org", {"display_name": "B"}, {"display_name": "Bob"})
+    take = change(3, "cat@example.org", {"aliases": []}, {"aliases": ["sales@example.org"]})
+    rename_away = change(
+        4, "dan.new@example.org", {"email": "dan@example.org"}, {"email": "dan.new@example.org"}
+    )
+    take_address = Change(
+        5, Action.CREATE_USER, "dan@example.org", None, "s5", "AD", {}, {"email": "dan@example.org"}
+    )
+
+    lanes = _lanes([give_up, unrelated, take, rename_away, take_address])
+
+    assert [[c.id for c in lane] for lane in lanes] == [[1, 3], [2], [4, 5]]
