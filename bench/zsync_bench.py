@@ -214,30 +214,77 @@ class Figure:
     extra: dict[str, Any]
 
 
-def run_measured(args: list[str], env: dict[str, str] | None = None) -> Figure:
-    """Run a command; its wall time and its own peak RSS (wait4), and its last stdout line as JSON."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-        cwd=ROOT,
-    )
-    out = process.stdout.read() if process.stdout else b""
-    err = process.stderr.read() if process.stderr else b""
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode not in (0, 2):
-        raise RuntimeError(
-            f"{' '.join(args)} failed ({process.returncode}):\n{err.decode()[-3000:]}"
+class Spawner:
+    """Starts the measured commands from a small process of its own.
+
+    Linux carries a parent's peak RSS over to a forked child (``ru_maxrss`` survives exec),
+    so commands started from this driver, which holds the emulator's 100,000 accounts,
+    would all seem as large as it. The spawner is started first, while the driver is small.
+    """
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.zsync_bench", "spawner"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            text=True,
         )
+
+    def run(self, args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps({"args": args, "env": env or {}}) + "\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(10)
+
+
+def serve_spawns() -> int:
+    for line in sys.stdin:
+        request = json.loads(line)
+        with tempfile.TemporaryFile() as err:
+            started = time.perf_counter()
+            process = subprocess.Popen(
+                request["args"],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env={**os.environ, **request["env"]},
+                cwd=ROOT,
+            )
+            out = process.stdout.read() if process.stdout else b""
+            _, status, usage = os.wait4(process.pid, 0)
+            seconds = time.perf_counter() - started
+            err.seek(0)
+            tail = err.read().decode(errors="replace")[-3000:]
+        reply = {
+            "seconds": seconds,
+            "peak_kb": usage.ru_maxrss,
+            "code": os.waitstatus_to_exitcode(status),
+            "out": out.decode(errors="replace")[-100_000:],
+            "err": tail,
+        }
+        print(json.dumps(reply), flush=True)
+    return 0
+
+
+SPAWNER: Spawner | None = None
+
+
+def run_measured(args: list[str], env: dict[str, str] | None = None) -> Figure:
+    """Run a command; its wall time, its own peak RSS, and its last stdout line as JSON."""
+    assert SPAWNER is not None
+    reply = SPAWNER.run(args, env)
+    if reply["code"] not in (0, 2):
+        raise RuntimeError(f"{' '.join(args)} failed ({reply['code']}):\n{reply['err']}")
     extra: dict[str, Any] = {}
-    lines = out.decode().strip().splitlines()
+    lines = reply["out"].strip().splitlines()
     if lines and lines[-1].startswith("{"):
         extra = json.loads(lines[-1])
-    return Figure(extra.pop("seconds", seconds), usage.ru_maxrss / 1024, extra)
+    return Figure(extra.pop("seconds", reply["seconds"]), reply["peak_kb"] / 1024, extra)
 
 
 def python(*code_args: str) -> list[str]:
@@ -392,8 +439,10 @@ def main(argv: list[str] | None = None) -> int:
     from zsync_emulator.app import Organization
     from zsync_emulator.server import EmulatorServer
 
+    global SPAWNER
     os.environ["ZSYNC_BENCH_API_KEY"] = API_KEY
     os.environ["ZSYNC_BENCH_LDAP_PASSWORD"] = SERVICE_PASSWORD
+    SPAWNER = Spawner()
     work = Path(tempfile.mkdtemp(prefix="zsync-bench-"))
     rows: list[tuple[str, str, str, str]] = []
     figures: dict[str, Any] = {
@@ -573,6 +622,7 @@ def main(argv: list[str] | None = None) -> int:
             "peak_mb": tui.peak_mb,
         }
     finally:
+        SPAWNER.close()
         if slapd:
             slapd.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -618,6 +668,8 @@ def _child(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["spawner"]:
+        raise SystemExit(serve_spawns())
     if len(sys.argv) > 1 and sys.argv[1] in ("get-all", "plan", "apply", "sdk", "tui"):
         raise SystemExit(_child(sys.argv[1:]))
     raise SystemExit(main())

@@ -23,6 +23,7 @@ from ..config import Config, LdapAttributes, LdapSourceConfig, read_secret
 from ..errors import SourceError
 from ..model import Event, Kind, Notice, SourceAccount, StepEvent
 from . import Emit, SourceResult
+from .ldap_fast import use_fast_search
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
 SHARED_MAILBOX = 4
@@ -176,6 +177,7 @@ class LdapSource:
             raise_exceptions=False,
             auto_referrals=False,
         )
+        use_fast_search(connection)
         try:
             connection.open()
             if source.start_tls:
