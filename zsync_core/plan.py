@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .addresses import in_domains
 from .config import GuardedAction, SyncConfig
@@ -33,9 +33,8 @@ from .model import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class MappingEntry:
-    """What the local store remembers of one account."""
+class MappingEntry(NamedTuple):
+    """What the local store remembers of one account (a tuple: 100,000 are read per run)."""
 
     zivver_id: str
     sso_key_sent: str | None = None
@@ -301,23 +300,19 @@ class _Planner:
     ) -> tuple[Fields, Fields]:
         before: Fields = {}
         after: Fields = {}
-
-        def differ(name: str, old: object, new: object) -> None:
-            before[name] = sorted(old) if isinstance(old, frozenset) else old  # type: ignore[arg-type]
-            after[name] = sorted(new) if isinstance(new, frozenset) else new  # type: ignore[arg-type]
-
         if account.email != current.email:
-            differ("email", current.email, account.email)
+            before["email"], after["email"] = current.email, account.email
         if account.display_name and account.display_name != current.display_name:
-            differ("display_name", current.display_name, account.display_name)
+            before["display_name"], after["display_name"] = current.display_name, account.display_name
         if self.options.sync_aliases and aliases != current.aliases:
-            differ("aliases", current.aliases, aliases)
-        if self.options.sync_delegations:
-            now = frozenset(self.renamed.get(d, d) for d in current.delegates)
+            before["aliases"], after["aliases"] = sorted(current.aliases), sorted(aliases)
+        if self.options.sync_delegations and (delegates or current.delegates):
+            renamed = self.renamed
+            now = frozenset(renamed.get(d, d) for d in current.delegates) if renamed else current.delegates
             if delegates != now:
-                differ("delegates", current.delegates, delegates)
+                before["delegates"], after["delegates"] = sorted(current.delegates), sorted(delegates)
         if account.division and account.division != current.division:
-            differ("division", current.division, account.division)
+            before["division"], after["division"] = current.division, account.division
         return before, after
 
     def _plan_user(

@@ -19,7 +19,7 @@ from .apply import Applier, ApplyResult
 from .config import Config, GuardedAction, SyncConfig, api_key
 from .errors import TargetError, ZsyncError
 from .model import Event, LogEvent, Notice, Plan, SourceAccount, StepEvent, ZivverAccount
-from .plan import merge_sources, plan
+from .plan import MappingEntry, merge_sources, plan
 from .sources import SourceResult, make_source
 from .store import Store
 from .zivver.client import ZivverClient
@@ -85,6 +85,7 @@ class SyncSession:
         self.merge_notices: list[Notice] = []
         self._finished = False
         self._last_kept: tuple[str, str] | None = None
+        self.mapping: dict[str, MappingEntry] = {}
 
     def emit(self, event: Event) -> None:
         if isinstance(event, LogEvent):
@@ -123,7 +124,22 @@ class SyncSession:
             self.run_id = self.store.start_run(self.mode, dry_run)
             self._finished = False
         result = LoadResult()
-        for source_config in self.config.sources:
+        # Zivver is read while the sources are: its answer is mostly waiting on the network
+        await asyncio.gather(self._load_sources(result), self._load_target(result))
+        self.mapping = self.store.mapping()
+        self.loaded = result
+        self.merged, self.merge_notices = merge_sources(
+            (r.name, r.accounts) for r in result.sources
+        )
+        for source_result in result.sources:
+            for notice in source_result.notices:
+                self.emit(LogEvent(notice.level, notice.message))
+        for notice in self.merge_notices:
+            self.emit(LogEvent(notice.level, notice.message))
+        return result
+
+    async def _load_sources(self, result: LoadResult) -> None:
+        for source_config in self.config.sources:  # in order: the first source wins a conflict
             try:
                 source = make_source(source_config, self.config)
                 result.sources.append(await source.load(self.emit))
@@ -136,17 +152,6 @@ class SyncSession:
                 )
                 result.source_errors[source_config.name] = message
                 self.emit(LogEvent("error", message))
-        await self._load_target(result)
-        self.loaded = result
-        self.merged, self.merge_notices = merge_sources(
-            (r.name, r.accounts) for r in result.sources
-        )
-        for source_result in result.sources:
-            for notice in source_result.notices:
-                self.emit(LogEvent(notice.level, notice.message))
-        for notice in self.merge_notices:
-            self.emit(LogEvent(notice.level, notice.message))
-        return result
 
     async def _load_target(self, result: LoadResult) -> None:
         step = "Zivver: read users and functional accounts"
@@ -209,7 +214,7 @@ class SyncSession:
         result = plan(
             self.merged,
             loaded.zivver,
-            self.store.mapping(),
+            self.mapping,
             self.options,
             self.removals_blocked(),
             protected,

@@ -168,7 +168,8 @@ class Store:
 
     def mapping(self) -> dict[str, MappingEntry]:
         rows = self.db.execute("SELECT source_id, zivver_id, sso_key_sent FROM mapping")
-        return {source_id: MappingEntry(zivver_id, sso) for source_id, zivver_id, sso in rows}
+        entry = MappingEntry._make
+        return {row[0]: entry(row[1:]) for row in rows}
 
     def remember_matches(self, matches: Iterable[Match]) -> None:
         now = time.time()

@@ -56,6 +56,8 @@ class PreviewScreen(StepScreen):
         self.actions = [a for a, n in plan.by_action().items() if n]
         self.haystack = {c.id: searchable(c) for c in plan.changes}
         self.query_text = ""
+        self._shown: tuple[str, Action | None, list[Change]] | None = None
+        """The last filter's query, action and rows: typing on narrows them instead of starting over."""
 
     def body(self) -> Iterable[Widget]:
         with Horizontal(id="bar"):
@@ -96,12 +98,17 @@ class PreviewScreen(StepScreen):
     def refilter(self) -> None:
         table: VirtualTable[Change] = self.query_one(VirtualTable)
         text, action = self.query_text, self.action
-        changes = self.plan.changes
-        if action is not None:
-            changes = [c for c in changes if c.action is action]
-        if text:
+        last = self._shown
+        if last is not None and last[1] is action and text.startswith(last[0]):
+            changes = last[2]  # a longer query matches a subset of what is shown
+        else:
+            changes = self.plan.changes
+            if action is not None:
+                changes = [c for c in changes if c.action is action]
+        if text and (last is None or text != last[0] or last[1] is not action):
             haystack = self.haystack
             changes = [c for c in changes if text in haystack[c.id]]
+        self._shown = (text, action, changes)
         table.set_rows(changes, keep=table.current)
         self._label()
 

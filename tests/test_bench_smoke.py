@@ -1,0 +1,30 @@
+"""A small run of bench/ (1,000 accounts), so the benchmark cannot rot. It times nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_benchmark_runs_end_to_end_at_1000_accounts(tmp_path):
+    figures_file = tmp_path / "figures.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.zsync_bench", "--accounts", "1000", "--changes", "60",
+         "--rate-window", "1", "--json", str(figures_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| zsync daily run, no changes (load + plan)" in result.stdout
+    figures = json.loads(figures_file.read_text())
+    assert figures["plan"]["changes"] == 0, "the daily run over unchanged data plans nothing"
+    assert figures["apply_unlimited"]["failed"] == 0
+    assert figures["apply_limited"]["failed"] == 0
+    assert figures["apply_limited"]["requests_per_change"] <= 1.05
+    assert figures["tui"]["rows"] == 1000
