@@ -60,6 +60,10 @@ ATTRIBUTES = [
     "objectClass",
 ]
 ZIVVER_USER = "urn:ietf:params:scim:schemas:zivver:0.1:User"
+UNLIMITED_CONCURRENCY = 16
+"""target.concurrency with the rate limit off (the default, 4, is plenty at Zivver's 5 req/s)."""
+WAN_LATENCY = 0.02
+"""Seconds the emulator waits per request in the second comparison: a network like the one to Zivver."""
 
 
 def guid(number: int) -> uuid.UUID:
@@ -184,7 +188,11 @@ def write_profile(work: Path, slapd: Slapd, url: str, limited: bool) -> Path:
         "target": {
             "url": url,
             "api_key_env": "ZSYNC_BENCH_API_KEY",
-            **({} if limited else {"rate_limit_requests": 1_000_000}),
+            **(
+                {}
+                if limited
+                else {"rate_limit_requests": 1_000_000, "concurrency": UNLIMITED_CONCURRENCY}
+            ),
         },
         "sources": [
             {
@@ -304,6 +312,29 @@ def measure_get_all(url: str) -> dict[str, Any]:
             body = client.get(f"{url}/{kind}", params={"startIndex": 1, "count": 1000}).json()
             count += len(body["Resources"])
     return {"seconds": time.perf_counter() - started, "resources": count}
+
+
+def measure_ceiling(url: str, count: int) -> dict[str, Any]:
+    """What the emulator can serve: ``count`` PUTs, 16 at a time, with nothing else to do."""
+    import httpx
+
+    async def run() -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        async with httpx.AsyncClient(headers=headers, timeout=300) as client:
+            users = (await client.get(f"{url}/Users")).json()["Resources"][:count]
+            queue = list(users)
+            started = time.perf_counter()
+
+            async def worker() -> None:
+                while queue:
+                    user = queue.pop()
+                    response = await client.put(f"{url}/Users/{user['id']}", json=user)
+                    response.raise_for_status()
+
+            await asyncio.gather(*(worker() for _ in range(16)))
+            return {"seconds": time.perf_counter() - started, "changes": len(users)}
+
+    return asyncio.run(run())
 
 
 def measure_plan(profile: str) -> dict[str, Any]:
@@ -527,39 +558,62 @@ def main(argv: list[str] | None = None) -> int:
                     f"{plan.extra['source']:,} vs {plan.extra['zivver']:,} accounts (target ≤ 1 s)",
                 )
             )
-            figures["plan"] = {"seconds": plan.seconds, "peak_mb": plan.peak_mb}
-
-            # unlimited: zsync against the SDK, the same number of updates
-            rename_users(org, args.changes)
-            before = len(org.requests)
-            unlimited = run_measured(python("apply", profile))
-            sent = [r for r in org.requests[before:] if r[0] != "GET"]
-            zsync_rate = unlimited.extra["changes"] / unlimited.seconds
-            sdk = run_measured(python("sdk", server.url, str(args.changes)))
-            sdk_rate = sdk.extra["changes"] / sdk.seconds
-            rows.append(
-                (
-                    "Apply, rate limit off: zsync",
-                    f"{unlimited.seconds:.2f} s",
-                    f"{unlimited.peak_mb:.0f} MB",
-                    f"{zsync_rate:,.0f} changes/s, {len(sent) / max(1, unlimited.extra['changes']):.2f} requests/change, {unlimited.extra['failed']} failed",
-                )
-            )
-            rows.append(
-                (
-                    "Apply, rate limit off: zivverscim SDK, one at a time",
-                    f"{sdk.seconds:.2f} s",
-                    f"{sdk.peak_mb:.0f} MB",
-                    f"{sdk_rate:,.0f} changes/s; zsync is {zsync_rate / sdk_rate:.1f} × (target ≥ 10)",
-                )
-            )
-            figures["apply_unlimited"] = {
-                "seconds": unlimited.seconds,
-                "rate": zsync_rate,
-                "sdk_rate": sdk_rate,
-                "ratio": zsync_rate / sdk_rate,
-                "peak_mb": unlimited.peak_mb,
+            figures["plan"] = {
+                "seconds": plan.seconds,
+                "peak_mb": plan.peak_mb,
+                "changes": plan.extra["changes"],
             }
+
+            # rate limit off: zsync against the SDK, the same updates, on loopback and on a WAN
+            ceiling = run_measured(python("ceiling", server.url, str(args.changes)))
+            ceiling_rate = ceiling.extra["changes"] / ceiling.seconds
+            rows.append(
+                (
+                    "Emulator alone: PUTs, 16 at a time (its ceiling)",
+                    f"{ceiling.seconds:.2f} s",
+                    "",
+                    f"{ceiling_rate:,.0f} requests/s: no client can go faster here",
+                )
+            )
+            figures["emulator_ceiling"] = ceiling_rate
+            for latency, where in (
+                (0.0, "loopback"),
+                (WAN_LATENCY, f"{WAN_LATENCY * 1000:.0f} ms per request"),
+            ):
+                org.latency = latency
+                rename_users(org, args.changes)
+                before = len(org.requests)
+                unlimited = run_measured(python("apply", profile))
+                sent = [r for r in org.requests[before:] if r[0] != "GET"]
+                zsync_rate = unlimited.extra["changes"] / unlimited.seconds
+                sdk = run_measured(python("sdk", server.url, str(args.changes)))
+                sdk_rate = sdk.extra["changes"] / sdk.seconds
+                rows.append(
+                    (
+                        f"Apply, rate limit off, {where}: zsync",
+                        f"{unlimited.seconds:.2f} s",
+                        f"{unlimited.peak_mb:.0f} MB",
+                        f"{zsync_rate:,.0f} changes/s, {len(sent) / max(1, unlimited.extra['changes']):.2f} requests/change, {unlimited.extra['failed']} failed",
+                    )
+                )
+                rows.append(
+                    (
+                        f"Apply, rate limit off, {where}: zivverscim SDK",
+                        f"{sdk.seconds:.2f} s",
+                        f"{sdk.peak_mb:.0f} MB",
+                        f"{sdk_rate:,.0f} changes/s, one at a time; zsync is {zsync_rate / sdk_rate:.1f} × (target ≥ 10)",
+                    )
+                )
+                key = "apply_unlimited" if latency == 0 else "apply_wan"
+                figures[key] = {
+                    "seconds": unlimited.seconds,
+                    "rate": zsync_rate,
+                    "sdk_rate": sdk_rate,
+                    "ratio": zsync_rate / sdk_rate,
+                    "peak_mb": unlimited.peak_mb,
+                    "failed": unlimited.extra["failed"],
+                }
+            org.latency = 0.0
 
             if not args.skip_limited:
                 limited_profile = str(write_profile(work, slapd, server.url, limited=True))
@@ -620,6 +674,7 @@ def main(argv: list[str] | None = None) -> int:
             "open": tui.extra["open"],
             "filter": tui.extra["filter"],
             "peak_mb": tui.peak_mb,
+            "rows": tui.extra["rows"],
         }
     finally:
         SPAWNER.close()
@@ -661,6 +716,7 @@ def _child(argv: list[str]) -> int:
         "plan": lambda: measure_plan(rest[0]),
         "apply": lambda: measure_apply(rest[0]),
         "sdk": lambda: measure_sdk(rest[0], int(rest[1])),
+        "ceiling": lambda: measure_ceiling(rest[0], int(rest[1])),
         "tui": lambda: measure_tui(int(rest[0])),
     }[what]()
     print(json.dumps(result))
@@ -670,6 +726,6 @@ def _child(argv: list[str]) -> int:
 if __name__ == "__main__":
     if sys.argv[1:] == ["spawner"]:
         raise SystemExit(serve_spawns())
-    if len(sys.argv) > 1 and sys.argv[1] in ("get-all", "plan", "apply", "sdk", "tui"):
+    if len(sys.argv) > 1 and sys.argv[1] in ("get-all", "plan", "apply", "sdk", "ceiling", "tui"):
         raise SystemExit(_child(sys.argv[1:]))
     raise SystemExit(main())
