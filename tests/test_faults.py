@@ -339,3 +339,18 @@ def test_a_disk_that_fills_up_mid_run_stops_before_an_unjournaled_change(
     assert (
         profile.run(capsys=capsys)[0] == 0 and len(zivver.org.users) == 6 and no_duplicates(zivver)
     )
+
+
+def test_reading_zivver_counts_against_its_rate_limit_too(directory, zivver, make_profile, capsys):
+    """The load's GETs and the update's writes share one pace: not a single 429 at the seam."""
+    staff(directory, 25)
+    zivver.org.rate_limit, zivver.org.rate_window = 10, 1.0
+    profile = make_profile([ldap_source(directory.slapd)])
+    profile.data["target"].update(rate_limit_requests=10, rate_limit_window_seconds=1.0)
+    profile.write()
+
+    code, err, _ = profile.run(capsys=capsys)
+
+    assert code == 0, err
+    assert len(zivver.org.users) == 25
+    assert [s for _m, _p, s in zivver.org.requests if s == 429] == []

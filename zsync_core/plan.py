@@ -303,14 +303,24 @@ class _Planner:
         if account.email != current.email:
             before["email"], after["email"] = current.email, account.email
         if account.display_name and account.display_name != current.display_name:
-            before["display_name"], after["display_name"] = current.display_name, account.display_name
+            before["display_name"], after["display_name"] = (
+                current.display_name,
+                account.display_name,
+            )
         if self.options.sync_aliases and aliases != current.aliases:
             before["aliases"], after["aliases"] = sorted(current.aliases), sorted(aliases)
         if self.options.sync_delegations and (delegates or current.delegates):
             renamed = self.renamed
-            now = frozenset(renamed.get(d, d) for d in current.delegates) if renamed else current.delegates
+            now = (
+                frozenset(renamed.get(d, d) for d in current.delegates)
+                if renamed
+                else current.delegates
+            )
             if delegates != now:
-                before["delegates"], after["delegates"] = sorted(current.delegates), sorted(delegates)
+                before["delegates"], after["delegates"] = (
+                    sorted(current.delegates),
+                    sorted(delegates),
+                )
         if account.division and account.division != current.division:
             before["division"], after["division"] = current.division, account.division
         return before, after

@@ -22,7 +22,7 @@ from .model import Event, LogEvent, Notice, Plan, SourceAccount, StepEvent, Zivv
 from .plan import MappingEntry, merge_sources, plan
 from .sources import SourceResult, make_source
 from .store import Store
-from .zivver.client import ZivverClient
+from .zivver.client import Pacer, ZivverClient
 
 Emit = Callable[[Event], None]
 
@@ -86,6 +86,9 @@ class SyncSession:
         self._finished = False
         self._last_kept: tuple[str, str] | None = None
         self.mapping: dict[str, MappingEntry] = {}
+        target = config.target
+        self._pacer = Pacer(target.rate_limit_requests, target.rate_limit_window_seconds)
+        """One pace for every request of this session: reading Zivver counts against its limit too."""
 
     def emit(self, event: Event) -> None:
         if isinstance(event, LogEvent):
@@ -114,6 +117,7 @@ class SyncSession:
             max_retries=target.max_retries,
             timeout_seconds=target.timeout_seconds,
             verify=verify,
+            pacer=self._pacer,
         )
 
     # --- step 1 -------------------------------------------------------------------------------

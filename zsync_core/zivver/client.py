@@ -41,12 +41,16 @@ class Pacer:
         self.finished: deque[float] = deque()
         """When the answers of the last requests came back (in order)."""
         self.in_flight = 0
-        self.lock = asyncio.Lock()
         self.paused_until = 0.0
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
     async def wait(self) -> None:
         """Wait for a place; every ``wait`` must be followed by one :meth:`release`."""
-        async with self.lock:
+        loop = asyncio.get_running_loop()  # a session may span event loops (asyncio.run twice)
+        lock = self._locks.get(loop)
+        if lock is None:
+            self._locks = {loop: (lock := asyncio.Lock())}
+        async with lock:
             while True:
                 now = time.monotonic()
                 if now < self.paused_until:
@@ -97,6 +101,7 @@ class ZivverClient:
         timeout_seconds: float = 30.0,
         verify: bool | str | ssl.SSLContext = True,
         backoff_seconds: float = 0.5,
+        pacer: Pacer | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         if isinstance(verify, str):  # a CA bundle: httpx wants an SSL context
@@ -107,7 +112,7 @@ class ZivverClient:
             "Authorization": f"Bearer {api_key}",
             "Accept": "application/scim+json, application/json",
         }
-        self.pacer = Pacer(rate_limit_requests, rate_limit_window_seconds)
+        self.pacer = pacer or Pacer(rate_limit_requests, rate_limit_window_seconds)
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
         self.requests_sent = 0
