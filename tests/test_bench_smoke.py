@@ -13,8 +13,19 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_benchmark_runs_end_to_end_at_1000_accounts(tmp_path):
     figures_file = tmp_path / "figures.json"
     result = subprocess.run(
-        [sys.executable, "-m", "bench.zsync_bench", "--accounts", "1000", "--changes", "60",
-         "--rate-window", "1", "--json", str(figures_file)],
+        [
+            sys.executable,
+            "-m",
+            "bench.zsync_bench",
+            "--accounts",
+            "1000",
+            "--changes",
+            "60",
+            "--rate-window",
+            "1",
+            "--json",
+            str(figures_file),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

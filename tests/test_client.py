@@ -221,7 +221,7 @@ async def test_reading_follows_paging_when_a_server_pages(zivver):
     for number in range(3):
         zivver.org.add_user(f"u{number}@example.org")
     client = client_for(zivver, fault)
-    resources = await client.list_resources("Users")
+    resources = await client.list_resources("Users", lambda resource: resource)
     assert len(resources) == 3 and len(pages) == 1, "Zivver returns everything at once: one request"
 
 

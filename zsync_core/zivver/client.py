@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -25,6 +25,9 @@ from ..model import ZivverAccount
 from . import scim
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+T = TypeVar("T")
 
 
 class Pacer:
@@ -133,11 +136,13 @@ class ZivverClient:
         *,
         params: dict[str, Any] | None = None,
         before_retry: Callable[[], Awaitable[Outcome | None]] | None = None,
+        raw_body: bool = False,
     ) -> Outcome:
         """Send one request; retry what is worth retrying. Never raises for HTTP errors.
 
         ``before_retry`` runs before a retry that follows a lost answer; if it returns an
-        Outcome (the create did happen), that is the result.
+        Outcome (the create did happen), that is the result. With ``raw_body`` a successful
+        answer's body is left as bytes (for :func:`scim.read_list`) and not kept in ``response``.
         """
         url = f"{self.base_url}{path}"
         headers = dict(self._headers)
@@ -192,7 +197,7 @@ class ZivverClient:
                 else:
                     await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
                 continue
-            return _outcome(request, response, attempt)
+            return _outcome(request, response, attempt, raw_body)
 
     def _backoff(self, attempt: int) -> float:
         return min(30.0, self.backoff_seconds * 2 ** (attempt - 1)) * (0.75 + random.random() / 2)
@@ -208,52 +213,66 @@ class ZivverClient:
     # --- reading the organization --------------------------------------------------------------
 
     async def list_resources(
-        self, kind: str, on_page: Callable[[int, int | None], None] | None = None
-    ) -> list[dict[str, Any]]:
-        """Every User or Group, whether or not the server pages (Zivver returns all at once).
+        self,
+        kind: str,
+        parse: Callable[[dict[str, Any]], T | None],
+        on_page: Callable[[int, int | None], None] | None = None,
+    ) -> list[T]:
+        """Every User or Group, parsed one by one; whether or not the server pages (Zivver does not).
 
         Raises:
             TargetError: Zivver is unreachable, refuses the key, or answers nonsense.
         """
-        resources: list[dict[str, Any]] = []
+        items: list[T] = []
+        seen = 0
         start = 1
+
+        def each(resource: Any) -> None:
+            parsed = parse(resource) if isinstance(resource, dict) else None
+            if parsed is not None:
+                items.append(parsed)
+
         while True:
             outcome = await self.send(
-                "GET", f"/{kind}", params={"startIndex": start, "count": 1000}
+                "GET", f"/{kind}", params={"startIndex": start, "count": 1000}, raw_body=True
             )
             if not outcome.ok:
                 raise TargetError(
                     f"Reading {kind} from Zivver at {self.base_url} failed: {outcome.error}"
                 )
-            data = outcome.body
-            if not isinstance(data, dict) or not isinstance(data.get("Resources", []), list):
+            try:
+                data = scim.read_list(outcome.body or b"{}", each)
+            except (ValueError, IndexError) as error:
+                raise TargetError(
+                    f"Reading {kind} from {self.base_url}: the answer is not a SCIM list ({error}). "
+                    "Is target.url the SCIM base URL?"
+                ) from error
+            page = data.get("Resources", 0)
+            if not isinstance(page, int) or isinstance(page, bool):  # not a list
                 raise TargetError(
                     f"Reading {kind} from {self.base_url}: the answer is not a SCIM list. Is target.url the SCIM base URL?"
                 )
-            page = data.get("Resources") or []
-            resources.extend(page)
+            seen += page
             total = data.get("totalResults")
             if on_page:
-                on_page(len(resources), total if isinstance(total, int) else None)
-            if not page or not isinstance(total, int) or len(resources) >= total:
-                return resources
-            start += len(page)
+                on_page(seen, total if isinstance(total, int) else None)
+            if not page or not isinstance(total, int) or seen >= total:
+                return items
+            start += page
 
     async def read_organization(
         self, on_page: Callable[[str, int, int | None], None] | None = None
     ) -> tuple[list[ZivverAccount], dict[str, str]]:
         """All accounts (users and functional accounts) and the user ids by address."""
-        users_raw = await self.list_resources(
-            "Users", (lambda d, t: on_page("Users", d, t)) if on_page else None
+        users = await self.list_resources(
+            "Users", scim.parse_user, (lambda d, t: on_page("Users", d, t)) if on_page else None
         )
-        groups_raw = await self.list_resources(
-            "Groups", (lambda d, t: on_page("Groups", d, t)) if on_page else None
-        )
-        users = [u for u in map(scim.parse_user, users_raw) if u is not None]
         emails_by_id = {u.zivver_id: u.email for u in users}
-        groups = [
-            g for g in (scim.parse_group(r, emails_by_id) for r in groups_raw) if g is not None
-        ]
+        groups = await self.list_resources(
+            "Groups",
+            lambda resource: scim.parse_group(resource, emails_by_id),
+            (lambda d, t: on_page("Groups", d, t)) if on_page else None,
+        )
         return users + groups, {u.email: u.zivver_id for u in users}
 
     async def find(self, kind: str, attribute: str, value: str) -> dict[str, Any] | None:
@@ -285,14 +304,25 @@ def _transport_text(error: Exception) -> str:
     return f"{name}: {error}" if str(error) else name
 
 
-def _outcome(request: dict[str, Any], response: httpx.Response, attempts: int) -> Outcome:
+def _outcome(
+    request: dict[str, Any], response: httpx.Response, attempts: int, raw_body: bool = False
+) -> Outcome:
+    ok = response.status_code in (200, 201, 204)
+    if raw_body and ok:
+        return Outcome(
+            True,
+            response.status_code,
+            request,
+            {"status": response.status_code},
+            attempts,
+            body=response.content,
+        )
     body: Any = None
     if response.content:
         try:  # from the bytes: response.json() would first copy 100,000 accounts into a str
             body = json.loads(response.content)
         except ValueError:
             body = response.text[:2000]
-    ok = response.status_code in (200, 201, 204)
     return Outcome(
         ok=ok,
         status=response.status_code,

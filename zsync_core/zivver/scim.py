@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ..addresses import normalize_address
@@ -24,6 +25,67 @@ NO_DIVISION = "/"
 
 USER_SCHEMAS = [CORE_USER, ENTERPRISE_USER, ZIVVER_USER]
 GROUP_SCHEMAS = [CORE_GROUP, ZIVVER_GROUP]
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def read_list(content: bytes, each: Callable[[Any], None]) -> dict[str, Any]:
+    """Read a SCIM ListResponse, handing each resource to ``each`` as soon as it is decoded.
+
+    Zivver answers a list with every account at once; decoding all of them into dicts before
+    turning them into accounts would hold about 2 KB per account at the same time. Returns
+    the other top-level members, with ``Resources`` replaced by how many there were.
+
+    Raises:
+        ValueError: the content is not a JSON object.
+    """
+    text = content.decode("utf-8")
+    index = _SPACE.match(text, 0).end()  # type: ignore[union-attr]
+    if text[index] != "{":
+        raise ValueError("not a JSON object")
+    top: dict[str, Any] = {}
+    index = _skip(text, index + 1)
+    if text[index] == "}":
+        return top
+    while True:
+        key, index = _DECODER.raw_decode(text, index)
+        index = _skip(text, index)
+        if text[index] != ":":
+            raise ValueError(f"':' expected at {index}")
+        index = _skip(text, index + 1)
+        if key == "Resources" and text[index] == "[":
+            count, index = _each_item(text, _skip(text, index + 1), each)
+            top[key] = count
+        else:
+            top[key], index = _DECODER.raw_decode(text, index)
+        index = _skip(text, index)
+        if text[index] == "}":
+            return top
+        if text[index] != ",":
+            raise ValueError(f"',' or '}}' expected at {index}")
+        index = _skip(text, index + 1)
+
+
+def _skip(text: str, index: int) -> int:
+    return _SPACE.match(text, index).end()  # type: ignore[union-attr]
+
+
+def _each_item(text: str, index: int, each: Callable[[Any], None]) -> tuple[int, int]:
+    count = 0
+    if text[index] == "]":
+        return count, index + 1
+    while True:
+        item, index = _DECODER.raw_decode(text, index)
+        each(item)
+        count += 1
+        index = _skip(text, index)
+        if text[index] == "]":
+            return count, index + 1
+        if text[index] != ",":
+            raise ValueError(f"',' or ']' expected at {index}")
+        index = _skip(text, index + 1)
 
 
 def _addresses(values: Any) -> frozenset[str]:
