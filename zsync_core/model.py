@@ -7,11 +7,21 @@ source parsing, SCIM parsing).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
 from .config import GuardedAction
+
+NO_ADDRESSES: frozenset[str] = frozenset()
+
+
+def address_set(values: Iterable[str]) -> frozenset[str]:
+    """A set of addresses. Empty ones are all the same object: an empty frozenset takes 216
+    bytes, and every account has two (aliases, delegates), most of them empty."""
+    found = frozenset(values)
+    return found if found else NO_ADDRESSES
 
 
 class Kind(StrEnum):

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from ..addresses import normalize_address
 from ..config import Config, CsvSourceConfig
 from ..errors import SourceError
-from ..model import Kind, Notice, SourceAccount, StepEvent
+from ..model import Kind, Notice, SourceAccount, StepEvent, address_set
 from . import Emit, SourceResult
 
 COLUMNS = ("email", "name", "kind", "active", "aliases", "delegates", "id", "sso_key", "division")
@@ -118,7 +118,7 @@ class CsvSource:
                 bad = [value for value in values if normalize_address(value) is None]
                 reject(f"{column} has invalid address(es) {', '.join(bad)}")
                 return None
-            addresses[column] = frozenset(a for a in parsed if a)
+            addresses[column] = address_set(a for a in parsed if a)
         return SourceAccount(
             kind=kind,
             source_id=record.get("id") or email,

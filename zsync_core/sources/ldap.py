@@ -21,7 +21,7 @@ from ldap3.core import exceptions as ldap_errors
 from ..addresses import normalize_address
 from ..config import Config, LdapAttributes, LdapSourceConfig, read_secret
 from ..errors import SourceError
-from ..model import Event, Kind, Notice, SourceAccount, StepEvent
+from ..model import Event, Kind, Notice, SourceAccount, StepEvent, address_set
 from . import Emit, SourceResult
 from .ldap_fast import use_fast_search
 
@@ -352,7 +352,7 @@ class LdapSource:
             parsed_users.append((dn, raw, email))
         for dn, raw, email in parsed_users:
             shared = _int(_first(raw, a.recipient_type)) == SHARED_MAILBOX
-            delegates = frozenset(
+            delegates = address_set(
                 emails_by_dn[d]
                 for d in _dns(raw, a.delegates)
                 if d in emails_by_dn and active_by_dn[d]
@@ -379,7 +379,7 @@ class LdapSource:
             email = self._email(dn, raw, result)
             if email is None:
                 continue
-            delegates = frozenset(
+            delegates = address_set(
                 emails_by_dn[d]
                 for d in _flatten(dn, all_groups, members_attr, emails_by_dn)
                 if active_by_dn.get(d)
@@ -447,7 +447,7 @@ class LdapSource:
             address = normalize_address(text)
             if address and address != email:
                 found.add(address)
-        return frozenset(found)
+        return address_set(found)
 
     def _disabled(self, raw: Raw) -> bool:
         name = (self.attrs.disabled or "").lower()

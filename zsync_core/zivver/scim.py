@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..addresses import normalize_address
-from ..model import Kind, ZivverAccount
+from ..model import Kind, ZivverAccount, address_set
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -95,7 +95,7 @@ def _addresses(values: Any) -> frozenset[str]:
         address = normalize_address(text if isinstance(text, str) else None)
         if address:
             found.add(address)
-    return frozenset(found)
+    return address_set(found)
 
 
 def _division(resource: dict[str, Any]) -> str | None:
@@ -130,7 +130,7 @@ def parse_group(
     group_id = resource.get("id")
     if email is None or not group_id:
         return None
-    delegates = frozenset(
+    delegates = address_set(
         emails_by_user_id[member["value"]]
         for member in resource.get("members") or []
         if isinstance(member, dict)
