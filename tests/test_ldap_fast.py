@@ -49,3 +49,13 @@ def test_what_it_does_not_take_is_left_to_ldap3():
     assert parse_search_entry(ranged) is None, "AD's ranged attributes: ldap3's auto-range"
     assert parse_search_entry(done) is None
     assert parse_search_entry(entry(7, "cn=x", {"mail": [b"x"]})[:-3]) is None, "truncated"
+
+
+def test_guid_text_is_what_uuid_says():
+    import uuid
+
+    from zsync_core.sources.ldap import guid_text
+
+    for _ in range(200):
+        value = uuid.uuid4().bytes_le
+        assert guid_text(value) == str(uuid.UUID(bytes_le=value))

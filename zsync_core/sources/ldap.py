@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -420,7 +419,7 @@ class LdapSource:
         if value is None:
             return f"dn:{dn}"
         if name in BINARY_IDS and len(value) == 16:
-            return str(uuid.UUID(bytes_le=value))
+            return guid_text(value)
         return value.decode("utf-8", "replace")
 
     def _sso_key(self, raw: Raw) -> str | None:
@@ -429,7 +428,7 @@ class LdapSource:
         if value is None:
             return None
         if name in BINARY_IDS and len(value) == 16:
-            return str(uuid.UUID(bytes_le=value))
+            return guid_text(value)
         return value.decode("utf-8", "replace")
 
     def _display_name(self, raw: Raw, email: str) -> str:
@@ -459,6 +458,13 @@ class LdapSource:
         if name == "useraccountcontrol":
             return bool((_int(value) or 0) & AD_DISABLED_BIT)
         return value.decode("utf-8", "replace").strip().lower() not in FALSE_WORDS
+
+
+def guid_text(value: bytes) -> str:
+    """An objectGUID (16 bytes, little-endian fields) as text: what ``str(uuid.UUID(bytes_le=…))``
+    gives, at a third of the cost (it runs twice per account)."""
+    h = (value[3::-1] + value[5:3:-1] + value[7:5:-1] + value[8:]).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _first(raw: Raw, name: str | None) -> bytes | None:

@@ -67,8 +67,14 @@ def parse_search_entry(data: bytes) -> tuple[int, dict[str, Any]] | None:
             size, index = _length(data, index + 1)  # the SET of values
             values_end = index + size
             values = []
-            while index < values_end:
-                size, index = _length(data, index + 1)
+            while index < values_end:  # _length inlined: this loop runs for every value
+                size = data[index + 1]
+                if size < 0x80:
+                    index += 2
+                else:
+                    count = size & 0x7F
+                    size = int.from_bytes(data[index + 2 : index + 2 + count], "big")
+                    index += 2 + count
                 values.append(data[index : index + size])
                 index += size
             attributes[name] = values
