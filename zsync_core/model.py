@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .config import GuardedAction
 
@@ -150,9 +150,12 @@ class Notice:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
-    """A source account matched to a Zivver account (kept in the local account mapping)."""
+class Match(NamedTuple):
+    """A source account matched to a Zivver account (kept in the local account mapping).
+
+    A tuple, not a frozen dataclass: a daily run makes one per account, and a frozen
+    dataclass sets each field through object.__setattr__.
+    """
 
     kind: Kind
     source_id: str

@@ -92,6 +92,10 @@ class SyncSession:
         self._pacer = Pacer(target.rate_limit_requests, target.rate_limit_window_seconds)
         """One pace for every request of this session: reading Zivver counts against its limit too."""
 
+    def listen(self, emit: Emit) -> None:
+        """Send this session's events to ``emit`` from now on (a front end that starts later)."""
+        self._emit = emit
+
     def emit(self, event: Event) -> None:
         if isinstance(event, LogEvent):
             self._keep(event.level, event.message)

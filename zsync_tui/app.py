@@ -61,7 +61,7 @@ class ZsyncApp(App[int]):
         super().__init__()
         self.session = session
         session.mode = "tui"
-        session._emit = self._emit_threadsafe
+        session.listen(self._emit_threadsafe)
         host = urlsplit(session.config.target.url).hostname or session.config.target.url
         self.where = where or f"{session.config.path.name} → Zivver at {host}"
         self.progress = Progress()
