@@ -34,4 +34,5 @@ class StepScreen(Screen[None]):
             yield Footer(compact=True)
 
     def body(self) -> Iterable[Widget]:
-        raise NotImplementedError
+        """The widgets between the step bar and the progress line (each screen yields its own)."""
+        return ()
