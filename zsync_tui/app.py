@@ -63,7 +63,7 @@ class ZsyncApp(App[int]):
         session.mode = "tui"
         session.listen(self._emit_threadsafe)
         host = urlsplit(session.config.target.url).hostname or session.config.target.url
-        self.where = where or f"{session.config.path.name} → Zivver at {host}"
+        self.where = where or f"{session.config.path.name} → {host}"
         self.progress = Progress()
         self.events: list[tuple[float, str, str]] = []
         self.plan: Plan | None = None
