@@ -217,17 +217,18 @@ class SyncSession:
         return None
 
     def plan(self, options: SyncConfig | None = None) -> Plan:
-        """Compute the plan from what was loaded (no reload). ``options`` overrides the profile's."""
+        """Compute the plan from what was loaded (no reload), with ``options`` or the session's.
+
+        Nothing is kept: to use other options for the rest of the run, set ``self.options``.
+        """
         loaded = self._require_loaded()
-        if options is not None:
-            self.options = options
         protected = frozenset(i for r in loaded.sources for i in r.unreadable_ids)
         with _no_cyclic_gc():
             result = plan(
                 self.merged,
                 loaded.zivver,
                 self.mapping,
-                self.options,
+                options or self.options,
                 self.removals_blocked(),
                 protected,
             )

@@ -18,7 +18,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 
-from zsync_core.config import GuardedAction
+from zsync_core.config import GuardedAction, SyncConfig
 from zsync_core.errors import ZsyncError
 from zsync_core.model import Change, ChangeEvent, Event, LogEvent, Plan, StepEvent
 from zsync_core.profile_edit import changed_options, save_sync_options
@@ -203,12 +203,8 @@ class ZsyncApp(App[int]):
         elif message.what == "update":
             self._update_now()
 
-    def _recompute(self, options: object) -> Plan:
-        current = self.session.options
-        try:
-            return self.session.plan(options)  # type: ignore[arg-type]
-        finally:
-            self.session.options = current
+    def _recompute(self, options: SyncConfig) -> Plan:
+        return self.session.plan(options)
 
     def _options_chosen(self, result: OptionsResult | None) -> None:
         if result is None:
@@ -231,7 +227,8 @@ class ZsyncApp(App[int]):
                 )
         elif changes:
             self.notify("These options apply to this run only; the profile is unchanged.")
-        self.plan = self.session.plan(result.options)
+        self.session.options = result.options
+        self.plan = self.session.plan()
         summary = self._summary()
         if summary is not None:
             summary.show(self.plan, self._excluded_ids())

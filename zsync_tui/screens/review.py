@@ -98,7 +98,6 @@ class ReviewScreen(StepScreen):
     def refilter(self) -> None:
         rows = [r for r in self.all_rows if self.state is None or r["state"] == self.state]
         self.query_one(VirtualTable).set_rows(rows)
-        self.sub_title = self.state or "all"
 
     @on(VirtualTable.Selected)
     def _inspect(self, event: VirtualTable.Selected) -> None:
