@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 
 from hypothesis import given, settings
@@ -202,7 +201,7 @@ def test_the_suspension_guard_is_exact_at_the_threshold():
 def test_deletions_and_sso_key_updates_are_always_guarded():
     mapping = {"g1": MappingEntry("z1"), "g2": MappingEntry("z2", sso_key_sent="old")}
     zivver = [ziv("a@example.org", "z1"), ziv("b@example.org", "z2")]
-    sources = [dataclasses.replace(src("b@example.org", "g2"), sso_key="new")]
+    sources = [src("b@example.org", "g2")._replace(sso_key="new")]
     options = OPTIONS.model_copy(update={"delete_users": True, "update_sso_keys": True})
     result = plan(sources, zivver, mapping, options)
     assert {g.action for g in result.guards} == {
@@ -368,7 +367,7 @@ def simulate(
             )
             if old.kind is Kind.FUNCTIONAL:
                 fields["active"] = bool(fields["delegates"])
-            state[change.zivver_id] = dataclasses.replace(old, **fields)
+            state[change.zivver_id] = old._replace(**fields)
     return list(state.values()), mapping
 
 

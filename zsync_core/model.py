@@ -2,7 +2,9 @@
 
 These are frozen slotted dataclasses rather than pydantic models: a daily run builds
 hundreds of thousands of them, and validation already happened at the edges (config,
-source parsing, SCIM parsing).
+source parsing, SCIM parsing). The two account records, made 100,000 at a time on both
+sides, are NamedTuples: a third of the cost of a frozen dataclass to build, and cheap to
+pickle (the directory is read in a process of its own).
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ class Kind(StrEnum):
     FUNCTIONAL = "functional"
 
 
-@dataclass(frozen=True, slots=True)
-class SourceAccount:
+class SourceAccount(NamedTuple):
     """One account as the directory (or a CSV file) describes it, already normalized."""
 
     kind: Kind
@@ -43,14 +44,13 @@ class SourceAccount:
     """The source's configured name."""
     entry: str
     """Where it came from, for messages: a DN or ``file:line``."""
-    aliases: frozenset[str] = frozenset()
-    delegates: frozenset[str] = frozenset()
+    aliases: frozenset[str] = NO_ADDRESSES
+    delegates: frozenset[str] = NO_ADDRESSES
     sso_key: str | None = None
     division: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ZivverAccount:
+class ZivverAccount(NamedTuple):
     """One account as Zivver has it. Functional accounts are SCIM Groups."""
 
     kind: Kind
@@ -59,8 +59,8 @@ class ZivverAccount:
     display_name: str
     active: bool
     """Users: the ``active`` flag. Functional accounts: has at least one delegate."""
-    aliases: frozenset[str] = frozenset()
-    delegates: frozenset[str] = frozenset()
+    aliases: frozenset[str] = NO_ADDRESSES
+    delegates: frozenset[str] = NO_ADDRESSES
     division: str | None = None
 
 
