@@ -421,3 +421,22 @@ def test_a_group_update_is_not_sent_when_a_delegates_own_creation_failed(
     assert zivver.org.delegates_of("team@example.org") == {"ann@example.org"}, (
         "access is not taken away"
     )
+
+
+def test_an_entry_larger_than_one_read_arrives_whole(directory, zivver, make_profile, capsys):
+    """Messages are cut out of 256 KiB reads; an entry can span several of them."""
+    from zsync_core.sources.ldap_fast import RECEIVE_SIZE
+
+    aliases = [f"alias{n:05}.of.ann@example.org" for n in range(12_000)]
+    assert sum(len(a) + 8 for a in aliases) > RECEIVE_SIZE
+    staff(directory, 9)  # with page_size 7, pages end inside and after the large entry
+    directory.user("ann", aliases=aliases)
+    profile = make_profile([ldap_source(directory.slapd)])
+
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code == 0, err
+    ann = zivver.org.user_by_email("ann@example.org")
+    assert ann[ZIVVER_USER]["aliases"] == aliases
+    assert zivver.org.user_by_email("user008@example.org") is not None
+    assert report["summary"] == {"create-user": 10}

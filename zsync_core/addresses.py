@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 _ADDRESS = re.compile(r"^[^@\s,;<>()\[\]\"]+@[a-z0-9-]+(\.[a-z0-9-]+)+$")
 MAX_ADDRESS_LENGTH = 254
@@ -22,6 +23,6 @@ def domain_of(address: str) -> str:
     return address.rpartition("@")[2]
 
 
-def in_domains(address: str, domains: list[str]) -> bool:
+def in_domains(address: str, domains: Collection[str]) -> bool:
     """True when the domain filter admits the address (an empty filter admits all)."""
     return not domains or domain_of(address) in domains

@@ -20,6 +20,7 @@ from .addresses import in_domains
 from .config import GuardedAction, SyncConfig
 from .model import (
     ACTION_ORDER,
+    NO_ADDRESSES,
     Action,
     Change,
     Fields,
@@ -30,6 +31,7 @@ from .model import (
     Plan,
     SourceAccount,
     ZivverAccount,
+    address_set,
 )
 
 
@@ -110,6 +112,7 @@ class _Planner:
         protected_ids: frozenset[str] = frozenset(),
     ) -> None:
         self.options = options
+        self.domains = frozenset(options.domains)
         self.protected_ids = protected_ids
         self.mapping = mapping
         self.removals_blocked = removals_blocked
@@ -126,7 +129,7 @@ class _Planner:
         self.renamed: dict[str, str] = {}
 
     def in_domain(self, address: str) -> bool:
-        return in_domains(address, self.options.domains)
+        return in_domains(address, self.domains)
 
     def run(self, sources: list[SourceAccount]) -> Plan:
         wanted = [account for account in sources if self._admit(account)]
@@ -230,6 +233,8 @@ class _Planner:
     def _aliases(
         self, account: SourceAccount, current: ZivverAccount | None, primaries: set[str]
     ) -> frozenset[str]:
+        if not account.aliases:
+            return NO_ADDRESSES
         keep = set()
         for alias in account.aliases:
             if alias == account.email:
@@ -253,9 +258,11 @@ class _Planner:
                 )
             else:
                 keep.add(alias)
-        return frozenset(keep)
+        return address_set(keep)
 
     def _delegates(self, account: SourceAccount, personal: set[str]) -> frozenset[str]:
+        if not account.delegates:
+            return NO_ADDRESSES
         keep = set()
         for delegate in account.delegates:
             if delegate == account.email:
@@ -269,7 +276,7 @@ class _Planner:
                         f"Delegate {delegate} of {account.email} is not a synced personal account; dropped.",
                     )
                 )
-        return frozenset(keep)
+        return address_set(keep)
 
     def _plan_create(
         self, account: SourceAccount, aliases: frozenset[str], delegates: frozenset[str]
@@ -338,7 +345,8 @@ class _Planner:
             if options.update_users
             else ({}, {})
         )
-        sso = self._known_sso(account, current)
+        entry = self.mapping.get(account.source_id)
+        sso = self._known_sso(account, current, entry)
         if account.active != current.active:
             allowed = (
                 options.reactivate_users
@@ -352,7 +360,6 @@ class _Planner:
             return
         if after:
             self._add(Action.UPDATE_USER, account, current, before, after, sso)
-        entry = self.mapping.get(account.source_id)
         if (
             options.update_sso_keys
             and account.sso_key
@@ -367,9 +374,10 @@ class _Planner:
                 account.sso_key,
             )
 
-    def _known_sso(self, account: SourceAccount, current: ZivverAccount) -> str | None:
+    def _known_sso(
+        self, account: SourceAccount, current: ZivverAccount, entry: MappingEntry | None
+    ) -> str | None:
         """The SsoAccountKey to repeat in a PUT: only one we know Zivver already has."""
-        entry = self.mapping.get(account.source_id)
         if (
             entry is not None
             and entry.zivver_id == current.zivver_id

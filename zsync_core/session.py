@@ -137,11 +137,11 @@ class SyncSession:
         # Zivver is read while the sources are: its answer is mostly waiting on the network
         with _no_cyclic_gc():
             await asyncio.gather(self._load_sources(result), self._load_target(result))
-        self.mapping = self.store.mapping()
+            self.mapping = self.store.mapping()
+            self.merged, self.merge_notices = merge_sources(
+                (r.name, r.accounts) for r in result.sources
+            )
         self.loaded = result
-        self.merged, self.merge_notices = merge_sources(
-            (r.name, r.accounts) for r in result.sources
-        )
         for source_result in result.sources:
             for notice in source_result.notices:
                 self.emit(LogEvent(notice.level, notice.message))
