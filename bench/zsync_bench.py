@@ -212,6 +212,80 @@ def write_profile(work: Path, slapd: Slapd, url: str, limited: bool) -> Path:
     return profile
 
 
+class EmulatorHost:
+    """The emulator with ``accounts`` accounts, in a process of its own, driven over a pipe.
+
+    Zivver runs on machines of its own; in the driver's process the emulator would share
+    one interpreter (and its lock) with the driver. Commands (JSON lines): ``rename`` (make
+    ``count`` users differ from the directory), ``set`` (the Organization's ``latency``,
+    ``rate_limit``, ``rate_window``), ``mark`` and ``since`` (what was sent after a mark).
+    """
+
+    def __init__(self, accounts: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.zsync_bench", "emulator", str(accounts)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            text=True,
+        )
+        started = self._reply()
+        self.url: str = started["url"]
+        self.http: str = started["http"]
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.process.stdout
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the emulator process ended (exit {self.process.wait()})")
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def call(self, op: str, **arguments: Any) -> dict[str, Any]:
+        assert self.process.stdin
+        self.process.stdin.write(json.dumps({"op": op, **arguments}) + "\n")
+        self.process.stdin.flush()
+        return self._reply()
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(30)
+
+
+def host_emulator(accounts: int) -> int:
+    """The other end of :class:`EmulatorHost`."""
+    import importlib.util
+
+    from zsync_emulator.app import Organization
+    from zsync_emulator.server import EmulatorServer
+
+    org = Organization(api_key=API_KEY, rate_limit=None)
+    seed_organization(org, accounts)
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    with EmulatorServer(org, http=http) as server:
+        print(json.dumps({"url": server.url, "http": http}), flush=True)
+        for line in sys.stdin:
+            command = json.loads(line)
+            op = command.pop("op")
+            reply: dict[str, Any] = {}
+            with org.lock:
+                if op == "rename":
+                    rename_users(org, command["count"])
+                elif op == "set":
+                    for name, value in command.items():
+                        setattr(org, name, value)
+                elif op == "mark":
+                    reply = {"mark": len(org.requests)}
+                elif op == "since":
+                    during = org.requests[command["mark"] :]
+                    reply = {
+                        "sent": sum(1 for r in during if r[0] != "GET"),
+                        "throttled": sum(1 for r in during if r[2] == 429),
+                    }
+            print(json.dumps(reply), flush=True)
+    return 0
+
+
 # --- measuring -------------------------------------------------------------------------------
 
 
@@ -315,24 +389,25 @@ def measure_get_all(url: str) -> dict[str, Any]:
 
 
 def measure_ceiling(url: str, count: int) -> dict[str, Any]:
-    """What the emulator can serve: ``count`` PUTs, 16 at a time, with nothing else to do."""
+    """What the emulator can serve: ``count`` PUTs, 16 at a time, from a client that does nothing else."""
     import httpx
 
     async def run() -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {API_KEY}"}
         async with httpx.AsyncClient(headers=headers, timeout=300) as client:
             users = (await client.get(f"{url}/Users")).json()["Resources"][:count]
-            queue = list(users)
-            started = time.perf_counter()
+        queue = list(users)
+        started = time.perf_counter()
 
-            async def worker() -> None:
+        async def worker() -> None:  # a client (one connection) each, as zsync does
+            async with httpx.AsyncClient(headers=headers, timeout=300) as client:
                 while queue:
                     user = queue.pop()
                     response = await client.put(f"{url}/Users/{user['id']}", json=user)
                     response.raise_for_status()
 
-            await asyncio.gather(*(worker() for _ in range(16)))
-            return {"seconds": time.perf_counter() - started, "changes": len(users)}
+        await asyncio.gather(*(worker() for _ in range(UNLIMITED_CONCURRENCY)))
+        return {"seconds": time.perf_counter() - started, "changes": len(users)}
 
     return asyncio.run(run())
 
@@ -479,9 +554,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
 
-    from zsync_emulator.app import Organization
-    from zsync_emulator.server import EmulatorServer
-
     global SPAWNER
     os.environ["ZSYNC_BENCH_API_KEY"] = API_KEY
     os.environ["ZSYNC_BENCH_LDAP_PASSWORD"] = SERVICE_PASSWORD
@@ -494,176 +566,175 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
     }
     slapd = None
-    org = Organization(api_key=API_KEY, rate_limit=None)
+    server = None
     try:
         print(f"Building {args.accounts:,} accounts in slapd and the emulator …", file=sys.stderr)
         started = time.perf_counter()
         slapd = start_directory(work, args.accounts)
-        seed_organization(org, args.accounts)
+        server = EmulatorHost(args.accounts)
+        figures["emulator_http"] = server.http
         print(f"  ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-        with EmulatorServer(org) as server:
-            profile = str(write_profile(work, slapd, server.url, limited=False))
-            # first run: match every account once (the store's mapping), as after a first sync
-            run_measured([ZSYNC, "--headless", "--config", profile])
+        profile = str(write_profile(work, slapd, server.url, limited=False))
+        # first run: match every account once (the store's mapping), as after a first sync
+        run_measured([ZSYNC, "--headless", "--config", profile])
 
-            ldapsearch = run_measured(
-                [
-                    "ldapsearch",
-                    "-x",
-                    "-LLL",
-                    "-o",
-                    "ldif-wrap=no",
-                    "-H",
-                    slapd.url,
-                    "-D",
-                    SERVICE_DN,
-                    "-w",
-                    SERVICE_PASSWORD,
-                    "-b",
-                    BASE_DN,
-                    "-E",
-                    "pr=1000/noprompt",
-                    "(|(&(objectClass=user)(mail=*))(&(objectClass=group)(mail=*)))",
-                    *ATTRIBUTES,
-                ],
+        ldapsearch = run_measured(
+            [
+                "ldapsearch",
+                "-x",
+                "-LLL",
+                "-o",
+                "ldif-wrap=no",
+                "-H",
+                slapd.url,
+                "-D",
+                SERVICE_DN,
+                "-w",
+                SERVICE_PASSWORD,
+                "-b",
+                BASE_DN,
+                "-E",
+                "pr=1000/noprompt",
+                "(|(&(objectClass=user)(mail=*))(&(objectClass=group)(mail=*)))",
+                *ATTRIBUTES,
+            ],
+        )
+        get_all = run_measured(python("get-all", server.url))
+        daily = run_measured([ZSYNC, "--headless", "--dry-run", "--config", profile])
+        baseline = ldapsearch.seconds + get_all.seconds
+        rows.append(
+            (
+                "Raw: paged ldapsearch of the same entries",
+                f"{ldapsearch.seconds:.2f} s",
+                f"{ldapsearch.peak_mb:.0f} MB",
+                "C client",
             )
-            get_all = run_measured(python("get-all", server.url))
-            daily = run_measured([ZSYNC, "--headless", "--dry-run", "--config", profile])
-            baseline = ldapsearch.seconds + get_all.seconds
+        )
+        rows.append(
+            (
+                "Raw: GET all Users and Groups",
+                f"{get_all.seconds:.2f} s",
+                f"{get_all.peak_mb:.0f} MB",
+                f"{get_all.extra['resources']:,} resources",
+            )
+        )
+        rows.append(
+            (
+                "zsync daily run, no changes (load + plan)",
+                f"{daily.seconds:.2f} s",
+                f"{daily.peak_mb:.0f} MB",
+                f"{daily.seconds / baseline:.2f} × the raw sum (target ≤ 1.25, ≤ 500 MB)",
+            )
+        )
+        figures["daily"] = {
+            "seconds": daily.seconds,
+            "peak_mb": daily.peak_mb,
+            "baseline": baseline,
+            "ratio": daily.seconds / baseline,
+        }
+
+        plan = run_measured(python("plan", profile))
+        rows.append(
+            (
+                "Plan alone",
+                f"{plan.seconds:.3f} s",
+                f"{plan.peak_mb:.0f} MB",
+                f"{plan.extra['source']:,} vs {plan.extra['zivver']:,} accounts, median of 3 (target ≤ 1 s)",
+            )
+        )
+        figures["plan"] = {
+            "seconds": plan.seconds,
+            "peak_mb": plan.peak_mb,
+            "changes": plan.extra["changes"],
+        }
+
+        # rate limit off: zsync against the SDK, the same updates, on loopback and on a WAN
+        ceiling = run_measured(python("ceiling", server.url, str(args.changes)))
+        ceiling_rate = ceiling.extra["changes"] / ceiling.seconds
+        rows.append(
+            (
+                "Emulator alone: plain httpx PUTs, 16 at a time",
+                f"{ceiling.seconds:.2f} s",
+                "",
+                f"{ceiling_rate:,.0f} requests/s: about what this emulator serves on this machine",
+            )
+        )
+        figures["emulator_ceiling"] = ceiling_rate
+        for latency, where in (
+            (0.0, "loopback"),
+            (WAN_LATENCY, f"{WAN_LATENCY * 1000:.0f} ms per request"),
+        ):
+            server.call("set", latency=latency)
+            server.call("rename", count=args.changes)
+            before = server.call("mark")["mark"]
+            unlimited = run_measured(python("apply", profile))
+            sent = server.call("since", mark=before)["sent"]
+            zsync_rate = unlimited.extra["changes"] / unlimited.seconds
+            sdk = run_measured(python("sdk", server.url, str(args.changes)))
+            sdk_rate = sdk.extra["changes"] / sdk.seconds
             rows.append(
                 (
-                    "Raw: paged ldapsearch of the same entries",
-                    f"{ldapsearch.seconds:.2f} s",
-                    f"{ldapsearch.peak_mb:.0f} MB",
-                    "C client",
+                    f"Apply, rate limit off, {where}: zsync",
+                    f"{unlimited.seconds:.2f} s",
+                    f"{unlimited.peak_mb:.0f} MB",
+                    f"{zsync_rate:,.0f} changes/s, {sent / max(1, unlimited.extra['changes']):.2f} requests/change, {unlimited.extra['failed']} failed",
                 )
             )
             rows.append(
                 (
-                    "Raw: GET all Users and Groups",
-                    f"{get_all.seconds:.2f} s",
-                    f"{get_all.peak_mb:.0f} MB",
-                    f"{get_all.extra['resources']:,} resources",
+                    f"Apply, rate limit off, {where}: zivverscim SDK",
+                    f"{sdk.seconds:.2f} s",
+                    f"{sdk.peak_mb:.0f} MB",
+                    f"{sdk_rate:,.0f} changes/s, one at a time; zsync is {zsync_rate / sdk_rate:.1f} × (target ≥ 10)",
                 )
             )
-            rows.append(
-                (
-                    "zsync daily run, no changes (load + plan)",
-                    f"{daily.seconds:.2f} s",
-                    f"{daily.peak_mb:.0f} MB",
-                    f"{daily.seconds / baseline:.2f} × the raw sum (target ≤ 1.25, ≤ 500 MB)",
-                )
-            )
-            figures["daily"] = {
-                "seconds": daily.seconds,
-                "peak_mb": daily.peak_mb,
-                "baseline": baseline,
-                "ratio": daily.seconds / baseline,
+            key = "apply_unlimited" if latency == 0 else "apply_wan"
+            figures[key] = {
+                "seconds": unlimited.seconds,
+                "rate": zsync_rate,
+                "sdk_rate": sdk_rate,
+                "ratio": zsync_rate / sdk_rate,
+                "peak_mb": unlimited.peak_mb,
+                "failed": unlimited.extra["failed"],
             }
+        server.call("set", latency=0.0)
 
-            plan = run_measured(python("plan", profile))
-            rows.append(
-                (
-                    "Plan alone",
-                    f"{plan.seconds:.3f} s",
-                    f"{plan.peak_mb:.0f} MB",
-                    f"{plan.extra['source']:,} vs {plan.extra['zivver']:,} accounts, median of 3 (target ≤ 1 s)",
+        if not args.skip_limited:
+            limited_profile = str(write_profile(work, slapd, server.url, limited=True))
+            text = (
+                Path(limited_profile)
+                .read_text()
+                .replace(
+                    "[target]\n",
+                    f"[target]\nrate_limit_window_seconds = {args.rate_window}\n",
+                    1,
                 )
             )
-            figures["plan"] = {
-                "seconds": plan.seconds,
-                "peak_mb": plan.peak_mb,
-                "changes": plan.extra["changes"],
+            Path(limited_profile).write_text(text)
+            server.call("rename", count=args.changes)
+            server.call("set", rate_limit=50, rate_window=args.rate_window)
+            before = server.call("mark")["mark"]
+            limited = run_measured(python("apply", limited_profile))
+            server.call("set", rate_limit=None)
+            during = server.call("since", mark=before)
+            sent, throttled = during["sent"], during["throttled"]
+            admitted = 50 / args.rate_window
+            share = sent / limited.seconds / admitted
+            rows.append(
+                (
+                    "Apply, Zivver's rate limit on",
+                    f"{limited.seconds:.1f} s",
+                    f"{limited.peak_mb:.0f} MB",
+                    f"{share:.1%} of the admitted {admitted:g} req/s, {throttled} × 429, {sent / max(1, limited.extra['changes']):.3f} requests/change, {limited.extra['failed']} failed (targets ≥ 95 %, 0 failed, ≤ 1.05)",
+                )
+            )
+            figures["apply_limited"] = {
+                "seconds": limited.seconds,
+                "share": share,
+                "throttled": throttled,
+                "requests_per_change": sent / max(1, limited.extra["changes"]),
+                "failed": limited.extra["failed"],
             }
-
-            # rate limit off: zsync against the SDK, the same updates, on loopback and on a WAN
-            ceiling = run_measured(python("ceiling", server.url, str(args.changes)))
-            ceiling_rate = ceiling.extra["changes"] / ceiling.seconds
-            rows.append(
-                (
-                    "Emulator alone: plain httpx PUTs, 16 at a time",
-                    f"{ceiling.seconds:.2f} s",
-                    "",
-                    f"{ceiling_rate:,.0f} requests/s: about what this emulator serves on this machine",
-                )
-            )
-            figures["emulator_ceiling"] = ceiling_rate
-            for latency, where in (
-                (0.0, "loopback"),
-                (WAN_LATENCY, f"{WAN_LATENCY * 1000:.0f} ms per request"),
-            ):
-                org.latency = latency
-                rename_users(org, args.changes)
-                before = len(org.requests)
-                unlimited = run_measured(python("apply", profile))
-                sent = [r for r in org.requests[before:] if r[0] != "GET"]
-                zsync_rate = unlimited.extra["changes"] / unlimited.seconds
-                sdk = run_measured(python("sdk", server.url, str(args.changes)))
-                sdk_rate = sdk.extra["changes"] / sdk.seconds
-                rows.append(
-                    (
-                        f"Apply, rate limit off, {where}: zsync",
-                        f"{unlimited.seconds:.2f} s",
-                        f"{unlimited.peak_mb:.0f} MB",
-                        f"{zsync_rate:,.0f} changes/s, {len(sent) / max(1, unlimited.extra['changes']):.2f} requests/change, {unlimited.extra['failed']} failed",
-                    )
-                )
-                rows.append(
-                    (
-                        f"Apply, rate limit off, {where}: zivverscim SDK",
-                        f"{sdk.seconds:.2f} s",
-                        f"{sdk.peak_mb:.0f} MB",
-                        f"{sdk_rate:,.0f} changes/s, one at a time; zsync is {zsync_rate / sdk_rate:.1f} × (target ≥ 10)",
-                    )
-                )
-                key = "apply_unlimited" if latency == 0 else "apply_wan"
-                figures[key] = {
-                    "seconds": unlimited.seconds,
-                    "rate": zsync_rate,
-                    "sdk_rate": sdk_rate,
-                    "ratio": zsync_rate / sdk_rate,
-                    "peak_mb": unlimited.peak_mb,
-                    "failed": unlimited.extra["failed"],
-                }
-            org.latency = 0.0
-
-            if not args.skip_limited:
-                limited_profile = str(write_profile(work, slapd, server.url, limited=True))
-                text = (
-                    Path(limited_profile)
-                    .read_text()
-                    .replace(
-                        "[target]\n",
-                        f"[target]\nrate_limit_window_seconds = {args.rate_window}\n",
-                        1,
-                    )
-                )
-                Path(limited_profile).write_text(text)
-                rename_users(org, args.changes)
-                org.rate_limit, org.rate_window = 50, args.rate_window
-                before = len(org.requests)
-                limited = run_measured(python("apply", limited_profile))
-                org.rate_limit = None
-                during = org.requests[before:]
-                sent = [r for r in during if r[0] != "GET"]
-                throttled = sum(1 for r in during if r[2] == 429)
-                admitted = 50 / args.rate_window
-                share = len(sent) / limited.seconds / admitted
-                rows.append(
-                    (
-                        "Apply, Zivver's rate limit on",
-                        f"{limited.seconds:.1f} s",
-                        f"{limited.peak_mb:.0f} MB",
-                        f"{share:.1%} of the admitted {admitted:g} req/s, {throttled} × 429, {len(sent) / max(1, limited.extra['changes']):.3f} requests/change, {limited.extra['failed']} failed (targets ≥ 95 %, 0 failed, ≤ 1.05)",
-                    )
-                )
-                figures["apply_limited"] = {
-                    "seconds": limited.seconds,
-                    "share": share,
-                    "throttled": throttled,
-                    "requests_per_change": len(sent) / max(1, limited.extra["changes"]),
-                    "failed": limited.extra["failed"],
-                }
 
         tui = run_measured(python("tui", str(args.accounts)))
         rows.append(
@@ -692,6 +763,8 @@ def main(argv: list[str] | None = None) -> int:
         }
     finally:
         SPAWNER.close()
+        if server:
+            server.close()
         if slapd:
             slapd.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -740,6 +813,8 @@ def _child(argv: list[str]) -> int:
 if __name__ == "__main__":
     if sys.argv[1:] == ["spawner"]:
         raise SystemExit(serve_spawns())
+    if sys.argv[1:2] == ["emulator"]:
+        raise SystemExit(host_emulator(int(sys.argv[2])))
     if len(sys.argv) > 1 and sys.argv[1] in ("get-all", "plan", "apply", "sdk", "ceiling", "tui"):
         raise SystemExit(_child(sys.argv[1:]))
     raise SystemExit(main())

@@ -20,7 +20,10 @@ class EmulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         tls: tuple[str, str] | None = None,
+        http: str = "h11",
     ) -> None:
+        """``http``: uvicorn's HTTP parser, "h11" (pure Python: what the tests use, whatever is
+        installed) or "httptools" (C, for the benchmark: a faster stand-in for Zivver)."""
         self.org = org
         self.scheme = "https" if tls else "http"
         self.sock = listening_socket(host, port)
@@ -30,6 +33,7 @@ class EmulatorServer:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            http=http,
             ssl_certfile=tls[0] if tls else None,
             ssl_keyfile=tls[1] if tls else None,
         )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..addresses import normalize_address
-from ..model import Kind, ZivverAccount, address_set
+from ..model import NO_ADDRESSES, Kind, ZivverAccount, address_set
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -89,6 +89,8 @@ def _each_item(text: str, index: int, each: Callable[[Any], None]) -> tuple[int,
 
 
 def _addresses(values: Any) -> frozenset[str]:
+    if not values:
+        return NO_ADDRESSES
     found = set()
     for value in values or []:
         text = value.get("value") if isinstance(value, dict) else value
@@ -109,17 +111,15 @@ def parse_user(resource: dict[str, Any]) -> ZivverAccount | None:
         return None
     extension = resource.get(ZIVVER_USER) or {}
     name = resource.get("name") or {}
-    return ZivverAccount(
-        kind=Kind.PERSONAL,
-        zivver_id=str(resource["id"]),
-        email=email,
-        display_name=(
-            name.get("formatted") or resource.get("displayName") or resource.get("nickName") or ""
-        ),
-        active=bool(resource.get("active", True)),
-        aliases=_addresses(extension.get("aliases")),
-        delegates=_addresses(extension.get("delegates")),
-        division=_division(resource),
+    return ZivverAccount(  # positional: 100,000 users a run
+        Kind.PERSONAL,
+        str(resource["id"]),
+        email,
+        name.get("formatted") or resource.get("displayName") or resource.get("nickName") or "",
+        bool(resource.get("active", True)),
+        _addresses(extension.get("aliases")),
+        _addresses(extension.get("delegates")),
+        _division(resource),
     )
 
 
