@@ -23,6 +23,8 @@ def test_the_benchmark_runs_end_to_end_at_1000_accounts(tmp_path):
             "60",
             "--rate-window",
             "1",
+            "--rounds",
+            "2",
             "--json",
             str(figures_file),
         ],
@@ -39,3 +41,5 @@ def test_the_benchmark_runs_end_to_end_at_1000_accounts(tmp_path):
     assert figures["apply_limited"]["failed"] == 0
     assert figures["apply_limited"]["requests_per_change"] <= 1.05
     assert figures["tui"]["rows"] == 1000
+    assert len(figures["daily"]["ratios"]) == 2
+    assert figures["emulator_http"] in ("httptools", "h11")
