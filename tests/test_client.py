@@ -250,3 +250,32 @@ async def test_an_untrusted_zivver_certificate_is_refused_clearly_and_a_ca_file_
         trusted = ZivverClient(server.url, API_KEY, verify=str(certificate[0]))
         assert (await trusted.send("GET", "/Users")).ok
         await trusted.aclose()
+
+
+async def test_sending_requests_looks_up_no_module(zivver):
+    """httpcore imports sniffio on every request: were it missing, each request would search
+    sys.path for it (about 1 ms a request, a third of an update's CPU)."""
+    import sys
+
+    class CountingFinder:
+        searches = 0
+
+        def find_spec(self, *args: object) -> None:
+            CountingFinder.searches += 1
+
+    client = ZivverClient(zivver.url, API_KEY, rate_limit_requests=10_000)
+    created = [await client.send("POST", "/Users", user(f"u{n}@example.org")) for n in range(8)]
+    finder = CountingFinder()
+    sys.meta_path.insert(0, finder)
+    try:
+
+        async def update(outcome) -> int:
+            body = user(outcome.body["userName"])
+            return (await client.send("PUT", f"/Users/{outcome.body['id']}", body)).status
+
+        for _ in range(5):
+            assert await asyncio.gather(*(update(o) for o in created)) == [200] * 8
+    finally:
+        sys.meta_path.remove(finder)
+        await client.aclose()
+    assert CountingFinder.searches == 0, "a module was looked up while sending"
