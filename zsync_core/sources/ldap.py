@@ -1,4 +1,4 @@
-"""LDAP / Active Directory source (ldap3, run in a worker thread).
+"""LDAP / Active Directory source (ldap3, read in a process of its own: see process.py).
 
 Reads users and mail-enabled groups with paged searches, and turns them into accounts:
 users become personal accounts (AD shared mailboxes, ``msExchRecipientTypeDetails`` 4,
@@ -21,7 +21,7 @@ from ..addresses import normalize_address
 from ..config import Config, LdapAttributes, LdapSourceConfig, read_secret
 from ..errors import SourceError
 from ..model import NO_ADDRESSES, Event, Kind, Notice, SourceAccount, StepEvent, address_set
-from . import Emit, SourceResult
+from . import Emit, SourceResult, process
 from .ldap_fast import LOWERED, use_fast_search
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
@@ -102,9 +102,16 @@ class LdapSource:
             f"sources ({self.name}).password",
             self.profile,
         )
-        return await asyncio.to_thread(self._load, threadsafe, password)
+        try:  # a core of its own: see process.py
+            child = process.start(READER, self.config, self.profile, password)
+        except OSError:
+            return await asyncio.to_thread(self._load, threadsafe, password)
+        try:
+            return await asyncio.to_thread(process.collect, child, threadsafe, self.name)
+        finally:
+            child.stop()
 
-    # --- runs in a worker thread ---------------------------------------------------------------
+    # --- runs in the reading process (in a worker thread when no process can be started) -----
 
     def _load(self, emit: Emit, password: str | None) -> SourceResult:
         connection = self._connect(emit, password)
@@ -493,6 +500,16 @@ class _Names:
     @classmethod
     def of(cls, attributes: LdapAttributes) -> _Names:
         return cls(**{k: (v or "").lower() for k, v in attributes.model_dump().items()})
+
+
+def read(
+    source: LdapSourceConfig, profile: Config, password: str | None, emit: Emit
+) -> SourceResult:
+    """Read ``source``: what the reading process runs (see :mod:`.process`)."""
+    return LdapSource(source, profile)._load(emit, password)
+
+
+READER = f"{__name__}:{read.__name__}"
 
 
 def guid_text(value: bytes) -> str:
