@@ -134,10 +134,16 @@ class SyncSession:
             self.run_id = self.store.start_run(self.mode, dry_run)
             self._finished = False
         result = LoadResult()
-        # Zivver is read while the sources are: its answer is mostly waiting on the network
         with _no_cyclic_gc():
-            await asyncio.gather(self._load_sources(result), self._load_target(result))
-            self.mapping = self.store.mapping()
+            # Zivver is read while the sources are (a directory is read in a process of its
+            # own); the store's mapping while the sources may still be on their way
+            sources = asyncio.create_task(self._load_sources(result))
+            try:
+                await self._load_target(result)
+                self.mapping = self.store.mapping()
+                await sources
+            finally:
+                sources.cancel()  # when this load is cancelled; a no-op once it is done
             self.merged, self.merge_notices = merge_sources(
                 (r.name, r.accounts) for r in result.sources
             )
