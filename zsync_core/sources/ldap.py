@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import ldap3
@@ -114,14 +114,17 @@ class LdapSource:
     # --- runs in the reading process (in a worker thread when no process can be started) -----
 
     def _load(self, emit: Emit, password: str | None) -> SourceResult:
+        result = SourceResult(self.name, [])
+        users = _Users(_Names.of(self.attrs))
         connection = self._connect(emit, password)
         try:
-            users = self._search_step(
+            self._search_step(  # users are parsed page by page, while the server sends the next
                 emit,
                 connection,
                 "users",
                 self.config.user_filter or self.preset.user_filter,
                 self._user_attributes(),
+                lambda page: self._parse_users(page, users, result),
             )
             group_filter = (
                 self.preset.group_filter
@@ -135,12 +138,12 @@ class LdapSource:
                 if group_filter
                 else {}
             )
-            nested = self._nested_groups(emit, connection, users, groups)
+            nested = self._nested_groups(emit, connection, users.dns, groups)
         finally:
             connection.unbind()
         step = f"{self.name}: parse"
         emit(StepEvent(step, step, "running"))
-        result = self._parse(users, groups, nested)
+        self._finish_parse(users, groups, nested, result)
         emit(StepEvent(step, step, "done", len(result.accounts), len(result.accounts)))
         return result
 
@@ -254,19 +257,27 @@ class LdapSource:
         what: str,
         search_filter: str,
         attributes: list[str],
+        on_page: Callable[[dict[str, Raw]], None] | None = None,
     ) -> dict[str, Raw]:
+        """Every entry found, by lower-cased DN; or, with ``on_page``, each page handed to it
+        as it arrives (and nothing kept here)."""
         step = f"{self.name}: search {what}"
         emit(StepEvent(step, step, "running"))
         found: dict[str, Raw] = {}
+        count = 0
         try:
             for page, entries in enumerate(
                 self._paged(connection, search_filter, attributes), start=1
             ):
-                found.update(entries)
-                emit(StepEvent(step, step, "running", len(found), None, f"page {page}"))
+                count += len(entries)
+                if on_page is None:
+                    found.update(entries)
+                else:
+                    on_page(entries)
+                emit(StepEvent(step, step, "running", count, None, f"page {page}"))
         except SourceError as error:
             raise self._fail(emit, step, str(error), error) from error
-        emit(StepEvent(step, step, "done", len(found), len(found)))
+        emit(StepEvent(step, step, "done", count, count))
         return found
 
     def _paged(
@@ -320,7 +331,7 @@ class LdapSource:
         self,
         emit: Emit,
         connection: ldap3.Connection,
-        users: dict[str, Raw],
+        users: set[str],
         groups: dict[str, Raw],
     ) -> dict[str, Raw]:
         members = (self.attrs.members or "").lower()
@@ -345,36 +356,25 @@ class LdapSource:
     # lower-cased once, and the common case (one mail, an smtp: proxy address that is the
     # mail itself, no delegates) takes no detour.
 
-    def _parse(
-        self, users: dict[str, Raw], groups: dict[str, Raw], nested: dict[str, Raw]
-    ) -> SourceResult:
-        result = SourceResult(self.name, [])
-        n = _Names.of(self.attrs)
-        emails_by_dn: dict[str, str] = {}
-        active_by_dn: dict[str, bool] = {}
-        parsed_users: list[tuple[str, Raw, str]] = []
-        for dn, raw in users.items():
+    def _parse_users(self, page: dict[str, Raw], users: _Users, result: SourceResult) -> None:
+        """One page of users into accounts; their delegates wait for every user's address."""
+        n = users.names
+        name = self.name
+        accounts = result.accounts
+        for dn, raw in page.items():
+            if dn in users.dns:
+                continue  # the same entry again (the directory changed while it was read)
+            users.dns.add(dn)
             email = self._email(dn, raw, result, n)
             if email is None:
                 continue
-            emails_by_dn[dn] = email
-            active_by_dn[dn] = not self._disabled(raw, n)
-            parsed_users.append((dn, raw, email))
-        name = self.name
-        accounts = result.accounts
-        for dn, raw, email in parsed_users:
+            active = not self._disabled(raw, n)
+            users.emails[dn] = email
+            users.active[dn] = active
             recipient_type = raw.get(n.recipient_type)
             shared = bool(recipient_type) and _int(recipient_type[0]) == SHARED_MAILBOX
-            delegate_dns = raw.get(n.delegates)
-            delegates = (
-                address_set(
-                    emails_by_dn[d]
-                    for d in _dns(raw, n.delegates)
-                    if d in emails_by_dn and active_by_dn[d]
-                )
-                if delegate_dns
-                else NO_ADDRESSES
-            )
+            if raw.get(n.delegates):
+                users.delegating.append((len(accounts), _dns(raw, n.delegates)))
             source_id = self._id(raw, dn, n)
             accounts.append(
                 SourceAccount(
@@ -383,24 +383,33 @@ class LdapSource:
                     email,
                     self._display_name(raw, email, n),
                     # shared mailboxes are disabled AD users by design; the mailbox itself is live
-                    True if shared else active_by_dn[dn],
+                    True if shared else active,
                     name,
                     dn,
                     self._aliases(raw, email, n),
-                    delegates,
+                    NO_ADDRESSES,
                     None if shared else self._sso_key(raw, source_id, n),
                     _text(_first(raw, n.division)) or None,
                 )
             )
+
+    def _finish_parse(
+        self, users: _Users, groups: dict[str, Raw], nested: dict[str, Raw], result: SourceResult
+    ) -> None:
+        """Delegates (active users only) now that every user's address is known, then groups."""
+        n = users.names
+        accounts = result.accounts
+        emails, active = users.emails, users.active
+        for index, dns in users.delegating:
+            delegates = address_set(emails[d] for d in dns if d in emails and active[d])
+            accounts[index] = accounts[index]._replace(delegates=delegates)
         all_groups = {**nested, **groups}
         for dn, raw in groups.items():
             email = self._email(dn, raw, result, n)
             if email is None:
                 continue
             delegates = address_set(
-                emails_by_dn[d]
-                for d in _flatten(dn, all_groups, n.members, emails_by_dn)
-                if active_by_dn.get(d)
+                emails[d] for d in _flatten(dn, all_groups, n.members, emails) if active.get(d)
             )
             accounts.append(
                 SourceAccount(
@@ -409,14 +418,13 @@ class LdapSource:
                     email=email,
                     display_name=self._display_name(raw, email, n),
                     active=True,
-                    source=name,
+                    source=self.name,
                     entry=dn,
                     aliases=self._aliases(raw, email, n),
                     delegates=delegates,
                     division=_text(_first(raw, n.division)) or None,
                 )
             )
-        return result
 
     def _email(self, dn: str, raw: Raw, result: SourceResult, n: _Names) -> str | None:
         value = _text(_first(raw, n.mail))
@@ -500,6 +508,19 @@ class _Names:
     @classmethod
     def of(cls, attributes: LdapAttributes) -> _Names:
         return cls(**{k: (v or "").lower() for k, v in attributes.model_dump().items()})
+
+
+@dataclass(slots=True)
+class _Users:
+    """What the pages of users leave for the end of the read."""
+
+    names: _Names
+    dns: set[str] = field(default_factory=set)
+    """Every user entry's DN, read or not (a group member that is none of these is a group)."""
+    emails: dict[str, str] = field(default_factory=dict)
+    active: dict[str, bool] = field(default_factory=dict)
+    delegating: list[tuple[int, list[str]]] = field(default_factory=list)
+    """(index in the accounts, the DNs its delegates attribute names), for the end."""
 
 
 def read(
