@@ -25,6 +25,5 @@ def domain_of(address: str) -> str:
 
 def in_domains(address: str, domains: Collection[str]) -> bool:
     """True when the domain filter admits the address (an empty filter admits all)."""
-    return (
-        not domains or address.rpartition("@")[2] in domains
-    )  # domain_of, inlined: 100,000 calls a run
+    # domain_of, inlined: 100,000 calls a run
+    return not domains or address.rpartition("@")[2] in domains
