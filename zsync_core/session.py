@@ -373,9 +373,12 @@ def _no_cyclic_gc() -> Iterator[None]:
 
     Afterwards they are frozen: left in the youngest generation, the next collection would
     scan them all once more (0.1 s at 100,000 accounts). The collector then never looks at
-    them; reference counting still frees them when a reload or a new plan drops them.
+    them; reference counting still frees them when a reload or a new plan drops them. What
+    was frozen last time is thawed first: a freeze also catches the TUI's screens, and a
+    screen closed since is cyclic garbage that only the collector can free.
     """
     enabled = gc.isenabled()
+    gc.unfreeze()
     gc.disable()
     try:
         yield
