@@ -1,6 +1,6 @@
 """Reading a source in a process of its own, so that it has a core of its own.
 
-Parsing a large directory is seconds of CPU (100,000 AD entries: about 1.5 s), and so is
+Parsing a large directory is seconds of CPU (100,000 AD entries: about 1.8 s), and so is
 decoding Zivver's list of accounts. In one process the two take turns under the GIL; in
 two they run side by side. The child gets the source's settings and its secret on stdin
 (never on its command line), and sends back each progress event as it happens, then the
