@@ -35,6 +35,15 @@ LOWERED = "lowered"
 """Set in the entries parsed here: their attribute names are lower-cased already."""
 
 
+def _length(data: bytes, index: int) -> tuple[int, int]:
+    """The length of the element whose tag is at ``index``, and where its contents start."""
+    size = data[index + 1]
+    if size < 0x80:
+        return size, index + 2
+    count = size & 0x7F
+    return int.from_bytes(data[index + 2 : index + 2 + count], "big"), index + 2 + count
+
+
 _NAMES: dict[bytes, str] = {}
 """Attribute names as received, lower-cased: a handful of them, seen 100,000 times each."""
 
@@ -42,8 +51,9 @@ _NAMES: dict[bytes, str] = {}
 def parse_search_entry(data: bytes) -> tuple[int, dict[str, Any]] | None:
     """(message id, entry) from one LDAPMessage, or None when it is not a plain entry.
 
-    BER lengths are read inline (a function call per length would double the cost): a
-    short form is one byte below 0x80; a long form is 0x80 + the count of bytes that follow.
+    The lengths met once per attribute or value are read inline (a call to :func:`_length`
+    for each would double the cost): a short form is one byte below 0x80; a long form is
+    0x80 + the count of bytes that follow.
     """
     try:
         if data[0] != 0x30:
@@ -59,34 +69,15 @@ def parse_search_entry(data: bytes) -> tuple[int, dict[str, Any]] | None:
             return None
         size = data[index + 1]
         index += 2 if size < 0x80 else 2 + (size & 0x7F)
-        size = data[index + 1]  # objectName
-        if size < 0x80:
-            index += 2
-        else:
-            count = size & 0x7F
-            size = int.from_bytes(data[index + 2 : index + 2 + count], "big")
-            index += 2 + count
+        size, index = _length(data, index)  # objectName
         dn = data[index : index + size].decode("utf-8")
-        index += size
-        size = data[index + 1]  # attributes
-        if size < 0x80:
-            index += 2
-        else:
-            count = size & 0x7F
-            size = int.from_bytes(data[index + 2 : index + 2 + count], "big")
-            index += 2 + count
+        size, index = _length(data, index + size)  # attributes
         end = index + size
         attributes: dict[str, list[bytes]] = {}
         names = _NAMES
         while index < end:
-            size = data[index + 1]  # one PartialAttribute
-            if size < 0x80:
-                index += 2
-            else:
-                count = size & 0x7F
-                size = int.from_bytes(data[index + 2 : index + 2 + count], "big")
-                index += 2 + count
-            after = index + size
+            size = data[index + 1]  # one PartialAttribute: its type and values follow
+            index += 2 if size < 0x80 else 2 + (size & 0x7F)
             size = data[index + 1]  # its type
             if size >= 0x80:
                 return None  # an attribute name of 128 bytes or more: ldap3 decodes it
@@ -120,7 +111,7 @@ def parse_search_entry(data: bytes) -> tuple[int, dict[str, Any]] | None:
                 values.append(data[index : index + size])
                 index += size
             attributes[name] = values
-            index = after
+            index = values_end
     except (IndexError, UnicodeDecodeError):
         return None  # not what we expected: ldap3 decodes it (and reports what is wrong)
     return message_id, {
