@@ -490,7 +490,7 @@ def measure_tui(count: int) -> dict[str, Any]:
     from textual.app import App
     from textual.reactive import reactive
 
-    from zsync_core.model import Action, Change, Plan
+    from zsync_core.model import AccountState, Action, Change, Plan
     from zsync_tui.screens.preview import PreviewScreen
     from zsync_tui.widgets.progress import Progress
 
@@ -510,6 +510,8 @@ def measure_tui(count: int) -> dict[str, Any]:
                 str(n),
                 str(n),
                 "Directory",
+                AccountState(email(n), f"User {n:06}", True),
+                frozenset({"display_name"}),
                 {"display_name": f"Old {n}"},
                 {"display_name": f"User {n:06}"},
             )

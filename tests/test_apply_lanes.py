@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from zsync_core.apply import _lanes
-from zsync_core.model import Action, Change
+from zsync_core.model import AccountState, Action, Change, address_set
 
 
-def change(number: int, email: str, before: dict, after: dict) -> Change:
+def change(number: int, email: str, before: dict, after: dict, action=Action.UPDATE_USER) -> Change:
+    desired = AccountState(
+        email, after.get("display_name", ""), True, address_set(after.get("aliases", ()))
+    )
     return Change(
-        number, Action.UPDATE_USER, email, f"z{number}", f"s{number}", "AD", before, after
+        number,
+        action,
+        email,
+        f"z{number}" if before else None,
+        f"s{number}",
+        "AD",
+        desired,
+        frozenset(after),
+        before,
+        after,
     )
 
 
@@ -19,8 +31,8 @@ def test_a_moved_alias_and_a_freed_address_keep_their_plan_order_in_one_lane():
     rename_away = change(
         4, "dan.new@example.org", {"email": "dan@example.org"}, {"email": "dan.new@example.org"}
     )
-    take_address = Change(
-        5, Action.CREATE_USER, "dan@example.org", None, "s5", "AD", {}, {"email": "dan@example.org"}
+    take_address = change(
+        5, "dan@example.org", {}, {"email": "dan@example.org"}, Action.CREATE_USER
     )
 
     lanes = _lanes([give_up, unrelated, take, rename_away, take_address])

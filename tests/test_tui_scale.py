@@ -9,7 +9,7 @@ from textual.app import App
 from textual.reactive import reactive
 
 from tests.tui import wait_for
-from zsync_core.model import Action, Change, Plan
+from zsync_core.model import AccountState, Action, Change, Plan
 from zsync_tui.screens.preview import PreviewScreen
 from zsync_tui.widgets.progress import Progress
 from zsync_tui.widgets.table import VirtualTable
@@ -46,6 +46,8 @@ def big_plan() -> Plan:
                 None,
                 f"S{number}",
                 "AD",
+                AccountState(f"user{number:06}@example.org", f"User {number}", True),
+                frozenset(after),
                 {},
                 after,
             )

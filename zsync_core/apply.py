@@ -15,8 +15,9 @@ from typing import Any
 from .errors import StoreError
 from .model import Action, Change, ChangeEvent, Kind, ZivverAccount
 from .store import Store
-from .zivver import scim
+from .zivver import requests
 from .zivver.client import Outcome, ZivverClient
+from .zivver.requests import Ids
 
 
 @dataclass(slots=True)
@@ -49,6 +50,7 @@ class Applier:
         self.run_id = run_id
         self.by_id = {account.zivver_id: account for account in accounts}
         self.user_ids = dict(user_ids)
+        self.group_ids = {a.zivver_id for a in self.by_id.values() if a.kind is Kind.FUNCTIONAL}
         self.emit = emit
 
     async def run(
@@ -142,101 +144,28 @@ class Applier:
     # --- one change --------------------------------------------------------------------------------
 
     async def _send(self, change: Change) -> Outcome:
-        action = change.action
-        if action is Action.CREATE_USER:
-            after = change.after
-            body = scim.user_body(
-                after["email"],
-                after.get("display_name") or after["email"],
-                True,
-                after.get("aliases", []),
-                after.get("delegates", []),
-                after.get("division"),
-                change.sso_key,
-            )
-            return await self.client.send(
-                "POST",
-                "/Users",
-                body,
-                before_retry=self._lookup("Users", "userName", after["email"]),
-            )
-        if action is Action.CREATE_FUNCTIONAL:
-            after = change.after
-            members, missing = self._member_ids(after.get("delegates", []))
-            body = scim.group_body(
-                after["email"],
-                after.get("display_name") or after["email"],
-                after.get("aliases", []),
-                members,
-            )
-            outcome = await self.client.send(
-                "POST",
-                "/Groups",
-                body,
-                before_retry=self._lookup("Groups", "externalId", after["email"]),
-            )
-            return _note_missing(outcome, missing)
-        assert change.zivver_id is not None
-        current = self.by_id[change.zivver_id]
-        if action in (Action.DELETE_USER, Action.DELETE_FUNCTIONAL):
-            path = "/Users/" if action is Action.DELETE_USER else "/Groups/"
-            return await self.client.send("DELETE", path + change.zivver_id)
-        if current.kind is Kind.PERSONAL:
-            state = _merged(current, change.after)
-            body = scim.user_body(
-                state["email"],
-                state["display_name"],
-                state["active"],
-                state["aliases"],
-                state["delegates"],
-                state["division"],
-                change.sso_key,
-            )
-            return await self.client.send("PUT", f"/Users/{change.zivver_id}", body)
-        return await self._update_group(change, current)
-
-    async def _update_group(self, change: Change, current: ZivverAccount) -> Outcome:
-        path = f"/Groups/{change.zivver_id}"
-        state = _merged(current, change.after)
-        members, missing = self._member_ids(state["delegates"])
-        if missing:
-            # sending a shorter list would take access away from people who should keep it
+        """Send the requests that carry out ``change`` (built by ``requests.build``), in order."""
+        current = self.by_id.get(change.zivver_id) if change.zivver_id else None
+        try:
+            built = requests.build(change, current, Ids(self.user_ids, frozenset(self.group_ids)))
+        except requests.NotSendable as error:
             return Outcome(
-                False,
-                None,
-                {"method": "PUT/PATCH", "url": path, "body": None},
-                None,
-                0,
-                f"Not sent: delegate(s) {', '.join(missing)} have no Zivver account yet (their own "
-                "change failed or was held), so the delegates are left as they are. The next run retries.",
+                False, None, {"method": "(none)", "url": None, "body": None}, None, 0, str(error)
             )
-        others = set(change.after) - {"delegates"}
-        if not members and current.delegates:
-            # Zivver ignores an empty members list in a PUT: clearing needs a PATCH
-            if others:
-                outcome = await self.client.send(
-                    "PUT",
-                    path,
-                    scim.group_body(state["email"], state["display_name"], state["aliases"], []),
-                )
-                if not outcome.ok:
-                    return outcome
-            return await self.client.send("PATCH", path, scim.clear_members_body())
-        if not others:
-            return await self.client.send("PATCH", path, scim.replace_members_body(members))
-        body = scim.group_body(state["email"], state["display_name"], state["aliases"], members)
-        return await self.client.send("PUT", path, body)
-
-    def _member_ids(self, delegates: list[str]) -> tuple[list[str], list[str]]:
-        ids: list[str] = []
-        missing: list[str] = []
-        for address in delegates:
-            user_id = self.user_ids.get(address)
-            if user_id:
-                ids.append(user_id)
-            else:
-                missing.append(address)
-        return sorted(ids), missing
+        outcome: Outcome | None = None
+        for request in built.requests:
+            before_retry = None
+            if change.action is Action.CREATE_USER:
+                before_retry = self._lookup("Users", "userName", change.email)
+            elif change.action is Action.CREATE_FUNCTIONAL:
+                before_retry = self._lookup("Groups", "externalId", change.email)
+            outcome = await self.client.send(request, before_retry=before_retry)
+            if not outcome.ok:
+                return outcome
+        assert outcome is not None
+        if built.notes and outcome.response is not None:
+            outcome.response["note"] = "; ".join(built.notes)
+        return outcome
 
     def _lookup(self, kind: str, attribute: str, value: str) -> Callable[[], Any]:
         async def look() -> Outcome | None:
@@ -269,22 +198,28 @@ class Applier:
             zivver_id = str((outcome.body or {}).get("id") or "") or None
         if zivver_id and action.kind is Kind.PERSONAL:
             self.user_ids[change.email] = zivver_id  # created or renamed: delegations find it
+        elif zivver_id:
+            self.group_ids.add(zivver_id)
         if zivver_id and change.source_id:
             kind = Kind.PERSONAL if action.kind is Kind.PERSONAL else Kind.FUNCTIONAL
+            # the key Zivver has now, when this change sent it (or created the user without one)
+            sent_key = (
+                change.sso_key
+                if action is Action.CREATE_USER or change.fields & requests.USER_BLOCK_FIELDS
+                else None
+            )
             self.store.remember_account(
-                change.source_id, kind.value, zivver_id, change.email, change.source, change.sso_key
+                change.source_id, kind.value, zivver_id, change.email, change.source, sent_key
             )
 
 
 def _addresses(change: Change) -> set[str]:
-    found = {change.email}
-    for fields in (change.before, change.after):
-        for key in ("email", "aliases"):
-            value = fields.get(key)
-            if isinstance(value, str):
-                found.add(value)
-            elif isinstance(value, list | tuple | set | frozenset):
-                found.update(str(v) for v in value)
+    """The addresses a change claims or frees (its own, old and new, and aliases)."""
+    found = {change.email, *change.desired.aliases}
+    old = change.before.get("email")
+    if isinstance(old, str):
+        found.add(old)
+    found.update(change.before.get("aliases") or ())
     return found
 
 
@@ -308,24 +243,3 @@ def _lanes(changes: list[Change]) -> list[list[Change]]:
     for index, change in enumerate(changes):
         lanes.setdefault(root(index), []).append(change)
     return list(lanes.values())
-
-
-def _merged(current: ZivverAccount, after: dict[str, Any]) -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "email": current.email,
-        "display_name": current.display_name,
-        "active": current.active,
-        "aliases": sorted(current.aliases),
-        "delegates": sorted(current.delegates),
-        "division": current.division,
-    }
-    state.update({key: value for key, value in after.items() if key in state})
-    return state
-
-
-def _note_missing(outcome: Outcome, missing: list[str]) -> Outcome:
-    if missing and outcome.ok and outcome.response is not None:
-        outcome.response["note"] = (
-            f"delegates without a Zivver user were left out: {', '.join(missing)}"
-        )
-    return outcome

@@ -10,6 +10,7 @@ from .model import Event
 from .sources import make_source
 from .store import Store
 from .zivver.client import ZivverClient
+from .zivver.requests import Request
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,8 @@ async def check(config: Config) -> list[CheckResult]:
     else:
         try:
             outcome = await client.send(
-                "GET", "/Users", params={"filter": 'userName eq "zsync-check@invalid.invalid"'}
+                Request("GET", "/Users"),
+                params={"filter": 'userName eq "zsync-check@invalid.invalid"'},
             )
             if outcome.ok:
                 results.append(CheckResult(what, True, "reachable, API key accepted"))

@@ -183,6 +183,12 @@ class SyncConfig(_Section):
     """Delete users missing from the sources (irreversible; needs confirmation)."""
     update_sso_keys: bool = False
     """Send the SsoAccountKey of existing users again (needs confirmation; can break SSO)."""
+    existing_sso_keys: Literal["unknown", "from-source", "none"] = "unknown"
+    """Where the SsoAccountKeys of accounts zsync did not create came from. Zivver never returns
+    a key, and a write of a user's aliases or delegates erases a key it does not carry, so zsync
+    must know it. ``"unknown"``: hold those writes (everything else still applies).
+    ``"from-source"``: the keys are the sources' ``sso_key`` values (as Zivver's Synctool sets
+    them by default). ``"none"``: this organization uses no SSO keys."""
     create_functional_accounts: bool = True
     update_functional_accounts: bool = True
     """Update name, aliases and delegates of functional accounts."""

@@ -50,6 +50,13 @@ class SourceAccount(NamedTuple):
     division: str | None = None
 
 
+Kept = dict[str, Any]
+"""What Zivver returned of an account that zsync does not manage, by attribute: top-level
+attributes (``nickName``, ``phoneNumbers``, …) whole, and of the complex attributes zsync may
+send (``name``, the enterprise and zivver blocks) only the keys it does not manage (e.g.
+``ExternalAccountId``). Empty values are left out: sending ``[]`` back changes nothing."""
+
+
 class ZivverAccount(NamedTuple):
     """One account as Zivver has it. Functional accounts are SCIM Groups."""
 
@@ -59,6 +66,34 @@ class ZivverAccount(NamedTuple):
     display_name: str
     active: bool
     """Users: the ``active`` flag. Functional accounts: has at least one delegate."""
+    aliases: frozenset[str] = NO_ADDRESSES
+    delegates: frozenset[str] = NO_ADDRESSES
+    division: str | None = None
+    kept: Kept | None = None
+    """What zsync does not manage but must never lose (None when there is nothing)."""
+    other_members: tuple[str, ...] = ()
+    """Functional accounts: member ids that are no user (other groups, the group itself, ids
+    that resolve to nothing). zsync cannot express them as delegates; it keeps them."""
+
+    @property
+    def state(self) -> AccountState:
+        return AccountState(
+            self.email,
+            self.display_name,
+            self.active,
+            self.aliases,
+            self.delegates,
+            self.division,
+        )
+
+
+class AccountState(NamedTuple):
+    """The fields of an account that zsync manages: what Zivver has now (``ZivverAccount.state``)
+    or what the sources want. One record for both, so a change is the difference of two."""
+
+    email: str
+    display_name: str
+    active: bool
     aliases: frozenset[str] = NO_ADDRESSES
     delegates: frozenset[str] = NO_ADDRESSES
     division: str | None = None
@@ -105,11 +140,22 @@ def summary_line(action: Action, count: int) -> str:
 
 
 Fields = dict[str, Any]
+"""Field values as shown and journaled (sets as sorted lists); built by :func:`shown`."""
+
+SSO_KEY = "sso_key"
+"""The name of the SsoAccountKey among a change's fields (it is not part of AccountState)."""
+
+SSO_UNKNOWN = "(unknown: Zivver never returns it)"
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One planned change to one Zivver account."""
+    """One planned change to one Zivver account.
+
+    ``desired`` is the whole account as it will be; ``fields`` names what differs from what
+    Zivver has (the request builder sends only those). ``before`` / ``after`` are the same
+    difference as plain values, for screens, reports and the journal.
+    """
 
     id: int
     action: Action
@@ -118,18 +164,39 @@ class Change:
     zivver_id: str | None
     source_id: str | None
     source: str | None
+    desired: AccountState
+    fields: frozenset[str]
+    """The fields that change (every field that has a value, for a create)."""
     before: Fields
     """Field values in Zivver now (empty for a create)."""
     after: Fields
-    """Field values after the change (only the changed fields, plus email for creates)."""
+    """Field values after the change."""
     guard: GuardedAction | None = None
     """Set when this change belongs to a guarded category that is present in the plan."""
     sso_key: str | None = None
-    """SsoAccountKey to send (write-only in Zivver, so it is not part of ``before``)."""
+    """The SsoAccountKey a request must carry if it sends the zivver block: the new key when
+    the key itself changes (or for a create), else the key Zivver is known to have (``""``:
+    known to have none). None: unknown, so the block must not be sent."""
 
-    @property
-    def fields(self) -> tuple[str, ...]:
-        return tuple(self.after)
+
+def shown(state: AccountState, fields: Iterable[str]) -> Fields:
+    """The values of ``fields`` of ``state`` as plain data (sets become sorted lists)."""
+    values: Fields = {}
+    for name in fields:
+        if name == SSO_KEY:
+            continue
+        value = getattr(state, name)
+        values[name] = sorted(value) if isinstance(value, frozenset) else value
+    return values
+
+
+def differing(current: AccountState, desired: AccountState) -> frozenset[str]:
+    """The names of the fields in which two states differ."""
+    return frozenset(
+        name
+        for name, old, new in zip(AccountState._fields, current, desired, strict=True)
+        if old != new
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +231,95 @@ class Match(NamedTuple):
     source: str
 
 
+@dataclass(frozen=True, slots=True)
+class HeldWrite:
+    """Part of a change that zsync does not send, and why: sending it could destroy something
+    zsync cannot see (an SsoAccountKey it does not know). The rest of the change still goes."""
+
+    email: str
+    fields: tuple[str, ...]
+    reason: str
+
+
+def held_lines(held: list[HeldWrite], shown: int = 20) -> list[str]:
+    """The held writes in lines, grouped by why they are held."""
+    by_reason: dict[str, list[HeldWrite]] = {}
+    for item in held:
+        by_reason.setdefault(item.reason, []).append(item)
+    lines = []
+    for reason, items in by_reason.items():
+        lines.append(f"{len(items)} change(s) not sent: {reason}")
+        lines += [f"  {item.email}: {', '.join(item.fields)}" for item in items[:shown]]
+        if len(items) > shown:
+            lines.append(f"  ... and {len(items) - shown} more")
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class Takeover:
+    """What zsync found when it met accounts it had not managed before (another tool, a script
+    or admins built them): shown before the first run changes anything."""
+
+    first_run: bool
+    """The local store knew no account yet: this profile has never synchronized."""
+    matched_by_address: int
+    """Zivver accounts matched to a source entry by address in this run (new to the mapping)."""
+    untouched: tuple[str, ...]
+    """Zivver accounts in the domain filter that no source holds: zsync never touches them."""
+    outside_filter: int
+    """Zivver accounts outside the domain filter (never touched)."""
+    sso_unknown: tuple[str, ...]
+    """Matched users whose SsoAccountKey zsync does not know: changes to their aliases or
+    delegates are held (see sync.existing_sso_keys)."""
+    foreign_members: tuple[str, ...]
+    """Functional accounts with members zsync cannot express (other functional accounts,
+    ids that resolve to nothing): they are kept on every write."""
+
+    @property
+    def worth_showing(self) -> bool:
+        return self.first_run or bool(self.matched_by_address)
+
+    def lines(self, shown: int = 5) -> list[str]:
+        """The takeover in sentences, for the summary, headless output and ``zsync check``."""
+        lines = []
+        if self.first_run:
+            lines.append(
+                "First run of this profile: zsync matches Zivver's accounts to the sources by address."
+            )
+        lines.append(f"{self.matched_by_address} existing Zivver account(s) matched by address.")
+        if self.untouched:
+            lines.append(
+                f"{len(self.untouched)} Zivver account(s) are in no source and are never touched: "
+                + _some(self.untouched, shown)
+                + "."
+            )
+        if self.outside_filter:
+            lines.append(
+                f"{self.outside_filter} Zivver account(s) are outside sync.domains and are never touched."
+            )
+        if self.sso_unknown:
+            lines.append(
+                f"{len(self.sso_unknown)} matched user(s) have an SsoAccountKey zsync cannot read "
+                "(Zivver never returns it): changes to their aliases or delegates are held, because "
+                "Zivver would erase the key. Set sync.existing_sso_keys in the profile: "
+                "\"from-source\" if the keys came from this profile's sso_key attribute (Zivver's "
+                'Synctool does so by default), "none" if the organization uses no SSO keys. '
+                "Users: " + _some(self.sso_unknown, shown) + "."
+            )
+        if self.foreign_members:
+            lines.append(
+                f"{len(self.foreign_members)} functional account(s) have members zsync cannot "
+                "express (other functional accounts, ids of no account); zsync keeps the functional "
+                "accounts among them on every write: " + _some(self.foreign_members, shown) + "."
+            )
+        return lines
+
+
+def _some(items: tuple[str, ...], shown: int) -> str:
+    more = len(items) - shown
+    return ", ".join(items[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 @dataclass(slots=True)
 class Plan:
     changes: list[Change]
@@ -173,6 +329,9 @@ class Plan:
     removals_blocked: str | None = None
     """Why no suspension or deletion was planned this run (unhealthy read), if so."""
     counts: dict[str, int] = field(default_factory=dict)
+    held_writes: list[HeldWrite] = field(default_factory=list)
+    """Parts of changes zsync does not send because they could destroy what it cannot see."""
+    takeover: Takeover | None = None
 
     def by_action(self) -> dict[Action, int]:
         result = {action: 0 for action in ACTION_ORDER}

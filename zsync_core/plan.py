@@ -21,18 +21,34 @@ from .config import GuardedAction, SyncConfig
 from .model import (
     ACTION_ORDER,
     NO_ADDRESSES,
+    SSO_KEY,
+    SSO_UNKNOWN,
+    AccountState,
     Action,
     Change,
-    Fields,
     Guard,
+    HeldWrite,
     Kind,
     Match,
     Notice,
     Plan,
     SourceAccount,
+    Takeover,
     ZivverAccount,
     address_set,
+    differing,
+    shown,
 )
+
+BLOCK_FIELDS = frozenset({"aliases", "delegates"})
+SSO_HELD = (
+    "Zivver keeps aliases and delegates in the user block beside the user's SsoAccountKey; a "
+    "write of that block without the key erases it, and zsync does not know these users' keys "
+    "(Zivver never returns them, and zsync did not set them). Set sync.existing_sso_keys in the "
+    "profile: \"from-source\" if the keys came from this source's sso_key attribute (as Zivver's "
+    'Synctool sets them by default), or "none" if the organization uses no SSO keys.'
+)
+"""The user fields that travel in Zivver's user block, beside the write-only SsoAccountKey."""
 
 
 class MappingEntry(NamedTuple):
@@ -127,6 +143,8 @@ class _Planner:
         self.matches: list[Match] = []
         self.skipped_removals = 0
         self.renamed: dict[str, str] = {}
+        self.held_writes: list[HeldWrite] = []
+        self.sso_unknown: list[str] = []
 
     def in_domain(self, address: str) -> bool:
         return in_domains(address, self.domains)
@@ -286,51 +304,55 @@ class _Planner:
         personal = account.kind is Kind.PERSONAL
         if not (self.options.create_users if personal else self.options.create_functional_accounts):
             return
-        after: Fields = {"email": account.email, "display_name": account.display_name}
-        if self.options.sync_aliases and aliases:
-            after["aliases"] = sorted(aliases)
-        if self.options.sync_delegations and delegates:
-            after["delegates"] = sorted(delegates)
-        if account.division:
-            after["division"] = account.division
+        desired = AccountState(
+            account.email,
+            account.display_name,
+            True,
+            aliases if self.options.sync_aliases else NO_ADDRESSES,
+            delegates if self.options.sync_delegations else NO_ADDRESSES,
+            account.division,
+        )
+        fields = {"email", "display_name"} | {
+            name for name in ("aliases", "delegates", "division") if getattr(desired, name)
+        }
         if personal:
-            after["active"] = True
+            fields.add("active")
         action = Action.CREATE_USER if personal else Action.CREATE_FUNCTIONAL
-        self._add(action, account, None, {}, after, account.sso_key if personal else None)
+        # a created user's key is known: the one sent, or none ("")
+        sso = (account.sso_key or "") if personal else None
+        self._add(action, account, None, desired, fields, sso)
 
-    def _field_diff(
+    def _desired(
         self,
         account: SourceAccount,
         current: ZivverAccount,
         aliases: frozenset[str],
         delegates: frozenset[str],
-    ) -> tuple[Fields, Fields]:
-        before: Fields = {}
-        after: Fields = {}
-        if account.email != current.email:
-            before["email"], after["email"] = current.email, account.email
-        if account.display_name and account.display_name != current.display_name:
-            before["display_name"], after["display_name"] = (
-                current.display_name,
-                account.display_name,
-            )
-        if self.options.sync_aliases and aliases != current.aliases:
-            before["aliases"], after["aliases"] = sorted(current.aliases), sorted(aliases)
-        if self.options.sync_delegations and (delegates or current.delegates):
+    ) -> tuple[AccountState, set[str]]:
+        """What the sources want of a matched account, and which of its fields differ."""
+        options = self.options
+        desired = AccountState(
+            account.email,
+            account.display_name or current.display_name,
+            current.active,
+            aliases if options.sync_aliases else current.aliases,
+            current.delegates,
+            account.division or current.division,
+        )
+        fields = differing(current.state, desired)
+        changed = set(fields)
+        if options.sync_delegations and (delegates or current.delegates):
             renamed = self.renamed
+            # a renamed delegate keeps its Zivver id: it is not a change of delegates
             now = (
                 frozenset(renamed.get(d, d) for d in current.delegates)
                 if renamed
                 else current.delegates
             )
             if delegates != now:
-                before["delegates"], after["delegates"] = (
-                    sorted(current.delegates),
-                    sorted(delegates),
-                )
-        if account.division and account.division != current.division:
-            before["division"], after["division"] = current.division, account.division
-        return before, after
+                desired = desired._replace(delegates=delegates)
+                changed.add("delegates")
+        return desired, changed
 
     def _plan_user(
         self,
@@ -340,13 +362,21 @@ class _Planner:
         delegates: frozenset[str],
     ) -> None:
         options = self.options
-        before, after = (
-            self._field_diff(account, current, aliases, delegates)
-            if options.update_users
-            else ({}, {})
-        )
+        if options.update_users:
+            desired, fields = self._desired(account, current, aliases, delegates)
+        else:
+            desired, fields = current.state, set()
         entry = self.mapping.get(account.source_id)
-        sso = self._known_sso(account, current, entry)
+        sso = self._zivver_key(account, current, entry)
+        if sso is None:
+            self.sso_unknown.append(current.email)
+            blocked = sorted(fields & BLOCK_FIELDS)
+            if blocked:
+                # the zivver block carries aliases and delegates; sent without the user's key,
+                # Zivver erases it, and zsync cannot read it back
+                fields -= BLOCK_FIELDS
+                desired = desired._replace(aliases=current.aliases, delegates=current.delegates)
+                self.held_writes.append(HeldWrite(account.email, tuple(blocked), SSO_HELD))
         if account.active != current.active:
             allowed = (
                 options.reactivate_users
@@ -355,35 +385,40 @@ class _Planner:
             )
             if allowed:
                 action = Action.REACTIVATE_USER if account.active else Action.SUSPEND_USER
-                before["active"], after["active"] = current.active, account.active
-                self._add(action, account, current, before, after, sso)
+                desired = desired._replace(active=account.active)
+                self._add(action, account, current, desired, fields | {"active"}, sso)
             return
-        if after:
-            self._add(Action.UPDATE_USER, account, current, before, after, sso)
-        if (
-            options.update_sso_keys
-            and account.sso_key
-            and (entry is None or entry.sso_key_sent != account.sso_key)
-        ):
+        if fields:
+            self._add(Action.UPDATE_USER, account, current, desired, fields, sso)
+        if options.update_sso_keys and account.sso_key and account.sso_key != sso:
             self._add(
                 Action.UPDATE_USER,
                 account,
                 current,
-                {"sso_key": "(unknown: Zivver never returns it)"},
-                {"sso_key": account.sso_key},
+                current.state._replace(email=account.email),
+                {SSO_KEY},
                 account.sso_key,
             )
 
-    def _known_sso(
+    def _zivver_key(
         self, account: SourceAccount, current: ZivverAccount, entry: MappingEntry | None
     ) -> str | None:
-        """The SsoAccountKey to repeat in a PUT: only one we know Zivver already has."""
+        """The SsoAccountKey Zivver has for this user ("" for none), or None when unknown.
+
+        zsync knows the key it sent itself; for accounts it took over, the profile says where
+        the keys came from (sync.existing_sso_keys).
+        """
         if (
             entry is not None
             and entry.zivver_id == current.zivver_id
-            and entry.sso_key_sent == account.sso_key
+            and entry.sso_key_sent is not None
         ):
-            return account.sso_key
+            return entry.sso_key_sent
+        origin = self.options.existing_sso_keys
+        if origin == "from-source":
+            return account.sso_key or ""
+        if origin == "none":
+            return ""
         return None
 
     def _plan_functional(
@@ -396,20 +431,14 @@ class _Planner:
         options = self.options
         if not account.active or (options.sync_delegations and not delegates and current.delegates):
             if current.delegates and self._removal_allowed(options.suspend_functional_accounts):
-                self._add(
-                    Action.SUSPEND_FUNCTIONAL,
-                    account,
-                    current,
-                    {"delegates": sorted(current.delegates)},
-                    {"delegates": []},
-                    None,
-                )
+                desired = current.state._replace(delegates=NO_ADDRESSES)
+                self._add(Action.SUSPEND_FUNCTIONAL, account, current, desired, {"delegates"}, None)
             return
         if not options.update_functional_accounts:
             return
-        before, after = self._field_diff(account, current, aliases, delegates)
-        if after:
-            self._add(Action.UPDATE_FUNCTIONAL, account, current, before, after, None)
+        desired, fields = self._desired(account, current, aliases, delegates)
+        if fields:
+            self._add(Action.UPDATE_FUNCTIONAL, account, current, desired, fields, None)
 
     # --- accounts we own that the sources no longer hold --------------------------------
 
@@ -424,24 +453,23 @@ class _Planner:
                 or not self.in_domain(current.email)
             ):
                 continue
-            before: Fields = {}
-            after: Fields = {}
+            desired = current.state
+            fields: set[str] = set()
             action: Action | None = None
             if current.kind is Kind.PERSONAL:
                 if options.delete_users:
                     action = Action.DELETE_USER if self._removal_allowed(True) else None
                 elif current.active and self._removal_allowed(options.suspend_users):
-                    action, before, after = Action.SUSPEND_USER, {"active": True}, {"active": False}
+                    action, fields = Action.SUSPEND_USER, {"active"}
+                    desired = desired._replace(active=False)
             elif options.delete_functional_accounts:
                 action = Action.DELETE_FUNCTIONAL if self._removal_allowed(True) else None
             elif current.delegates and self._removal_allowed(options.suspend_functional_accounts):
-                action = Action.SUSPEND_FUNCTIONAL
-                before, after = {"delegates": sorted(current.delegates)}, {"delegates": []}
+                action, fields = Action.SUSPEND_FUNCTIONAL, {"delegates"}
+                desired = desired._replace(delegates=NO_ADDRESSES)
             if action is not None:
                 self.pending.append(
-                    Change(
-                        0, action, current.email, current.zivver_id, source_id, None, before, after
-                    )
+                    _change(action, current.email, current, source_id, None, desired, fields, None)
                 )
 
     def _removal_allowed(self, option: bool) -> bool:
@@ -459,21 +487,20 @@ class _Planner:
         action: Action,
         account: SourceAccount,
         current: ZivverAccount | None,
-        before: Fields,
-        after: Fields,
+        desired: AccountState,
+        fields: set[str],
         sso_key: str | None,
     ) -> None:
         self.pending.append(
-            Change(
-                0,
+            _change(
                 action,
                 account.email,
-                current.zivver_id if current else None,
+                current,
                 account.source_id,
                 account.source,
-                before,
-                after,
-                sso_key=sso_key,
+                desired,
+                fields,
+                sso_key,
             )
         )
 
@@ -484,7 +511,7 @@ class _Planner:
         guarded = {guard.action for guard in guards}
         changes = []
         for number, item in enumerate(self.pending, 1):
-            guard = _guard_of(item.action, item.after)
+            guard = _guard_of(item.action, item.fields)
             changes.append(
                 dataclasses.replace(item, id=number, guard=guard if guard in guarded else None)
             )
@@ -500,12 +527,41 @@ class _Planner:
                 "zivver_users": users,
                 "zivver_functional_accounts": len(self.zivver) - users,
             },
+            held_writes=self.held_writes,
+            takeover=self._takeover(),
+        )
+
+    def _takeover(self) -> Takeover:
+        mapping = self.mapping
+        matched_by_address = sum(
+            1
+            for match in self.matches
+            if (entry := mapping.get(match.source_id)) is None or entry.zivver_id != match.zivver_id
+        )
+        untouched: list[str] = []
+        outside = 0
+        foreign: list[str] = []
+        for account in self.zivver:
+            if not self.in_domain(account.email):
+                outside += 1
+                continue
+            if account.zivver_id not in self.claimed and account.zivver_id not in self.owner_of:
+                untouched.append(account.email)
+            if any(member != account.zivver_id for member in account.other_members):
+                foreign.append(account.email)
+        return Takeover(
+            first_run=not mapping,
+            matched_by_address=matched_by_address,
+            untouched=tuple(sorted(untouched)),
+            outside_filter=outside,
+            sso_unknown=tuple(sorted(self.sso_unknown)),
+            foreign_members=tuple(sorted(foreign)),
         )
 
     def _guards(self) -> list[Guard]:
         counts = {action: 0 for action in GuardedAction}
         for item in self.pending:
-            guard = _guard_of(item.action, item.after)
+            guard = _guard_of(item.action, item.fields)
             if guard is not None:
                 counts[guard] += 1
         users = sum(1 for account in self.zivver if account.kind is Kind.PERSONAL)
@@ -533,7 +589,37 @@ _SKIP = ZivverAccount(Kind.PERSONAL, "", "", "", False)
 """Sentinel: the account must not be matched nor created this run."""
 
 
-def _guard_of(action: Action, after: Fields) -> GuardedAction | None:
+def _change(
+    action: Action,
+    email: str,
+    current: ZivverAccount | None,
+    source_id: str | None,
+    source: str | None,
+    desired: AccountState,
+    fields: set[str],
+    sso_key: str | None,
+) -> Change:
+    """A change (numbered and guarded later, in _finish), with its difference as plain values."""
+    before = shown(current.state, fields) if current is not None else {}
+    after = shown(desired, fields)
+    if SSO_KEY in fields:
+        before[SSO_KEY], after[SSO_KEY] = SSO_UNKNOWN, sso_key
+    return Change(
+        0,
+        action,
+        email,
+        current.zivver_id if current is not None else None,
+        source_id,
+        source,
+        desired,
+        frozenset(fields),
+        before,
+        after,
+        sso_key=sso_key,
+    )
+
+
+def _guard_of(action: Action, fields: frozenset[str]) -> GuardedAction | None:
     if action is Action.SUSPEND_USER:
         return GuardedAction.SUSPEND_USERS
     if action is Action.SUSPEND_FUNCTIONAL:
@@ -542,7 +628,7 @@ def _guard_of(action: Action, after: Fields) -> GuardedAction | None:
         return GuardedAction.DELETE_USERS
     if action is Action.DELETE_FUNCTIONAL:
         return GuardedAction.DELETE_FUNCTIONAL
-    if action is Action.UPDATE_USER and "sso_key" in after:
+    if action is Action.UPDATE_USER and SSO_KEY in fields:
         return GuardedAction.UPDATE_SSO_KEYS
     return None
 

@@ -317,13 +317,14 @@ class SyncSession:
             except ZsyncError:
                 pass  # the store is what failed; the message says so
             return RunOutcome(code, "stopped", message)
-        code = EXIT_FAILED if result.failed else EXIT_HELD if held else EXIT_OK
+        not_sent = plan.held_writes
+        code = EXIT_FAILED if result.failed else EXIT_HELD if held or not_sent else EXIT_OK
         status = {EXIT_OK: "completed", EXIT_FAILED: "failed-changes", EXIT_HELD: "held"}[code]
         if result.cancelled:
             status = "cancelled"
         self.finish(
             status,
-            counts | {"held": len(held), "cancelled": result.cancelled},
+            counts | {"held": len(held), "not_sent": len(not_sent), "cancelled": result.cancelled},
             plan.removals_blocked is None and not result.cancelled,
         )
         if result.cancelled:
@@ -333,8 +334,11 @@ class SyncSession:
             )
         elif result.failed:
             message = f"{len(result.failed)} of {result.done} change(s) failed."
-        elif held:
-            message = f"Applied {result.done} change(s); {len(held)} held for confirmation."
+        elif held or not_sent:
+            parts = [f"{len(held)} held for confirmation"] if held else []
+            if not_sent:
+                parts.append(f"{len(not_sent)} not sent (an SsoAccountKey zsync does not know)")
+            message = f"Applied {result.done} change(s); {'; '.join(parts)}."
         elif result.done:
             message = "Task completed successfully."
         else:

@@ -1,13 +1,47 @@
-"""A Zivver-compatible SCIM server, with Zivver's quirks (zivver-api.md, section h).
+"""A Zivver-compatible SCIM server that behaves as the real one does on the wire.
 
-- functional accounts are Groups; members are user ids; no ``active`` flag;
-- ``SsoAccountKey`` is write-only (stored, never returned);
-- PATCH needs ``Content-Type`` and ``Accept`` of ``application/scim+json`` (415 / 406);
-- an empty ``members`` list in a PUT is silently ignored;
-- ``GET /Users`` returns every user at once, ignoring paging parameters;
-- a missing id answers 400; PUT accepts partial bodies;
-- past the request budget (default 50 per 10 s) it answers 429 with Zivver's body;
-- alias taken / alias is a guest / outside organization / invalid division errors.
+It follows ../shared/docs/zivver-wire.md (what Zivver's own Cloud Sync, its capture of a real
+organization, the HelloID connector and a customer's module show). It is a witness, not a
+friend: where the evidence is silent it takes the stricter behaviour, marked *(silent)*.
+
+Resources and writes:
+- Functional accounts are Groups; members are ids of users **or groups**; groups have no
+  ``active`` flag. Seeded groups may hold their own id and ids of no account.
+- ``SsoAccountKey`` is write-only: stored apart (``sso_keys``), never returned.
+- PUT merges at the top level (an attribute left out is kept) but **replaces a complex
+  attribute that is sent**: the zivver user block sent without ``SsoAccountKey`` erases the
+  key; ``ExternalAccountId`` left out of a sent block is gone; ``phoneNumbers`` sent replaces
+  the list. The enterprise block and ``name`` are replaced the same way *(silent: the
+  evidence names the zivver block only)*.
+- Unknown attributes in a body are refused with 400 *(silent)*.
+- POST /Users: new users are always active; an address that exists answers **409 with an
+  empty body**. POST /Groups whose address exists (as anything) answers 400
+  ``Account is outside the organization``; an unknown member 400 ``Unknown in set``.
+- PUT of a group with an unknown member: 400 ``Error creating member: Member Not Found``;
+  ``members: []`` in a PUT is ignored (Zivver's known bug). A rename onto an address that
+  exists answers 409 with an empty body *(silent)*.
+- PATCH (Groups only; path ``members``: add, remove, replace) needs ``Content-Type:
+  application/scim+json`` (else 415) and, when an Accept is sent, one that admits it (else
+  406); it answers **200** with the group. Other PATCHes answer 400 *(silent)*.
+- ``GET``/``PUT``/``PATCH``/``DELETE`` of an unknown id: 400 ``Unknown account with uuid: …``.
+  DELETE answers 204 *(silent: its status was never seen)*.
+- Divisions: ``/`` means none; an unknown one is refused with ``Invalid division: NAME``.
+- Aliases: outside the claimed domains ``Error creating alias: Domain Not Owned``; a guest's
+  address ``Error creating alias: Alias is a guest: …``; another account's address
+  ``Error creating alias: Alias is already taken for <id>``. A primary address outside the
+  claimed domains: ``Account is outside the organization``.
+
+Answers:
+- Per-item errors are plain text (status 400), the whole body being the message; 401, 404 of
+  a path, 406, 415 and 429 are Dropwizard JSON ``{"code": N, "message": "…"}`` (the 401 and
+  404 texts are Dropwizard's defaults *(silent)*).
+- A list is exactly ``{"Resources": [...], "totalResults": N}``: every resource, whatever
+  ``startIndex``/``count`` say; ``filter=attr eq "value"`` works on ``userName`` and
+  ``externalId``.
+- Past the organization's budget (default 50 requests per 10 s, counted for every client of
+  the API key, so another client can use it up) it answers 429 with Zivver's body and the
+  ``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset`` headers of the draft its
+  body refers to, and **no Retry-After** (``retry_after=True`` adds one).
 
 The state lives in :class:`Organization`; tests and the demo read it directly.
 """
@@ -15,6 +49,9 @@ The state lives in :class:`Organization`; tests and the demo read it directly.
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
+import math
 import re
 import threading
 import time
@@ -26,7 +63,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -34,10 +71,31 @@ ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 ZIVVER_USER = "urn:ietf:params:scim:schemas:zivver:0.1:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ZIVVER_GROUP = "urn:ietf:params:scim:schemas:zivver:0.1:Group"
-ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
-LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SCIM_JSON = "application/scim+json"
 _FILTER = re.compile(r'^\s*(\w+)\s+eq\s+"([^"]*)"\s*$', re.I)
+
+USER_ATTRIBUTES = frozenset(
+    {
+        "schemas",
+        "id",
+        "meta",
+        "userName",
+        "name",
+        "displayName",
+        "nickName",
+        "active",
+        "phoneNumbers",
+        ENTERPRISE_USER,
+        ZIVVER_USER,
+    }
+)
+GROUP_ATTRIBUTES = frozenset(
+    {"schemas", "id", "meta", "externalId", "displayName", "members", ENTERPRISE_USER, ZIVVER_GROUP}
+)
+ZIVVER_USER_KEYS = frozenset({"SsoAccountKey", "aliases", "delegates", "ExternalAccountId"})
+ZIVVER_GROUP_KEYS = frozenset({"aliases", "ExternalAccountId"})
+READ_ONLY = frozenset({"schemas", "id", "meta"})
 
 
 @dataclass
@@ -66,6 +124,8 @@ class Organization:
     guests: set[str] = field(default_factory=set)
     rate_limit: int | None = 50
     rate_window: float = 10.0
+    retry_after: bool = False
+    """Send ``Retry-After`` with a 429 (no capture of the real service shows one)."""
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     sso_keys: dict[str, str] = field(default_factory=dict)
@@ -89,19 +149,54 @@ class Organization:
         return next((g for g in self.groups.values() if g["externalId"] == email.lower()), None)
 
     def add_user(
-        self, email: str, name: str = "", active: bool = True, aliases: list[str] | None = None
+        self,
+        email: str,
+        name: str = "",
+        active: bool = True,
+        aliases: list[str] | None = None,
+        *,
+        sso_key: str | None = None,
+        division: str = "/",
+        nick_name: str | None = None,
+        phone_numbers: list[str] | None = None,
+        external_account_id: str | None = None,
+        enterprise: dict[str, Any] | None = None,
     ) -> str:
+        """Seed a user as another tool (or an admin) left it; nothing is validated."""
         with self.lock:
             user_id = self.new_id()
-            self.users[user_id] = _new_user(
-                user_id, email, name or email, active, aliases or [], [], "/"
-            )
+            user = _new_user(user_id, email, name or email, active, aliases or [], [], division)
+            if nick_name is not None:
+                user["nickName"] = nick_name
+            if phone_numbers is not None:
+                user["phoneNumbers"] = [{"value": number} for number in phone_numbers]
+            if external_account_id is not None:
+                user[ZIVVER_USER]["ExternalAccountId"] = external_account_id
+            if enterprise is not None:
+                user[ENTERPRISE_USER] = dict(enterprise)
+            self.users[user_id] = user
+            if sso_key:
+                self.sso_keys[user_id] = sso_key
             return user_id
 
-    def add_group(self, email: str, name: str = "", member_ids: list[str] | None = None) -> str:
+    def add_group(
+        self,
+        email: str,
+        name: str = "",
+        member_ids: list[str] | None = None,
+        *,
+        aliases: list[str] | None = None,
+        division: str = "/",
+        external_account_id: str | None = None,
+    ) -> str:
+        """Seed a functional account; members may be users, groups or ids of no account."""
         with self.lock:
             group_id = self.new_id()
-            self.groups[group_id] = _new_group(group_id, email, name or email, member_ids or [], [])
+            group = _new_group(group_id, email, name or email, member_ids or [], aliases or [])
+            group[ENTERPRISE_USER]["division"] = division
+            if external_account_id is not None:
+                group[ZIVVER_GROUP]["ExternalAccountId"] = external_account_id
+            self.groups[group_id] = group
             return group_id
 
     def delegates_of(self, email: str) -> set[str]:
@@ -112,19 +207,28 @@ class Organization:
             self.users[m["value"]]["userName"] for m in group["members"] if m["value"] in self.users
         }
 
+    def snapshot(self) -> dict[str, Any]:
+        """Every resource and key as it is now (a deep copy), to compare before and after."""
+        with self.lock:
+            return copy.deepcopy(
+                {"users": self.users, "groups": self.groups, "sso_keys": self.sso_keys}
+            )
+
     # --- rules ----------------------------------------------------------------------------------
 
-    def admit(self) -> bool:
+    def admit(self) -> float | None:
+        """Count a request against the budget: None when admitted, else the seconds until
+        the window frees a place."""
         if not self.rate_limit:
-            return True
+            return None
         now = time.monotonic()
         with self.lock:
             while self._arrivals and now - self._arrivals[0] >= self.rate_window:
                 self._arrivals.popleft()
             if len(self._arrivals) >= self.rate_limit:
-                return False
+                return self._arrivals[0] + self.rate_window - now
             self._arrivals.append(now)
-            return True
+            return None
 
     def next_fault(self, method: str) -> Fault | None:
         with self.lock:
@@ -138,10 +242,10 @@ class Organization:
 
     def address_owner(self, address: str) -> str | None:
         for resource_id, user in self.users.items():
-            if user["userName"] == address or address in user[ZIVVER_USER]["aliases"]:
+            if user["userName"] == address or address in user[ZIVVER_USER].get("aliases", []):
                 return resource_id
         for resource_id, group in self.groups.items():
-            if group["externalId"] == address or address in group[ZIVVER_GROUP]["aliases"]:
+            if group["externalId"] == address or address in group[ZIVVER_GROUP].get("aliases", []):
                 return resource_id
         return None
 
@@ -159,6 +263,7 @@ def _new_user(
     delegates: list[str],
     division: str,
 ) -> dict[str, Any]:
+    """A user as Zivver returns it (the CS capture's shape)."""
     return {
         "schemas": [CORE_USER, ENTERPRISE_USER, ZIVVER_USER],
         "id": user_id,
@@ -179,23 +284,41 @@ def _new_user(
 def _new_group(
     group_id: str, email: str, name: str, member_ids: list[str], aliases: list[str]
 ) -> dict[str, Any]:
+    """A functional account as Zivver returns it (the enterprise *User* schema included)."""
     return {
-        "schemas": [CORE_GROUP, ZIVVER_GROUP],
+        "schemas": [CORE_GROUP, ZIVVER_GROUP, ENTERPRISE_USER],
         "id": group_id,
         "externalId": email.lower(),
         "displayName": name,
         "members": [{"value": m} for m in member_ids],
-        "meta": {"location": f"/scim/v2/Groups/{group_id}", "resourceType": "Group"},
+        "meta": {
+            "created": time.strftime("%Y-%m-%d"),
+            "location": f"/scim/v2/Groups/{group_id}",
+            "resourceType": "Group",
+        },
         ENTERPRISE_USER: {"division": "/"},
         ZIVVER_GROUP: {"aliases": aliases},
     }
 
 
 class ScimError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
+    """A refusal: ``text`` is the plain-text body (Zivver's per-item errors), or with
+    ``dropwizard`` the message of a ``{"code", "message"}`` JSON body."""
+
+    def __init__(self, status: int, text: str, dropwizard: bool = False) -> None:
+        super().__init__(text)
         self.status = status
-        self.detail = detail
+        self.text = text
+        self.dropwizard = dropwizard
+
+    def response(self) -> Response:
+        if self.dropwizard:
+            return _dropwizard(self.status, self.text)
+        return PlainTextResponse(self.text, status_code=self.status)
+
+
+def _dropwizard(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"code": status, "message": message}, status_code=status, headers=headers)
 
 
 class _Truncated(Response):
@@ -220,14 +343,6 @@ class _Truncated(Response):
         raise ConnectionAbortedError("injected: connection dropped mid-response")
 
 
-def _error(status: int, detail: str) -> JSONResponse:
-    return JSONResponse(
-        {"schemas": [ERROR], "status": str(status), "detail": detail},
-        status_code=status,
-        media_type=SCIM_JSON,
-    )
-
-
 def create_app(org: Organization) -> Starlette:
     """The ASGI app serving ``org`` under ``/api/scim/v2`` (and ``/scim/v2``)."""
 
@@ -240,7 +355,7 @@ def create_app(org: Organization) -> Starlette:
         if fault is not None and fault.kind.isdigit():
             with org.lock:
                 org.requests.append((method, path, int(fault.kind)))
-            return _error(int(fault.kind), "injected fault")
+            return PlainTextResponse("injected fault", status_code=int(fault.kind))
         response = await _dispatch(org, request)
         with org.lock:
             org.requests.append((method, path, response.status_code))
@@ -263,51 +378,67 @@ def create_app(org: Organization) -> Starlette:
     return Starlette(routes=routes)
 
 
+def _too_many(org: Organization, wait: float) -> Response:
+    reset = str(max(1, math.ceil(wait)))
+    headers = {
+        "RateLimit-Limit": str(org.rate_limit),
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": reset,
+    }
+    if org.retry_after:
+        headers["Retry-After"] = reset
+    body = {
+        "code": 429,
+        "message": "Too Many Requests",
+        "emptiedBucketDetails": {
+            "limiterId": "scim-api",
+            "budget": org.rate_limit,
+            "windowSeconds": org.rate_window,
+        },
+        "reference": "https://tools.ietf.org/html/draft-polli-ratelimit-headers-02",
+    }
+    return JSONResponse(body, status_code=429, headers=headers)
+
+
+def _accepts_scim(accept: str | None) -> bool:
+    if accept is None:
+        return True
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in (SCIM_JSON, "application/*", "*/*"):
+            return True
+    return False
+
+
 async def _dispatch(org: Organization, request: Request) -> Response:
     if request.headers.get("authorization", "") != f"Bearer {org.api_key}":
-        return _error(
-            401, "You are not authorized to use the Zivver API. Did you enter the correct API-key?"
-        )
-    if not org.admit():
-        return JSONResponse(
-            {
-                "code": 429,
-                "message": "Too Many Requests",
-                "emptiedBucketDetails": {
-                    "limiterId": "scim-api",
-                    "budget": org.rate_limit,
-                    "windowSeconds": org.rate_window,
-                },
-                "reference": "https://docs.zivver.com/ratelimit-headers",
-            },
-            status_code=429,
-            headers={"Retry-After": "1"},
-        )
+        return _dropwizard(401, "Credentials are required to access this resource.")
+    wait = org.admit()
+    if wait is not None:
+        return _too_many(org, wait)
     kind = request.path_params["kind"]
     if kind not in ("Users", "Groups"):
-        return _error(404, f"Unknown resource type {kind}")
+        return _dropwizard(404, "HTTP 404 Not Found")
     resource_id = request.path_params.get("resource_id")
     method = request.method
     if method == "PATCH":
-        if request.headers.get("content-type", "").split(";")[0].strip() != SCIM_JSON:
-            return _error(
-                415, "Unsupported Media Type: PATCH requires Content-Type application/scim+json"
-            )
-        if SCIM_JSON not in request.headers.get("accept", ""):
-            return _error(406, "Not Acceptable: PATCH requires Accept application/scim+json")
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != SCIM_JSON:
+            return _dropwizard(415, "HTTP 415 Unsupported Media Type")
+        if not _accepts_scim(request.headers.get("accept")):
+            return _dropwizard(406, "HTTP 406 Not Acceptable")
     body: Any = None
     if method in ("POST", "PUT", "PATCH"):
         try:
-            body = await request.json()
+            body = json.loads(await request.body())
         except ValueError:
-            return _error(400, "Request body is not valid JSON")
+            return _dropwizard(400, "Unable to process JSON")
         if not isinstance(body, dict):
-            return _error(400, "Request body must be a JSON object")
+            return _dropwizard(400, "Unable to process JSON")
     try:
         with org.lock:
             return _handle(org, kind, method, resource_id, body, dict(request.query_params))
     except ScimError as error:
-        return _error(error.status, error.detail)
+        return error.response()
 
 
 def _handle(
@@ -321,8 +452,13 @@ def _handle(
     store = org.users if kind == "Users" else org.groups
     if resource_id is None:
         if method == "GET":
-            return _list(org, kind, store, query)
-        return _json(_create_user(org, body) if kind == "Users" else _create_group(org, body), 201)
+            return _list(store, query)
+        if kind == "Users":
+            created = _create_user(org, body)
+            if created is None:
+                return Response(status_code=409)  # Zivver: an address that exists, no body
+            return _json(created, 201)
+        return _json(_create_group(org, body), 201)
     if resource_id not in store:
         raise ScimError(400, f"Unknown account with uuid: {resource_id}")
     if method == "GET":
@@ -330,44 +466,62 @@ def _handle(
     if method == "DELETE":
         del store[resource_id]
         org.sso_keys.pop(resource_id, None)
-        if kind == "Users":
-            for group in org.groups.values():
-                group["members"] = [m for m in group["members"] if m["value"] != resource_id]
         return Response(status_code=204)
     if method == "PUT":
-        return _json(
-            _put_user(org, resource_id, body)
-            if kind == "Users"
-            else _put_group(org, resource_id, body)
-        )
+        if kind == "Users":
+            updated = _put_user(org, resource_id, body)
+            return Response(status_code=409) if updated is None else _json(updated)
+        updated = _put_group(org, resource_id, body)
+        return Response(status_code=409) if updated is None else _json(updated)
     if kind != "Groups":
         raise ScimError(400, "PATCH is only supported for Groups")
-    _patch_group(org, resource_id, body)
-    return Response(status_code=204)
+    return _json(_patch_group(org, resource_id, body))
 
 
 def _json(data: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status, media_type=SCIM_JSON)
 
 
-def _list(
-    org: Organization, kind: str, store: dict[str, dict[str, Any]], query: dict[str, str]
-) -> Response:
+def _list(store: dict[str, dict[str, Any]], query: dict[str, str]) -> Response:
     resources = list(store.values())
     if "filter" in query:
         match = _FILTER.match(query["filter"])
-        if not match:
+        if not match or match.group(1) not in ("userName", "externalId"):
             raise ScimError(400, f"Unsupported filter: {query['filter']}")
         attribute, value = match.group(1), match.group(2).lower()
         resources = [r for r in resources if str(r.get(attribute, "")).lower() == value]
-    # like Zivver: every resource in one response, whatever startIndex/count say
-    return _json({"schemas": [LIST], "totalResults": len(resources), "Resources": resources})
+    # like Zivver: every resource in one answer, whatever startIndex/count say, no paging fields
+    return _json({"Resources": resources, "totalResults": len(resources)})
 
 
 def _address(value: Any, what: str) -> str:
     if not isinstance(value, str) or "@" not in value:
         raise ScimError(400, f"{what} must be an e-mail address")
     return value.strip().lower()
+
+
+def _addresses(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list):
+        raise ScimError(400, f"{what} must be a list of e-mail addresses")
+    return [_address(item, what) for item in value]
+
+
+def _block(body: dict[str, Any], urn: str, keys: frozenset[str]) -> dict[str, Any] | None:
+    block = body.get(urn)
+    if block is None:
+        return None
+    if not isinstance(block, dict):
+        raise ScimError(400, f"{urn} must be an object")
+    unknown = sorted(set(block) - keys)
+    if unknown:  # (silent) what the real service does with keys it does not know
+        raise ScimError(400, f"Unrecognized field {unknown[0]!r} in {urn}")
+    return block
+
+
+def _known_attributes(body: dict[str, Any], known: frozenset[str]) -> None:
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise ScimError(400, f"Unrecognized field {unknown[0]!r}")
 
 
 def _check_addresses(
@@ -377,7 +531,7 @@ def _check_addresses(
         raise ScimError(400, "Account is outside the organization")
     for alias in aliases:
         if not org.claimed(alias):
-            raise ScimError(400, "Account is outside the organization")
+            raise ScimError(400, "Error creating alias: Domain Not Owned")
         if alias in org.guests:
             raise ScimError(400, f"Error creating alias: Alias is a guest: {alias}")
         owner = org.address_owner(alias)
@@ -385,122 +539,188 @@ def _check_addresses(
             raise ScimError(400, f"Error creating alias: Alias is already taken for {owner}")
 
 
-def _division(org: Organization, body: dict[str, Any], current: str) -> str:
-    division = (body.get(ENTERPRISE_USER) or {}).get("division", current)
-    if division not in org.divisions:
-        raise ScimError(400, f"Invalid division: {division}")
-    return str(division)
+def _enterprise(org: Organization, body: dict[str, Any]) -> dict[str, Any] | None:
+    block = _block(body, ENTERPRISE_USER, frozenset({"division"}))
+    if block is not None and "division" in block and block["division"] not in org.divisions:
+        raise ScimError(400, f"Invalid division: {block['division']}")
+    return block
 
 
-def _create_user(org: Organization, body: dict[str, Any]) -> dict[str, Any]:
+def _phone_numbers(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(
+        isinstance(item, dict) and isinstance(item.get("value"), str) for item in value
+    ):
+        raise ScimError(400, 'phoneNumbers must be a list of {"value": "+31…"}')
+    return [dict(item) for item in value]
+
+
+def _create_user(org: Organization, body: dict[str, Any]) -> dict[str, Any] | None:
+    _known_attributes(body, USER_ATTRIBUTES)
     email = _address(body.get("userName"), "userName")
     if org.address_owner(email) is not None:
-        existing = org.address_owner(email)
-        kind = "functional account" if existing in org.groups else "user"
-        raise ScimError(409, f"An account with userName {email} already exists ({kind} {existing})")
-    extension = body.get(ZIVVER_USER) or {}
-    aliases = [_address(a, "alias") for a in extension.get("aliases") or []]
+        return None
+    extension = _block(body, ZIVVER_USER, ZIVVER_USER_KEYS) or {}
+    aliases = _addresses(extension.get("aliases", []), "alias")
     _check_addresses(org, email, aliases, None)
-    division = _division(org, body, "/")
+    enterprise = _enterprise(org, body)
     user_id = org.new_id()
     name = (body.get("name") or {}).get("formatted") or email
-    delegates = [_address(d, "delegate") for d in extension.get("delegates") or []]
-    org.users[user_id] = _new_user(
-        user_id, email, name, True, aliases, delegates, division
-    )  # Zivver: new users are active
-    if extension.get("SsoAccountKey"):
-        org.sso_keys[user_id] = str(extension["SsoAccountKey"])
-    return org.users[user_id]
-
-
-def _put_user(org: Organization, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    user = org.users[user_id]
-    email = _address(body["userName"], "userName") if "userName" in body else user["userName"]
-    owner = org.address_owner(email)
-    if owner not in (None, user_id):
-        raise ScimError(409, f"An account with userName {email} already exists ({owner})")
-    extension = body.get(ZIVVER_USER) or {}
-    aliases = (
-        [_address(a, "alias") for a in extension["aliases"]]
-        if "aliases" in extension
-        else user[ZIVVER_USER]["aliases"]
-    )
-    _check_addresses(org, email, aliases, user_id)
-    user[ENTERPRISE_USER]["division"] = _division(org, body, user[ENTERPRISE_USER]["division"])
-    user["userName"] = email
-    if "name" in body:
-        user["name"] = {"formatted": (body["name"] or {}).get("formatted") or email}
-    if "active" in body:
-        user["active"] = bool(body["active"])
-    user[ZIVVER_USER]["aliases"] = aliases
-    if "delegates" in extension:
-        user[ZIVVER_USER]["delegates"] = [_address(d, "delegate") for d in extension["delegates"]]
+    delegates = _addresses(extension.get("delegates", []), "delegate")
+    user = _new_user(user_id, email, name, True, aliases, delegates, "/")  # always active
+    if enterprise is not None:
+        user[ENTERPRISE_USER] = dict(enterprise)
+    if "ExternalAccountId" in extension:
+        user[ZIVVER_USER]["ExternalAccountId"] = extension["ExternalAccountId"]
+    if "nickName" in body:
+        user["nickName"] = body["nickName"]
+    if "phoneNumbers" in body:
+        user["phoneNumbers"] = _phone_numbers(body["phoneNumbers"])
+    org.users[user_id] = user
     if extension.get("SsoAccountKey"):
         org.sso_keys[user_id] = str(extension["SsoAccountKey"])
     return user
 
 
-def _members(org: Organization, value: Any) -> list[dict[str, str]]:
-    members = []
-    for member in value or []:
+def _put_user(org: Organization, user_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """Top-level merge; a complex attribute that is sent replaces the one Zivver has."""
+    _known_attributes(body, USER_ATTRIBUTES)
+    user = org.users[user_id]
+    email = _address(body["userName"], "userName") if "userName" in body else user["userName"]
+    owner = org.address_owner(email)
+    if owner not in (None, user_id):
+        return None
+    extension = _block(body, ZIVVER_USER, ZIVVER_USER_KEYS)
+    aliases = (
+        _addresses(extension.get("aliases", []), "alias")
+        if extension is not None
+        else user[ZIVVER_USER].get("aliases", [])
+    )
+    _check_addresses(org, email, aliases if extension is not None else [], user_id)
+    enterprise = _enterprise(org, body)
+    phones = _phone_numbers(body["phoneNumbers"]) if "phoneNumbers" in body else None
+    # every check passed: apply
+    user["userName"] = email
+    if "name" in body:
+        name = body["name"] if isinstance(body["name"], dict) else {}
+        user["name"] = {**name, "formatted": name.get("formatted") or email}
+    if "active" in body:
+        user["active"] = bool(body["active"])
+    for attribute in ("nickName", "displayName"):
+        if attribute in body:
+            user[attribute] = body[attribute]
+    if phones is not None:
+        user["phoneNumbers"] = phones
+    if enterprise is not None:
+        user[ENTERPRISE_USER] = dict(enterprise)
+    if extension is not None:
+        block: dict[str, Any] = {
+            "aliases": aliases,
+            "delegates": _addresses(extension.get("delegates", []), "delegate"),
+        }
+        if "ExternalAccountId" in extension:
+            block["ExternalAccountId"] = extension["ExternalAccountId"]
+        user[ZIVVER_USER] = block
+        if extension.get("SsoAccountKey"):
+            org.sso_keys[user_id] = str(extension["SsoAccountKey"])
+        else:  # the block was replaced: a key left out of it is erased (HI, CS mock)
+            org.sso_keys.pop(user_id, None)
+    return user
+
+
+def _members(org: Organization, value: Any, unknown: str) -> list[dict[str, str]]:
+    if not isinstance(value, list):
+        raise ScimError(400, "members must be a list")
+    members: list[dict[str, str]] = []
+    for member in value:
         member_id = member.get("value") if isinstance(member, dict) else None
-        if member_id not in org.users:
-            raise ScimError(400, f"Unknown account with uuid: {member_id}")
-        members.append({"value": member_id})
+        if member_id not in org.users and member_id not in org.groups:
+            raise ScimError(400, unknown)
+        if {"value": member_id} not in members:
+            members.append({"value": member_id})
     return members
 
 
 def _create_group(org: Organization, body: dict[str, Any]) -> dict[str, Any]:
+    _known_attributes(body, GROUP_ATTRIBUTES)
     email = _address(body.get("externalId"), "externalId")
     if org.address_owner(email) is not None:
-        raise ScimError(409, f"An account with externalId {email} already exists")
-    aliases = [_address(a, "alias") for a in (body.get(ZIVVER_GROUP) or {}).get("aliases") or []]
+        raise ScimError(400, "Account is outside the organization")
+    extension = _block(body, ZIVVER_GROUP, ZIVVER_GROUP_KEYS) or {}
+    aliases = _addresses(extension.get("aliases", []), "alias")
     _check_addresses(org, email, aliases, None)
+    enterprise = _enterprise(org, body)
+    members = _members(org, body.get("members", []), "Unknown in set")
     group_id = org.new_id()
     group = _new_group(group_id, email, body.get("displayName") or email, [], aliases)
-    group["members"] = _members(org, body.get("members"))
+    group["members"] = members
+    if enterprise is not None:
+        group[ENTERPRISE_USER] = dict(enterprise)
+    if "ExternalAccountId" in extension:
+        group[ZIVVER_GROUP]["ExternalAccountId"] = extension["ExternalAccountId"]
     org.groups[group_id] = group
     return group
 
 
-def _put_group(org: Organization, group_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def _put_group(org: Organization, group_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    _known_attributes(body, GROUP_ATTRIBUTES)
     group = org.groups[group_id]
     email = (
         _address(body["externalId"], "externalId") if "externalId" in body else group["externalId"]
     )
     owner = org.address_owner(email)
     if owner not in (None, group_id):
-        raise ScimError(409, f"An account with externalId {email} already exists ({owner})")
-    extension = body.get(ZIVVER_GROUP) or {}
+        return None
+    extension = _block(body, ZIVVER_GROUP, ZIVVER_GROUP_KEYS)
     aliases = (
-        [_address(a, "alias") for a in extension["aliases"]]
-        if "aliases" in extension
-        else group[ZIVVER_GROUP]["aliases"]
+        _addresses(extension.get("aliases", []), "alias")
+        if extension is not None
+        else group[ZIVVER_GROUP].get("aliases", [])
     )
-    _check_addresses(org, email, aliases, group_id)
+    _check_addresses(org, email, aliases if extension is not None else [], group_id)
+    enterprise = _enterprise(org, body)
+    members = (
+        _members(org, body["members"], "Error creating member: Member Not Found")
+        if "members" in body
+        else []
+    )
     group["externalId"] = email
-    group["displayName"] = body.get("displayName", group["displayName"])
-    group[ZIVVER_GROUP]["aliases"] = aliases
-    members = _members(org, body.get("members"))
-    if members:  # Zivver's quirk: an empty members list in a PUT is ignored
+    if "displayName" in body:
+        group["displayName"] = body["displayName"]
+    if extension is not None:
+        block: dict[str, Any] = {"aliases": aliases}
+        if "ExternalAccountId" in extension:
+            block["ExternalAccountId"] = extension["ExternalAccountId"]
+        group[ZIVVER_GROUP] = block
+    if enterprise is not None:
+        group[ENTERPRISE_USER] = dict(enterprise)
+    if members:  # Zivver's known bug: an empty members list in a PUT is ignored
         group["members"] = members
     return group
 
 
-def _patch_group(org: Organization, group_id: str, body: dict[str, Any]) -> None:
+def _patch_group(org: Organization, group_id: str, body: dict[str, Any]) -> dict[str, Any]:
     group = org.groups[group_id]
-    for operation in body.get("Operations") or []:
-        op = str(operation.get("op", "")).lower()
-        if operation.get("path") != "members":
+    operations = body.get("Operations")
+    if PATCH_OP not in (body.get("schemas") or []) or not isinstance(operations, list):
+        raise ScimError(400, "A PATCH body must be a PatchOp with Operations")
+    members = list(group["members"])
+    for operation in operations:
+        op = str(operation.get("op", "")).lower() if isinstance(operation, dict) else ""
+        if operation.get("path") != "members":  # (silent) other paths
             raise ScimError(400, f"Unsupported PATCH path {operation.get('path')!r}")
-        if op == "remove":
-            group["members"] = []
+        if op == "remove" and "value" not in operation:
+            members = []
+        elif op == "remove":
+            gone = {m["value"] for m in _members(org, operation["value"], "Member Not Found")}
+            members = [m for m in members if m["value"] not in gone]
         elif op == "replace":
-            group["members"] = _members(org, operation.get("value"))
+            members = _members(
+                org, operation.get("value"), "Error creating member: Member Not Found"
+            )
         elif op == "add":
-            current = {m["value"] for m in group["members"]}
-            group["members"] += [
-                m for m in _members(org, operation.get("value")) if m["value"] not in current
-            ]
+            added = _members(org, operation.get("value"), "Error creating member: Member Not Found")
+            members += [m for m in added if m not in members]
         else:
             raise ScimError(400, f"Unsupported PATCH op {op!r}")
+    group["members"] = members
+    return group

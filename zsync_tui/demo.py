@@ -112,10 +112,13 @@ def _seed(org: Organization, store: Store, staff: Path) -> None:
             aliases=aliases,
         )
         user_ids[row["email"]] = zivver_id
-        store.remember_account(source_id, "personal", zivver_id, email, SOURCE, None)
+        # zsync created these users last month: it knows the key it sent (or that it sent none)
+        store.remember_account(
+            source_id, "personal", zivver_id, email, SOURCE, row.get("sso_key") or ""
+        )
     for source_id, (email, name) in LEAVERS.items():
         zivver_id = org.add_user(email, name)
-        store.remember_account(source_id, "personal", zivver_id, email, SOURCE, None)
+        store.remember_account(source_id, "personal", zivver_id, email, SOURCE, "")
     for email, name in UNMANAGED:
         org.add_user(email, name)
     for row in rows:

@@ -21,7 +21,16 @@ from zsync_core import __version__
 from zsync_core.apply import ApplyResult
 from zsync_core.config import Config, GuardedAction, check_secrets, load_config
 from zsync_core.errors import ZsyncError
-from zsync_core.model import ChangeEvent, Event, LogEvent, Plan, StepEvent, summary_line
+from zsync_core.model import (
+    ChangeEvent,
+    Event,
+    LogEvent,
+    Plan,
+    StepEvent,
+    Takeover,
+    held_lines,
+    summary_line,
+)
 from zsync_core.session import EXIT_CANNOT_RUN, EXIT_HELD, EXIT_OK, SyncSession
 
 SHOWN_HELD = 20
@@ -158,7 +167,7 @@ async def _steps(
     healthy = plan.removals_blocked is None
     if dry_run:
         session.record_plan_only(plan, confirmed)
-        code = EXIT_HELD if held else EXIT_OK
+        code = EXIT_HELD if held or plan.held_writes else EXIT_OK
         session.finish("dry-run", {"planned": len(plan.changes), "held": len(held)}, healthy)
         printer.line(f"Dry run: {len(plan.changes)} change(s) planned, nothing was sent to Zivver.")
         _write_report(report, session, plan, None, confirmed, dry_run, code, started, [])
@@ -188,6 +197,10 @@ async def _steps(
 
 
 def _print_summary(printer: Printer, plan: Plan, confirmed: set[GuardedAction]) -> None:
+    if plan.takeover is not None and plan.takeover.worth_showing:
+        printer.line("Taking over:")
+        for line in plan.takeover.lines():
+            printer.line(f"  {line}")
     counts = plan.by_action()
     if not plan.changes:
         printer.line("Summary: no changes.")
@@ -201,6 +214,8 @@ def _print_summary(printer: Printer, plan: Plan, confirmed: set[GuardedAction]) 
         printer.line(f"  [{state}] {guard.text} (--confirm {guard.action.value})")
     if plan.removals_blocked:
         printer.line(f"WARN no suspension or deletion planned: {plan.removals_blocked}")
+    for line in held_lines(plan.held_writes):
+        printer.line("HELD " + line)
 
 
 def _write_report(
@@ -260,6 +275,11 @@ def _write_report(
             for g in (plan.guards if plan else [])
         ],
         "removals_blocked": plan.removals_blocked if plan else None,
+        "takeover": _takeover(plan.takeover) if plan and plan.takeover else None,
+        "not_sent": [
+            {"email": h.email, "fields": list(h.fields), "reason": h.reason}
+            for h in (plan.held_writes if plan else [])
+        ],
         "notices": [
             {"level": n.level, "message": n.message} for n in (plan.notices if plan else [])
         ],
@@ -278,6 +298,18 @@ def _write_report(
         )
     except OSError as error:
         print(f"zsync: cannot write the report {path}: {error}", file=sys.stderr)
+
+
+def _takeover(takeover: Takeover) -> dict[str, Any]:
+    return {
+        "first_run": takeover.first_run,
+        "matched_by_address": takeover.matched_by_address,
+        "untouched": list(takeover.untouched),
+        "outside_domain_filter": takeover.outside_filter,
+        "sso_key_unknown": list(takeover.sso_unknown),
+        "members_kept": list(takeover.foreign_members),
+        "text": takeover.lines(),
+    }
 
 
 def _iso(timestamp: float) -> str:

@@ -372,7 +372,11 @@ class LdapSource:
             users.emails[dn] = email
             users.active[dn] = active
             recipient_type = raw.get(n.recipient_type)
-            shared = bool(recipient_type) and _int(recipient_type[0]) == SHARED_MAILBOX
+            shared = (
+                recipient_type is not None
+                and bool(recipient_type)
+                and _int(recipient_type[0]) == SHARED_MAILBOX
+            )
             if raw.get(n.delegates):
                 users.delegating.append((len(accounts), _dns(raw, n.delegates)))
             source_id = self._id(raw, dn, n)

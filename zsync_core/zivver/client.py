@@ -14,7 +14,7 @@ import random
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ import httpx
 from ..errors import TargetError
 from ..model import ZivverAccount
 from . import scim
+from .requests import Request
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 
@@ -40,8 +41,11 @@ class Pacer:
     """
 
     def __init__(self, budget: int, window: float, margin: float = 0.05) -> None:
+        self.limit = budget
+        """The configured budget; :attr:`budget` is what is used now (lower after a 429)."""
         self.budget = budget
         self.window = window + margin
+        self._changed_at = 0.0
         self.finished: deque[float] = deque()
         """When the answers of the last requests came back (in order)."""
         self.in_flight = 0
@@ -72,11 +76,25 @@ class Pacer:
 
     def release(self) -> None:
         self.in_flight -= 1
-        self.finished.append(time.monotonic())
+        now = time.monotonic()
+        self.finished.append(now)
+        if self.budget < self.limit and now - self._changed_at >= self.window:
+            self.budget += max(1, self.limit // 10)  # a window without a 429: speed up again
+            self.budget = min(self.budget, self.limit)
+            self._changed_at = now
 
     def pause(self, seconds: float) -> None:
-        """Zivver said 429: nobody sends until ``seconds`` have passed."""
-        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+        """Zivver said 429: nobody sends until ``seconds`` have passed, and then slower.
+
+        The budget is the organization's, shared by every client of its API key, so a 429
+        despite the pace means someone else spends it: zsync halves its own share, and wins it
+        back a little every window without a 429.
+        """
+        now = time.monotonic()
+        self.paused_until = max(self.paused_until, now + seconds)
+        if now - self._changed_at >= min(seconds, self.window) or self.budget == self.limit:
+            self.budget = max(1, self.budget // 2)
+        self._changed_at = now
 
 
 @dataclass(slots=True)
@@ -161,11 +179,9 @@ class ZivverClient:
 
     async def send(
         self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
+        request: Request,
         *,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
         before_retry: Callable[[], Awaitable[Outcome | None]] | None = None,
         raw_body: bool = False,
     ) -> Outcome:
@@ -175,12 +191,10 @@ class ZivverClient:
         Outcome (the create did happen), that is the result. With ``raw_body`` a successful
         answer's body is left as bytes (for :func:`scim.read_list`) and not kept in ``response``.
         """
-        url = f"{self.base_url}{path}"
-        headers = dict(self._headers)
-        if method == "PATCH":
-            headers["Content-Type"] = scim.SCIM_JSON
-            headers["Accept"] = scim.SCIM_JSON
-        request = {"method": method, "url": url, "body": body}
+        method, body = request.method, request.body
+        url = f"{self.base_url}{request.path}"
+        headers = {**self._headers, **request.headers}
+        journal = {"method": method, "url": url, "body": body}
         attempt = 0
         lost_answer = False
         while True:
@@ -189,7 +203,7 @@ class ZivverClient:
                 found = await before_retry()
                 if found is not None:
                     found.attempts = attempt
-                    found.request = request
+                    found.request = journal
                     return found
             await self.pacer.wait()
             self.requests_sent += 1
@@ -202,14 +216,14 @@ class ZivverClient:
                 self.pacer.release()
                 if _certificate_problem(error):  # retrying cannot help
                     return Outcome(
-                        False, None, request, None, attempt, _certificate_text(self.base_url, error)
+                        False, None, journal, None, attempt, _certificate_text(self.base_url, error)
                     )
                 lost_answer = True
                 if attempt > self.max_retries:
                     return Outcome(
                         False,
                         None,
-                        request,
+                        journal,
                         None,
                         attempt,
                         scim.explain(None, _transport_text(error), attempt),
@@ -224,25 +238,17 @@ class ZivverClient:
             self.pacer.release()
             if response.status_code in RETRY_STATUSES and attempt <= self.max_retries:
                 lost_answer = response.status_code in (502, 503, 504)
-                delay = self._retry_after(response) if response.status_code == 429 else None
+                delay = _retry_after(response)
                 if response.status_code == 429:
                     self.rate_limited += 1
                     self.pacer.pause(delay if delay is not None else self._backoff(attempt))
                 else:
                     await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
                 continue
-            return _outcome(request, response, attempt, raw_body)
+            return _outcome(journal, response, attempt, raw_body)
 
     def _backoff(self, attempt: int) -> float:
         return min(30.0, self.backoff_seconds * 2 ** (attempt - 1)) * (0.75 + random.random() / 2)
-
-    @staticmethod
-    def _retry_after(response: httpx.Response) -> float | None:
-        value = response.headers.get("Retry-After")
-        try:
-            return max(0.0, float(value)) if value is not None else None
-        except ValueError:
-            return None
 
     # --- reading the organization --------------------------------------------------------------
 
@@ -252,24 +258,36 @@ class ZivverClient:
         parse: Callable[[dict[str, Any]], T | None],
         on_page: Callable[[int, int | None], None] | None = None,
     ) -> list[T]:
-        """Every User or Group, parsed one by one; whether or not the server pages (Zivver does not).
+        """Every User or Group, parsed one by one.
+
+        Zivver answers the first request, sent without paging parameters (as Zivver's own
+        Cloud Sync does), with every account. A server that pages is asked for the next page
+        until ``totalResults`` are in. Resources are de-duplicated by id, so a server that
+        ignores ``startIndex`` neither duplicates accounts nor loops; a page that brings
+        nothing new before the total is reached is an incomplete read.
 
         Raises:
-            TargetError: Zivver is unreachable, refuses the key, or answers nonsense.
+            TargetError: Zivver is unreachable, refuses the key, answers nonsense, or its list
+                stops short of its own ``totalResults``.
         """
         items: list[T] = []
-        seen = 0
-        start = 1
+        ids: set[str] = set()
+        params: dict[str, Any] | None = None
 
         def each(resource: Any) -> None:
-            parsed = parse(resource) if isinstance(resource, dict) else None
+            if not isinstance(resource, dict):
+                return
+            resource_id = resource.get("id")
+            if str(resource_id) in ids:
+                return
+            ids.add(str(resource_id))
+            parsed = parse(resource)
             if parsed is not None:
                 items.append(parsed)
 
         while True:
-            outcome = await self.send(
-                "GET", f"/{kind}", params={"startIndex": start, "count": 1000}, raw_body=True
-            )
+            known = len(ids)
+            outcome = await self.send(Request("GET", f"/{kind}"), params=params, raw_body=True)
             if not outcome.ok:
                 raise TargetError(
                     f"Reading {kind} from Zivver at {self.base_url} failed: {outcome.error}"
@@ -286,13 +304,20 @@ class ZivverClient:
                 raise TargetError(
                     f"Reading {kind} from {self.base_url}: the answer is not a SCIM list. Is target.url the SCIM base URL?"
                 )
-            seen += page
             total = data.get("totalResults")
+            total = total if isinstance(total, int) and not isinstance(total, bool) else None
             if on_page:
-                on_page(seen, total if isinstance(total, int) else None)
-            if not page or not isinstance(total, int) or seen >= total:
+                on_page(len(ids), total)
+            if total is None or len(ids) >= total:
                 return items
-            start += page
+            if len(ids) == known:
+                raise TargetError(
+                    f"Reading {kind} from {self.base_url}: the list stopped at {len(ids)} of the "
+                    f"{total} accounts it announced (a page brought nothing new), so the read is "
+                    "incomplete and nothing is suspended. Try again later; if it repeats, tell "
+                    "Zivver support."
+                )
+            params = {"startIndex": len(ids) + 1, "count": 1000}
 
     async def read_organization(
         self, on_page: Callable[[str, int, int | None], None] | None = None
@@ -311,12 +336,28 @@ class ZivverClient:
 
     async def find(self, kind: str, attribute: str, value: str) -> dict[str, Any] | None:
         """Look one resource up by a filter (used before re-sending a create)."""
-        outcome = await self.send("GET", f"/{kind}", params={"filter": f'{attribute} eq "{value}"'})
+        outcome = await self.send(
+            Request("GET", f"/{kind}"), params={"filter": f'{attribute} eq "{value}"'}
+        )
         if outcome.ok and isinstance(outcome.body, dict):
             for resource in outcome.body.get("Resources") or []:
                 if str(resource.get(attribute, "")).lower() == value.lower():
                     return resource
         return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """How long the server asks to wait: ``Retry-After``, else ``RateLimit-Reset`` (seconds
+    until the window resets, draft-polli-ratelimit-headers, which Zivver's 429 refers to)."""
+    for header in ("Retry-After", "RateLimit-Reset"):
+        value = response.headers.get(header)
+        if value is None:
+            continue
+        try:
+            return min(60.0, max(0.0, float(value)))
+        except ValueError:
+            continue
+    return None
 
 
 def _certificate_problem(error: Exception) -> bool:

@@ -1,4 +1,4 @@
-"""Pure SCIM pieces for Zivver: parse resources, build request bodies, explain errors.
+"""Pure SCIM pieces for Zivver: parse resources and lists, explain errors (bodies: requests.py).
 
 Functional accounts are SCIM Groups whose members (by user id) are the delegates; the
 ``SsoAccountKey`` is write-only. See zivver-api.md, section (h).
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..addresses import normalize_address
-from ..model import NO_ADDRESSES, Kind, ZivverAccount, address_set
+from ..model import NO_ADDRESSES, Kept, Kind, ZivverAccount, address_set
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -22,9 +22,6 @@ ZIVVER_GROUP = "urn:ietf:params:scim:schemas:zivver:0.1:Group"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SCIM_JSON = "application/scim+json"
 NO_DIVISION = "/"
-
-USER_SCHEMAS = [CORE_USER, ENTERPRISE_USER, ZIVVER_USER]
-GROUP_SCHEMAS = [CORE_GROUP, ZIVVER_GROUP]
 
 
 _SPACE = re.compile(r"[ \t\n\r]*")
@@ -105,6 +102,45 @@ def _division(resource: dict[str, Any]) -> str | None:
     return None if value in (None, "", NO_DIVISION) else str(value)
 
 
+READ_ONLY = frozenset({"id", "meta", "schemas"})
+USER_MANAGED: dict[str, frozenset[str] | None] = {
+    "userName": None,
+    "active": None,
+    "name": frozenset({"formatted"}),
+    ENTERPRISE_USER: frozenset({"division"}),
+    ZIVVER_USER: frozenset({"aliases", "delegates", "SsoAccountKey"}),
+}
+"""What zsync manages of a User: whole attributes (None) or these keys of a complex one."""
+GROUP_MANAGED: dict[str, frozenset[str] | None] = {
+    "externalId": None,
+    "displayName": None,
+    "members": None,
+    ENTERPRISE_USER: frozenset({"division"}),
+    ZIVVER_GROUP: frozenset({"aliases"}),
+}
+_EMPTY: tuple[Any, ...] = (None, "", [], {})
+
+
+def kept_of(resource: dict[str, Any], managed: dict[str, frozenset[str] | None]) -> Kept | None:
+    """What of ``resource`` zsync does not manage and must send back unchanged when it sends
+    the attribute it sits in (see :data:`zsync_core.model.Kept`); None when there is nothing."""
+    kept: Kept | None = None
+    for key, value in resource.items():
+        if key in READ_ONLY:
+            continue
+        if key in managed:
+            keys = managed[key]
+            if keys is None or not isinstance(value, dict) or value.keys() <= keys:
+                continue
+            value = {k: v for k, v in value.items() if k not in keys and v not in _EMPTY}
+        if value in _EMPTY:
+            continue
+        if kept is None:
+            kept = {}
+        kept[key] = value
+    return kept
+
+
 def parse_user(resource: dict[str, Any]) -> ZivverAccount | None:
     email = normalize_address(resource.get("userName"))
     if email is None or not resource.get("id"):
@@ -120,84 +156,43 @@ def parse_user(resource: dict[str, Any]) -> ZivverAccount | None:
         _addresses(extension.get("aliases")),
         _addresses(extension.get("delegates")),
         _division(resource),
+        kept_of(resource, USER_MANAGED),
     )
 
 
 def parse_group(
     resource: dict[str, Any], emails_by_user_id: dict[str, str]
 ) -> ZivverAccount | None:
+    """A functional account. Members that are no user (other groups, the group itself, ids
+    that resolve to nothing) cannot be delegates; they are kept in ``other_members``."""
     email = normalize_address(resource.get("externalId"))
     group_id = resource.get("id")
     if email is None or not group_id:
         return None
-    delegates = address_set(
-        emails_by_user_id[member["value"]]
-        for member in resource.get("members") or []
-        if isinstance(member, dict)
-        and member.get("value") != group_id
-        and member.get("value") in emails_by_user_id
-    )
+    delegates: set[str] = set()
+    others: list[str] = []
+    for member in resource.get("members") or []:
+        value = member.get("value") if isinstance(member, dict) else None
+        if not isinstance(value, str) or not value:
+            continue
+        address = emails_by_user_id.get(value)
+        if address is not None and value != group_id:
+            delegates.add(address)
+        elif value not in others:
+            others.append(value)
+    found = address_set(delegates)
     return ZivverAccount(
         kind=Kind.FUNCTIONAL,
         zivver_id=str(group_id),
         email=email,
         display_name=resource.get("displayName") or "",
-        active=bool(delegates),
+        active=bool(found),
         aliases=_addresses((resource.get(ZIVVER_GROUP) or {}).get("aliases")),
-        delegates=delegates,
+        delegates=found,
         division=_division(resource),
+        kept=kept_of(resource, GROUP_MANAGED),
+        other_members=tuple(others),
     )
-
-
-def user_body(
-    email: str,
-    display_name: str,
-    active: bool,
-    aliases: list[str],
-    delegates: list[str],
-    division: str | None,
-    sso_key: str | None,
-) -> dict[str, Any]:
-    """A complete User representation (for POST, and for PUT so no field is lost)."""
-    extension: dict[str, Any] = {"aliases": aliases, "delegates": delegates}
-    if sso_key:
-        extension["SsoAccountKey"] = sso_key
-    return {
-        "schemas": USER_SCHEMAS,
-        "userName": email,
-        "name": {"formatted": display_name},
-        "active": active,
-        ENTERPRISE_USER: {"division": division or NO_DIVISION},
-        ZIVVER_USER: extension,
-    }
-
-
-def group_body(
-    email: str, display_name: str, aliases: list[str], member_ids: list[str]
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "schemas": GROUP_SCHEMAS,
-        "externalId": email,
-        "displayName": display_name,
-        ZIVVER_GROUP: {"aliases": aliases},
-    }
-    if member_ids:
-        # Zivver ignores an empty members list in a PUT; clearing is a PATCH (clear_members_body)
-        body["members"] = [{"value": member_id} for member_id in member_ids]
-    return body
-
-
-def clear_members_body() -> dict[str, Any]:
-    return {"schemas": [PATCH_OP], "Operations": [{"op": "remove", "path": "members"}]}
-
-
-def replace_members_body(member_ids: list[str]) -> dict[str, Any]:
-    return {
-        "schemas": [PATCH_OP],
-        "Operations": [
-            {"op": "replace", "path": "members", "value": [{"value": m} for m in member_ids]}
-        ],
-    }
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -227,6 +222,16 @@ _KNOWN: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"Alias is a guest:?\s*(?P<other>\S*)", re.I),
         "The alias {other} has a guest account in Zivver. Merge the guest account into this account "
         "in the Zivver WebApp (or remove the alias in the directory).",
+    ),
+    (
+        re.compile(r"Domain Not Owned", re.I),
+        "An alias is in a domain your Zivver organization has not claimed. Claim the domain on "
+        "Zivver's Domains page, or add it to sync.domains only once it is claimed.",
+    ),
+    (
+        re.compile(r"Unknown in set|Member Not Found", re.I),
+        "A delegate (member) of this functional account is not a Zivver account (deleted "
+        "elsewhere?); the next run reads Zivver again and plans it anew.",
     ),
     (
         re.compile(r"Account is outside the organization", re.I),
@@ -265,7 +270,16 @@ def explain(status: int | None, body: bytes | str, attempts: int = 1) -> str:
             + quoted
         )
     if status == 409:
-        return "Zivver already has an account with this address (HTTP 409)." + quoted
+        return (
+            "Zivver already has an account with this address (HTTP 409): it may be a guest "
+            "account, or one zsync cannot see. Find it in the Zivver WebApp; the next run matches "
+            "it by address if it is in the organization." + quoted
+        )
+    if status == 415 or status == 406:
+        return (
+            f"Zivver refused the request's content type (HTTP {status}). This is a bug in zsync; "
+            "please report it with the request shown in the change's details." + quoted
+        )
     if status == 429:
         return (
             f"Zivver kept rate-limiting the requests (HTTP 429) after {attempts} attempts; the change "

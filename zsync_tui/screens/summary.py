@@ -14,7 +14,7 @@ from textual.widget import Widget
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from zsync_core.model import Action, Plan, summary_line
+from zsync_core.model import Action, Plan, held_lines, summary_line
 
 from .base import HERE, StepScreen
 
@@ -88,6 +88,14 @@ class SummaryScreen(StepScreen):
 
     def _notes(self, plan: Plan) -> Text:
         text = Text()
+        if plan.takeover is not None and plan.takeover.worth_showing:
+            text.append("Taking over this organization:\n", style="bold")
+            for line in plan.takeover.lines():
+                text.append(f"  • {line}\n")
+        if plan.held_writes:
+            text.append("Not sent, to keep what zsync cannot see:\n", style="bold yellow")
+            for line in held_lines(plan.held_writes, shown=10):
+                text.append(f"  {line}\n")
         if plan.guards:
             text.append("Needs your confirmation at Update now:\n", style="bold")
             for guard in plan.guards:
