@@ -227,12 +227,13 @@ def update_group(change: Change, current: ZivverAccount, ids: Ids) -> Built:
     kept_members = [m for m in current.other_members if m in ids.groups or m == current.zivver_id]
     dangling = [m for m in current.other_members if m not in kept_members]
     notes: tuple[str, ...] = ()
-    if kept_members:
-        notes += (f"members that are no user were kept: {', '.join(kept_members)}",)
+    shown_kept = [m for m in kept_members if m != current.zivver_id]
+    if shown_kept:
+        notes += (f"members that are no user were kept: {', '.join(shown_kept)}",)
     if dangling:
         notes += (
-            f"members that are no Zivver account were left out (Zivver refuses them): "
-            f"{', '.join(dangling)}",
+            "members that are no Zivver account were left out (Zivver refuses them): "
+            + ", ".join(dangling),
         )
     member_ids = members + kept_members
     if not member_ids:
