@@ -104,6 +104,49 @@ def test_a_429_storm_is_waited_out_without_failures(directory, zivver, make_prof
     assert any(status == 429 for _m, _p, status in zivver.org.requests), "the storm happened"
 
 
+def test_a_429_storm_without_retry_after_while_another_client_spends_the_budget(
+    directory, zivver, make_profile, capsys
+):
+    """Zivver's budget is the organization's: another tool with the same key spends it too, and
+    Zivver's 429 carries RateLimit-Reset but no Retry-After."""
+    import threading
+
+    import httpx
+
+    staff(directory, 40)
+    zivver.org.rate_limit, zivver.org.rate_window = 10, 1.0
+    assert not zivver.org.retry_after
+    profile = make_profile([ldap_source(directory.slapd)])
+    profile.data["target"].update(
+        max_retries=12, rate_limit_requests=10, rate_limit_window_seconds=1.0
+    )
+    profile.write()
+    done = threading.Event()
+
+    def other_tool() -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+            while not done.is_set():
+                answer = http.get(f"{zivver.url}/Users", params={"filter": 'userName eq "x@y.z"'})
+                if answer.status_code == 429:
+                    assert "Retry-After" not in answer.headers
+                    assert int(answer.headers["RateLimit-Reset"]) >= 1
+                time.sleep(0.15)
+
+    other = threading.Thread(target=other_tool, daemon=True)
+    other.start()
+    try:
+        code, err, report = profile.run(capsys=capsys)
+    finally:
+        done.set()
+        other.join(5)
+
+    assert code == 0, err
+    assert report["result"] == {"succeeded": 40, "failed": 0, "cancelled": 0}
+    assert len(zivver.org.users) == 40 and no_duplicates(zivver)
+    assert [s for m, _p, s in zivver.org.requests if m == "POST"].count(201) == 40
+    assert any(status == 429 for _m, _p, status in zivver.org.requests), "the storm happened"
+
+
 def test_bursts_of_server_errors_are_retried(directory, zivver, make_profile, capsys):
     staff(directory, 5)
     zivver.org.faults = [

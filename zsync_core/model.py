@@ -190,15 +190,6 @@ def shown(state: AccountState, fields: Iterable[str]) -> Fields:
     return values
 
 
-def differing(current: AccountState, desired: AccountState) -> frozenset[str]:
-    """The names of the fields in which two states differ."""
-    return frozenset(
-        name
-        for name, old, new in zip(AccountState._fields, current, desired, strict=True)
-        if old != new
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Guard:
     """A guarded category present in the plan, with its numbers."""

@@ -36,7 +36,6 @@ from .model import (
     Takeover,
     ZivverAccount,
     address_set,
-    differing,
     shown,
 )
 
@@ -328,19 +327,23 @@ class _Planner:
         current: ZivverAccount,
         aliases: frozenset[str],
         delegates: frozenset[str],
-    ) -> tuple[AccountState, set[str]]:
-        """What the sources want of a matched account, and which of its fields differ."""
+    ) -> tuple[AccountState | None, set[str]]:
+        """What the sources want of a matched account and which of its fields differ; None
+        for the state when nothing differs (most accounts: nothing is built for them)."""
         options = self.options
-        desired = AccountState(
-            account.email,
-            account.display_name or current.display_name,
-            current.active,
-            aliases if options.sync_aliases else current.aliases,
-            current.delegates,
-            account.division or current.division,
-        )
-        fields = differing(current.state, desired)
-        changed = set(fields)
+        fields: set[str] = set()
+        if account.email != current.email:
+            fields.add("email")
+        display_name = account.display_name or current.display_name
+        if display_name != current.display_name:
+            fields.add("display_name")
+        wanted_aliases = aliases if options.sync_aliases else current.aliases
+        if wanted_aliases != current.aliases:
+            fields.add("aliases")
+        division = account.division or current.division
+        if division != current.division:
+            fields.add("division")
+        wanted_delegates = current.delegates
         if options.sync_delegations and (delegates or current.delegates):
             renamed = self.renamed
             # a renamed delegate keeps its Zivver id: it is not a change of delegates
@@ -350,9 +353,19 @@ class _Planner:
                 else current.delegates
             )
             if delegates != now:
-                desired = desired._replace(delegates=delegates)
-                changed.add("delegates")
-        return desired, changed
+                wanted_delegates = delegates
+                fields.add("delegates")
+        if not fields:
+            return None, fields
+        desired = AccountState(
+            account.email,
+            display_name,
+            current.active,
+            wanted_aliases,
+            wanted_delegates,
+            division,
+        )
+        return desired, fields
 
     def _plan_user(
         self,
@@ -362,14 +375,21 @@ class _Planner:
         delegates: frozenset[str],
     ) -> None:
         options = self.options
-        if options.update_users:
-            desired, fields = self._desired(account, current, aliases, delegates)
-        else:
-            desired, fields = current.state, set()
+        found, fields = (
+            self._desired(account, current, aliases, delegates)
+            if options.update_users
+            else (None, set())
+        )
         entry = self.mapping.get(account.source_id)
         sso = self._zivver_key(account, current, entry)
         if sso is None:
             self.sso_unknown.append(current.email)
+        if found is None and account.active == current.active:
+            if options.update_sso_keys and account.sso_key and account.sso_key != sso:
+                self._plan_key_update(account, current)
+            return  # the common case: in step
+        desired = found if found is not None else current.state
+        if sso is None:
             blocked = sorted(fields & BLOCK_FIELDS)
             if blocked:
                 # the zivver block carries aliases and delegates; sent without the user's key,
@@ -391,14 +411,18 @@ class _Planner:
         if fields:
             self._add(Action.UPDATE_USER, account, current, desired, fields, sso)
         if options.update_sso_keys and account.sso_key and account.sso_key != sso:
-            self._add(
-                Action.UPDATE_USER,
-                account,
-                current,
-                current.state._replace(email=account.email),
-                {SSO_KEY},
-                account.sso_key,
-            )
+            self._plan_key_update(account, current)
+
+    def _plan_key_update(self, account: SourceAccount, current: ZivverAccount) -> None:
+        """Send the source's SsoAccountKey (guarded: update-sso-keys)."""
+        self._add(
+            Action.UPDATE_USER,
+            account,
+            current,
+            current.state._replace(email=account.email),
+            {SSO_KEY},
+            account.sso_key,
+        )
 
     def _zivver_key(
         self, account: SourceAccount, current: ZivverAccount, entry: MappingEntry | None
@@ -436,9 +460,9 @@ class _Planner:
             return
         if not options.update_functional_accounts:
             return
-        desired, fields = self._desired(account, current, aliases, delegates)
-        if fields:
-            self._add(Action.UPDATE_FUNCTIONAL, account, current, desired, fields, None)
+        wanted, fields = self._desired(account, current, aliases, delegates)
+        if wanted is not None:
+            self._add(Action.UPDATE_FUNCTIONAL, account, current, wanted, fields, None)
 
     # --- accounts we own that the sources no longer hold --------------------------------
 
@@ -541,14 +565,18 @@ class _Planner:
         untouched: list[str] = []
         outside = 0
         foreign: list[str] = []
+        claimed, owned = self.claimed, self.owner_of
         for account in self.zivver:
+            if account.other_members and any(
+                member != account.zivver_id for member in account.other_members
+            ):
+                foreign.append(account.email)
+            if account.zivver_id in claimed or account.zivver_id in owned:
+                continue  # matched accounts are in the domain filter: only sources' are admitted
             if not self.in_domain(account.email):
                 outside += 1
-                continue
-            if account.zivver_id not in self.claimed and account.zivver_id not in self.owner_of:
+            else:
                 untouched.append(account.email)
-            if any(member != account.zivver_id for member in account.other_members):
-                foreign.append(account.email)
         return Takeover(
             first_run=not mapping,
             matched_by_address=matched_by_address,

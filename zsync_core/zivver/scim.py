@@ -141,12 +141,29 @@ def kept_of(resource: dict[str, Any], managed: dict[str, frozenset[str] | None])
     return kept
 
 
+_USUAL_USER_KEYS = frozenset(USER_MANAGED) | READ_ONLY | {"phoneNumbers"}
+_NAME_KEYS: frozenset[str] = USER_MANAGED["name"] or frozenset()
+_ENTERPRISE_KEYS: frozenset[str] = USER_MANAGED[ENTERPRISE_USER] or frozenset()
+_ZIVVER_USER_KEYS: frozenset[str] = USER_MANAGED[ZIVVER_USER] or frozenset()
+
+
 def parse_user(resource: dict[str, Any]) -> ZivverAccount | None:
     email = normalize_address(resource.get("userName"))
     if email is None or not resource.get("id"):
         return None
     extension = resource.get(ZIVVER_USER) or {}
     name = resource.get("name") or {}
+    enterprise = resource.get(ENTERPRISE_USER) or {}
+    division = enterprise.get("division")
+    # the usual user has nothing zsync must keep: say so without building anything
+    # (this runs 100,000 times a daily run)
+    usual = (
+        resource.keys() <= _USUAL_USER_KEYS
+        and not resource.get("phoneNumbers")
+        and name.keys() <= _NAME_KEYS
+        and enterprise.keys() <= _ENTERPRISE_KEYS
+        and extension.keys() <= _ZIVVER_USER_KEYS
+    )
     return ZivverAccount(  # positional: 100,000 users a run
         Kind.PERSONAL,
         str(resource["id"]),
@@ -155,8 +172,8 @@ def parse_user(resource: dict[str, Any]) -> ZivverAccount | None:
         bool(resource.get("active", True)),
         _addresses(extension.get("aliases")),
         _addresses(extension.get("delegates")),
-        _division(resource),
-        kept_of(resource, USER_MANAGED),
+        None if division in (None, "", NO_DIVISION) else str(division),
+        None if usual else kept_of(resource, USER_MANAGED),
     )
 
 
