@@ -158,6 +158,14 @@ def test_without_knowing_the_keys_alias_writes_are_held_and_everything_else_appl
     org = zivver.org
     profile = make_profile([ldap_source(directory.slapd)])
     kept = unmanaged(org)
+    from zsync_tui.cli import main
+
+    assert main(["check", "--config", str(profile.path)]) == 0
+    out = capsys.readouterr().out
+    assert "WARN  takeover: 5 existing Zivver account(s) matched by address." in out
+    assert "WARN  takeover: 4 matched user(s) have an SsoAccountKey zsync cannot read" in out
+    assert "Set sync.existing_sso_keys in the profile" in out
+    assert writes(org, 0) == [], "check sends nothing"
     assert profile.run(capsys=capsys)[0] == 0
 
     directory.modify(

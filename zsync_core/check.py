@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import Config, api_key
-from .errors import ZsyncError
-from .model import Event
-from .sources import make_source
+from .errors import TargetError, ZsyncError
+from .model import Event, ZivverAccount, held_lines
+from .plan import MappingEntry, merge_sources, plan
+from .sources import SourceResult, make_source
 from .store import Store
 from .zivver.client import ZivverClient
 from .zivver.requests import Request
@@ -18,15 +19,19 @@ class CheckResult:
     what: str
     ok: bool
     message: str
+    warning: bool = False
+    """Works, but the admin should know (e.g. what a first run would take over)."""
 
 
 async def check(config: Config) -> list[CheckResult]:
-    """Read each source and Zivver once (nothing is written) and report each outcome."""
+    """Read each source and Zivver once (nothing is sent to Zivver) and report each outcome,
+    with what the next run would take over or hold."""
     results = [CheckResult(f"profile {config.path}", True, "valid")]
 
     def ignore(event: Event) -> None:
         return None
 
+    read: list[SourceResult] = []
     for source_config in config.sources:
         what = f"source {source_config.name!r} ({source_config.type})"
         try:
@@ -34,6 +39,7 @@ async def check(config: Config) -> list[CheckResult]:
         except ZsyncError as error:
             results.append(CheckResult(what, False, str(error)))
             continue
+        read.append(loaded)
         problems = sum(1 for n in loaded.notices if n.level == "error")
         detail = f"{len(loaded.accounts)} accounts read" + (
             f", {problems} entries unusable" if problems else ""
@@ -41,6 +47,7 @@ async def check(config: Config) -> list[CheckResult]:
         results.append(CheckResult(what, True, detail))
     target = config.target
     what = f"Zivver at {target.url}"
+    zivver: list[ZivverAccount] | None = None
     try:
         client = ZivverClient(
             target.url,
@@ -61,11 +68,40 @@ async def check(config: Config) -> list[CheckResult]:
                 results.append(CheckResult(what, True, "reachable, API key accepted"))
             else:
                 results.append(CheckResult(what, False, f"{outcome.error}"))
+            if outcome.ok and len(read) == len(config.sources):
+                try:
+                    zivver, _ids = await client.read_organization()
+                except TargetError as error:
+                    results.append(CheckResult(what, False, str(error)))
         finally:
             await client.aclose()
+    mapping = {}
     try:
-        Store.open(config.state_path).close()
+        store = Store.open(config.state_path)
+        mapping = store.mapping()
+        store.close()
         results.append(CheckResult(f"state directory {config.state_path}", True, "writable"))
     except ZsyncError as error:
         results.append(CheckResult(f"state directory {config.state_path}", False, str(error)))
+    if zivver is not None:
+        results += _what_a_run_would_meet(config, read, zivver, mapping)
     return results
+
+
+def _what_a_run_would_meet(
+    config: Config,
+    read: list[SourceResult],
+    zivver: list[ZivverAccount],
+    mapping: dict[str, MappingEntry],
+) -> list[CheckResult]:
+    """Warnings from the plan a run would make now: what it takes over, what it holds."""
+    merged, _notices = merge_sources((r.name, r.accounts) for r in read)
+    planned = plan(merged, zivver, mapping, config.sync)
+    found: list[CheckResult] = []
+    if planned.takeover is not None and planned.takeover.worth_showing:
+        for line in planned.takeover.lines():
+            found.append(CheckResult("takeover", True, line, warning=True))
+    for line in held_lines(planned.held_writes, shown=5):
+        if not line.startswith(" "):
+            found.append(CheckResult("next run", True, line, warning=True))
+    return found

@@ -123,7 +123,8 @@ def _check(argv: list[str]) -> int:
         return 3
     results = asyncio.run(check(config))
     for result in results:
-        print(f"{'ok  ' if result.ok else 'FAIL'}  {result.what}: {result.message}")
+        label = "WARN" if result.warning else "ok  " if result.ok else "FAIL"
+        print(f"{label}  {result.what}: {result.message}")
     failed = sum(not r.ok for r in results)
     print(
         "All checks passed."
