@@ -222,3 +222,23 @@ def test_a_functional_accounts_division_from_csv_is_sent(zivver, make_profile, t
     assert org.groups[desk][ZIVVER_GROUP]["ExternalAccountId"] == "EXT-desk"
     code, err, _ = profile.run(capsys=capsys)
     assert code == 0 and "Summary: no changes." in err, "it was sent, so it is not planned again"
+
+
+async def test_the_tui_summary_says_what_it_takes_over(organization, directory, make_profile):
+    from tests.tui import app_for, text, wait_for
+    from zsync_tui.screens.summary import SummaryScreen
+
+    profile = make_profile([ldap_source(directory.slapd)])
+    directory.modify(
+        directory.user_dn("cat"), proxyAddresses=["SMTP:cat@example.org", "smtp:c@example.org"]
+    )
+    app = app_for(profile.path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary")
+        notes = " ".join(text(app, "#notes-text").split())
+    assert "Taking over this organization:" in notes
+    assert "5 existing Zivver account(s) matched by address." in notes
+    assert "2 Zivver account(s) are in no source and are never touched" in notes
+    assert "Not sent, to keep what zsync cannot see:" in notes
+    assert "cat@example.org: aliases" in notes

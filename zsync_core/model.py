@@ -180,10 +180,12 @@ class Change:
 
 
 def shown(state: AccountState, fields: Iterable[str]) -> Fields:
-    """The values of ``fields`` of ``state`` as plain data (sets become sorted lists)."""
+    """The values of ``fields`` of ``state`` as plain data (sets become sorted lists), in the
+    record's order (a set's order changes from one process to the next)."""
     values: Fields = {}
-    for name in fields:
-        if name == SSO_KEY:
+    wanted = set(fields)
+    for name in AccountState._fields:
+        if name not in wanted:
             continue
         value = getattr(state, name)
         values[name] = sorted(value) if isinstance(value, frozenset) else value
