@@ -147,6 +147,9 @@ SSO_KEY = "sso_key"
 
 SSO_UNKNOWN = "(unknown: Zivver never returns it)"
 
+SHOWN_ORDER = ("email", "display_name", "aliases", "delegates", "division", "active")
+"""The order in which a change's fields are shown: who, then what, then the state."""
+
 
 @dataclass(frozen=True, slots=True)
 class Change:
@@ -180,11 +183,11 @@ class Change:
 
 
 def shown(state: AccountState, fields: Iterable[str]) -> Fields:
-    """The values of ``fields`` of ``state`` as plain data (sets become sorted lists), in the
-    record's order (a set's order changes from one process to the next)."""
+    """The values of ``fields`` of ``state`` as plain data (sets become sorted lists), in
+    :data:`SHOWN_ORDER` (a set's order changes from one process to the next)."""
     values: Fields = {}
     wanted = set(fields)
-    for name in AccountState._fields:
+    for name in SHOWN_ORDER:
         if name not in wanted:
             continue
         value = getattr(state, name)

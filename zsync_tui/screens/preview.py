@@ -83,7 +83,7 @@ class PreviewScreen(StepScreen):
         old = change.before.get("email")
         if old and old != change.email:
             account = f"{change.email} ← {old}"
-        fields = ", ".join(FIELD_NAMES.get(f, f) for f in change.fields if f != "email" or old)
+        fields = ", ".join(FIELD_NAMES.get(f, f) for f in change.after if f != "email" or old)
         return (mark, change.action.value, account, change.source or "—", fields)
 
     def _row_class(self, change: Change) -> str | None:
