@@ -148,7 +148,8 @@ async def test_a_server_error_that_persists_is_explained(zivver):
     assert "Zivver had a server error (HTTP 503) after 3 attempts" in outcome.error
 
 
-async def test_a_429_storm_is_waited_out_honouring_retry_after():
+async def test_a_429_storm_is_waited_out_by_its_ratelimit_reset():
+    """Zivver sends no Retry-After: the client waits by RateLimit-Reset."""
     org = Organization(api_key=API_KEY, rate_limit=5, rate_window=1.0)
     with EmulatorServer(org) as server:
         client = client_for(server, rate_limit_requests=1000, max_retries=10)
@@ -289,3 +290,31 @@ async def test_sending_requests_looks_up_no_module(zivver):
         sys.meta_path.remove(finder)
         await client.aclose()
     assert CountingFinder.searches == 0, "a module was looked up while sending"
+
+
+def _paging_server(users: int, honour_start: bool) -> httpx.MockTransport:
+    """A misbehaving server (fault injection): pages of 2, honouring startIndex or not."""
+    resources = [{"id": f"u{n}", "userName": f"u{n}@example.org"} for n in range(users)]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        start = int(request.url.params.get("startIndex", 1)) if honour_start else 1
+        page = resources[start - 1 : start + 1]
+        return httpx.Response(200, json={"Resources": page, "totalResults": users})
+
+    return httpx.MockTransport(handle)
+
+
+async def test_a_server_that_pages_is_read_to_the_end_without_duplicates():
+    http = httpx.AsyncClient(transport=_paging_server(5, honour_start=True))
+    client = ZivverClient("http://zivver.test/api/scim/v2", API_KEY, http=http)
+    users = await client.list_resources("Users", scim.parse_user)
+    assert sorted(u.email for u in users) == [f"u{n}@example.org" for n in range(5)]
+
+
+async def test_a_server_that_ignores_start_index_is_an_incomplete_read_not_a_loop():
+    from zsync_core.errors import TargetError
+
+    http = httpx.AsyncClient(transport=_paging_server(5, honour_start=False))
+    client = ZivverClient("http://zivver.test/api/scim/v2", API_KEY, http=http)
+    with pytest.raises(TargetError, match="stopped at 2 of the 5 accounts it announced"):
+        await client.list_resources("Users", scim.parse_user)
