@@ -147,7 +147,7 @@ class Applier:
         """Send the requests that carry out ``change`` (built by ``requests.build``), in order."""
         current = self.by_id.get(change.zivver_id) if change.zivver_id else None
         try:
-            built = requests.build(change, current, Ids(self.user_ids, frozenset(self.group_ids)))
+            built = requests.build(change, current, Ids(self.user_ids, self.group_ids))
         except requests.NotSendable as error:
             return Outcome(
                 False, None, {"method": "(none)", "url": None, "body": None}, None, 0, str(error)

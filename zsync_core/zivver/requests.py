@@ -27,7 +27,7 @@ What Zivver does with a write (zivver-wire.md) decides what goes into a body:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +65,7 @@ class Ids:
 
     users: Mapping[str, str]
     """User id by address (created and renamed users included)."""
-    groups: frozenset[str] = frozenset()
+    groups: Set[str] = frozenset()
     """Ids of functional accounts (a group may be a member of another)."""
 
 
