@@ -424,7 +424,7 @@ def measure_plan(profile: str) -> dict[str, Any]:
     from zsync_core.config import load_config
     from zsync_core.session import SyncSession
 
-    session = SyncSession(load_config(profile), mode="bench")
+    session = SyncSession(load_config(profile), mode="headless")
     loaded = asyncio.run(session.load(dry_run=True))
     assert loaded.ok, loaded.errors()
     timings = []
@@ -446,15 +446,16 @@ def measure_apply(profile: str) -> dict[str, Any]:
     from zsync_core.config import load_config
     from zsync_core.session import SyncSession
 
-    session = SyncSession(load_config(profile), mode="bench")
+    session = SyncSession(load_config(profile), mode="headless")
     loaded = asyncio.run(session.load())
     assert loaded.ok, loaded.errors()
     plan = session.plan()
     started = time.perf_counter()
-    result = asyncio.run(session.apply(plan, set()))
+    outcome = asyncio.run(session.apply(plan, set()))
     seconds = time.perf_counter() - started
-    session.conclude(plan, result, set())
     session.close()
+    result = outcome.result
+    assert result is not None, outcome.message
     return {"seconds": seconds, "changes": result.done, "failed": len(result.failed)}
 
 
@@ -495,11 +496,7 @@ def measure_tui(count: int) -> dict[str, Any]:
     from zsync_tui.widgets.progress import Progress
 
     class Host(App[None]):
-        progress_tick: reactive[int] = reactive(0)
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.progress = Progress()
+        progress: reactive[Progress] = reactive(Progress)
 
     async def run(rows: int) -> dict[str, Any]:
         changes = [

@@ -251,7 +251,7 @@ def test_killed_mid_apply_then_run_again_converges(
     assert [r.status for r in runs] == ["completed", "interrupted"]
     journal = profile.store().changes(runs[1].id)
     in_flight = 4  # target.concurrency: answers that the kill kept from being journaled
-    assert sum(c["state"] == "succeeded" for c in journal) >= created_before_kill - in_flight
+    assert sum(c.state == "succeeded" for c in journal) >= created_before_kill - in_flight
     assert len(report["changes"]) == 40 - created_before_kill
 
 

@@ -361,10 +361,10 @@ def test_the_run_history_keeps_every_run_and_change(directory, zivver, make_prof
     runs = store.runs()
     assert [r.status for r in runs] == ["dry-run", "completed"]
     changes = store.changes(runs[1].id)
-    assert [c["state"] for c in changes] == ["succeeded"] * 3
+    assert [c.state for c in changes] == ["succeeded"] * 3
     assert (
-        changes[0]["http_status"] == 201
-        and changes[0]["response"]["body"]["userName"] == "user000@example.org"
+        changes[0].http_status == 201
+        and changes[0].response["body"]["userName"] == "user000@example.org"
     )
     assert any("Zivver: read" not in e[2] for e in store.events()) or store.events() == []
 

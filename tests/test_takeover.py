@@ -143,7 +143,7 @@ def test_a_week_of_ordinary_changes_keeps_every_key_and_field_zsync_does_not_man
     run = next(r for r in store.runs() if r.summary.get("succeeded"))
     [row] = store.changes(run.id)
     store.close()
-    assert "left out (Zivver refuses them): 3f6c0000-dead" in row["response"]["note"]
+    assert "left out (Zivver refuses them): 3f6c0000-dead" in row.response["note"]
 
     # day 6: the functional account moves to another division
     directory.modify(team, description="Support")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from tests.conftest import ldap_source
 from tests.servers import SERVICE_PASSWORD, Directory
-from tests.tui import app_for, text, wait_for
+from tests.tui import app_for, notifications, text, wait_for
 from zsync_core.session import SyncSession
 from zsync_core.store import Store
 from zsync_emulator import EmulatorServer
@@ -82,17 +83,15 @@ async def test_demo_through_all_four_steps(demo: Demo) -> None:
         assert is_on(app, ConfirmScreen)
         assert [r for r in org.requests if r[0] != "GET"] == []
         await pilot.press("space", "u")
-        await wait_for(
-            pilot, lambda: is_on(app, UpdateScreen) and app.update_screen.done, "the update"
-        )
+        await wait_for(pilot, lambda: is_on(app, UpdateScreen) and app.screen.done, "the update")
         assert "1 of 19 change(s) failed." in text(app, "#outcome")
 
         await pilot.press("v")
         await wait_for(pilot, lambda: is_on(app, ReviewScreen), "the review")
         rows = app.screen.query_one(VirtualTable).rows
-        assert rows[0]["state"] == "failed", "failures come first"
-        assert rows[0]["email"] == "erik.martens@example.org"
-        assert "guest account" in rows[0]["error"]
+        assert rows[0].state == "failed", "failures come first"
+        assert rows[0].email == "erik.martens@example.org"
+        assert "guest account" in rows[0].error
         await pilot.press("enter")
         await wait_for(pilot, lambda: is_on(app, DetailScreen), "the change's details")
         sections = [str(s.content) for s in app.screen.query(".section")]
@@ -164,13 +163,11 @@ async def test_preview_filters_searches_and_excludes_a_change_from_the_run(demo:
         await pilot.press("u")
         await wait_for(pilot, lambda: is_on(app, ConfirmScreen), "the confirmation")
         await pilot.press("space", "u")
-        await wait_for(
-            pilot, lambda: is_on(app, UpdateScreen) and app.update_screen.done, "the update"
-        )
+        await wait_for(pilot, lambda: is_on(app, UpdateScreen) and app.screen.done, "the update")
     assert org.user_by_email("kees.vandijk@example.org")["active"] is True, "excluded: not sent"
     assert org.user_by_email("marieke.bosman@example.org")["active"] is False
     store = Store.open(demo.directory / "zsync-state")
-    states = {(r["email"], r["state"]) for r in store.changes(store.runs()[0].id)}
+    states = {(r.email, r.state) for r in store.changes(store.runs()[0].id)}
     assert ("kees.vandijk@example.org", "excluded") in states
     store.close()
 
@@ -187,7 +184,14 @@ async def test_options_recompute_at_once_and_save_to_the_profile_keeping_comment
         await pilot.press("o")
         await wait_for(pilot, lambda: is_on(app, OptionsScreen), "the options")
         await pilot.click("#suspend_users")
-        assert "With these options: 15 change(s), none needing confirmation" in text(app, "#effect")
+        await wait_for(
+            pilot,
+            lambda: (
+                "With these options: 15 change(s), none needing confirmation"
+                in text(app, "#effect")
+            ),
+            "the plan recomputed in the background",
+        )
         await pilot.press("ctrl+r")  # for this run only
         await wait_for(pilot, lambda: is_on(app, SummaryScreen), "the summary")
         lines = [str(o.prompt) for o in app.screen.query_one("OptionList").options]
@@ -259,13 +263,11 @@ async def test_a_real_directory_through_the_four_steps_and_the_history(
         again = [str(o.prompt) for o in app.screen.query_one("OptionList").options]
         assert again[0].startswith("There will be 3 users added")
         await pilot.press("u")  # nothing guarded: starts at once
-        await wait_for(
-            pilot, lambda: is_on(app, UpdateScreen) and app.update_screen.done, "the update"
-        )
+        await wait_for(pilot, lambda: is_on(app, UpdateScreen) and app.screen.done, "the update")
         assert "Task completed successfully." in text(app, "#outcome")
         await pilot.press("v")
         await wait_for(pilot, lambda: is_on(app, ReviewScreen), "the review")
-        assert {r["state"] for r in app.screen.query_one(VirtualTable).rows} == {"succeeded"}
+        assert {r.state for r in app.screen.query_one(VirtualTable).rows} == {"succeeded"}
         # a second synchronization from the review: nothing left to do
         await pilot.press("n")
         await wait_for(pilot, lambda: is_on(app, LoadScreen), "step 1 again")
@@ -295,18 +297,18 @@ async def test_cancel_stops_cleanly_between_changes(demo: Demo) -> None:
         await pilot.press("u")
         await wait_for(
             pilot,
-            lambda: is_on(app, UpdateScreen) and len(app.update_screen.rows) >= 2,
+            lambda: is_on(app, UpdateScreen) and len(app.screen.rows) >= 2,
             "two changes",
         )
         await pilot.press("q")  # quitting mid-update is refused with a hint
         assert app.is_running
         await pilot.press("c")
-        await wait_for(pilot, lambda: app.update_screen.done, "the cancel")
+        await wait_for(pilot, lambda: app.screen.done, "the cancel")
         assert "Cancelled:" in text(app, "#outcome")
-        sent = len(app.update_screen.rows)
+        sent = len(app.screen.rows)
     store = Store.open(demo.directory / "zsync-state")
     run = store.runs()[0]
-    states = [r["state"] for r in store.changes(run.id)]
+    states = [r.state for r in store.changes(run.id)]
     assert run.status == "cancelled"
     assert states.count("succeeded") + states.count("failed") == sent < 15
     assert states.count("cancelled") == 15 - sent
@@ -332,3 +334,126 @@ async def test_update_is_refused_when_another_run_changed_zivver_since_loading(
         await pilot.press("u")
         await pilot.pause()
         assert len(demo.org.requests) == requests, "nothing sent from the stale plan"
+
+
+async def test_an_unexpected_error_mid_load_is_shown_and_the_app_stays_up(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = demo_app(demo)
+    real_plan = SyncSession.plan
+
+    def broken(self, options=None):  # fault injection: a bug in the core
+        raise RuntimeError("boom in the planner")
+
+    monkeypatch.setattr(SyncSession, "plan", broken)
+    shown = notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.screen.query_one("#errors").display, "the error")
+        assert is_on(app, LoadScreen) and app.is_running
+        errors = text(app, "#errors")
+        assert "Unexpected error during loading: RuntimeError('boom in the planner')" in errors
+        assert "please report it" in errors
+        assert any("boom in the planner" in message for message in shown)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: is_on(app, EventsScreen), "Recent events")
+        assert any("boom in the planner" in m for _, _, m in app.screen.events)
+        await pilot.press("escape")
+        monkeypatch.setattr(SyncSession, "plan", real_plan)
+        await load(pilot)  # the admin starts again, and it works
+        assert app.plan is not None and app.plan.changes
+    store = Store.open(demo.config.state_path)
+    statuses = [r.status for r in store.runs()]
+    store.close()
+    assert statuses[-1] == "aborted", "the broken run is closed, not left running"
+    assert [r for r in demo.org.requests if r[0] != "GET"] == []
+
+
+async def test_options_answer_every_key_while_the_plan_is_recomputed(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = demo_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await load(pilot)
+        real_plan = app.session.plan
+        release = threading.Event()
+        planned: list[bool] = []
+
+        def slow_plan(options=None):  # fault injection: a plan that takes as long as we like
+            assert threading.current_thread() is not threading.main_thread(), "not on the UI"
+            release.wait(10)
+            planned.append(options.suspend_users)
+            return real_plan(options)
+
+        await pilot.press("o")
+        await wait_for(pilot, lambda: is_on(app, OptionsScreen), "the options")
+        await wait_for(pilot, lambda: "With these options" in text(app, "#effect"), "the plan")
+        app.screen.recompute = slow_plan
+        await pilot.click("#suspend_users")
+        await pilot.click("#suspend_users")
+        await pilot.click("#suspend_users")
+        # every click was answered while no plan could finish
+        assert app.screen.query_one("#suspend_users").value is False
+        assert "Recomputing the plan" in text(app, "#effect")
+        release.set()
+        await wait_for(
+            pilot,
+            lambda: (
+                "With these options: 15 change(s), none needing confirmation"
+                in text(app, "#effect")
+            ),
+            "the plan for the last state of the options",
+        )
+        assert planned[-1] is False
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: is_on(app, SummaryScreen), "the summary")
+        assert app.plan is not None and not app.plan.guards
+
+
+async def test_the_confirmation_keeps_its_own_look_after_a_detail_view(demo: Demo) -> None:
+    app = demo_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await load(pilot)
+        await pilot.press("u")
+        await wait_for(pilot, lambda: is_on(app, ConfirmScreen), "the confirmation")
+        fresh = app.screen.query_one("#dialog")
+        look = (fresh.styles.border_top, fresh.region.width)
+        await pilot.press("escape")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: is_on(app, PreviewScreen), "the preview")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: is_on(app, DetailScreen), "the details")
+        detail = app.screen.query_one("#dialog")
+        assert detail.styles.border_top != look[0], "the detail view has a border of its own"
+        await pilot.press("escape", "escape", "u")
+        await wait_for(pilot, lambda: is_on(app, ConfirmScreen), "the confirmation again")
+        again = app.screen.query_one("#dialog")
+        assert (again.styles.border_top, again.region.width) == look
+
+
+async def test_a_shrunk_source_is_refused_by_the_tui_as_by_headless(
+    directory: Directory, zivver: EmulatorServer, make_profile, capsys
+) -> None:
+    for number in range(10):
+        directory.user(f"user{number}")
+    profile = make_profile([ldap_source(directory.slapd)])
+    assert (await asyncio.to_thread(profile.run, capsys=capsys))[0] == 0
+    for number in range(6):
+        directory.delete(directory.user_dn(f"user{number}"))
+    writes = len([r for r in zivver.org.requests if r[0] != "GET"])
+
+    code, err, _ = await asyncio.to_thread(profile.run, capsys=capsys)
+    assert code == 3 and "returned 4 accounts, against 10" in err
+
+    app = app_for(profile.path)
+    shown = notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await load(pilot)
+        assert app.plan is not None and app.plan.refused
+        assert not [c for c in app.plan.changes if c.action.value.startswith("suspend")]
+        assert "returned 4 accounts, against 10" in text(app, "#notes-text")
+        await pilot.press("u")
+        await pilot.pause(0.2)
+        assert is_on(app, SummaryScreen), "nothing was started"
+        assert any("returned 4 accounts" in message for message in shown)
+    assert len([r for r in zivver.org.requests if r[0] != "GET"]) == writes

@@ -20,11 +20,10 @@ COUNT = 100_000
 class Host(App[None]):
     """Just enough of the zsync app to hold one screen."""
 
-    progress_tick: reactive[int] = reactive(0)
+    progress: reactive[Progress] = reactive(Progress)
 
     def __init__(self, screen: PreviewScreen) -> None:
         super().__init__()
-        self.progress = Progress()
         self.preview = screen
 
     def on_mount(self) -> None:

@@ -62,9 +62,7 @@ async def updated(pilot) -> None:
     await pilot.press("u")
     await wait_for(pilot, lambda: on(pilot, ConfirmScreen), "the confirmation")
     await pilot.press("space", "u")
-    await wait_for(
-        pilot, lambda: on(pilot, UpdateScreen) and pilot.app.update_screen.done, "the update"
-    )
+    await wait_for(pilot, lambda: on(pilot, UpdateScreen) and pilot.app.screen.done, "the update")
 
 
 async def reviewed(pilot) -> None:
@@ -110,6 +108,11 @@ def test_step2_options(app, snap_compare):
         await loaded(pilot)
         await pilot.press("o")
         await wait_for(pilot, lambda: on(pilot, OptionsScreen), "the options")
+        await wait_for(
+            pilot,
+            lambda: "With these options" in str(pilot.app.screen.query_one("#effect").render()),
+            "the plan with these options",
+        )
 
     assert snap_compare(app, run_before=run_before)
 
@@ -153,6 +156,35 @@ def test_step3_confirmation(app, snap_compare):
         await loaded(pilot)
         await pilot.press("u")
         await wait_for(pilot, lambda: on(pilot, ConfirmScreen), "the confirmation")
+
+    assert snap_compare(app, run_before=run_before)
+
+
+def test_step3_confirmation_after_a_change_detail(app, snap_compare):
+    """Screens reached in sequence look as when fresh: the detail view's styles stay its own
+    (both dialogs are #dialog), so the confirmation keeps its red border and its width."""
+
+    async def run_before(pilot):
+        await loaded(pilot)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: on(pilot, PreviewScreen), "the preview")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: on(pilot, DetailScreen), "the diff")
+        await pilot.press("escape", "escape")
+        await wait_for(pilot, lambda: on(pilot, SummaryScreen), "the summary")
+        await pilot.press("u")
+        await wait_for(pilot, lambda: on(pilot, ConfirmScreen), "the confirmation")
+
+    assert snap_compare(app, run_before=run_before)
+
+
+def test_recent_events_after_a_failed_change(app, snap_compare):
+    """At 80 columns a long explanation wraps inside the dialog, word by word."""
+
+    async def run_before(pilot):
+        await reviewed(pilot)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: on(pilot, EventsScreen), "Recent events")
 
     assert snap_compare(app, run_before=run_before)
 

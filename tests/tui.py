@@ -40,3 +40,16 @@ def app_for(profile: Path) -> ZsyncApp:
 def demo_app(directory: Path) -> tuple[ZsyncApp, Demo]:
     demo = start_demo(directory)
     return ZsyncApp(SyncSession(demo.config, mode="tui"), where="demo"), demo
+
+
+def notifications(app: ZsyncApp) -> list[str]:
+    """Every message the app shows as a notification from now on (recorded as it is shown)."""
+    shown: list[str] = []
+    notify = app.notify
+
+    def recording(message: str, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        shown.append(message)
+        notify(message, **kwargs)
+
+    app.notify = recording  # type: ignore[method-assign]
+    return shown

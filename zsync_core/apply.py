@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import StoreError
 from .model import Action, Change, ChangeEvent, Kind, ZivverAccount
+from .outcome import ChangeState
 from .store import Store
 from .zivver import requests
 from .zivver.client import Outcome, ZivverClient
@@ -84,7 +85,7 @@ class Applier:
             done = {c.id for c in result.succeeded} | {c.id for c, _ in result.failed}
             rest = [c for c in changes if c.id not in done]
             for change in rest:
-                self.store.journal(self.run_id, change, "cancelled")
+                self.store.journal(self.run_id, change, ChangeState.CANCELLED)
             result.cancelled = len(rest)
         return result
 
@@ -106,7 +107,7 @@ class Applier:
         self, change: Change, result: ApplyResult, total: int, stop: asyncio.Event
     ) -> None:
         try:
-            self.store.journal(self.run_id, change, "sending")
+            self.store.journal(self.run_id, change, ChangeState.SENDING)
         except StoreError as error:  # never send a change that is not journaled
             result.stopped = str(error)
             stop.set()
@@ -118,10 +119,10 @@ class Applier:
         if outcome.ok:
             self._remember(change, outcome)
             result.succeeded.append(change)
-            state = "succeeded"
+            state = ChangeState.SUCCEEDED
         else:
             result.failed.append((change, outcome.error or "failed"))
-            state = "failed"
+            state = ChangeState.FAILED
         try:
             self.store.journal(
                 self.run_id,

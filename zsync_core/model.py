@@ -324,6 +324,9 @@ class Plan:
     matches: list[Match]
     removals_blocked: str | None = None
     """Why no suspension or deletion was planned this run (unhealthy read), if so."""
+    refused: str | None = None
+    """Why this plan must not be applied at all (an incomplete or shrunk read), if so: both
+    front ends refuse it, and it is shown with its removals blocked."""
     counts: dict[str, int] = field(default_factory=dict)
     held_writes: list[HeldWrite] = field(default_factory=list)
     """Parts of changes zsync does not send because they could destroy what it cannot see."""

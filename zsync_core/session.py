@@ -1,10 +1,27 @@
-"""The four steps as one object, shared by the TUI and ``zsync --headless``.
+"""One run's life cycle, owned here for both front ends: the TUI and ``zsync --headless``.
 
-session = SyncSession(config, emit=print_event)
-await session.load()                 # step 1: sources (in order) and Zivver
-plan = session.plan()                # step 2: recomputed at once when options change
-result = await session.apply(plan, confirmed={...})   # step 3
-session.store.changes(session.run_id)                  # step 4: review
+    session = SyncSession(config, emit=print_event, mode=Mode.TUI)
+    loaded = await session.load()              # step 1: the sources (in order) and Zivver
+    plan = session.plan()                      # step 2: again at once when options change
+    outcome = await session.apply(plan, confirmed)   # step 3: lock, send, record, conclude
+    session.outcomes()                         # step 4: every change as the store journaled it
+
+``outcome = await session.run_once(dry_run, confirmed)`` is the whole headless run.
+
+The session takes the run lock, applies the one read-health policy, records every run
+status and answers with types (:class:`RunOutcome`, :class:`~.outcome.ChangeOutcome`,
+:class:`~.outcome.ExitCode`); the front ends only show what it says.
+
+Read health (the same answer for both front ends, see product.md's safety rules):
+
+- a source or Zivver that could not be read completely: the load failed; nothing is planned
+  or sent (``ExitCode.CANNOT_RUN``);
+- a source far smaller than at the last good run (``sync.shrink_guard_percent``): the plan is
+  *refused* (``Plan.refused``). The TUI shows it with no removals so the admin can look, but
+  will not send it; headless sends nothing and exits 3. Raising the option (for this run in the
+  TUI's options, or in the profile) is how an admin says the drop is real;
+- entries a source could not identify: no suspension or deletion is planned from that source
+  (``Plan.removals_blocked``); every other change applies.
 """
 
 from __future__ import annotations
@@ -14,13 +31,15 @@ import gc
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import httpx
 
 from .apply import Applier, ApplyResult
 from .config import Config, GuardedAction, SyncConfig, api_key
 from .errors import TargetError, ZsyncError
-from .model import Event, LogEvent, Notice, Plan, SourceAccount, StepEvent, ZivverAccount
+from .model import Change, Event, LogEvent, Notice, Plan, SourceAccount, StepEvent, ZivverAccount
+from .outcome import ChangeOutcome, ChangeState, ExitCode, RunRecord, RunStatus
 from .plan import MappingEntry, merge_sources, plan
 from .sources import SourceResult, make_source
 from .store import Store
@@ -28,21 +47,35 @@ from .zivver.client import Pacer, ZivverClient
 
 Emit = Callable[[Event], None]
 
-APPLIED = ("applying", "completed", "failed-changes", "held", "stopped", "cancelled", "interrupted")
-"""Run statuses after which Zivver may have changed."""
 
-EXIT_OK, EXIT_FAILED, EXIT_HELD, EXIT_CANNOT_RUN = 0, 1, 2, 3
-"""The exit codes of product.md; the TUI shows the same outcomes in words."""
+class Mode(StrEnum):
+    HEADLESS = "headless"
+    """One process, one run: the lock is held from the load to the end."""
+    TUI = "tui"
+    """An admin may look for hours: the lock is taken for an update only (a daily run in
+    between makes the loaded data stale, see :meth:`SyncSession.superseded`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
-    """How an applied run ended, for both front ends."""
+    """How a run ended, for both front ends (and the report, notifications, monitoring)."""
 
-    exit_code: int
-    status: str
+    exit_code: ExitCode
+    status: RunStatus
     message: str
-    """"Task completed successfully." or what went wrong, in one sentence."""
+    """"Task completed successfully." or what happened, in one sentence."""
+    errors: tuple[str, ...] = ()
+    """What stopped the run from starting or going on, each naming where."""
+    plan: Plan | None = None
+    result: ApplyResult | None = None
+    held: tuple[Change, ...] = ()
+    """Guarded changes not sent for want of a confirmation."""
+    confirmed: frozenset[GuardedAction] = frozenset()
+    """The guarded actions this run was allowed (command line, TUI and profile)."""
+
+    @property
+    def sent_nothing(self) -> bool:
+        return self.result is None or self.result.done == 0
 
 
 @dataclass(slots=True)
@@ -71,21 +104,22 @@ class SyncSession:
         config: Config,
         *,
         emit: Emit | None = None,
-        mode: str = "headless",
+        mode: Mode | str = Mode.HEADLESS,
         http: httpx.AsyncClient | None = None,
         store: Store | None = None,
     ) -> None:
         self.config = config
         self.options: SyncConfig = config.sync
         self._emit = emit or (lambda event: None)
-        self.mode = mode
+        self.mode = Mode(mode)
         self._http = http
-        self.store = store or Store.open(config.state_path)
+        self._store = store or Store.open(config.state_path)
         self.run_id: int | None = None
         self.loaded: LoadResult | None = None
         self.merged: list[SourceAccount] = []
         self.merge_notices: list[Notice] = []
         self._finished = False
+        self._locked = False
         self._last_kept: tuple[str, str] | None = None
         self.mapping: dict[str, MappingEntry] = {}
         target = config.target
@@ -107,7 +141,7 @@ class SyncSession:
         """Store an event once (a failed step is often reported again as the load's error)."""
         if (level, message) != self._last_kept:
             self._last_kept = (level, message)
-            self.store.add_event(self.run_id, level, message)
+            self._store.add_event(self.run_id, level, message)
 
     def client(self) -> ZivverClient:
         target = self.config.target
@@ -126,33 +160,94 @@ class SyncSession:
             pacer=self._pacer,
         )
 
+    # --- the history (typed; the store's rows stay in the store) ------------------------------
+
+    def runs(self, limit: int = 50) -> list[RunRecord]:
+        return self._store.runs(limit)
+
+    def run_record(self, run_id: int | None = None) -> RunRecord | None:
+        """A run of the history, by default this session's."""
+        wanted = self.run_id if run_id is None else run_id
+        return None if wanted is None else self._store.run(wanted)
+
+    def outcomes(self, run_id: int | None = None) -> list[ChangeOutcome]:
+        """Every change of a run (by default this session's) as journaled, in plan order."""
+        wanted = self.run_id if run_id is None else run_id
+        return [] if wanted is None else self._store.changes(wanted)
+
+    def events(self, *, with_info: bool = False) -> list[tuple[float, str, str]]:
+        """(time, level, message) of every run, oldest first."""
+        return [e for e in self._store.events() if with_info or e[1] != "info"]
+
+    # --- the whole headless run ---------------------------------------------------------------
+
+    async def run_once(
+        self,
+        dry_run: bool,
+        confirmed: set[GuardedAction],
+        planned: Callable[[Plan, frozenset[GuardedAction]], None] | None = None,
+    ) -> RunOutcome:
+        """Lock, load, plan, then apply (or record a dry run): the daily run, start to end.
+        ``planned`` sees the plan (and what is confirmed) before anything is sent.
+
+        Never raises for what an admin can fix; the outcome says what happened.
+        """
+        confirmed = confirmed | self.confirmed_in_profile()
+        try:
+            self._lock()
+        except ZsyncError as error:
+            return _cannot_run(str(error))
+        try:
+            with _quiet_gc(self.mode):
+                loaded = await self.load(dry_run)
+                if not loaded.ok:
+                    return self._aborted(
+                        loaded.errors(), "Could not read everything, so nothing was changed."
+                    )
+                the_plan = self.plan()
+            if the_plan.refused:
+                return self._aborted(
+                    [the_plan.refused], f"Unhealthy read: {the_plan.refused}. Nothing was changed."
+                )
+            if planned is not None:
+                planned(the_plan, frozenset(confirmed))
+            if dry_run:
+                return self.dry_run(the_plan, confirmed)
+            return await self.apply(the_plan, confirmed)
+        except ZsyncError as error:  # the local store failed outside the journaled apply
+            return _cannot_run(str(error))
+
     # --- step 1 -------------------------------------------------------------------------------
 
     async def load(self, dry_run: bool = False) -> LoadResult:
-        """Read every source (in order) and the Zivver organization. Never raises for I/O."""
-        if self.run_id is None:
-            self.run_id = self.store.start_run(self.mode, dry_run)
+        """Read every source (in order) and the Zivver organization. Never raises for I/O.
+
+        Starts a run in the history; an incomplete read ends it as aborted.
+        """
+        if self.run_id is None or self._finished:
+            self.run_id = self._store.start_run(self.mode.value, dry_run)
             self._finished = False
         result = LoadResult()
-        with _no_cyclic_gc():
-            # Zivver is read while the sources are (a directory is read in a process of its
-            # own); the store's mapping while the sources may still be on their way
-            sources = asyncio.create_task(self._load_sources(result))
-            try:
-                await self._load_target(result)
-                self.mapping = self.store.mapping()
-                await sources
-            finally:
-                sources.cancel()  # when this load is cancelled; a no-op once it is done
-            self.merged, self.merge_notices = merge_sources(
-                (r.name, r.accounts) for r in result.sources
-            )
+        # Zivver is read while the sources are (a directory is read in a process of its
+        # own); the store's mapping while the sources may still be on their way
+        sources = asyncio.create_task(self._load_sources(result))
+        try:
+            await self._load_target(result)
+            self.mapping = self._store.mapping()
+            await sources
+        finally:
+            sources.cancel()  # when this load is cancelled; a no-op once it is done
+        self.merged, self.merge_notices = merge_sources(
+            (r.name, r.accounts) for r in result.sources
+        )
         self.loaded = result
         for source_result in result.sources:
             for notice in source_result.notices:
                 self.emit(LogEvent(notice.level, notice.message))
         for notice in self.merge_notices:
             self.emit(LogEvent(notice.level, notice.message))
+        if not result.ok:
+            self._finish(RunStatus.ABORTED, {"errors": result.errors()}, healthy=False)
         return result
 
     async def _load_sources(self, result: LoadResult) -> None:
@@ -195,21 +290,24 @@ class SyncSession:
 
     # --- step 2 -------------------------------------------------------------------------------
 
-    def removals_blocked(self) -> str | None:
-        """Why this run must not suspend or delete anything (an unhealthy read), or None."""
-        loaded = self._require_loaded()
+    def _refused(self, loaded: LoadResult, options: SyncConfig) -> str | None:
+        """Why nothing from this read may be sent (see the module's read-health policy)."""
+        if not loaded.ok:
+            return f"the read was incomplete ({'; '.join(loaded.errors())})"
+        return self._shrunk(loaded, options)
+
+    def _removals_blocked(self, loaded: LoadResult, refused: str | None) -> str | None:
         if loaded.source_errors:
             return f"source(s) {', '.join(loaded.source_errors)} could not be read completely"
         unsure = [r.name for r in loaded.sources if r.unidentified]
         if unsure:
             return f"source(s) {', '.join(unsure)} have entries that could not be read (see the warnings)"
-        return self.shrunk()
+        return refused
 
-    def shrunk(self) -> str | None:
+    def _shrunk(self, loaded: LoadResult, options: SyncConfig) -> str | None:
         """A source that returned nothing, or far fewer accounts than at the last good run."""
-        loaded = self._require_loaded()
-        previous = self.store.last_good_counts()
-        share = self.options.shrink_guard_percent
+        previous = self._store.last_good_counts()
+        share = options.shrink_guard_percent
         for source in loaded.sources:
             before = previous.get(source.name)
             now = len(source.accounts)
@@ -225,19 +323,22 @@ class SyncSession:
     def plan(self, options: SyncConfig | None = None) -> Plan:
         """Compute the plan from what was loaded (no reload), with ``options`` or the session's.
 
-        Nothing is kept: to use other options for the rest of the run, set ``self.options``.
+        Nothing is kept or written: to use other options for the rest of the run, set
+        ``self.options``. Safe to call from a thread while nothing is being loaded.
         """
         loaded = self._require_loaded()
+        options = options or self.options
         protected = frozenset(i for r in loaded.sources for i in r.unreadable_ids)
-        with _no_cyclic_gc():
-            result = plan(
-                self.merged,
-                loaded.zivver,
-                self.mapping,
-                options or self.options,
-                self.removals_blocked(),
-                protected,
-            )
+        refused = self._refused(loaded, options)
+        result = plan(
+            self.merged,
+            loaded.zivver,
+            self.mapping,
+            options,
+            self._removals_blocked(loaded, refused),
+            protected,
+        )
+        result.refused = refused
         result.notices[:0] = self.merge_notices
         result.counts.update({f"source:{r.name}": len(r.accounts) for r in loaded.sources})
         return result
@@ -252,47 +353,99 @@ class SyncSession:
     def confirmed_in_profile(self) -> set[GuardedAction]:
         return set(self.options.confirm)
 
+    def sendable(self, plan: Plan, excluded: frozenset[int] = frozenset()) -> list[Change]:
+        """The changes an update would look at (not excluded by the admin)."""
+        return [c for c in plan.changes if c.id not in excluded]
+
+    def why_not(self, plan: Plan) -> str | None:
+        """Why an update of this plan would be refused before anything is sent, or None."""
+        loaded = self._require_loaded()
+        if not loaded.ok:
+            return "the last load was incomplete; nothing is applied. Reload and try again"
+        return plan.refused or self.superseded()
+
     async def apply(
         self,
         plan: Plan,
         confirmed: set[GuardedAction],
         excluded: frozenset[int] = frozenset(),
         cancel: asyncio.Event | None = None,
-    ) -> ApplyResult:
-        """Send every change that is neither held (unconfirmed guard) nor excluded."""
-        loaded = self._require_loaded()
-        if not loaded.ok:
-            raise ZsyncError(
-                "The last load was incomplete; nothing is applied. Reload and try again."
-            )
-        assert self.run_id is not None
-        held = {c.id for c in plan.held(confirmed)}
-        states = {c.id: "held" for c in plan.changes if c.id in held}
-        states.update({i: "excluded" for i in excluded})
-        self.store.record_plan(self.run_id, plan, states)
-        self.store.remember_matches(plan.matches)
-        self.store.set_run_status(self.run_id, "applying")
-        to_send = [c for c in plan.changes if c.id not in held and c.id not in excluded]
-        client = self.client()
+    ) -> RunOutcome:
+        """Send every change that is neither held (unconfirmed guard) nor excluded, and record
+        how the run ended. Refuses (``ExitCode.CANNOT_RUN``, nothing sent) a plan from an
+        unhealthy read, a stale one, or one another run's lock is on.
+        """
+        took_lock = not self._locked
+        recorded = False
         try:
-            applier = Applier(
-                client, self.store, self.run_id, loaded.zivver, loaded.user_ids, self.emit
-            )
-            return await applier.run(to_send, cancel, self.config.target.concurrency)
+            if took_lock:
+                self._lock()
+            refused = self.why_not(plan)
+            if refused:
+                return self._refuse([refused], f"Not applied: {refused}. Nothing was changed.")
+            assert self.run_id is not None and self.loaded is not None
+            held = {c.id for c in plan.held(confirmed)}
+            states = {c.id: ChangeState.HELD for c in plan.changes if c.id in held}
+            states.update({i: ChangeState.EXCLUDED for i in excluded})
+            recorded = True
+            self._store.record_plan(self.run_id, plan, states)
+            self._store.remember_matches(plan.matches)
+            self._store.set_run_status(self.run_id, RunStatus.APPLYING)
+            to_send = [c for c in plan.changes if c.id not in held and c.id not in excluded]
+            client = self.client()
+            try:
+                applier = Applier(
+                    client,
+                    self._store,
+                    self.run_id,
+                    self.loaded.zivver,
+                    self.loaded.user_ids,
+                    self.emit,
+                )
+                result = await applier.run(to_send, cancel, self.config.target.concurrency)
+            finally:
+                await client.aclose()
+            return self._conclude(plan, result, confirmed, excluded)
+        except ZsyncError as error:  # the lock, the client or the store, outside the journal
+            if not recorded:
+                return self._refuse([str(error)], f"Not started: {error} Nothing was changed.")
+            try:
+                self._finish(RunStatus.ABORTED, {"errors": [str(error)]}, healthy=False)
+            except ZsyncError:
+                pass  # the store is what failed; the outcome says so
+            return _cannot_run(str(error), plan)
         finally:
-            await client.aclose()
+            if took_lock:
+                self._unlock()
 
-    def record_plan_only(self, plan: Plan, confirmed: set[GuardedAction]) -> None:
-        """A dry run keeps its plan in the history too."""
+    def dry_run(self, plan: Plan, confirmed: set[GuardedAction]) -> RunOutcome:
+        """Keep a plan in the history without sending it."""
         assert self.run_id is not None
-        held = {c.id: "held" for c in plan.held(confirmed)}
-        self.store.record_plan(self.run_id, plan, held)
+        held = plan.held(confirmed)
+        self._store.record_plan(self.run_id, plan, {c.id: ChangeState.HELD for c in held})
+        self._finish(
+            RunStatus.DRY_RUN,
+            {"planned": len(plan.changes), "held": len(held)},
+            plan.removals_blocked is None,
+        )
+        code = ExitCode.HELD if held or plan.held_writes else ExitCode.OK
+        message = f"Dry run: {len(plan.changes)} change(s) planned, nothing was sent to Zivver."
+        return RunOutcome(
+            code,
+            RunStatus.DRY_RUN,
+            message,
+            plan=plan,
+            held=tuple(held),
+            confirmed=frozenset(confirmed),
+        )
 
     def superseded(self) -> str | None:
         """Why this run's plan is out of date: another run applied changes since it loaded."""
         if self.run_id is None:
             return None
-        later = [r for r in self.store.runs(limit=20) if r.id > self.run_id and r.status in APPLIED]
+        later = [
+            r for r in self._store.runs(limit=20) if r.id > self.run_id and r.status.changed_zivver
+        ]
         if not later:
             return None
         return (
@@ -300,29 +453,46 @@ class SyncSession:
             "was loaded. Reload all data before updating"
         )
 
-    def conclude(
-        self, plan: Plan, result: ApplyResult, confirmed: set[GuardedAction]
+    def _conclude(
+        self,
+        plan: Plan,
+        result: ApplyResult,
+        confirmed: set[GuardedAction],
+        excluded: frozenset[int],
     ) -> RunOutcome:
         """Record how an applied run ended and say it in one sentence."""
-        held = plan.held(confirmed)
+        held = tuple(c for c in plan.held(confirmed) if c.id not in excluded)
         counts = {"succeeded": len(result.succeeded), "failed": len(result.failed)}
         if result.stopped:
-            code = EXIT_FAILED if result.done else EXIT_CANNOT_RUN
+            code = ExitCode.FAILED if result.done else ExitCode.CANNOT_RUN
             message = (
                 f"stopped after {result.done} change(s): {result.stopped}. Fix the state directory "
                 "and run again; the next run converges."
             )
             try:
-                self.finish("stopped", counts, healthy=False)
+                self._finish(RunStatus.STOPPED, counts, healthy=False)
             except ZsyncError:
                 pass  # the store is what failed; the message says so
-            return RunOutcome(code, "stopped", message)
+            return RunOutcome(
+                code,
+                RunStatus.STOPPED,
+                message,
+                (result.stopped,),
+                plan,
+                result,
+                held,
+                frozenset(confirmed),
+            )
         not_sent = plan.held_writes
-        code = EXIT_FAILED if result.failed else EXIT_HELD if held or not_sent else EXIT_OK
-        status = {EXIT_OK: "completed", EXIT_FAILED: "failed-changes", EXIT_HELD: "held"}[code]
+        if result.failed:
+            code, status = ExitCode.FAILED, RunStatus.FAILED_CHANGES
+        elif held or not_sent:
+            code, status = ExitCode.HELD, RunStatus.HELD
+        else:
+            code, status = ExitCode.OK, RunStatus.COMPLETED
         if result.cancelled:
-            status = "cancelled"
-        self.finish(
+            status = RunStatus.CANCELLED
+        self._finish(
             status,
             counts | {"held": len(held), "not_sent": len(not_sent), "cancelled": result.cancelled},
             plan.removals_blocked is None and not result.cancelled,
@@ -343,50 +513,103 @@ class SyncSession:
             message = "Task completed successfully."
         else:
             message = "Nothing to do: Zivver is in step with the sources."
-        return RunOutcome(code, status, message)
+        return RunOutcome(
+            code,
+            status,
+            message,
+            plan=plan,
+            result=result,
+            held=held,
+            confirmed=frozenset(confirmed),
+        )
 
-    def finish(self, status: str, summary: Mapping[str, object], healthy: bool) -> None:
+    def _aborted(self, errors: list[str], message: str) -> RunOutcome:
+        """End this run without sending anything (an incomplete or unhealthy read)."""
+        if self.run_id is not None and not self._finished:
+            self._finish(RunStatus.ABORTED, {"errors": errors}, healthy=False)
+        return RunOutcome(
+            ExitCode.CANNOT_RUN,
+            RunStatus.ABORTED,
+            message,
+            tuple(errors),
+        )
+
+    def _refuse(self, errors: list[str], message: str) -> RunOutcome:
+        """An update refused before anything was sent. A headless run ends there; in the TUI
+        the run stays open, so the admin can change options or reload and try again."""
+        if self.mode is Mode.HEADLESS:
+            return self._aborted(errors, message)
+        return RunOutcome(
+            ExitCode.CANNOT_RUN,
+            RunStatus.RUNNING,
+            message,
+            tuple(errors),
+        )
+
+    def _finish(self, status: RunStatus, summary: Mapping[str, object], healthy: bool) -> None:
         assert self.run_id is not None
         if healthy and self.loaded is not None:
-            self.store.record_source_counts(
+            self._store.record_source_counts(
                 self.run_id, {r.name: len(r.accounts) for r in self.loaded.sources}
             )
-        self.store.finish_run(self.run_id, status, dict(summary))
+        self._store.finish_run(self.run_id, status, dict(summary))
         self._finished = True
+
+    def _lock(self) -> None:
+        self._store.lock()
+        self._locked = True
+
+    def _unlock(self) -> None:
+        self._store.unlock()
+        self._locked = False
+
+    def ended_unexpectedly(self, message: str) -> None:
+        """A front end caught an error the session did not (a bug): keep it in the events and
+        end the run, as interrupted if Zivver may have changed (the next run converges)."""
+        try:
+            self._keep("error", message)
+            record = self.run_record()
+            if record is None or self._finished:
+                return
+            status = RunStatus.INTERRUPTED if record.status.changed_zivver else RunStatus.ABORTED
+            self._finish(status, {"errors": [message]}, healthy=False)
+        except ZsyncError:
+            pass  # the store failing too: the front end still shows the message
 
     def new_run(self) -> None:
         """Forget the current run (a reload): one that was loaded but never applied is closed."""
         if self.run_id is not None and not self._finished:
-            self.store.finish_run(self.run_id, "not-applied", {})
+            self._store.finish_run(self.run_id, RunStatus.NOT_APPLIED, {})
         self.run_id = None
         self.loaded = None
 
     def close(self) -> None:
         try:
             if self.run_id is not None and not self._finished:
-                self.store.finish_run(self.run_id, "not-applied", {})
+                self._store.finish_run(self.run_id, RunStatus.NOT_APPLIED, {})
         except ZsyncError:
             pass  # closing must not hide the error that ended the run
-        self.store.close()
+        self._store.close()
+
+
+def _cannot_run(error: str, plan: Plan | None = None) -> RunOutcome:
+    return RunOutcome(
+        ExitCode.CANNOT_RUN, RunStatus.ABORTED, f"{error} Nothing was changed.", (error,), plan
+    )
 
 
 @contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Build 100,000s of long-lived, acyclic records without the cycle collector rescanning
-    them all again and again (it ran for a third of the plan). Reference counting still frees.
-
-    Afterwards they are frozen: left in the youngest generation, the next collection would
-    scan them all once more (0.1 s at 100,000 accounts). The collector then never looks at
-    them; reference counting still frees them when a reload or a new plan drops them. What
-    was frozen last time is thawed first: a freeze also catches the TUI's screens, and a
-    screen closed since is cyclic garbage that only the collector can free.
+def _quiet_gc(mode: Mode) -> Iterator[None]:
+    """For a headless run, which owns its process: build 100,000s of long-lived, acyclic
+    records without the cycle collector rescanning them again and again, then freeze them
+    (reference counting still frees them). The TUI keeps the collector as Textual expects.
     """
-    enabled = gc.isenabled()
-    gc.unfreeze()
+    if mode is not Mode.HEADLESS or not gc.isenabled():
+        yield
+        return
     gc.disable()
     try:
         yield
     finally:
         gc.freeze()
-        if enabled:
-            gc.enable()
+        gc.enable()

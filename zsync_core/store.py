@@ -15,12 +15,13 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import GuardedAction
 from .errors import LockedError, StoreError
-from .model import Change, Match, Plan
+from .model import Action, Change, Match, Plan
+from .outcome import ChangeOutcome, ChangeState, RunRecord, RunStatus
 from .plan import MappingEntry
 
 SCHEMA = """
@@ -71,19 +72,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
-FINAL_STATES = ("succeeded", "failed", "held", "excluded", "cancelled", "planned")
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    id: int
-    started_at: float
-    finished_at: float | None
-    mode: str
-    dry_run: bool
-    status: str
-    summary: dict[str, Any]
-    source_counts: dict[str, int]
+_GOOD_STATUSES = ", ".join(f"'{s.value}'" for s in RunStatus if s.read_was_good)
 
 
 class Store:
@@ -211,22 +200,23 @@ class Store:
     def start_run(self, mode: str, dry_run: bool) -> int:
         with self._write() as db:
             db.execute(
-                "UPDATE runs SET status = 'interrupted' WHERE status IN ('running', 'applying')"
+                "UPDATE runs SET status = ? WHERE status IN (?, ?)",
+                (RunStatus.INTERRUPTED, RunStatus.RUNNING, RunStatus.APPLYING),
             )
             cursor = db.execute(
-                "INSERT INTO runs (started_at, mode, dry_run, status) VALUES (?, ?, ?, 'running')",
-                (time.time(), mode, int(dry_run)),
+                "INSERT INTO runs (started_at, mode, dry_run, status) VALUES (?, ?, ?, ?)",
+                (time.time(), mode, int(dry_run), RunStatus.RUNNING),
             )
         return int(cursor.lastrowid or 0)
 
-    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+    def finish_run(self, run_id: int, status: RunStatus, summary: dict[str, Any]) -> None:
         with self._write() as db:
             db.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE id = ?",
                 (status, time.time(), json.dumps(summary), run_id),
             )
 
-    def set_run_status(self, run_id: int, status: str) -> None:
+    def set_run_status(self, run_id: int, status: RunStatus) -> None:
         with self._write() as db:
             db.execute("UPDATE runs SET status = ? WHERE id = ?", (status, run_id))
 
@@ -240,33 +230,22 @@ class Store:
         """Source sizes of the last run whose read was complete and healthy."""
         row = self.db.execute(
             "SELECT source_counts FROM runs WHERE source_counts IS NOT NULL "
-            "AND status IN ('completed', 'failed-changes', 'held', 'dry-run') ORDER BY id DESC LIMIT 1"
+            f"AND status IN ({_GOOD_STATUSES}) ORDER BY id DESC LIMIT 1"
         ).fetchone()
         return json.loads(row[0]) if row else {}
 
     def runs(self, limit: int = 50) -> list[RunRecord]:
-        rows = self.db.execute(
-            "SELECT id, started_at, finished_at, mode, dry_run, status, summary, source_counts "
-            "FROM runs ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        return [
-            RunRecord(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                bool(r[4]),
-                r[5],
-                json.loads(r[6] or "{}"),
-                json.loads(r[7] or "{}"),
-            )
-            for r in rows
-        ]
+        """The latest runs, newest first."""
+        rows = self.db.execute(f"{_RUNS} ORDER BY id DESC LIMIT ?", (limit,))
+        return [_run(r) for r in rows]
+
+    def run(self, run_id: int) -> RunRecord | None:
+        row = self.db.execute(f"{_RUNS} WHERE id = ?", (run_id,)).fetchone()
+        return _run(row) if row else None
 
     # --- changes (the journal) ------------------------------------------------------------
 
-    def record_plan(self, run_id: int, plan: Plan, states: dict[int, str]) -> None:
+    def record_plan(self, run_id: int, plan: Plan, states: dict[int, ChangeState]) -> None:
         now = time.time()
         with self._write() as db:
             db.executemany(
@@ -284,7 +263,7 @@ class Store:
                         json.dumps(c.before),
                         json.dumps(c.after),
                         c.guard.value if c.guard else None,
-                        states.get(c.id, "planned"),
+                        states.get(c.id, ChangeState.PLANNED),
                         now,
                     )
                     for c in plan.changes
@@ -295,7 +274,7 @@ class Store:
         self,
         run_id: int,
         change: Change,
-        state: str,
+        state: ChangeState,
         *,
         error: str | None = None,
         request: dict[str, Any] | None = None,
@@ -321,20 +300,33 @@ class Store:
                 ),
             )
 
-    def changes(self, run_id: int) -> list[dict[str, Any]]:
+    def changes(self, run_id: int) -> list[ChangeOutcome]:
+        """Every change of a run as journaled, in plan order."""
         cursor = self.db.execute(
             "SELECT change_id, action, email, zivver_id, source_id, source, before, after, guard, state, "
             "error, request, response, http_status, attempts FROM changes WHERE run_id = ? ORDER BY change_id",
             (run_id,),
         )
-        names = [d[0] for d in cursor.description]
-        result = []
-        for row in cursor:
-            item = dict(zip(names, row, strict=True))
-            for key in ("before", "after", "request", "response"):
-                item[key] = json.loads(item[key]) if item[key] else None
-            result.append(item)
-        return result
+        return [
+            ChangeOutcome(
+                r[0],
+                Action(r[1]),
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                json.loads(r[6]),
+                json.loads(r[7]),
+                GuardedAction(r[8]) if r[8] else None,
+                ChangeState(r[9]),
+                r[10],
+                json.loads(r[11]) if r[11] else None,
+                json.loads(r[12]) if r[12] else None,
+                r[13],
+                r[14],
+            )
+            for r in cursor
+        ]
 
     # --- events ---------------------------------------------------------------------------
 
@@ -353,6 +345,24 @@ class Store:
                 "SELECT at, level, message FROM events WHERE run_id = ? ORDER BY rowid", (run_id,)
             )
         return list(rows)
+
+
+_RUNS = (
+    "SELECT id, started_at, finished_at, mode, dry_run, status, summary, source_counts FROM runs"
+)
+
+
+def _run(row: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        bool(row[4]),
+        RunStatus(row[5]),
+        json.loads(row[6] or "{}"),
+        json.loads(row[7] or "{}"),
+    )
 
 
 def _free_space(directory: Path) -> str:

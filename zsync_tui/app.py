@@ -1,30 +1,37 @@
-"""The Textual app: owns the session and decides which step is on screen.
+"""The Textual app: shows the session's run and decides which step is on screen.
 
-Screens get their data in the constructor and send messages back; only this class
-navigates, runs the long tasks (load, apply) in workers and turns core events into the
-progress line, the step list and Recent events.
+The session (zsync_core) owns the run: the lock, the read-health policy, the statuses and
+the outcomes. This class only navigates, runs the long tasks in workers (load and update
+as async workers; every plan in a thread, so keys are answered at once), and turns the
+core's events, posted as messages, into the progress line, the step list and the live log.
+An unexpected error in a worker is shown as an error the admin can act on; the app stays up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from typing import ClassVar
+from dataclasses import replace
+from typing import ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
-from zsync_core.config import GuardedAction, SyncConfig
+from zsync_core.config import GuardedAction
 from zsync_core.errors import ZsyncError
-from zsync_core.model import Change, ChangeEvent, Event, LogEvent, Plan, StepEvent
+from zsync_core.model import Change, ChangeEvent, Event, Plan, StepEvent
+from zsync_core.outcome import ChangeOutcome, ExitCode
 from zsync_core.profile_edit import changed_options, save_sync_options
-from zsync_core.session import EXIT_OK, SyncSession
+from zsync_core.session import LoadResult, RunOutcome, SyncSession
 
 from . import fmt
+from .screens.base import StepScreen
 from .screens.confirm import ConfirmScreen
 from .screens.detail import DetailScreen, diff_rows
 from .screens.events import EventsScreen
@@ -37,7 +44,11 @@ from .screens.summary import SummaryScreen
 from .screens.update import UpdateScreen
 from .widgets.progress import Progress
 
+S = TypeVar("S", bound=Screen)  # type: ignore[type-arg]
 MAX_EVENTS = 5000
+LOAD, UPDATE = "load", "update"
+"""The names of the two workers that change the session (one at a time: group "sync")."""
+WHAT = {LOAD: "loading", UPDATE: "the update"}
 
 
 def change_key(change: Change) -> str:
@@ -45,9 +56,34 @@ def change_key(change: Change) -> str:
     return f"{change.action.value}:{change.zivver_id or change.source_id or change.email}"
 
 
+class CoreEvent(Message):
+    """An event of the session (a step moved, a change was applied), as a Textual message:
+    posting one is safe from any thread, and the app handles them in order."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class Loaded(Message):
+    """The load worker ended; ``plan`` is None when the read was incomplete."""
+
+    def __init__(self, loaded: LoadResult, plan: Plan | None) -> None:
+        super().__init__()
+        self.loaded = loaded
+        self.plan = plan
+
+
+class Applied(Message):
+    """The update worker ended (or was refused before sending anything)."""
+
+    def __init__(self, outcome: RunOutcome) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+
 class ZsyncApp(App[int]):
     TITLE = "zsync"
-    CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("e", "events", "Events"),
@@ -55,61 +91,100 @@ class ZsyncApp(App[int]):
         Binding("q", "quit", "Quit"),
     ]
 
-    progress_tick: reactive[int] = reactive(0)
+    progress: reactive[Progress] = reactive(Progress)
+    """What the app is doing now; the progress line at the bottom of every screen shows it."""
 
     def __init__(self, session: SyncSession, where: str | None = None) -> None:
         super().__init__()
         self.session = session
-        session.mode = "tui"
-        session.listen(self._emit_threadsafe)
+        session.listen(self._post_core_event)
         host = urlsplit(session.config.target.url).hostname or session.config.target.url
         self.where = where or f"{session.config.path.name} → {host}"
-        self.progress = Progress()
         self.events: list[tuple[float, str, str]] = []
         self.plan: Plan | None = None
         self.excluded: set[str] = set()
-        self.busy: str | None = None
         self.cancel_update = asyncio.Event()
-        self.load_screen: LoadScreen | None = None
-        self.update_screen: UpdateScreen | None = None
-        self._thread = threading.get_ident()
         self.outcome_code: int | None = None
         self._review_message = ""
 
+    @property
+    def busy(self) -> str | None:
+        """What is running that must finish before another load or update ("load", "update")."""
+        running = (
+            w
+            for w in self.workers
+            if w.group == "sync" and w.state in _ACTIVE and not w.is_finished
+        )
+        return next((w.name for w in running), None)
+
     # --- events from the core ------------------------------------------------------------
 
-    def _emit_threadsafe(self, event: Event) -> None:
-        if threading.get_ident() == self._thread:
-            self._on_event(event)
-        else:
-            self.call_from_thread(self._on_event, event)
+    def _post_core_event(self, event: Event) -> None:
+        self.post_message(CoreEvent(event))
 
-    def _on_event(self, event: Event) -> None:
-        progress = self.progress
+    @on(CoreEvent)
+    def _on_core_event(self, message: CoreEvent) -> None:
+        event = message.event
         if isinstance(event, StepEvent):
-            progress.task = event.label + (
+            task = event.label + (
                 f" ({event.detail})" if event.detail and event.state == "running" else ""
             )
-            progress.done, progress.total = event.done, event.total
-            if self.load_screen is not None and self.load_screen.is_attached:
-                self.load_screen.step(event)
-        elif isinstance(event, LogEvent):
-            pass  # the session keeps it in the store's events
+            self.progress = replace(self.progress, task=task, done=event.done, total=event.total)
+            load = self._screen(LoadScreen)
+            if load is not None:
+                load.step(event)
         elif isinstance(event, ChangeEvent):
-            progress.done, progress.total, progress.failed = event.done, event.total, event.failed
-            progress.task = f"Updating Zivver: {event.change.action.value} {event.change.email}"
+            self.progress = replace(
+                self.progress,
+                task=f"Updating Zivver: {event.change.action.value} {event.change.email}",
+                done=event.done,
+                total=event.total,
+                failed=event.failed,
+            )
             if not event.ok:
                 self._event(
                     "error", f"{event.change.action.value} {event.change.email}: {event.error}"
                 )
-            if self.update_screen is not None and self.update_screen.is_attached:
-                self.update_screen.applied(event)
-        self.progress_tick += 1
+            update = self._screen(UpdateScreen)
+            if update is not None:
+                update.applied(event)
+        # a LogEvent is kept by the session in the store's events
 
     def _event(self, level: str, message: str) -> None:
         """An event the store does not keep itself (failed changes, the app's own errors)."""
         self.events.append((time.time(), level, message))
         del self.events[:-MAX_EVENTS]
+
+    def _screen(self, kind: type[S]) -> S | None:
+        """The screen of that kind in the stack, if one is (navigation by type, never depth)."""
+        return next((s for s in reversed(self.screen_stack) if isinstance(s, kind)), None)
+
+    # --- unexpected errors -----------------------------------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that raised: say what failed and what to do, and keep the app usable."""
+        if event.state is not WorkerState.ERROR:
+            return
+        error = event.worker.error
+        what = WHAT.get(event.worker.name, event.worker.name)
+        message = (
+            f"Unexpected error during {what}: {error!r}. This is a bug in zsync; please report it "
+            "with Recent events (e)."
+        )
+        self._event("error", message)
+        self.session.ended_unexpectedly(message)
+        if event.worker.name == LOAD:
+            load = self._screen(LoadScreen)
+            if load is not None:
+                load.failed([message])
+            self.progress = self.progress.end("Loading failed; nothing was changed.")
+        elif event.worker.name == UPDATE:
+            update = self._screen(UpdateScreen)
+            if update is not None:
+                update.ended(message, ok=False)
+            self._review_message = message
+            self.progress = self.progress.end(message)
+        self.notify(message, severity="error", title="Unexpected error", timeout=20)
 
     # --- step 1 --------------------------------------------------------------------------
 
@@ -119,11 +194,11 @@ class ZsyncApp(App[int]):
     def _show_load(self, autostart: bool) -> None:
         config = self.session.config
         host = urlsplit(config.target.url).hostname or config.target.url
-        self.load_screen = LoadScreen(self.where, [s.name for s in config.sources], host)
-        if len(self.screen_stack) > 1:
-            self.switch_screen(self.load_screen)
+        screen = LoadScreen(self.where, [s.name for s in config.sources], host)
+        if isinstance(self.screen, StepScreen):
+            self.switch_screen(screen)
         else:
-            self.push_screen(self.load_screen)
+            self.push_screen(screen)
         if autostart:
             self.call_after_refresh(self._load)
 
@@ -131,37 +206,36 @@ class ZsyncApp(App[int]):
     def _start(self) -> None:
         self._load()
 
-    @work(exclusive=True, group="sync")
+    @work(exclusive=True, group="sync", name=LOAD, exit_on_error=False)
     async def _load(self) -> None:
-        screen = self.load_screen
+        screen = self._screen(LoadScreen)
         assert screen is not None
-        self.busy = "load"
         screen.started()
-        self.progress.begin("Loading the sources and Zivver")
-        self.progress_tick += 1
-        try:
-            self.session.new_run()
-            loaded = await self.session.load()
-            if not loaded.ok:
-                self.session.finish("aborted", {"errors": loaded.errors()}, healthy=False)
+        self.progress = Progress.begin("Loading the sources and Zivver")
+        self.session.new_run()
+        loaded = await self.session.load()
+        plan = None
+        if loaded.ok:  # else the session has ended the run as aborted
+            self.progress = replace(self.progress, task="Computing the plan", done=0, total=None)
+            plan = await asyncio.to_thread(self.session.plan)
+        self.post_message(Loaded(loaded, plan))  # after the load's own events, in order
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        screen = self._screen(LoadScreen)
+        loaded = message.loaded
+        if message.plan is None:
+            if screen is not None:
                 screen.failed(loaded.errors())
-                self.progress.end("Loading failed; nothing was changed. Press e for Recent events.")
-                return
-            self.plan = self.session.plan()
-        except ZsyncError as error:
-            self._event("error", str(error))
-            screen.failed([str(error)])
-            self.progress.end("Loading failed; nothing was changed.")
+            self.progress = self.progress.end(
+                "Loading failed; nothing was changed. Press e for Recent events."
+            )
             return
-        finally:
-            self.busy = None
-            self.progress_tick += 1
-        screen.finished()
+        if screen is not None:
+            screen.finished()
+        self.plan = message.plan
         self.excluded = set()
-        source_total = sum(len(r.accounts) for r in loaded.sources)
-        self.progress.end(
-            f"Loaded {source_total:,} accounts from the sources and {len(loaded.zivver):,} from Zivver."
-        )
+        self.progress = self.progress.end(_loaded_line(loaded))
         self._show_summary()
 
     # --- step 2 --------------------------------------------------------------------------
@@ -183,8 +257,11 @@ class ZsyncApp(App[int]):
             SummaryScreen(self.where, self.plan, self._excluded_ids(), self._read_line())
         )
 
-    def _summary(self) -> SummaryScreen | None:
-        return next((s for s in self.screen_stack if isinstance(s, SummaryScreen)), None)
+    def _summary_shows(self, plan: Plan) -> None:
+        self.plan = plan
+        summary = self._screen(SummaryScreen)
+        if summary is not None:
+            summary.show(plan, self._excluded_ids())
 
     @on(SummaryScreen.Chosen)
     def _chosen(self, message: SummaryScreen.Chosen) -> None:
@@ -195,16 +272,18 @@ class ZsyncApp(App[int]):
             )
         elif message.what == "options":
             self.push_screen(
-                OptionsScreen(self.session.options, self.session.config.path.name, self._recompute),
+                OptionsScreen(
+                    self.session.options, self.session.config.path.name, self.session.plan
+                ),
                 self._options_chosen,
             )
         elif message.what == "reload":
+            if self.busy:
+                self.notify(f"Wait: {WHAT[self.busy]} is running.", severity="warning")
+                return
             self._show_load(autostart=True)
         elif message.what == "update":
             self._update_now()
-
-    def _recompute(self, options: SyncConfig) -> Plan:
-        return self.session.plan(options)
 
     def _options_chosen(self, result: OptionsResult | None) -> None:
         if result is None:
@@ -228,10 +307,22 @@ class ZsyncApp(App[int]):
         elif changes:
             self.notify("These options apply to this run only; the profile is unchanged.")
         self.session.options = result.options
-        self.plan = self.session.plan()
-        summary = self._summary()
-        if summary is not None:
-            summary.show(self.plan, self._excluded_ids())
+        if result.plan is not None:  # the options screen already planned with these options
+            self._summary_shows(result.plan)
+        else:
+            self._replan()
+
+    @work(thread=True, exclusive=True, group="plan", name="plan", exit_on_error=False)
+    def _replan(self) -> None:
+        self.call_from_thread(
+            setattr, self, "progress", Progress.begin("Recomputing the plan with the new options")
+        )
+        plan = self.session.plan()
+        self.call_from_thread(self._replanned, plan)
+
+    def _replanned(self, plan: Plan) -> None:
+        self._summary_shows(plan)
+        self.progress = self.progress.end(f"Plan recomputed: {len(plan.changes):,} change(s).")
 
     @on(PreviewScreen.Closed)
     def _preview_closed(self, message: PreviewScreen.Closed) -> None:
@@ -239,9 +330,7 @@ class ZsyncApp(App[int]):
         ids = message.excluded
         self.excluded = {change_key(c) for c in self.plan.changes if c.id in ids}
         self.pop_screen()
-        summary = self._summary()
-        if summary is not None:
-            summary.show(self.plan, self._excluded_ids())
+        self._summary_shows(self.plan)
 
     @on(PreviewScreen.Inspect)
     def _inspect_change(self, message: PreviewScreen.Inspect) -> None:
@@ -259,15 +348,15 @@ class ZsyncApp(App[int]):
         plan = self.plan
         assert plan is not None
         if self.busy:
-            self.notify(f"Wait: {self.busy} is running.", severity="warning")
+            self.notify(f"Wait: {WHAT[self.busy]} is running.", severity="warning")
+            return
+        refused = self.session.why_not(plan)
+        if refused:
+            self.notify(f"Not started: {refused}.", severity="error", timeout=20)
             return
         excluded = self._excluded_ids()
-        if not [c for c in plan.changes if c.id not in excluded]:
+        if not self.session.sendable(plan, frozenset(excluded)):
             self.notify("There is nothing to update.", title="Update now")
-            return
-        stale = self.session.superseded()
-        if stale:
-            self.notify(f"Not started: {stale}.", severity="error", timeout=15)
             return
         guards = [
             g
@@ -285,111 +374,99 @@ class ZsyncApp(App[int]):
             return
         self._apply(confirmed)
 
-    @work(exclusive=True, group="sync")
+    @work(exclusive=True, group="sync", name=UPDATE, exit_on_error=False)
     async def _apply(self, confirmed: set[GuardedAction]) -> None:
         plan = self.plan
         assert plan is not None
         excluded = frozenset(self._excluded_ids())
         held = len([c for c in plan.held(confirmed) if c.id not in excluded])
         total = len(plan.changes) - len(excluded) - held
-        try:
-            self.session.store.lock()
-        except ZsyncError as error:
-            self._event("error", str(error))
-            self.notify(str(error), severity="error", title="Not started", timeout=15)
-            return
-        self.busy = "the update"
         self.cancel_update = asyncio.Event()
-        self.update_screen = UpdateScreen(self.where, total)
-        await self.switch_screen(self.update_screen)
-        self.progress.begin("Updating Zivver", total, unit=" changes")
-        self.progress_tick += 1
-        try:
-            result = await self.session.apply(plan, confirmed, excluded, self.cancel_update)
-            outcome = self.session.conclude(plan, result, confirmed)
-            message, ok = outcome.message, outcome.exit_code == EXIT_OK
-            self.outcome_code = outcome.exit_code
-        except ZsyncError as error:
-            self._event("error", str(error))
-            try:
-                self.session.finish("aborted", {"errors": [str(error)]}, healthy=False)
-            except ZsyncError:
-                pass
-            message, ok = f"The update could not run: {error}", False
-        finally:
-            self.session.store.unlock()
-            self.busy = None
-        self.progress.end(message)
-        self.progress_tick += 1
-        self.update_screen.ended(message, ok)
-        self._review_message = message
+        await self.switch_screen(UpdateScreen(self.where, total))
+        self.progress = Progress.begin("Updating Zivver", total, unit=" changes")
+        outcome = await self.session.apply(plan, confirmed, excluded, self.cancel_update)
+        self.post_message(Applied(outcome))  # after every change's own event, in order
+
+    @on(Applied)
+    def _applied(self, message: Applied) -> None:
+        outcome = message.outcome
+        if outcome.result is None:  # refused before anything was sent: back to the summary
+            self._event("error", outcome.message)
+            self.progress = self.progress.end(outcome.message)
+            self._show_summary()
+            self.notify(outcome.message, severity="error", title="Not started", timeout=20)
+            return
+        self.outcome_code = outcome.exit_code
+        self.progress = self.progress.end(outcome.message)
+        update = self._screen(UpdateScreen)
+        if update is not None:
+            update.ended(outcome.message, outcome.exit_code is ExitCode.OK)
+        self._review_message = outcome.message
 
     @on(UpdateScreen.CancelRequested)
     def _cancel_update(self) -> None:
         self.cancel_update.set()
-        self.progress.task = "Cancelling after the current change…"
-        self.progress_tick += 1
+        self.progress = replace(self.progress, task="Cancelling after the current change…")
 
     @on(UpdateScreen.ReviewRequested)
     def _review_current(self) -> None:
-        run_id = self.session.run_id
-        run = next(r for r in self.session.store.runs() if r.id == run_id)
-        rows = self.session.store.changes(run.id)
-        self.switch_screen(ReviewScreen(self.where, run, rows, self._review_message))
+        run = self.session.run_record()
+        assert run is not None
+        self.switch_screen(
+            ReviewScreen(self.where, run, self.session.outcomes(), self._review_message)
+        )
 
     # --- step 4 --------------------------------------------------------------------------
 
     @on(ReviewScreen.Inspect)
     def _inspect_outcome(self, message: ReviewScreen.Inspect) -> None:
-        row = message.row
+        row: ChangeOutcome = message.row
         facts = [
-            ("Action", row["action"]),
-            ("Result", row["state"]),
-            ("Source", row["source"] or "—"),
+            ("Action", row.action.value),
+            ("Result", row.state.value),
+            ("Source", row.source or "—"),
         ]
-        if row["http_status"]:
-            facts.append(
-                ("HTTP status", f"{row['http_status']} after {row['attempts']} attempt(s)")
-            )
+        if row.http_status:
+            facts.append(("HTTP status", f"{row.http_status} after {row.attempts} attempt(s)"))
         sections = []
-        if row["request"]:
-            sections.append(("Request sent to Zivver", fmt.pretty_json(row["request"])))
-        if row["response"]:
-            sections.append(("Zivver's response", fmt.pretty_json(row["response"])))
-        if not row["request"] and row["state"] not in ("succeeded", "failed"):
+        if row.request:
+            sections.append(("Request sent to Zivver", fmt.pretty_json(row.request)))
+        if row.response:
+            sections.append(("Zivver's response", fmt.pretty_json(row.response)))
+        if not row.request and not row.state.was_sent:
             sections.append(("Request", "Nothing was sent for this change."))
         self.push_screen(
             DetailScreen(
-                row["email"],
+                row.email,
                 facts,
-                diff_rows(row["before"] or {}, row["after"] or {}),
+                diff_rows(row.before, row.after),
                 sections,
-                problem=row["error"],
+                problem=row.error,
             )
         )
 
     @on(ReviewScreen.NewRequested)
-    def _new_sync(self) -> None:
-        if len(self.screen_stack) > 2:  # a review opened from the history
+    def _new_sync(self, message: ReviewScreen.NewRequested) -> None:
+        if message.earlier:
             self.notify("Press Escape to leave the earlier run first.")
             return
         self.plan = None
         self._show_load(autostart=False)
 
     @on(ReviewScreen.Back)
-    def _review_back(self) -> None:
-        if len(self.screen_stack) > 2:
+    def _review_back(self, message: ReviewScreen.Back) -> None:
+        if message.earlier:
             self.pop_screen()
 
     def action_history(self) -> None:
-        if any(isinstance(s, HistoryScreen) for s in self.screen_stack):
+        if self._screen(HistoryScreen) is not None:
             return
-        self.push_screen(HistoryScreen(self.where, self.session.store.runs()))
+        self.push_screen(HistoryScreen(self.where, self.session.runs()))
 
     @on(HistoryScreen.Open)
     def _open_run(self, message: HistoryScreen.Open) -> None:
         run = message.run
-        self.push_screen(ReviewScreen(self.where, run, self.session.store.changes(run.id)))
+        self.push_screen(ReviewScreen(self.where, run, self.session.outcomes(run.id), earlier=True))
 
     @on(HistoryScreen.Back)
     def _history_back(self) -> None:
@@ -401,17 +478,27 @@ class ZsyncApp(App[int]):
         if isinstance(self.screen, EventsScreen):
             return
         try:
-            stored = [e for e in self.session.store.events() if e[1] != "info"]
+            stored = self.session.events()
         except ZsyncError as error:
             stored = [(time.time(), "error", str(error))]
         events = sorted(stored[-MAX_EVENTS:] + self.events, key=lambda e: e[0])
         self.push_screen(EventsScreen(events[-MAX_EVENTS:]))
 
     async def action_quit(self) -> None:
-        if self.busy == "the update":
+        if self.busy == UPDATE:
             self.notify(
                 "The update is running. Press c to cancel it (it stops after the current change), then q.",
                 severity="warning",
             )
             return
         self.exit(self.outcome_code or 0)
+
+
+_ACTIVE = (WorkerState.PENDING, WorkerState.RUNNING)
+
+
+def _loaded_line(loaded: LoadResult) -> str:
+    source_total = sum(len(r.accounts) for r in loaded.sources)
+    return (
+        f"Loaded {source_total:,} accounts from the sources and {len(loaded.zivver):,} from Zivver."
+    )

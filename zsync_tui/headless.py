@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from zsync_core import __version__
-from zsync_core.apply import ApplyResult
-from zsync_core.config import Config, GuardedAction, check_secrets, load_config
+from zsync_core.config import GuardedAction, check_secrets, load_config
 from zsync_core.errors import ZsyncError
 from zsync_core.model import (
     ChangeEvent,
@@ -31,7 +30,8 @@ from zsync_core.model import (
     held_lines,
     summary_line,
 )
-from zsync_core.session import EXIT_CANNOT_RUN, EXIT_HELD, EXIT_OK, SyncSession
+from zsync_core.outcome import ChangeState, ExitCode, RunStatus
+from zsync_core.session import Mode, RunOutcome, SyncSession
 
 SHOWN_HELD = 20
 
@@ -89,97 +89,34 @@ def run_headless(
     err: TextIO | None = None,
 ) -> int:
     printer = Printer(err or sys.stderr)
+    started = time.time()
     try:
         config = load_config(config_path)
         check_secrets(config)
+        session = SyncSession(config, emit=printer, mode=Mode.HEADLESS)
     except ZsyncError as error:
         printer.line(f"zsync: {error}")
         printer.line("Nothing was changed.")
-        return EXIT_CANNOT_RUN
-    return asyncio.run(_run(config, dry_run, {GuardedAction(c) for c in confirm}, report, printer))
-
-
-async def _run(
-    config: Config,
-    dry_run: bool,
-    confirmed: set[GuardedAction],
-    report: str | None,
-    printer: Printer,
-) -> int:
-    started = time.time()
+        return ExitCode.CANNOT_RUN
+    printer.line(f"zsync {__version__}: {'dry run of ' if dry_run else ''}profile {config.path}")
+    confirmed = {GuardedAction(c) for c in confirm}
     try:
-        session = SyncSession(config, emit=printer, mode="headless")
-        session.store.lock()
-    except ZsyncError as error:
-        printer.line(f"zsync: {error}")
-        printer.line("Nothing was changed.")
-        return EXIT_CANNOT_RUN
-    try:
-        return await _steps(
-            session, dry_run, confirmed | session.confirmed_in_profile(), report, printer, started
+        outcome = asyncio.run(
+            session.run_once(dry_run, confirmed, lambda plan, ok: _print_summary(printer, plan, ok))
         )
-    except ZsyncError as error:  # the local store failed outside the journaled apply
-        printer.line(f"zsync: {error}")
-        return EXIT_CANNOT_RUN
+        _print_outcome(printer, outcome)
+        _write_report(report, session, outcome, dry_run, started)
     finally:
         session.close()
+    return outcome.exit_code
 
 
-async def _steps(
-    session: SyncSession,
-    dry_run: bool,
-    confirmed: set[GuardedAction],
-    report: str | None,
-    printer: Printer,
-    started: float,
-) -> int:
-    printer.line(
-        f"zsync {__version__}: {'dry run of ' if dry_run else ''}profile {session.config.path}"
-    )
-    loaded = await session.load(dry_run)
-    if not loaded.ok:  # each error was printed as it happened
-        printer.line("zsync: could not read everything, so nothing was changed (exit 3).")
-        session.finish("aborted", {"errors": loaded.errors()}, healthy=False)
-        _write_report(
-            report,
-            session,
-            None,
-            None,
-            confirmed,
-            dry_run,
-            EXIT_CANNOT_RUN,
-            started,
-            loaded.errors(),
-        )
-        return EXIT_CANNOT_RUN
-    shrunk = session.shrunk()
-    if shrunk:
-        printer.line(f"zsync: unhealthy read: {shrunk}.")
-        printer.line("zsync: nothing was changed (exit 3).")
-        session.finish("aborted", {"errors": [shrunk]}, healthy=False)
-        _write_report(
-            report, session, None, None, confirmed, dry_run, EXIT_CANNOT_RUN, started, [shrunk]
-        )
-        return EXIT_CANNOT_RUN
-    plan = session.plan()
-    _print_summary(printer, plan, confirmed)
-    held = plan.held(confirmed)
-    healthy = plan.removals_blocked is None
-    if dry_run:
-        session.record_plan_only(plan, confirmed)
-        code = EXIT_HELD if held or plan.held_writes else EXIT_OK
-        session.finish("dry-run", {"planned": len(plan.changes), "held": len(held)}, healthy)
-        printer.line(f"Dry run: {len(plan.changes)} change(s) planned, nothing was sent to Zivver.")
-        _write_report(report, session, plan, None, confirmed, dry_run, code, started, [])
-        return code
-    try:
-        result = await session.apply(plan, confirmed)
-    except ZsyncError as error:
-        printer.line(f"zsync: {error}")
-        session.finish("aborted", {"errors": [str(error)]}, healthy=False)
-        return EXIT_CANNOT_RUN
-    outcome = session.conclude(plan, result, confirmed)
-    printer.line(("zsync: " if outcome.status == "stopped" else "") + outcome.message)
+def _print_outcome(printer: Printer, outcome: RunOutcome) -> None:
+    if outcome.exit_code is ExitCode.CANNOT_RUN or outcome.status is RunStatus.STOPPED:
+        printer.line(f"zsync: {outcome.message}" + (" (exit 3)" if outcome.exit_code == 3 else ""))
+        return
+    printer.line(outcome.message)
+    held = outcome.held
     if held:
         names = sorted({c.guard.value for c in held if c.guard})
         printer.line(
@@ -192,11 +129,9 @@ async def _steps(
             printer.line(
                 f"HELD   ... and {len(held) - SHOWN_HELD} more (all are in the --report file)"
             )
-    _write_report(report, session, plan, result, confirmed, dry_run, outcome.exit_code, started, [])
-    return outcome.exit_code
 
 
-def _print_summary(printer: Printer, plan: Plan, confirmed: set[GuardedAction]) -> None:
+def _print_summary(printer: Printer, plan: Plan, confirmed: frozenset[GuardedAction]) -> None:
     if plan.takeover is not None and plan.takeover.worth_showing:
         printer.line("Taking over:")
         for line in plan.takeover.lines():
@@ -219,22 +154,15 @@ def _print_summary(printer: Printer, plan: Plan, confirmed: set[GuardedAction]) 
 
 
 def _write_report(
-    path: str | None,
-    session: SyncSession,
-    plan: Plan | None,
-    result: ApplyResult | None,
-    confirmed: set[GuardedAction],
-    dry_run: bool,
-    code: int,
-    started: float,
-    errors: list[str],
+    path: str | None, session: SyncSession, outcome: RunOutcome, dry_run: bool, started: float
 ) -> None:
     if not path:
         return
-    outcomes = {row["change_id"]: row for row in session.store.changes(session.run_id or 0)}
+    plan, result, confirmed = outcome.plan, outcome.result, outcome.confirmed
+    journaled = {o.change_id: o for o in session.outcomes()}
     changes: list[dict[str, Any]] = []
     for change in plan.changes if plan else []:
-        row = outcomes.get(change.id, {})
+        done = journaled.get(change.id)
         changes.append(
             {
                 "id": change.id,
@@ -246,9 +174,9 @@ def _write_report(
                 "after": {k: v for k, v in change.after.items() if k != "sso_key"}
                 | ({"sso_key": "(set)"} if "sso_key" in change.after else {}),
                 "guard": change.guard.value if change.guard else None,
-                "state": row.get("state", "planned"),
-                "http_status": row.get("http_status"),
-                "error": row.get("error"),
+                "state": (done.state if done else ChangeState.PLANNED).value,
+                "http_status": done.http_status if done else None,
+                "error": done.error if done else None,
             }
         )
     loaded = session.loaded
@@ -259,8 +187,10 @@ def _write_report(
         "started": _iso(started),
         "finished": _iso(time.time()),
         "dry_run": dry_run,
-        "exit_code": code,
-        "errors": errors,
+        "exit_code": int(outcome.exit_code),
+        "status": outcome.status.value,
+        "message": outcome.message,
+        "errors": list(outcome.errors),
         "sources": {r.name: len(r.accounts) for r in loaded.sources} if loaded else {},
         "zivver_accounts": len(loaded.zivver) if loaded else None,
         "summary": {a.value: n for a, n in plan.by_action().items() if n} if plan else {},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -14,13 +13,16 @@ from textual.widgets import Footer
 from ..widgets.progress import ProgressFooter
 from ..widgets.stepbar import StepBar
 
-HERE = Path(__file__).parent
-
 
 class StepScreen(Screen[None]):
     """A step of the four; subclasses yield their body from :meth:`body`."""
 
     STEP = 1
+    DEFAULT_CSS = """
+    StepScreen { background: $background; }
+    StepScreen #bottom { dock: bottom; height: auto; }
+    StepScreen #bottom Footer { dock: none; }
+    """
 
     def __init__(self, where: str) -> None:
         super().__init__()

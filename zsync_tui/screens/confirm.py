@@ -16,7 +16,6 @@ from zsync_core.config import GuardedAction
 from zsync_core.model import Guard
 
 from ..widgets.tick import Tick
-from .base import HERE
 
 WHY = {
     GuardedAction.SUSPEND_USERS: "Suspending a large part of your organization is unusual and often unintended.",
@@ -30,7 +29,17 @@ WHY = {
 class ConfirmScreen(ModalScreen[set[GuardedAction] | None]):
     """Returns the ticked actions when the admin starts the update, None on Escape."""
 
-    CSS_PATH = HERE / "confirm.tcss"
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    #dialog { width: 90%; max-width: 90; height: auto; max-height: 95%; border: thick $error; background: $surface; padding: 0 1; }
+    #explain { height: auto; padding: 0 0 1 0; }
+    #checklist { height: auto; max-height: 14; }
+    #checklist Tick { border: none; padding: 0; height: auto; background: $surface; }
+    #missing { height: auto; padding: 1 0 0 0; color: $warning; }
+    #buttons { height: 3; margin: 1 0 0 0; }
+    #buttons Button { margin: 0 1 0 0; }
+    #why { height: auto; padding: 1 0 0 0; color: $text-muted; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("u", "start", "Update now"),

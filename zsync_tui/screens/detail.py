@@ -14,7 +14,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from .. import fmt
-from .base import HERE
 
 FIELD_NAMES = {
     "email": "Address",
@@ -42,7 +41,16 @@ def diff_rows(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, 
 class DetailScreen(ModalScreen[None]):
     """Read-only; Escape (or Enter, or q) closes it."""
 
-    CSS_PATH = HERE / "detail.tcss"
+    DEFAULT_CSS = """
+    DetailScreen { align: center middle; }
+    #dialog { width: 92%; max-width: 110; height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
+    #title { height: auto; padding: 0 0 1 0; }
+    #content { height: 1fr; }
+    #diff { height: auto; margin: 0 0 1 0; }
+    .heading { height: auto; margin: 1 0 0 0; }
+    .section { height: auto; color: $text; }
+    .problem { margin: 0 0 1 0; color: $error; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,enter,q", "close", "Close"),
     ]

@@ -12,13 +12,17 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, RichLog, Static
 
 from .. import fmt
-from .base import HERE
 
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": ""}
 
 
 class EventsScreen(ModalScreen[None]):
-    CSS_PATH = HERE / "events.tcss"
+    DEFAULT_CSS = """
+    EventsScreen { align: center middle; }
+    #dialog { width: 96%; height: 92%; border: thick $accent; background: $surface; padding: 0 1; }
+    #title { height: auto; padding: 0 0 1 0; }
+    #log { height: 1fr; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,e,q", "close", "Close")]
 
     def __init__(self, events: list[tuple[float, str, str]]) -> None:
@@ -31,7 +35,7 @@ class EventsScreen(ModalScreen[None]):
                 f"[b]Recent events[/b] — {len(self.events)} (errors and warnings of the last runs)",
                 id="title",
             )
-            yield RichLog(wrap=True, markup=False, highlight=False, id="log")
+            yield RichLog(wrap=True, min_width=20, markup=False, highlight=False, id="log")
             yield Footer()
 
     def on_mount(self) -> None:

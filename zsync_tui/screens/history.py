@@ -11,27 +11,31 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
-from zsync_core.store import RunRecord
+from zsync_core.outcome import RunRecord, RunStatus
 
 from .. import fmt
 from ..widgets.table import Column, VirtualTable
-from .base import HERE, StepScreen
+from .base import StepScreen
 from .review import counts
 
 STATUS_CLASS = {
-    "completed": "success",
-    "failed-changes": "error",
-    "stopped": "error",
-    "aborted": "error",
-    "interrupted": "error",
-    "held": "warning",
-    "cancelled": "warning",
+    RunStatus.COMPLETED: "success",
+    RunStatus.FAILED_CHANGES: "error",
+    RunStatus.STOPPED: "error",
+    RunStatus.ABORTED: "error",
+    RunStatus.INTERRUPTED: "error",
+    RunStatus.HELD: "warning",
+    RunStatus.CANCELLED: "warning",
 }
 
 
 class HistoryScreen(StepScreen):
     STEP = 4
-    CSS_PATH = HERE / "review.tcss"
+    DEFAULT_CSS = """
+    #intro { padding: 1 1 0 1; height: auto; }
+    #run { padding: 0 1 1 1; height: auto; color: $text-muted; }
+    #changes { margin: 0 1; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
 
     class Open(Message):
@@ -63,7 +67,7 @@ class HistoryScreen(StepScreen):
                 str(r.id),
                 fmt.clock(r.started_at),
                 ("dry run" if r.dry_run else {"tui": "manual"}.get(r.mode, r.mode)),
-                r.status,
+                r.status.value,
                 counts(r) or "—",
             ),
             lambda r: STATUS_CLASS.get(r.status),

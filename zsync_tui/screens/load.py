@@ -15,7 +15,7 @@ from textual.widgets import Static
 from zsync_core.model import StepEvent
 
 from ..widgets.table import Column, VirtualTable
-from .base import HERE, StepScreen
+from .base import StepScreen
 
 STATE_MARK = {"waiting": "waiting", "running": "running…", "done": "done", "failed": "FAILED"}
 
@@ -31,7 +31,11 @@ class StepRow:
 
 class LoadScreen(StepScreen):
     STEP = 1
-    CSS_PATH = HERE / "load.tcss"
+    DEFAULT_CSS = """
+    #intro { padding: 1 1 1 1; height: auto; }
+    #steps { height: 1fr; margin: 0 1; }
+    #errors { height: auto; max-height: 12; margin: 1 1 0 1; padding: 0 1; border: round $error; color: $text; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("s", "start", "Start")]
 
     class StartRequested(Message):

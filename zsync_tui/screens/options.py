@@ -1,4 +1,9 @@
-"""Change sync options: every option of the profile's [sync] table, the plan recomputed live."""
+"""Change sync options: every option of the profile's [sync] table, the plan recomputed live.
+
+A plan at 100,000 accounts takes about a second, so it is recomputed in a thread worker
+(exclusive: a newer request replaces an older one) after a short pause in typing; the
+screen answers every key at once and says when the figures are being recomputed.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,20 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from pydantic import ValidationError
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from zsync_core.config import SyncConfig
 from zsync_core.model import Plan
 
 from ..widgets.tick import Tick
-from .base import HERE
 
 GROUPS: dict[str, list[tuple[str, str]]] = {
     "Personal accounts (users)": [
@@ -42,20 +49,44 @@ GROUPS: dict[str, list[tuple[str, str]]] = {
 }
 
 
+DEBOUNCE_SECONDS = 0.15
+"""How long typing must pause before the plan is recomputed (a toggle waits as long)."""
+
+
 @dataclass(frozen=True, slots=True)
 class OptionsResult:
     options: SyncConfig
     save: bool
     """Also write the changed options into the profile (comments and layout are kept)."""
+    plan: Plan | None = None
+    """The plan with these options, when it was computed before the screen closed."""
 
 
 class OptionsScreen(ModalScreen[OptionsResult | None]):
-    CSS_PATH = HERE / "options.tcss"
+    DEFAULT_CSS = """
+    OptionsScreen { align: center middle; }
+    #dialog { width: 90%; max-width: 100; height: 95%; border: thick $accent; background: $surface; padding: 0 1; }
+    #fields { height: 1fr; }
+    .group { text-style: bold; margin: 1 0 0 0; }
+    Tick { border: none; padding: 0; height: 1; background: $surface; }
+    .field { height: 3; }
+    .field Label { width: 1fr; padding: 1 1 0 0; }
+    .field Input { width: 24; }
+    #effect { height: auto; padding: 1 0 0 0; }
+    #buttons { height: 3; }
+    #buttons Button { margin: 0 1 0 0; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+r", "use(False)", "Use for this run", priority=True),
         Binding("ctrl+s", "use(True)", "Save to profile", priority=True),
     ]
+
+    class Replanned(Message):
+        def __init__(self, options: SyncConfig, plan: Plan) -> None:
+            super().__init__()
+            self.options = options
+            self.plan = plan
 
     def __init__(
         self, options: SyncConfig, profile: str, recompute: Callable[[SyncConfig], Plan]
@@ -64,6 +95,8 @@ class OptionsScreen(ModalScreen[OptionsResult | None]):
         self.options = options
         self.profile = profile
         self.recompute = recompute
+        self.latest: tuple[SyncConfig, Plan] | None = None
+        self._pending: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -96,7 +129,7 @@ class OptionsScreen(ModalScreen[OptionsResult | None]):
             yield Footer()
 
     def on_mount(self) -> None:
-        self._recompute()
+        self._changed()
 
     def _read(self) -> SyncConfig:
         """The options as now on screen. Raises ValueError with a message for bad input."""
@@ -117,19 +150,54 @@ class OptionsScreen(ModalScreen[OptionsResult | None]):
 
     @on(Checkbox.Changed)
     @on(Input.Changed)
-    def _recompute(self) -> None:
+    def _changed(self) -> None:
+        """Answer the key at once; recompute the plan once typing pauses."""
         effect = self.query_one("#effect", Static)
+        if self._pending is not None:
+            self._pending.stop()
+            self._pending = None
         try:
             options = self._read()
         except ValueError as error:
             effect.update(f"[b red]{error}[/]")
             return
+        if self.latest is not None and self.latest[0] == options:
+            self._show(self.latest[1])
+            return
+        effect.update("[i]Recomputing the plan with these options…[/]")
+        self._pending = self.set_timer(DEBOUNCE_SECONDS, lambda: self._replan(options))
+
+    @work(thread=True, exclusive=True, group="options-plan", name="plan", exit_on_error=False)
+    def _replan(self, options: SyncConfig) -> None:
         plan = self.recompute(options)
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.Replanned(options, plan))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR:
+            self.latest = None
+            self.query_one("#effect", Static).update(
+                f"[b red]The plan could not be recomputed:[/] {event.worker.error!r}. This is a bug "
+                "in zsync; Escape keeps the options as they were."
+            )
+
+    @on(Replanned)
+    def _replanned(self, message: Replanned) -> None:
+        self.latest = (message.options, message.plan)
+        try:
+            current = self._read()
+        except ValueError:
+            return  # the input is invalid now; its error is on screen
+        if current == message.options:
+            self._show(message.plan)
+
+    def _show(self, plan: Plan) -> None:
         guards = "; ".join(g.text for g in plan.guards)
-        effect.update(
+        self.query_one("#effect", Static).update(
             f"With these options: [b]{len(plan.changes):,}[/b] change(s)"
             + (f", needing confirmation: {guards}" if guards else ", none needing confirmation")
             + "."
+            + (f"\n[b red]Update now would be refused:[/] {plan.refused}." if plan.refused else "")
         )
 
     @on(Button.Pressed, "#use")
@@ -150,4 +218,5 @@ class OptionsScreen(ModalScreen[OptionsResult | None]):
         except ValueError as error:
             self.notify(str(error), severity="error", title="Option not valid")
             return
-        self.dismiss(OptionsResult(options, save))
+        latest = self.latest[1] if self.latest and self.latest[0] == options else None
+        self.dismiss(OptionsResult(options, save, latest))

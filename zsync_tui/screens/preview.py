@@ -15,7 +15,7 @@ from textual.widgets import Input, Static
 from zsync_core.model import Action, Change, Plan
 
 from ..widgets.table import Column, VirtualTable
-from .base import HERE, StepScreen
+from .base import StepScreen
 from .detail import FIELD_NAMES
 
 
@@ -28,7 +28,12 @@ def searchable(change: Change) -> str:
 
 class PreviewScreen(StepScreen):
     STEP = 2
-    CSS_PATH = HERE / "preview.tcss"
+    DEFAULT_CSS = """
+    #bar { height: 3; margin: 1 1 0 1; }
+    #search { width: 1fr; }
+    #filter { width: auto; max-width: 50%; padding: 1 1 0 2; color: $text-muted; }
+    #changes { margin: 0 1; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back to summary"),
         Binding("slash", "search", "Search"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import on
 from textual.binding import Binding, BindingType
@@ -11,23 +11,43 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
-from zsync_core.store import RunRecord
+from zsync_core.outcome import ChangeOutcome, ChangeState, RunRecord
 
 from .. import fmt
 from ..widgets.table import Column, VirtualTable
-from .base import HERE, StepScreen
+from .base import StepScreen
 
 ORDER = {
-    "failed": 0,
-    "sending": 1,
-    "succeeded": 2,
-    "held": 3,
-    "excluded": 4,
-    "cancelled": 5,
-    "planned": 6,
+    ChangeState.FAILED: 0,
+    ChangeState.SENDING: 1,
+    ChangeState.SUCCEEDED: 2,
+    ChangeState.HELD: 3,
+    ChangeState.EXCLUDED: 4,
+    ChangeState.CANCELLED: 5,
+    ChangeState.PLANNED: 6,
 }
-ROW_CLASS = {"failed": "error", "sending": "warning", "succeeded": "success", "excluded": "muted"}
-STATES = [None, "failed", "succeeded", "held", "excluded", "cancelled"]
+ROW_CLASS = {
+    ChangeState.FAILED: "error",
+    ChangeState.SENDING: "warning",
+    ChangeState.SUCCEEDED: "success",
+    ChangeState.EXCLUDED: "muted",
+}
+STATES: list[ChangeState | None] = [
+    None,
+    ChangeState.FAILED,
+    ChangeState.SUCCEEDED,
+    ChangeState.HELD,
+    ChangeState.EXCLUDED,
+    ChangeState.CANCELLED,
+]
+PLAIN = {
+    ChangeState.SUCCEEDED: "done",
+    ChangeState.HELD: "held: needs confirmation",
+    ChangeState.EXCLUDED: "excluded from this run by the admin",
+    ChangeState.CANCELLED: "not sent: the update was cancelled",
+    ChangeState.PLANNED: "not sent (dry run or not applied)",
+    ChangeState.SENDING: "no answer recorded: the run was interrupted; the next run checks it",
+}
 
 
 def counts(run: RunRecord) -> str:
@@ -47,32 +67,48 @@ def run_line(run: RunRecord) -> str:
 
 class ReviewScreen(StepScreen):
     STEP = 4
-    CSS_PATH = HERE / "review.tcss"
+    DEFAULT_CSS = """
+    #intro { padding: 1 1 0 1; height: auto; }
+    #run { padding: 0 1 1 1; height: auto; color: $text-muted; }
+    #changes { margin: 0 1; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f", "filter", "Filter by result"),
-        Binding("n", "new", "New synchronization"),
+        Binding("f", "filter", "Filter"),
+        Binding("n", "new", "New sync"),
         Binding("escape", "back", "Back", show=False),
     ]
 
     class Inspect(Message):
-        def __init__(self, row: dict[str, Any]) -> None:
+        def __init__(self, row: ChangeOutcome) -> None:
             super().__init__()
             self.row = row
 
     class NewRequested(Message):
-        pass
+        def __init__(self, earlier: bool) -> None:
+            super().__init__()
+            self.earlier = earlier
 
     class Back(Message):
-        pass
+        def __init__(self, earlier: bool) -> None:
+            super().__init__()
+            self.earlier = earlier
 
     def __init__(
-        self, where: str, run: RunRecord, rows: list[dict[str, Any]], message: str = ""
+        self,
+        where: str,
+        run: RunRecord,
+        rows: list[ChangeOutcome],
+        message: str = "",
+        *,
+        earlier: bool = False,
     ) -> None:
         super().__init__(where)
         self.run = run
-        self.all_rows = sorted(rows, key=lambda r: (ORDER.get(r["state"], 9), r["change_id"]))
+        self.all_rows = sorted(rows, key=lambda r: (ORDER.get(r.state, 9), r.change_id))
         self.message = message
-        self.state: str | None = None
+        self.earlier = earlier
+        """An earlier run, opened from the history (Escape goes back to it)."""
+        self.state: ChangeState | None = None
 
     def body(self) -> Iterable[Widget]:
         heading = "[b]Step 4 — Review.[/b] " + (self.message or "")
@@ -85,8 +121,8 @@ class ReviewScreen(StepScreen):
                 Column("Account", 30),
                 Column("What Zivver said"),
             ],
-            lambda r: (r["state"], r["action"], r["email"], r["error"] or _plain(r)),
-            lambda r: ROW_CLASS.get(r["state"]),
+            lambda r: (r.state.value, r.action.value, r.email, r.error or PLAIN.get(r.state, "")),
+            lambda r: ROW_CLASS.get(r.state),
             empty="This run has no changes.",
             id="changes",
         )
@@ -96,7 +132,7 @@ class ReviewScreen(StepScreen):
         self.query_one(VirtualTable).focus()
 
     def refilter(self) -> None:
-        rows = [r for r in self.all_rows if self.state is None or r["state"] == self.state]
+        rows = [r for r in self.all_rows if self.state is None or r.state is self.state]
         self.query_one(VirtualTable).set_rows(rows)
 
     @on(VirtualTable.Selected)
@@ -106,21 +142,10 @@ class ReviewScreen(StepScreen):
     def action_filter(self) -> None:
         self.state = STATES[(STATES.index(self.state) + 1) % len(STATES)]
         self.refilter()
-        self.notify(f"Showing {self.state or 'all'} changes.")
+        self.notify(f"Showing {self.state.value if self.state else 'all'} changes.")
 
     def action_new(self) -> None:
-        self.post_message(self.NewRequested())
+        self.post_message(self.NewRequested(self.earlier))
 
     def action_back(self) -> None:
-        self.post_message(self.Back())
-
-
-def _plain(row: dict[str, Any]) -> str:
-    return {
-        "succeeded": "done",
-        "held": "held: needs confirmation",
-        "excluded": "excluded from this run by the admin",
-        "cancelled": "not sent: the update was cancelled",
-        "planned": "not sent (dry run or not applied)",
-        "sending": "no answer recorded: the run was interrupted; the next run checks it",
-    }.get(row["state"], "")
+        self.post_message(self.Back(self.earlier))

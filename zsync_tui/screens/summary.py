@@ -16,12 +16,18 @@ from textual.widgets.option_list import Option
 
 from zsync_core.model import Action, Plan, held_lines, summary_line
 
-from .base import HERE, StepScreen
+from .base import StepScreen
 
 
 class SummaryScreen(StepScreen):
     STEP = 2
-    CSS_PATH = HERE / "summary.tcss"
+    DEFAULT_CSS = """
+    #intro { padding: 1 1 0 1; height: auto; }
+    #read { padding: 0 1 1 1; height: auto; color: $text-muted; }
+    #lines { height: auto; max-height: 11; margin: 0 1; }
+    #notes { height: 1fr; margin: 1 1 0 1; padding: 0 1; }
+    #notes-text { height: auto; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("u", "choose('update')", "Update now"),
         Binding("p", "choose('preview')", "Preview"),
@@ -100,7 +106,13 @@ class SummaryScreen(StepScreen):
             text.append("Needs your confirmation at Update now:\n", style="bold")
             for guard in plan.guards:
                 text.append(f"  ⚠ {guard.text}\n", style="bold yellow")
-        if plan.removals_blocked:
+        if plan.refused:
+            text.append("Update now is refused: ", style="bold red")
+            text.append(
+                f"{plan.refused}. Nothing will be sent from this read; the changes below are for "
+                "looking only (no suspension or deletion is shown).\n"
+            )
+        elif plan.removals_blocked:
             text.append("No suspension or deletion is planned: ", style="bold yellow")
             text.append(f"{plan.removals_blocked}.\n")
         notices = [n for n in plan.notices if n.level != "info"]

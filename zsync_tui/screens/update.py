@@ -13,12 +13,17 @@ from textual.widgets import Static
 from zsync_core.model import ChangeEvent
 
 from ..widgets.table import Column, VirtualTable
-from .base import HERE, StepScreen
+from .base import StepScreen
 
 
 class UpdateScreen(StepScreen):
     STEP = 3
-    CSS_PATH = HERE / "update.tcss"
+    DEFAULT_CSS = """
+    #intro { padding: 1 1 1 1; height: auto; }
+    #log { margin: 0 1; }
+    #outcome { height: auto; margin: 1 1 0 1; padding: 0 1; border: round $success; }
+    #outcome.failed { border: round $error; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cancel", "Cancel the update"),
         Binding("v", "review", "Review changes"),

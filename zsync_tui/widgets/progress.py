@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rich.text import Text
 from textual.widgets import Static
@@ -13,9 +13,10 @@ from .. import fmt
 BAR_WIDTH = 20
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Progress:
-    """What the app is doing now; the App owns one and bumps ``App.progress_tick``."""
+    """What the app is doing now: a value, set as a whole on the App's ``progress`` reactive
+    (``app.progress = replace(app.progress, done=5)``), which redraws every progress line."""
 
     task: str = "Ready. Press s to start loading."
     done: int = 0
@@ -25,12 +26,12 @@ class Progress:
     unit: str = ""
     started: float = field(default_factory=time.monotonic)
 
-    def begin(self, task: str, total: int | None = None, unit: str = "") -> None:
-        self.task, self.done, self.total, self.failed, self.unit = task, 0, total, 0, unit
-        self.running, self.started = True, time.monotonic()
+    @classmethod
+    def begin(cls, task: str, total: int | None = None, unit: str = "") -> Progress:
+        return cls(task, 0, total, 0, True, unit)
 
-    def end(self, task: str) -> None:
-        self.task, self.running = task, False
+    def end(self, task: str) -> Progress:
+        return replace(self, task=task, running=False)
 
     def text(self) -> Text:
         line = Text()
@@ -53,15 +54,14 @@ class Progress:
 
 
 class ProgressFooter(Static):
-    """Mirrors the App's :class:`Progress`; redrawn whenever the App says it moved."""
+    """Shows the App's ``progress`` reactive; redrawn whenever it is set."""
 
     DEFAULT_CSS = """
     ProgressFooter { height: 1; background: $panel; color: $text; padding: 0 1; }
     """
 
     def on_mount(self) -> None:
-        self.watch(self.app, "progress_tick", self._redraw, init=True)
+        self.watch(self.app, "progress", self._redraw, init=True)
 
-    def _redraw(self, _tick: int) -> None:
-        progress: Progress = self.app.progress  # type: ignore[attr-defined]
+    def _redraw(self, progress: Progress) -> None:
         self.update(progress.text())
