@@ -54,8 +54,45 @@ def test_what_it_does_not_take_is_left_to_ldap3():
 def test_guid_text_is_what_uuid_says():
     import uuid
 
-    from zsync_core.sources.ldap import guid_text
+    from zsync_core.sources.ldap_map import guid_text
 
     for _ in range(200):
         value = uuid.uuid4().bytes_le
         assert guid_text(value) == str(uuid.UUID(bytes_le=value))
+
+
+def test_the_ldap3_internals_ldap_fast_relies_on_are_still_there():
+    """ldap_fast subclasses ldap3's SyncStrategy and rebinds Connection methods: if ldap3
+    changes any of this, this test fails and names what moved (the pin is exact)."""
+    import inspect
+    from importlib.metadata import version
+
+    import ldap3
+    from ldap3.strategy import base
+    from ldap3.strategy.sync import SyncStrategy
+    from ldap3.utils import asn1
+
+    from zsync_core.sources.ldap_fast import FastSearchStrategy, use_fast_search
+
+    assert version("ldap3") == "2.9.1", "ldap_fast was checked against ldap3 2.9.1 only"
+    for name in ("RESPONSE_COMPLETE", "SESSION_TERMINATED_BY_SERVER"):
+        assert hasattr(base, name), f"ldap3.strategy.base.{name}"
+    assert callable(asn1.decode_message_fast)
+    for name in ("receiving", "_get_response", "decode_response_fast", "close"):
+        assert callable(getattr(SyncStrategy, name, None)), f"SyncStrategy.{name}"
+    assert list(inspect.signature(SyncStrategy._get_response).parameters) == [
+        "self",
+        "message_id",
+        "timeout",
+    ]
+    server = ldap3.Server("127.0.0.1", port=1, get_info=ldap3.NONE)
+    connection = ldap3.Connection(server, read_only=True, raise_exceptions=False)
+    rebound = ("send", "open", "get_response", "post_send_single_response", "post_send_search")
+    for name in rebound:
+        method = getattr(connection, name)
+        assert method.__self__ is connection.strategy, f"Connection.{name} is its strategy's"
+    for name in ("empty_attributes", "sasl_mechanism", "_digest_md5_kis", "socket", "last_error"):
+        assert hasattr(connection, name), f"Connection.{name}"
+    use_fast_search(connection)
+    assert isinstance(connection.strategy, FastSearchStrategy)
+    assert all(getattr(connection, n).__self__ is connection.strategy for n in rebound)

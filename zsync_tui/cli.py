@@ -16,15 +16,16 @@ import sys
 from zsync_core import __version__
 from zsync_core.config import GuardedAction, default_config_path, load_config
 from zsync_core.errors import ZsyncError
+from zsync_core.outcome import ExitCode
 
 COMMANDS = ("demo", "check", "emulator")
-EXIT_USAGE = 3  # "could not run": 2 means "held for confirmation" to monitoring
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}. Nothing was changed.\n")
+        # "could not run": 2 means "held for confirmation" to monitoring
+        self.exit(ExitCode.CANNOT_RUN, f"{self.prog}: error: {message}. Nothing was changed.\n")
 
 
 def _main_parser() -> argparse.ArgumentParser:
@@ -86,18 +87,18 @@ def _tui(config_path: str | None) -> int:
         config = load_config(config_path)
     except ZsyncError as error:
         print(f"zsync: {error}", file=sys.stderr)
-        return 3
+        return ExitCode.CANNOT_RUN
     from zsync_core.session import SyncSession
 
     try:
         session = SyncSession(config, mode="tui")
     except ZsyncError as error:
         print(f"zsync: {error}", file=sys.stderr)
-        return 3
+        return ExitCode.CANNOT_RUN
     from .app import ZsyncApp
 
     try:
-        return ZsyncApp(session).run() or 0
+        return ZsyncApp(session).run() or ExitCode.OK
     finally:
         session.close()
 
@@ -120,7 +121,7 @@ def _check(argv: list[str]) -> int:
         config = load_config(args.config)
     except ZsyncError as error:
         print(f"FAIL  {error}")
-        return 3
+        return ExitCode.CANNOT_RUN
     results = asyncio.run(check(config))
     for result in results:
         label = "WARN" if result.warning else "ok  " if result.ok else "FAIL"
@@ -131,7 +132,7 @@ def _check(argv: list[str]) -> int:
         if not failed
         else f"{failed} check(s) failed; fix them and run 'zsync check' again."
     )
-    return 0 if not failed else 3
+    return ExitCode.OK if not failed else ExitCode.CANNOT_RUN
 
 
 def _emulator(argv: list[str]) -> int:
@@ -170,7 +171,7 @@ def _emulator(argv: list[str]) -> int:
         file=sys.stderr,
     )
     serve_forever(org, args.host, args.port)
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

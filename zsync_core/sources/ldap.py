@@ -1,9 +1,9 @@
 """LDAP / Active Directory source (ldap3, read in a process of its own: see process.py).
 
-Reads users and mail-enabled groups with paged searches, and turns them into accounts:
-users become personal accounts (AD shared mailboxes, ``msExchRecipientTypeDetails`` 4,
-become functional accounts); mail-enabled groups become functional accounts whose
-(nested, flattened) members are the delegates.
+This module connects (TLS, bind) and searches (paged; nested groups when a group has
+members that are no user); :mod:`.ldap_map` turns the entries into accounts, page by page
+as they arrive. One account's way: a search page here → ``Mapper.users`` → a
+``SourceAccount`` → the plan (plan.py) → a request (zivver/requests.py).
 """
 
 from __future__ import annotations
@@ -11,23 +11,20 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 
-from ..addresses import normalize_address
 from ..config import Config, LdapAttributes, LdapSourceConfig, read_secret
 from ..errors import SourceError
-from ..model import NO_ADDRESSES, Event, Kind, Notice, SourceAccount, StepEvent, address_set
+from ..model import Event, StepEvent
 from . import Emit, SourceResult, process
 from .ldap_fast import LOWERED, use_fast_search
+from .ldap_map import Mapper, Raw
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
-SHARED_MAILBOX = 4
-AD_DISABLED_BIT = 2
-BINARY_IDS = {"objectguid"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +66,12 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
-FALSE_WORDS = {"", "false", "0", "no", "n", "off", "enabled", "active"}
-
 
 def effective_attributes(source: LdapSourceConfig) -> LdapAttributes:
     """The preset's attribute mapping overridden by the source's own ``attributes``."""
     preset = PRESETS[source.directory].attributes.model_dump()
     preset.update(source.attributes.model_dump(exclude_none=True))
     return LdapAttributes(**preset)
-
-
-Raw = dict[str, list[bytes]]
 
 
 class LdapSource:
@@ -114,8 +106,7 @@ class LdapSource:
     # --- runs in the reading process (in a worker thread when no process can be started) -----
 
     def _load(self, emit: Emit, password: str | None) -> SourceResult:
-        result = SourceResult(self.name, [])
-        users = _Users(_Names.of(self.attrs))
+        mapper = Mapper(self.name, self.attrs)
         connection = self._connect(emit, password)
         try:
             self._search_step(  # users are parsed page by page, while the server sends the next
@@ -124,7 +115,7 @@ class LdapSource:
                 "users",
                 self.config.user_filter or self.preset.user_filter,
                 self._user_attributes(),
-                lambda page: self._parse_users(page, users, result),
+                mapper.users,
             )
             group_filter = (
                 self.preset.group_filter
@@ -138,12 +129,22 @@ class LdapSource:
                 if group_filter
                 else {}
             )
-            nested = self._nested_groups(emit, connection, users.dns, groups)
+            nested = (
+                self._search_step(
+                    emit,
+                    connection,
+                    "nested groups",
+                    self.preset.nesting_filter,
+                    [self.attrs.members or "member"],
+                )
+                if mapper.unknown_members(groups)
+                else {}
+            )
         finally:
             connection.unbind()
         step = f"{self.name}: parse"
         emit(StepEvent(step, step, "running"))
-        self._finish_parse(users, groups, nested, result)
+        result = mapper.finish(groups, nested)
         emit(StepEvent(step, step, "done", len(result.accounts), len(result.accounts)))
         return result
 
@@ -327,205 +328,6 @@ class LdapSource:
             if not cookie:
                 return
 
-    def _nested_groups(
-        self,
-        emit: Emit,
-        connection: ldap3.Connection,
-        users: set[str],
-        groups: dict[str, Raw],
-    ) -> dict[str, Raw]:
-        members = (self.attrs.members or "").lower()
-        unknown = {
-            dn.decode("utf-8", "replace").lower()
-            for raw in groups.values()
-            for dn in raw.get(members, [])
-            if dn.decode("utf-8", "replace").lower() not in users
-        }
-        if not unknown or not members:
-            return {}
-        return self._search_step(
-            emit,
-            connection,
-            "nested groups",
-            self.preset.nesting_filter,
-            [self.attrs.members or "member"],
-        )
-
-    # --- parsing (pure) -----------------------------------------------------------------------
-    # Runs once per entry (100,000 times a day at a large customer): attribute names are
-    # lower-cased once, and the common case (one mail, an smtp: proxy address that is the
-    # mail itself, no delegates) takes no detour.
-
-    def _parse_users(self, page: dict[str, Raw], users: _Users, result: SourceResult) -> None:
-        """One page of users into accounts; their delegates wait for every user's address."""
-        n = users.names
-        name = self.name
-        accounts = result.accounts
-        for dn, raw in page.items():
-            if dn in users.dns:
-                continue  # the same entry again (the directory changed while it was read)
-            users.dns.add(dn)
-            email = self._email(dn, raw, result, n)
-            if email is None:
-                continue
-            active = not self._disabled(raw, n)
-            users.emails[dn] = email
-            users.active[dn] = active
-            recipient_type = raw.get(n.recipient_type)
-            shared = (
-                recipient_type is not None
-                and bool(recipient_type)
-                and _int(recipient_type[0]) == SHARED_MAILBOX
-            )
-            if raw.get(n.delegates):
-                users.delegating.append((len(accounts), _dns(raw, n.delegates)))
-            source_id = self._id(raw, dn, n)
-            accounts.append(
-                SourceAccount(
-                    Kind.FUNCTIONAL if shared else Kind.PERSONAL,
-                    source_id,
-                    email,
-                    self._display_name(raw, email, n),
-                    # shared mailboxes are disabled AD users by design; the mailbox itself is live
-                    True if shared else active,
-                    name,
-                    dn,
-                    self._aliases(raw, email, n),
-                    NO_ADDRESSES,
-                    None if shared else self._sso_key(raw, source_id, n),
-                    _text(_first(raw, n.division)) or None,
-                )
-            )
-
-    def _finish_parse(
-        self, users: _Users, groups: dict[str, Raw], nested: dict[str, Raw], result: SourceResult
-    ) -> None:
-        """Delegates (active users only) now that every user's address is known, then groups."""
-        n = users.names
-        accounts = result.accounts
-        emails, active = users.emails, users.active
-        for index, dns in users.delegating:
-            delegates = address_set(emails[d] for d in dns if d in emails and active[d])
-            accounts[index] = accounts[index]._replace(delegates=delegates)
-        all_groups = {**nested, **groups}
-        for dn, raw in groups.items():
-            email = self._email(dn, raw, result, n)
-            if email is None:
-                continue
-            delegates = address_set(
-                emails[d] for d in _flatten(dn, all_groups, n.members, emails) if active.get(d)
-            )
-            accounts.append(
-                SourceAccount(
-                    kind=Kind.FUNCTIONAL,
-                    source_id=self._id(raw, dn, n),
-                    email=email,
-                    display_name=self._display_name(raw, email, n),
-                    active=True,
-                    source=self.name,
-                    entry=dn,
-                    aliases=self._aliases(raw, email, n),
-                    delegates=delegates,
-                    division=_text(_first(raw, n.division)) or None,
-                )
-            )
-
-    def _email(self, dn: str, raw: Raw, result: SourceResult, n: _Names) -> str | None:
-        value = _text(_first(raw, n.mail))
-        email = normalize_address(value)
-        if email is None:
-            result.notices.append(
-                Notice(
-                    "error",
-                    f"Source {self.name!r}: {dn} has mail {value!r}, which is not a valid address; entry skipped.",
-                )
-            )
-            result.unreadable_ids.add(self._id(raw, dn, n))
-        return email
-
-    def _id(self, raw: Raw, dn: str, n: _Names) -> str:
-        value = _first(raw, n.id)
-        if value is None:
-            return f"dn:{dn}"
-        if n.id in BINARY_IDS and len(value) == 16:
-            return guid_text(value)
-        return value.decode("utf-8", "replace")
-
-    def _sso_key(self, raw: Raw, source_id: str, n: _Names) -> str | None:
-        if n.sso_key == n.id:  # AD: both are the objectGUID, already made text
-            return source_id if raw.get(n.id) else None
-        value = _first(raw, n.sso_key)
-        if value is None:
-            return None
-        if n.sso_key in BINARY_IDS and len(value) == 16:
-            return guid_text(value)
-        return value.decode("utf-8", "replace")
-
-    def _display_name(self, raw: Raw, email: str, n: _Names) -> str:
-        return _text(_first(raw, n.display_name)) or _text(_first(raw, "cn")) or email
-
-    def _aliases(self, raw: Raw, email: str, n: _Names) -> frozenset[str]:
-        values = raw.get(n.aliases)
-        if not values:
-            return NO_ADDRESSES
-        proxy = n.aliases == "proxyaddresses"
-        found = set()
-        for value in values:
-            text = value.decode("utf-8", "replace").strip()
-            if proxy:
-                prefix, _, text = text.partition(":")
-                if prefix.lower() != "smtp":
-                    continue
-            if text.lower() == email:
-                continue  # the primary address, listed again (every AD mailbox has it)
-            address = normalize_address(text)
-            if address and address != email:
-                found.add(address)
-        return address_set(found)
-
-    def _disabled(self, raw: Raw, n: _Names) -> bool:
-        if not n.disabled:
-            return False
-        value = _first(raw, n.disabled)
-        if value is None:
-            return False
-        if n.disabled == "useraccountcontrol":
-            return bool((_int(value) or 0) & AD_DISABLED_BIT)
-        return value.decode("utf-8", "replace").strip().lower() not in FALSE_WORDS
-
-
-@dataclass(frozen=True, slots=True)
-class _Names:
-    """The mapped attribute names, lower-cased as the parsed entries have them ("" for none)."""
-
-    id: str
-    mail: str
-    display_name: str
-    aliases: str
-    delegates: str
-    members: str
-    disabled: str
-    sso_key: str
-    recipient_type: str
-    division: str
-
-    @classmethod
-    def of(cls, attributes: LdapAttributes) -> _Names:
-        return cls(**{k: (v or "").lower() for k, v in attributes.model_dump().items()})
-
-
-@dataclass(slots=True)
-class _Users:
-    """What the pages of users leave for the end of the read."""
-
-    names: _Names
-    dns: set[str] = field(default_factory=set)
-    """Every user entry's DN, read or not (a group member that is none of these is a group)."""
-    emails: dict[str, str] = field(default_factory=dict)
-    active: dict[str, bool] = field(default_factory=dict)
-    delegating: list[tuple[int, list[str]]] = field(default_factory=list)
-    """(index in the accounts, the DNs its delegates attribute names), for the end."""
-
 
 def read(
     source: LdapSourceConfig, profile: Config, password: str | None, emit: Emit
@@ -535,52 +337,3 @@ def read(
 
 
 READER = f"{__name__}:{read.__name__}"
-
-
-def guid_text(value: bytes) -> str:
-    """An objectGUID (16 bytes, little-endian fields) as text: what ``str(uuid.UUID(bytes_le=…))``
-    gives, at a third of the cost (it runs twice per account)."""
-    h = (value[3::-1] + value[5:3:-1] + value[7:5:-1] + value[8:]).hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _first(raw: Raw, name: str) -> bytes | None:
-    """The first value of attribute ``name`` (lower-case), or None."""
-    values = raw.get(name)
-    return values[0] if values else None
-
-
-def _text(value: bytes | None) -> str:
-    return value.decode("utf-8", "replace").strip() if value else ""
-
-
-def _int(value: bytes | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _dns(raw: Raw, name: str) -> list[str]:
-    return [v.decode("utf-8", "replace").lower() for v in raw.get(name, ())]
-
-
-def _flatten(
-    dn: str,
-    groups: dict[str, Raw],
-    members: str,
-    users: dict[str, str],
-    seen: set[str] | None = None,
-) -> set[str]:
-    """User DNs reachable from group ``dn`` through nested groups; cycles are cut."""
-    seen = seen if seen is not None else set()
-    if dn in seen:
-        return set()
-    seen.add(dn)
-    found: set[str] = set()
-    for member in _dns(groups.get(dn, {}), members):
-        if member in users:
-            found.add(member)
-        elif member in groups:
-            found |= _flatten(member, groups, members, users, seen)
-    return found
