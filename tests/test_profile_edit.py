@@ -65,13 +65,18 @@ def test_a_profile_without_sync_gets_a_table_at_the_end(tmp_path):
     assert load_config(path).sync.suspend_threshold_percent == 10
 
 
-def test_an_inline_sync_table_is_refused_and_the_file_is_unchanged(tmp_path):
+def test_an_inline_sync_table_is_edited_where_it_is(tmp_path):
     text = "sync = { create_users = true }  # inline\n" + PROFILE.split("[sync]")[0]
     text += '[[sources]]\nname = "AD"\ntype = "csv"\npath = "s.csv"\n'
     path = write(tmp_path, text)
-    with pytest.raises(
-        ConfigError, match=r"zsync\.toml: 'sync' is not written as a \[sync\] table"
-    ):
+    save_sync_options(path, {"create_users": False})
+    assert path.read_text() == text.replace("create_users = true", "create_users = false")
+
+
+def test_sync_that_is_not_a_table_is_refused_and_the_file_is_unchanged(tmp_path):
+    text = 'sync = "yes"\n' + PROFILE.split("[sync]")[0]
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=r"zsync\.toml: 'sync' is not a table"):
         save_sync_options(path, {"create_users": False})
     assert path.read_text() == text
 
@@ -87,3 +92,19 @@ def test_only_changed_options_are_written(tmp_path):
     config = load_config(write(tmp_path))
     changed = config.sync.model_copy(update={"update_sso_keys": True})
     assert changed_options(config.sync, changed) == {"update_sso_keys": True}
+
+
+def test_saving_as_root_keeps_the_service_users_profile_theirs(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the admin saves from the TUI as root")
+    path = write(tmp_path)
+    os.chown(path, 4321, 4322)  # the service user's profile (any uid root may give it)
+    path.chmod(0o600)
+
+    save_sync_options(path, {"delete_users": True})
+
+    status = path.stat()
+    assert (status.st_uid, status.st_gid) == (4321, 4322), "the next daily run can read it"
+    assert status.st_mode & 0o7777 == 0o600
+    assert load_config(path).sync.delete_users is True
+    assert [p.name for p in tmp_path.iterdir()] == ["zsync.toml"], "no temporary file left"
