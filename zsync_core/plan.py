@@ -95,6 +95,27 @@ def merge_sources(
     return list(merged.values()), notices
 
 
+class ZivverIndex(NamedTuple):
+    """The organization as read, indexed once per load (a plan at 100,000 accounts is
+    recomputed at every change of options; these do not depend on them)."""
+
+    by_id: dict[str, ZivverAccount]
+    by_email: dict[str, ZivverAccount]
+    owner_of: dict[str, str]
+    """Zivver id -> the source id the store maps to it."""
+    users: int
+    """How many are personal accounts."""
+
+    @classmethod
+    def of(cls, zivver: list[ZivverAccount], mapping: Mapping[str, MappingEntry]) -> ZivverIndex:
+        return cls(
+            {account.zivver_id: account for account in zivver},
+            {account.email: account for account in zivver},
+            {entry.zivver_id: source_id for source_id, entry in mapping.items()},
+            sum(1 for account in zivver if account.kind is Kind.PERSONAL),
+        )
+
+
 def plan(
     sources: list[SourceAccount],
     zivver: list[ZivverAccount],
@@ -102,6 +123,7 @@ def plan(
     options: SyncConfig,
     removals_blocked: str | None = None,
     protected_ids: frozenset[str] = frozenset(),
+    index: ZivverIndex | None = None,
 ) -> Plan:
     """Compute every change that brings Zivver in step with the (merged) sources.
 
@@ -113,8 +135,10 @@ def plan(
         removals_blocked: when set, the reason no suspension or deletion may be planned.
         protected_ids: source ids of entries a source could not parse: their accounts are
             not "missing", so they are never suspended or deleted because of it.
+        index: ``ZivverIndex.of(zivver, mapping)``, when the caller keeps one.
     """
-    return _Planner(zivver, mapping, options, removals_blocked, protected_ids).run(sources)
+    index = index or ZivverIndex.of(zivver, mapping)
+    return _Planner(zivver, mapping, options, removals_blocked, protected_ids, index).run(sources)
 
 
 class _Planner:
@@ -124,7 +148,8 @@ class _Planner:
         mapping: Mapping[str, MappingEntry],
         options: SyncConfig,
         removals_blocked: str | None,
-        protected_ids: frozenset[str] = frozenset(),
+        protected_ids: frozenset[str],
+        index: ZivverIndex,
     ) -> None:
         self.options = options
         self.domains = frozenset(options.domains)
@@ -132,9 +157,7 @@ class _Planner:
         self.mapping = mapping
         self.removals_blocked = removals_blocked
         self.zivver = zivver
-        self.by_id = {account.zivver_id: account for account in zivver}
-        self.by_email = {account.email: account for account in zivver}
-        self.owner_of = {entry.zivver_id: source_id for source_id, entry in mapping.items()}
+        self.by_id, self.by_email, self.owner_of, self.zivver_users = index
         self.claimed: dict[str, str] = {}
         self.pending: list[Change] = []
         """Changes before they get their id and guard (see _finish)."""
@@ -153,18 +176,21 @@ class _Planner:
         source_ids = {account.source_id for account in wanted}
         personal = {a.email for a in wanted if a.kind is Kind.PERSONAL and a.active}
         primaries = {a.email for a in wanted} | set(self.by_email)
-        found = [(account, self._find(account, source_ids)) for account in wanted]
+        find = self._find
+        # one list beside ``wanted``, not 100,000 pairs: fewer objects for the cycle collector
+        found = [find(account, source_ids) for account in wanted]
         # a renamed user keeps its Zivver id, so delegations to it are unchanged
         self.renamed = {
             current.email: account.email
-            for account, current in found
+            for account, current in zip(wanted, found, strict=True)
             if current is not None
             and current is not _SKIP
             and current.kind is account.kind
             and current.email != account.email
         }
-        for account, current in found:
-            self._plan_account(account, current, personal, primaries)
+        plan_account = self._plan_account
+        for account, current in zip(wanted, found, strict=True):
+            plan_account(account, current, personal, primaries)
         self._plan_missing()
         if self.skipped_removals and self.removals_blocked:
             self.notices.append(
@@ -539,7 +565,7 @@ class _Planner:
             changes.append(
                 dataclasses.replace(item, id=number, guard=guard if guard in guarded else None)
             )
-        users = sum(1 for account in self.zivver if account.kind is Kind.PERSONAL)
+        users = self.zivver_users
         return Plan(
             changes=changes,
             guards=guards,
@@ -592,7 +618,7 @@ class _Planner:
             guard = _guard_of(item.action, item.fields)
             if guard is not None:
                 counts[guard] += 1
-        users = sum(1 for account in self.zivver if account.kind is Kind.PERSONAL)
+        users = self.zivver_users
         functional = len(self.zivver) - users
         threshold = self.options.suspend_threshold_percent
         guards = []

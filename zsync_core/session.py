@@ -27,20 +27,19 @@ Read health (the same answer for both front ends, see product.md's safety rules)
 from __future__ import annotations
 
 import asyncio
-import gc
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import httpx
 
 from .apply import Applier, ApplyResult
+from .collector import collector_paused
 from .config import Config, GuardedAction, SyncConfig, api_key
 from .errors import TargetError, ZsyncError
 from .model import Change, Event, LogEvent, Notice, Plan, SourceAccount, StepEvent, ZivverAccount
 from .outcome import ChangeOutcome, ChangeState, ExitCode, RunRecord, RunStatus
-from .plan import MappingEntry, merge_sources, plan
+from .plan import MappingEntry, ZivverIndex, merge_sources, plan
 from .sources import SourceResult, make_source
 from .store import Store
 from .zivver.client import Pacer, ZivverClient
@@ -122,6 +121,8 @@ class SyncSession:
         self._locked = False
         self._last_kept: tuple[str, str] | None = None
         self.mapping: dict[str, MappingEntry] = {}
+        self._index: tuple[LoadResult, ZivverIndex] | None = None
+        """The organization indexed for planning, for the load it was made of."""
         target = config.target
         self._pacer = Pacer(target.rate_limit_requests, target.rate_limit_window_seconds)
         """One pace for every request of this session: reading Zivver counts against its limit too."""
@@ -198,7 +199,7 @@ class SyncSession:
         except ZsyncError as error:
             return _cannot_run(str(error))
         try:
-            with _quiet_gc(self.mode):
+            with collector_paused(freeze=True):  # this process is the run's own
                 loaded = await self.load(dry_run)
                 if not loaded.ok:
                     return self._aborted(
@@ -330,6 +331,9 @@ class SyncSession:
         options = options or self.options
         protected = frozenset(i for r in loaded.sources for i in r.unreadable_ids)
         refused = self._refused(loaded, options)
+        index = self._index
+        if index is None or index[0] is not loaded:
+            index = self._index = (loaded, ZivverIndex.of(loaded.zivver, self.mapping))
         result = plan(
             self.merged,
             loaded.zivver,
@@ -337,6 +341,7 @@ class SyncSession:
             options,
             self._removals_blocked(loaded, refused),
             protected,
+            index[1],
         )
         result.refused = refused
         result.notices[:0] = self.merge_notices
@@ -596,20 +601,3 @@ def _cannot_run(error: str, plan: Plan | None = None) -> RunOutcome:
     return RunOutcome(
         ExitCode.CANNOT_RUN, RunStatus.ABORTED, f"{error} Nothing was changed.", (error,), plan
     )
-
-
-@contextmanager
-def _quiet_gc(mode: Mode) -> Iterator[None]:
-    """For a headless run, which owns its process: build 100,000s of long-lived, acyclic
-    records without the cycle collector rescanning them again and again, then freeze them
-    (reference counting still frees them). The TUI keeps the collector as Textual expects.
-    """
-    if mode is not Mode.HEADLESS or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.enable()

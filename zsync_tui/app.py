@@ -23,7 +23,8 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from zsync_core.config import GuardedAction
+from zsync_core.collector import collector_paused
+from zsync_core.config import GuardedAction, SyncConfig
 from zsync_core.errors import ZsyncError
 from zsync_core.model import Change, ChangeEvent, Event, Plan, StepEvent
 from zsync_core.outcome import ChangeOutcome, ExitCode
@@ -213,11 +214,12 @@ class ZsyncApp(App[int]):
         screen.started()
         self.progress = Progress.begin("Loading the sources and Zivver")
         self.session.new_run()
-        loaded = await self.session.load()
+        with collector_paused():  # see zsync_core/collector.py: measured in bench/
+            loaded = await self.session.load()
         plan = None
         if loaded.ok:  # else the session has ended the run as aborted
             self.progress = replace(self.progress, task="Computing the plan", done=0, total=None)
-            plan = await asyncio.to_thread(self.session.plan)
+            plan = await asyncio.to_thread(self.plan_quietly)
         self.post_message(Loaded(loaded, plan))  # after the load's own events, in order
 
     @on(Loaded)
@@ -317,8 +319,14 @@ class ZsyncApp(App[int]):
         self.call_from_thread(
             setattr, self, "progress", Progress.begin("Recomputing the plan with the new options")
         )
-        plan = self.session.plan()
+        plan = self.plan_quietly()
         self.call_from_thread(self._replanned, plan)
+
+    def plan_quietly(self, options: SyncConfig | None = None) -> Plan:
+        """The session's plan (run in a thread), with the cycle collector paused: at 100,000
+        accounts a full collection would hold the interpreter, and the keys, ~150 ms."""
+        with collector_paused():
+            return self.session.plan(options)
 
     def _replanned(self, plan: Plan) -> None:
         self._summary_shows(plan)

@@ -49,7 +49,7 @@ GROUPS: dict[str, list[tuple[str, str]]] = {
 }
 
 
-DEBOUNCE_SECONDS = 0.15
+DEBOUNCE_SECONDS = 0.1
 """How long typing must pause before the plan is recomputed (a toggle waits as long)."""
 
 
