@@ -117,6 +117,23 @@ def test_step2_options(app, snap_compare):
     assert snap_compare(app, run_before=run_before)
 
 
+def test_step2_options_after_a_toggle(app, snap_compare):
+    """The ticked box keeps its one-line look when focused, and the figures follow the toggle."""
+
+    async def run_before(pilot):
+        await loaded(pilot)
+        await pilot.press("o")
+        await wait_for(pilot, lambda: on(pilot, OptionsScreen), "the options")
+        await pilot.click("#create_users")
+        await wait_for(
+            pilot,
+            lambda: "11 change(s)" in str(pilot.app.screen.query_one("#effect").render()),
+            "the plan without creations",
+        )
+
+    assert snap_compare(app, run_before=run_before)
+
+
 def test_step2_preview(app, snap_compare):
     async def run_before(pilot):
         await loaded(pilot)

@@ -15,7 +15,12 @@ from ..widgets.stepbar import StepBar
 
 
 class StepScreen(Screen[None]):
-    """A step of the four; subclasses yield their body from :meth:`body`."""
+    """A step of the four; subclasses yield their body from :meth:`body`.
+
+    Styles: this class's in DEFAULT_CSS (inherited by every step); each screen's own in its
+    ``CSS``, which Textual scopes to the screen's class (so two screens' ``#dialog`` never
+    meet) and ranks above widgets' defaults (a focused Tick keeps its one-line look).
+    """
 
     STEP = 1
     DEFAULT_CSS = """

@@ -29,7 +29,7 @@ WHY = {
 class ConfirmScreen(ModalScreen[set[GuardedAction] | None]):
     """Returns the ticked actions when the admin starts the update, None on Escape."""
 
-    DEFAULT_CSS = """
+    CSS = """
     ConfirmScreen { align: center middle; }
     #dialog { width: 90%; max-width: 90; height: auto; max-height: 95%; border: thick $error; background: $surface; padding: 0 1; }
     #explain { height: auto; padding: 0 0 1 0; }

@@ -41,7 +41,7 @@ def diff_rows(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, 
 class DetailScreen(ModalScreen[None]):
     """Read-only; Escape (or Enter, or q) closes it."""
 
-    DEFAULT_CSS = """
+    CSS = """
     DetailScreen { align: center middle; }
     #dialog { width: 92%; max-width: 110; height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
     #title { height: auto; padding: 0 0 1 0; }

@@ -17,7 +17,7 @@ LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": ""}
 
 
 class EventsScreen(ModalScreen[None]):
-    DEFAULT_CSS = """
+    CSS = """
     EventsScreen { align: center middle; }
     #dialog { width: 96%; height: 92%; border: thick $accent; background: $surface; padding: 0 1; }
     #title { height: auto; padding: 0 0 1 0; }

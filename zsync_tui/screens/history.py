@@ -31,7 +31,7 @@ STATUS_CLASS = {
 
 class HistoryScreen(StepScreen):
     STEP = 4
-    DEFAULT_CSS = """
+    CSS = """
     #intro { padding: 1 1 0 1; height: auto; }
     #run { padding: 0 1 1 1; height: auto; color: $text-muted; }
     #changes { margin: 0 1; }

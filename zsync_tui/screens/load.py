@@ -31,7 +31,7 @@ class StepRow:
 
 class LoadScreen(StepScreen):
     STEP = 1
-    DEFAULT_CSS = """
+    CSS = """
     #intro { padding: 1 1 1 1; height: auto; }
     #steps { height: 1fr; margin: 0 1; }
     #errors { height: auto; max-height: 12; margin: 1 1 0 1; padding: 0 1; border: round $error; color: $text; }

@@ -63,7 +63,7 @@ class OptionsResult:
 
 
 class OptionsScreen(ModalScreen[OptionsResult | None]):
-    DEFAULT_CSS = """
+    CSS = """
     OptionsScreen { align: center middle; }
     #dialog { width: 90%; max-width: 100; height: 95%; border: thick $accent; background: $surface; padding: 0 1; }
     #fields { height: 1fr; }

@@ -28,7 +28,7 @@ def searchable(change: Change) -> str:
 
 class PreviewScreen(StepScreen):
     STEP = 2
-    DEFAULT_CSS = """
+    CSS = """
     #bar { height: 3; margin: 1 1 0 1; }
     #search { width: 1fr; }
     #filter { width: auto; max-width: 50%; padding: 1 1 0 2; color: $text-muted; }

@@ -67,7 +67,7 @@ def run_line(run: RunRecord) -> str:
 
 class ReviewScreen(StepScreen):
     STEP = 4
-    DEFAULT_CSS = """
+    CSS = """
     #intro { padding: 1 1 0 1; height: auto; }
     #run { padding: 0 1 1 1; height: auto; color: $text-muted; }
     #changes { margin: 0 1; }

@@ -21,7 +21,7 @@ from .base import StepScreen
 
 class SummaryScreen(StepScreen):
     STEP = 2
-    DEFAULT_CSS = """
+    CSS = """
     #intro { padding: 1 1 0 1; height: auto; }
     #read { padding: 0 1 1 1; height: auto; color: $text-muted; }
     #lines { height: auto; max-height: 11; margin: 0 1; }

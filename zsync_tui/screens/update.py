@@ -18,7 +18,7 @@ from .base import StepScreen
 
 class UpdateScreen(StepScreen):
     STEP = 3
-    DEFAULT_CSS = """
+    CSS = """
     #intro { padding: 1 1 1 1; height: auto; }
     #log { margin: 0 1; }
     #outcome { height: auto; margin: 1 1 0 1; padding: 0 1; border: round $success; }
