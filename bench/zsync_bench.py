@@ -592,6 +592,7 @@ def measure_tui(count: int) -> dict[str, Any]:
     from textual.app import App
     from textual.reactive import reactive
 
+    from zsync_core.collector import collector_paused
     from zsync_core.model import AccountState, Action, Change, Plan
     from zsync_tui.screens.preview import PreviewScreen
     from zsync_tui.widgets.progress import Progress
@@ -599,8 +600,8 @@ def measure_tui(count: int) -> dict[str, Any]:
     class Host(App[None]):
         progress: reactive[Progress] = reactive(Progress)
 
-    async def run(rows: int) -> dict[str, Any]:
-        changes = [
+    def make(rows: int) -> list[Change]:
+        return [
             Change(
                 n + 1,
                 Action.UPDATE_USER,
@@ -615,6 +616,10 @@ def measure_tui(count: int) -> dict[str, Any]:
             )
             for n in range(rows)
         ]
+
+    async def run(rows: int) -> dict[str, Any]:
+        with collector_paused():  # as the app plans (ZsyncApp.plan_quietly)
+            changes = make(rows)
         plan = Plan(changes, [], [], [])
         app = Host()
         async with app.run_test(size=(120, 40)) as pilot:

@@ -409,6 +409,23 @@ async def test_options_answer_every_key_while_the_plan_is_recomputed(
         await wait_for(pilot, lambda: is_on(app, SummaryScreen), "the summary")
         assert app.plan is not None and not app.plan.guards
 
+        # used before its plan is in: the summary keeps its plan until the new one is
+        release.clear()
+        app.plan_quietly = slow_plan  # the app's own replan, held the same way
+        await pilot.press("o")
+        await wait_for(pilot, lambda: is_on(app, OptionsScreen), "the options")
+        app.screen.recompute = slow_plan
+        await pilot.click("#suspend_users")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: is_on(app, SummaryScreen), "the summary")
+        assert not app.plan.guards, "the previous plan, until the new one is in"
+        assert app.busy == "plan"
+        await pilot.press("u")  # refused while the plan is recomputed
+        assert is_on(app, SummaryScreen)
+        release.set()
+        await wait_for(pilot, lambda: app.plan.guards, "the plan with suspensions again")
+        assert app.session.options.suspend_users is True
+
 
 async def test_the_confirmation_keeps_its_own_look_after_a_detail_view(demo: Demo) -> None:
     app = demo_app(demo)

@@ -49,7 +49,7 @@ S = TypeVar("S", bound=Screen)  # type: ignore[type-arg]
 MAX_EVENTS = 5000
 LOAD, UPDATE = "load", "update"
 """The names of the two workers that change the session (one at a time: group "sync")."""
-WHAT = {LOAD: "loading", UPDATE: "the update"}
+WHAT = {LOAD: "loading", UPDATE: "the update", "plan": "recomputing the plan"}
 
 
 def change_key(change: Change) -> str:
@@ -110,11 +110,12 @@ class ZsyncApp(App[int]):
 
     @property
     def busy(self) -> str | None:
-        """What is running that must finish before another load or update ("load", "update")."""
+        """What is running that must finish before another load or update (a worker's name:
+        "load", "update", "plan")."""
         running = (
             w
             for w in self.workers
-            if w.group == "sync" and w.state in _ACTIVE and not w.is_finished
+            if w.group in ("sync", "plan") and w.state in _ACTIVE and not w.is_finished
         )
         return next((w.name for w in running), None)
 
@@ -173,7 +174,8 @@ class ZsyncApp(App[int]):
             "with Recent events (e)."
         )
         self._event("error", message)
-        self.session.ended_unexpectedly(message)
+        if event.worker.name in (LOAD, UPDATE):
+            self.session.ended_unexpectedly(message)
         if event.worker.name == LOAD:
             load = self._screen(LoadScreen)
             if load is not None:
@@ -185,6 +187,10 @@ class ZsyncApp(App[int]):
                 update.ended(message, ok=False)
             self._review_message = message
             self.progress = self.progress.end(message)
+        else:  # a plan after new options: the summary still shows the plan it showed
+            self.progress = self.progress.end(
+                "The plan could not be recomputed; the summary shows the previous one."
+            )
         self.notify(message, severity="error", title="Unexpected error", timeout=20)
 
     # --- step 1 --------------------------------------------------------------------------
@@ -267,6 +273,9 @@ class ZsyncApp(App[int]):
 
     @on(SummaryScreen.Chosen)
     def _chosen(self, message: SummaryScreen.Chosen) -> None:
+        if message.what != "preview" and self.busy:
+            self.notify(f"Wait: {WHAT[self.busy]} is running.", severity="warning")
+            return
         if message.what == "preview":
             assert self.plan is not None
             self.push_screen(
@@ -280,9 +289,6 @@ class ZsyncApp(App[int]):
                 self._options_chosen,
             )
         elif message.what == "reload":
-            if self.busy:
-                self.notify(f"Wait: {WHAT[self.busy]} is running.", severity="warning")
-                return
             self._show_load(autostart=True)
         elif message.what == "update":
             self._update_now()
@@ -308,19 +314,17 @@ class ZsyncApp(App[int]):
                 )
         elif changes:
             self.notify("These options apply to this run only; the profile is unchanged.")
-        self.session.options = result.options
         if result.plan is not None:  # the options screen already planned with these options
+            self.session.options = result.options
             self._summary_shows(result.plan)
         else:
-            self._replan()
+            self.progress = Progress.begin("Recomputing the plan with the new options")
+            self._replan(result.options)
 
     @work(thread=True, exclusive=True, group="plan", name="plan", exit_on_error=False)
-    def _replan(self) -> None:
-        self.call_from_thread(
-            setattr, self, "progress", Progress.begin("Recomputing the plan with the new options")
-        )
-        plan = self.plan_quietly()
-        self.call_from_thread(self._replanned, plan)
+    def _replan(self, options: SyncConfig) -> None:
+        plan = self.plan_quietly(options)
+        self.call_from_thread(self._replanned, options, plan)
 
     def plan_quietly(self, options: SyncConfig | None = None) -> Plan:
         """The session's plan (run in a thread), with the cycle collector paused: at 100,000
@@ -328,7 +332,8 @@ class ZsyncApp(App[int]):
         with collector_paused():
             return self.session.plan(options)
 
-    def _replanned(self, plan: Plan) -> None:
+    def _replanned(self, options: SyncConfig, plan: Plan) -> None:
+        self.session.options = options  # from now on, for the rest of this run
         self._summary_shows(plan)
         self.progress = self.progress.end(f"Plan recomputed: {len(plan.changes):,} change(s).")
 
