@@ -41,5 +41,6 @@ def test_the_benchmark_runs_end_to_end_at_1000_accounts(tmp_path):
     assert figures["apply_limited"]["failed"] == 0
     assert figures["apply_limited"]["requests_per_change"] <= 1.05
     assert figures["tui"]["rows"] == 1000
+    assert figures["options"]["replanned"] > 0, "the options screen got its new plan"
     assert len(figures["daily"]["ratios"]) == 2
     assert figures["emulator_http"] in ("httptools", "h11")
