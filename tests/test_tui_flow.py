@@ -414,7 +414,7 @@ async def test_options_answer_every_key_while_the_plan_is_recomputed(
         app.plan_quietly = slow_plan  # the app's own replan, held the same way
         await pilot.press("o")
         await wait_for(pilot, lambda: is_on(app, OptionsScreen), "the options")
-        app.screen.recompute = slow_plan
+        assert app.screen.recompute == slow_plan, "the options screen plans as the app does"
         await pilot.click("#suspend_users")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: is_on(app, SummaryScreen), "the summary")

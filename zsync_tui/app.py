@@ -284,7 +284,7 @@ class ZsyncApp(App[int]):
         elif message.what == "options":
             self.push_screen(
                 OptionsScreen(
-                    self.session.options, self.session.config.path.name, self.session.plan
+                    self.session.options, self.session.config.path.name, self.plan_quietly
                 ),
                 self._options_chosen,
             )
