@@ -14,6 +14,7 @@ from tests.servers import SERVICE_PASSWORD, Directory
 from tests.tui import app_for, notifications, text, wait_for
 from zsync_core.session import SyncSession
 from zsync_core.store import Store
+from zsync_core.zivver.client import ZivverClient
 from zsync_emulator import EmulatorServer
 from zsync_tui.app import ZsyncApp
 from zsync_tui.demo import API_KEY, API_KEY_ENV, Demo, start_demo
@@ -336,30 +337,39 @@ async def test_update_is_refused_when_another_run_changed_zivver_since_loading(
         assert len(demo.org.requests) == requests, "nothing sent from the stale plan"
 
 
+@pytest.mark.parametrize(
+    ("where", "name"),
+    [(ZivverClient, "read_organization"), (SyncSession, "plan")],
+    ids=["while reading Zivver", "while planning"],
+)
 async def test_an_unexpected_error_mid_load_is_shown_and_the_app_stays_up(
-    demo: Demo, monkeypatch: pytest.MonkeyPatch
+    demo: Demo, monkeypatch: pytest.MonkeyPatch, where: type, name: str
 ) -> None:
     app = demo_app(demo)
-    real_plan = SyncSession.plan
+    real = getattr(where, name)
 
-    def broken(self, options=None):  # fault injection: a bug in the core
-        raise RuntimeError("boom in the planner")
+    async def broken_read(self, *args, **kwargs):  # fault injection: a bug in the core
+        raise RuntimeError("boom in the core")
 
-    monkeypatch.setattr(SyncSession, "plan", broken)
+    def broken_plan(self, options=None):
+        raise RuntimeError("boom in the core")
+
+    broken = broken_plan if name == "plan" else broken_read
+    monkeypatch.setattr(where, name, broken)
     shown = notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("s")
         await wait_for(pilot, lambda: app.screen.query_one("#errors").display, "the error")
         assert is_on(app, LoadScreen) and app.is_running
         errors = text(app, "#errors")
-        assert "Unexpected error during loading: RuntimeError('boom in the planner')" in errors
+        assert "Unexpected error during loading: RuntimeError('boom in the core')" in errors
         assert "please report it" in errors
-        assert any("boom in the planner" in message for message in shown)
+        assert any("boom in the core" in message for message in shown)
         await pilot.press("e")
         await wait_for(pilot, lambda: is_on(app, EventsScreen), "Recent events")
-        assert any("boom in the planner" in m for _, _, m in app.screen.events)
+        assert any("boom in the core" in m for _, _, m in app.screen.events)
         await pilot.press("escape")
-        monkeypatch.setattr(SyncSession, "plan", real_plan)
+        monkeypatch.setattr(where, name, real)
         await load(pilot)  # the admin starts again, and it works
         assert app.plan is not None and app.plan.changes
     store = Store.open(demo.config.state_path)
