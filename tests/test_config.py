@@ -49,10 +49,49 @@ def with_changes(section: str, **values) -> dict:
     return data
 
 
+EXAMPLE = Path(__file__).parent.parent / "config.example.toml"
+
+
 def test_the_example_profile_is_valid():
-    config = load_config(Path(__file__).parent.parent / "config.example.toml")
+    config = load_config(EXAMPLE)
     assert config.sync.suspend_threshold_percent == 5
     assert config.sources[0].directory == "active-directory"
+
+
+@pytest.mark.parametrize("preset", ["active-directory", "openldap"])
+def test_the_example_profile_is_right_for_each_preset(tmp_path, preset):
+    """Switching ``directory`` as the example's comment invites leaves no attribute of the
+    other preset behind (an AD id on OpenLDAP would make every id a DN)."""
+    from zsync_core.sources.ldap import PRESETS, effective_attributes
+
+    text = EXAMPLE.read_text().replace(
+        'directory = "active-directory"', f'directory = "{preset}"', 1
+    )
+    path = tmp_path / "zsync.toml"
+    path.write_text(text)
+    source = load_config(path).sources[0]
+    assert source.directory == preset
+    assert effective_attributes(source) == PRESETS[preset].attributes
+
+
+def test_the_example_openldap_source_loads_when_uncommented(tmp_path):
+    from zsync_core.sources.ldap import effective_attributes
+
+    text = EXAMPLE.read_text()
+    start = text.index("# An OpenLDAP directory instead")
+    block = text[start : text.index("\n\n", start)].splitlines()[1:]
+    uncommented = "\n".join(line.removeprefix("# ") for line in block)
+    path = tmp_path / "zsync.toml"
+    path.write_text(text.replace("[sync]\n", uncommented + "\n\n[sync]\n", 1))
+    config = load_config(path)
+    openldap = config.sources[1]
+    assert (openldap.name, openldap.directory) == ("OpenLDAP", "openldap")
+    attributes = effective_attributes(openldap)
+    assert (attributes.id, attributes.aliases, attributes.disabled) == (
+        "entryUUID",
+        "mailAlternateAddress",
+        "employeeStatus",
+    )
 
 
 @pytest.mark.parametrize(
