@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import tomli_w
 
 from tests.conftest import ldap_source
@@ -170,3 +171,20 @@ def test_under_systemd_each_line_carries_its_journal_priority(
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("<6>zsync ")
     assert any(line.startswith("<3>ERR Zivver: read") for line in lines)
+
+
+@pytest.mark.parametrize("command", [[], ["demo"]], ids=["zsync", "zsync demo"])
+def test_without_a_terminal_the_tui_refuses_and_points_at_headless(tmp_path, command):
+    """A cron line that forgot --headless must not hang waiting for keys."""
+    result = subprocess.run(
+        [ZSYNC, *command],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 3
+    assert "there is no terminal here" in result.stderr
+    assert "zsync --headless --config PATH" in result.stderr
+    assert not (tmp_path / "zsync-state").exists(), "nothing was written"

@@ -82,7 +82,24 @@ def main(argv: list[str] | None = None) -> int:
     return _tui(args.config)
 
 
+def _no_terminal(command: str) -> int | None:
+    """The TUI needs a terminal: without one (a cron line missing --headless) it would wait
+    for keys forever. Say so and exit 3 instead."""
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        return None
+    print(
+        f"zsync: '{command}' opens the terminal UI, and there is no terminal here (standard "
+        "input or output is not a terminal). For the daily run use "
+        "'zsync --headless --config PATH'. Nothing was changed.",
+        file=sys.stderr,
+    )
+    return ExitCode.CANNOT_RUN
+
+
 def _tui(config_path: str | None) -> int:
+    refused = _no_terminal("zsync")
+    if refused is not None:
+        return refused
     try:
         config = load_config(config_path)
     except ZsyncError as error:
@@ -106,6 +123,9 @@ def _tui(config_path: str | None) -> int:
 def _demo(argv: list[str]) -> int:
     parser = _Parser(prog="zsync demo", description="Open the TUI on a built-in demo.")
     parser.parse_args(argv)
+    refused = _no_terminal("zsync demo")
+    if refused is not None:
+        return refused
     from .demo import run_demo
 
     return run_demo()
