@@ -39,6 +39,50 @@ def test_check_reports_each_connection(directory, zivver, make_profile, capsys, 
     assert zivver.org.users == {}
 
 
+def files_under(path):
+    return {
+        p.relative_to(path): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_check_writes_nothing_before_or_after_the_first_run(
+    directory, zivver, make_profile, capsys
+):
+    from zsync_tui.cli import main
+
+    directory.user("ann")
+    profile = make_profile([ldap_source(directory.slapd)])
+    state = profile.path.parent / "zsync-state"
+    assert main(["check", "--config", str(profile.path)]) == 0
+    out = capsys.readouterr().out
+    assert f"ok    state directory {state}: not created yet: the first run creates it" in out
+    assert not state.exists(), "a check creates no state directory"
+
+    assert profile.run(capsys=capsys)[0] == 0
+    before = files_under(state)
+    assert main(["check", "--config", str(profile.path)]) == 0
+    out = capsys.readouterr().out
+    assert f"ok    state directory {state}: usable: 1 accounts mapped, 1 runs in the history" in out
+    assert files_under(state) == before, "not a byte of the store changed"
+
+
+def test_check_says_what_to_do_when_zivver_does_not_answer(directory, make_profile, capsys):
+    from tests.servers import free_port
+    from zsync_tui.cli import main
+
+    unused_port = free_port()
+    directory.user("ann")
+    profile = make_profile([ldap_source(directory.slapd)])
+    profile.data["target"].update(url=f"http://127.0.0.1:{unused_port}/api/scim/v2", max_retries=0)
+    profile.write()
+    assert main(["check", "--config", str(profile.path)]) == 3
+    out = capsys.readouterr().out
+    assert "No answer from Zivver" in out
+    assert "run 'zsync check' again" in out and "next run" not in out
+
+
 def test_the_command_runs_headless_against_the_emulator_command(tmp_path):
     port = free_port()
     emulator = subprocess.Popen(

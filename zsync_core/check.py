@@ -12,6 +12,7 @@ from .sources import SourceResult, make_source
 from .store import Store
 from .zivver.client import ZivverClient
 from .zivver.requests import Request
+from .zivver.scim import RETRIED
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,11 @@ async def check(config: Config) -> list[CheckResult]:
             if outcome.ok:
                 results.append(CheckResult(what, True, "reachable, API key accepted"))
             else:
-                results.append(CheckResult(what, False, f"{outcome.error}"))
+                said = (outcome.error or "no answer").replace(
+                    RETRIED,
+                    "check the URL, the network and any proxy, then run 'zsync check' again",
+                )
+                results.append(CheckResult(what, False, said))
             if outcome.ok and len(read) == len(config.sources):
                 try:
                     zivver, _ids = await client.read_organization()
@@ -75,14 +80,9 @@ async def check(config: Config) -> list[CheckResult]:
                     results.append(CheckResult(what, False, str(error)))
         finally:
             await client.aclose()
-    mapping = {}
-    try:
-        store = Store.open(config.state_path)
-        mapping = store.mapping()
-        store.close()
-        results.append(CheckResult(f"state directory {config.state_path}", True, "writable"))
-    except ZsyncError as error:
-        results.append(CheckResult(f"state directory {config.state_path}", False, str(error)))
+    state = Store.check(config.state_path)  # read only: a check writes nothing
+    results.append(CheckResult(f"state directory {config.state_path}", state.ok, state.message))
+    mapping = state.mapping
     if zivver is not None:
         results += _what_a_run_would_meet(config, read, zivver, mapping)
     return results

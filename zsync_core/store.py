@@ -15,6 +15,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,59 @@ CREATE TABLE IF NOT EXISTS events (
 _GOOD_STATUSES = ", ".join(f"'{s.value}'" for s in RunStatus if s.read_was_good)
 
 
+@dataclass(frozen=True, slots=True)
+class StateCheck:
+    """What ``zsync check`` found of a state directory, without writing anything."""
+
+    ok: bool
+    message: str
+    mapping: dict[str, MappingEntry]
+
+
 class Store:
     """The SQLite store. Open with :meth:`open`; one writer at a time (see :meth:`lock`)."""
+
+    @staticmethod
+    def check(directory: Path) -> StateCheck:
+        """Whether a run could use ``directory``, and its account mapping, read only: nothing
+        is created or written (the database is opened read-only, its lock is not taken)."""
+        path = directory / "zsync.sqlite3"
+        if not path.exists():
+            existing = next((p for p in (directory, *directory.parents) if p.exists()), None)
+            if directory.exists() or existing is None or not os.access(existing, os.W_OK | os.X_OK):
+                where = directory if directory.exists() else existing or directory
+                return StateCheck(
+                    False,
+                    f"{where} is not writable by this user, so the first run could not create "
+                    f"its store there. Create {directory} for the service user, or set state_dir.",
+                    {},
+                )
+            return StateCheck(True, "not created yet: the first run creates it", {})
+        if not os.access(directory, os.W_OK | os.X_OK) or not os.access(path, os.R_OK | os.W_OK):
+            return StateCheck(
+                False,
+                f"{path} is not readable and writable by this user. Run as the service user, or "
+                "fix the owner (the state directory is the service user's, 0700).",
+                {},
+            )
+        try:
+            # immutable: no lock and no -shm/-wal files created (a read-only WAL connection
+            # would create them); a run writing at this moment may not be seen, which only
+            # makes the check's warnings a run old
+            db = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
+            try:
+                rows = db.execute("SELECT source_id, zivver_id, sso_key_sent FROM mapping")
+                mapping = {row[0]: MappingEntry._make(row[1:]) for row in rows}
+                runs = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.Error as error:
+            return StateCheck(
+                False, f"{path} cannot be read ({error}). Restore it from a backup.", {}
+            )
+        return StateCheck(
+            True, f"usable: {len(mapping):,} accounts mapped, {runs:,} runs in the history", mapping
+        )
 
     def __init__(self, directory: Path, connection: sqlite3.Connection) -> None:
         self.directory = directory

@@ -267,6 +267,11 @@ _KNOWN: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+RETRIED = "the change is retried on the next run"
+"""How an explanation of a failed change ends when trying again later may work (``zsync
+check``, which sends no change, says something else there)."""
+
+
 def explain(status: int | None, body: bytes | str, attempts: int = 1) -> str:
     """An explanation of a failed request an admin can act on, with Zivver's own words."""
     said = error_text(body) if body else ""
@@ -299,13 +304,13 @@ def explain(status: int | None, body: bytes | str, attempts: int = 1) -> str:
         )
     if status == 429:
         return (
-            f"Zivver kept rate-limiting the requests (HTTP 429) after {attempts} attempts; the change "
-            "is retried on the next run. Lower target.rate_limit_requests if this repeats." + quoted
+            f"Zivver kept rate-limiting the requests (HTTP 429) after {attempts} attempts; {RETRIED}. "
+            "Lower target.rate_limit_requests if this repeats." + quoted
         )
     if status is not None and status >= 500:
         return (
-            f"Zivver had a server error (HTTP {status}) after {attempts} attempts; the change is "
-            "retried on the next run." + quoted
+            f"Zivver had a server error (HTTP {status}) after {attempts} attempts; {RETRIED}."
+            + quoted
         )
     if status in (400, 404) and said.lower().startswith(("not found", "resource")):
         return (
@@ -313,5 +318,5 @@ def explain(status: int | None, body: bytes | str, attempts: int = 1) -> str:
             + quoted
         )
     if status is None:
-        return f"No answer from Zivver after {attempts} attempts ({said}); the change is retried on the next run."
+        return f"No answer from Zivver after {attempts} attempts ({said}); {RETRIED}."
     return f"Zivver rejected the change (HTTP {status})." + quoted
