@@ -1,0 +1,1 @@
+"""``python -m zsync``: the same as the ``zsync`` command."""
