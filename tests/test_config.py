@@ -52,6 +52,19 @@ def with_changes(section: str, **values) -> dict:
 EXAMPLE = Path(__file__).parent.parent / "config.example.toml"
 
 
+def test_the_store_table_names_a_misspelt_key_and_a_bad_value(tmp_path):
+    path = tmp_path / "zsync.toml"
+    base = EXAMPLE.read_text()
+    path.write_text(base + "\n[store]\nkeep_run = 10\n")
+    with pytest.raises(ConfigError, match="store.keep_run: unknown key. Did you mean 'keep_runs'"):
+        load_config(path)
+    path.write_text(base + "\n[store]\nkeep_days = 0\n")
+    with pytest.raises(ConfigError, match="store.keep_days"):
+        load_config(path)
+    path.write_text(base + "\n[store]\nkeep_runs = 30\n")
+    assert load_config(path).store.keep_runs == 30
+
+
 def test_the_example_profile_is_valid():
     config = load_config(EXAMPLE)
     assert config.sync.suspend_threshold_percent == 5

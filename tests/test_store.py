@@ -40,3 +40,97 @@ def test_an_unwritable_state_directory_is_a_clear_error(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(StoreError, match="cannot be used"):
         Store.open(blocker / "state")
+
+
+def test_a_store_from_before_schema_versions_is_migrated_with_a_backup_and_keeps_everything(
+    tmp_path,
+):
+    import sqlite3
+
+    from zsync_core.store import SCHEMA_V1, SCHEMA_VERSION
+
+    state = tmp_path / "state"
+    state.mkdir()
+    old = sqlite3.connect(state / "zsync.sqlite3")  # as zsync 0.1 left it: user_version 0
+    old.executescript(SCHEMA_V1)
+    old.execute(
+        "INSERT INTO mapping VALUES ('guid-1', 'personal', 'z-1', 'ann@example.org', 'AD', 'K', 1)"
+    )
+    old.execute(
+        "INSERT INTO runs (started_at, mode, status, source_counts) "
+        "VALUES (1, 'headless', 'completed', '{\"AD\": 1}')"
+    )
+    old.commit()
+    old.close()
+
+    store = Store.open(state)
+
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.mapping()["guid-1"].zivver_id == "z-1"
+    assert store.mapping()["guid-1"].sso_key_sent == "K"
+    assert [r.status for r in store.runs()] == ["completed"]
+    assert store.last_good_counts() == {"AD": 1}
+    store.close()
+    backup = state / "zsync.sqlite3.v0.bak"
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    copy = sqlite3.connect(backup)
+    assert copy.execute("SELECT zivver_id FROM mapping").fetchall() == [("z-1",)]
+    copy.close()
+    Store.open(state).close()  # opening again migrates nothing
+    assert sorted(p.name for p in state.glob("*.bak")) == ["zsync.sqlite3.v0.bak"]
+
+
+def test_a_store_from_a_newer_zsync_is_refused_and_left_as_it_is(tmp_path):
+    import sqlite3
+
+    state = tmp_path / "state"
+    Store.open(state).close()
+    db = sqlite3.connect(state / "zsync.sqlite3")
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(StoreError, match="written by a newer zsync"):
+        Store.open(state)
+    db = sqlite3.connect(state / "zsync.sqlite3")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 99
+    db.close()
+
+
+def test_retention_drops_old_runs_but_never_the_mapping_a_running_one_or_the_baseline(tmp_path):
+    import time
+
+    from zsync_core.outcome import RunStatus
+
+    store = Store.open(tmp_path / "state")
+    store.remember_account("guid-1", "personal", "z-1", "ann@example.org", "AD", "")
+    baseline = store.start_run("headless", False)
+    store.record_source_counts(baseline, {"AD": 40})
+    store.finish_run(baseline, RunStatus.COMPLETED, {})
+    for _ in range(5):
+        run = store.start_run("headless", False)
+        store.add_event(run, "error", "the directory was down")
+        store.finish_run(run, RunStatus.ABORTED, {})
+    store.db.execute("UPDATE runs SET started_at = ?", (time.time() - 500 * 86400,))
+    going = store.start_run("tui", False)  # loaded in the TUI, not finished
+
+    dropped = store.prune(keep_runs=3, keep_days=400)
+
+    assert dropped == 5, "every old aborted run, and nothing else"
+    assert {r.id for r in store.runs()} == {baseline, going}
+    assert store.last_good_counts() == {"AD": 40}, "the shrink guard keeps its baseline"
+    assert store.events() == []
+    assert set(store.mapping()) == {"guid-1"}, "the account mapping is never pruned"
+    store.close()
+
+
+def test_retention_keeps_at_most_keep_runs_of_the_newest(tmp_path):
+    from zsync_core.outcome import RunStatus
+
+    store = Store.open(tmp_path / "state")
+    runs = []
+    for _ in range(6):
+        run = store.start_run("headless", True)
+        store.finish_run(run, RunStatus.DRY_RUN, {})
+        runs.append(run)
+    assert store.prune(keep_runs=2, keep_days=400) == 4
+    assert [r.id for r in store.runs()] == runs[:-3:-1]
+    store.close()

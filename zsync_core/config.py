@@ -217,10 +217,21 @@ class SyncConfig(_Section):
         return cleaned
 
 
+class StoreConfig(_Section):
+    """How long the local store keeps the run history. The account mapping is never pruned,
+    nor the newest run whose read was good (the shrink guard compares with it)."""
+
+    keep_runs: int = Field(default=2000, ge=1)
+    """At most this many runs are kept (the newest)."""
+    keep_days: float = Field(default=400, gt=0)
+    """Runs older than this are dropped, with their changes and events."""
+
+
 class Config(_Section):
     target: TargetConfig
     sources: list[SourceConfig] = Field(min_length=1)
     sync: SyncConfig = SyncConfig()
+    store: StoreConfig = StoreConfig()
     state_dir: Path | None = None
     """Where the local store (account mapping, run history) lives. Default: ``<profile dir>/zsync-state``."""
 
@@ -358,6 +369,7 @@ def _has(node: dict[str, Any] | list[Any], part: Any) -> bool:
 _MODELS_BY_SECTION: dict[str, type[BaseModel]] = {
     "target": TargetConfig,
     "sync": SyncConfig,
+    "store": StoreConfig,
     "attributes": LdapAttributes,
 }
 

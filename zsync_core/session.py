@@ -559,6 +559,11 @@ class SyncSession:
             )
         self._store.finish_run(self.run_id, status, dict(summary))
         self._finished = True
+        keep = self.config.store
+        try:
+            self._store.prune(keep.keep_runs, keep.keep_days)
+        except ZsyncError as error:  # the run has ended as recorded; the history waits
+            self.emit(LogEvent("warning", f"The run history was not pruned: {error}"))
 
     def _lock(self) -> None:
         self._store.lock()

@@ -25,7 +25,7 @@ from .model import Action, Change, Match, Plan
 from .outcome import ChangeOutcome, ChangeState, RunRecord, RunStatus
 from .plan import MappingEntry
 
-SCHEMA = """
+SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS mapping (
     source_id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -72,6 +72,19 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL
 );
 """
+"""The tables as zsync 0.1 made them, before the schema had a version (user_version 0)."""
+
+MIGRATIONS: dict[int, str] = {
+    1: SCHEMA_V1,
+    2: """
+CREATE INDEX IF NOT EXISTS runs_by_start ON runs(started_at);
+CREATE INDEX IF NOT EXISTS events_by_run ON events(run_id);
+""",
+}
+"""Version → the statements that bring the schema from the version before to it. Never edit
+one that was released: add the next. A store is migrated on open, after a backup."""
+
+SCHEMA_VERSION = max(MIGRATIONS)
 
 _GOOD_STATUSES = ", ".join(f"'{s.value}'" for s in RunStatus if s.read_was_good)
 
@@ -151,7 +164,7 @@ class Store:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
-            db.executescript(SCHEMA)
+            _migrate(db, path)
         except (OSError, sqlite3.Error) as error:
             raise StoreError(
                 f"State directory {directory}: cannot be used ({error}{_free_space(directory)}). Check that "
@@ -162,6 +175,32 @@ class Store:
     def close(self) -> None:
         self.unlock()
         self.db.close()
+
+    def prune(self, keep_runs: int, keep_days: float) -> int:
+        """Drop the runs (with their changes and events) beyond the newest ``keep_runs`` or
+        older than ``keep_days``; returns how many. Never the account mapping, a run still
+        going, nor the newest run whose read was good (the shrink guard's baseline)."""
+        cutoff = time.time() - keep_days * 86400
+        going = (RunStatus.RUNNING.value, RunStatus.APPLYING.value)
+        with self._write() as db:
+            doomed = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM runs WHERE status NOT IN (?, ?) AND (started_at < ? OR id NOT IN "
+                    "(SELECT id FROM runs ORDER BY id DESC LIMIT ?))",
+                    (*going, cutoff, keep_runs),
+                )
+            ]
+            baseline = db.execute(
+                "SELECT id FROM runs WHERE source_counts IS NOT NULL "
+                f"AND status IN ({_GOOD_STATUSES}) ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            if baseline is not None and baseline[0] in doomed:
+                doomed.remove(baseline[0])
+            for table, column in (("changes", "run_id"), ("events", "run_id"), ("runs", "id")):
+                db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i in doomed])
+            db.execute("DELETE FROM events WHERE run_id IS NULL AND at < ?", (cutoff,))
+        return len(doomed)
 
     # --- the run lock ---------------------------------------------------------------------
 
@@ -399,7 +438,47 @@ class Store:
         return list(rows)
 
 
-_RUNS = (
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the database to SCHEMA_VERSION, one migration at a time, each in a transaction;
+    a store that already has runs is copied to ``zsync.sqlite3.v<N>.bak`` first.
+
+    Raises:
+        StoreError: the store was written by a newer zsync (it is left as it is).
+    """
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"Local store {path}: written by a newer zsync (schema {version}; this zsync knows "
+            f"up to {SCHEMA_VERSION}). Upgrade zsync again, or restore the store from before "
+            "the upgrade; nothing was changed."
+        )
+    has_runs = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'"
+    ).fetchone()
+    if has_runs:
+        copy = path.with_name(f"{path.name}.v{version}.bak")
+        backup = sqlite3.connect(copy)
+        try:
+            db.backup(backup)
+        finally:
+            backup.close()
+        os.chmod(copy, 0o600)
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[target].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {target}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+_RUNS = (  # the runs table's columns, in RunRecord's order
     "SELECT id, started_at, finished_at, mode, dry_run, status, summary, source_counts FROM runs"
 )
 
