@@ -232,3 +232,29 @@ def test_without_a_terminal_the_tui_refuses_and_points_at_headless(tmp_path, com
     assert "there is no terminal here" in result.stderr
     assert "zsync --headless --config PATH" in result.stderr
     assert not (tmp_path / "zsync-state").exists(), "nothing was written"
+
+
+def test_a_run_that_cannot_start_still_writes_its_report(tmp_path, monkeypatch, capsys):
+    """Monitoring that reads the last report must not see yesterday's success."""
+    import json
+
+    from zsync_tui.cli import main
+
+    report = tmp_path / "report.json"
+    report.write_text('{"exit_code": 0}')  # yesterday's
+    profile = tmp_path / "zsync.toml"
+    profile.write_text(
+        '[target]\nurl = "https://app.zivver.com/api/scim/v2"\napi_key_env = "NO_SUCH_KEY"\n'
+        '[[sources]]\nname = "Staff"\ntype = "csv"\npath = "staff.csv"\n'
+    )
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+
+    code = main(["--headless", "--config", str(profile), "--report", str(report)])
+
+    assert code == 3
+    data = json.loads(report.read_text())
+    assert data["exit_code"] == 3 and data["status"] == "aborted"
+    assert data["profile"] == str(profile)
+    assert "NO_SUCH_KEY" in data["errors"][0]
+    assert data["changes"] == [] and data["result"] is None
+    assert not (tmp_path / "zsync-state").exists()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from zsync_core import __version__
-from zsync_core.config import GuardedAction, check_secrets, load_config
+from zsync_core.config import GuardedAction, check_secrets, default_config_path, load_config
 from zsync_core.errors import ZsyncError
 from zsync_core.model import (
     ChangeEvent,
@@ -97,6 +97,12 @@ def run_headless(
     except ZsyncError as error:
         printer.line(f"zsync: {error}")
         printer.line("Nothing was changed.")
+        outcome = RunOutcome(
+            ExitCode.CANNOT_RUN, RunStatus.ABORTED, f"{error} Nothing was changed.", (str(error),)
+        )
+        _write_report(
+            report, None, outcome, dry_run, started, config_path or str(default_config_path())
+        )
         return ExitCode.CANNOT_RUN
     printer.line(f"zsync {__version__}: {'dry run of ' if dry_run else ''}profile {config.path}")
     confirmed = {GuardedAction(c) for c in confirm}
@@ -154,12 +160,19 @@ def _print_summary(printer: Printer, plan: Plan, confirmed: frozenset[GuardedAct
 
 
 def _write_report(
-    path: str | None, session: SyncSession, outcome: RunOutcome, dry_run: bool, started: float
+    path: str | None,
+    session: SyncSession | None,
+    outcome: RunOutcome,
+    dry_run: bool,
+    started: float,
+    profile: str | None = None,
 ) -> None:
+    """The JSON report, also when the run could not start (no session: a bad profile or a
+    missing secret), so monitoring that reads it never sees yesterday's success."""
     if not path:
         return
     plan, result, confirmed = outcome.plan, outcome.result, outcome.confirmed
-    journaled = {o.change_id: o for o in session.outcomes()}
+    journaled = {o.change_id: o for o in session.outcomes()} if session else {}
     changes: list[dict[str, Any]] = []
     for change in plan.changes if plan else []:
         done = journaled.get(change.id)
@@ -179,11 +192,11 @@ def _write_report(
                 "error": done.error if done else None,
             }
         )
-    loaded = session.loaded
+    loaded = session.loaded if session else None
     data = {
         "zsync": __version__,
-        "run_id": session.run_id,
-        "profile": str(session.config.path),
+        "run_id": session.run_id if session else None,
+        "profile": str(session.config.path) if session else profile,
         "started": _iso(started),
         "finished": _iso(time.time()),
         "dry_run": dry_run,
