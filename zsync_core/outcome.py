@@ -52,6 +52,17 @@ class RunStatus(StrEnum):
         return self in _APPLIED
 
     @property
+    def exit_code(self) -> ExitCode:
+        """What a headless run that ended so exits with (``zsync status`` answers the same)."""
+        if self in (RunStatus.COMPLETED, RunStatus.DRY_RUN):
+            return ExitCode.OK
+        if self in (RunStatus.FAILED_CHANGES, RunStatus.CANCELLED):
+            return ExitCode.FAILED
+        if self is RunStatus.HELD:
+            return ExitCode.HELD
+        return ExitCode.CANNOT_RUN
+
+    @property
     def read_was_good(self) -> bool:
         """A run that ended so read its sources completely (its counts are the shrink baseline)."""
         return self in _GOOD

@@ -172,6 +172,43 @@ class Store:
             ) from error
         return cls(directory, db)
 
+    @classmethod
+    def open_read_only(cls, directory: Path) -> Store | None:
+        """The store as it is, for looking (``zsync status``, ``zsync history``): nothing is
+        created or written, no lock is taken. None when there is no store yet.
+
+        Raises:
+            StoreError: the store exists but cannot be read.
+        """
+        path = directory / "zsync.sqlite3"
+        if not path.exists():
+            return None
+        try:
+            db = sqlite3.connect(
+                f"{path.as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False
+            )
+            db.execute("SELECT 1 FROM runs LIMIT 1")
+        except sqlite3.Error as error:
+            raise StoreError(
+                f"Local store {path}: cannot be read ({error}). Run as the service user (the "
+                "state directory is its own, 0700), or restore the store from a backup."
+            ) from error
+        return cls(directory, db)
+
+    def lock_holder(self) -> int | None:
+        """The process holding the run lock (a run is going), or None.
+
+        Looks without touching the lock (even a shared lock for a moment could make a run
+        starting then refuse to start): the lock file names the last holder, which holds it
+        still if that process is alive and is a zsync.
+        """
+        try:
+            pid = int((self.directory / "zsync.lock").read_text().strip())
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if b"zsync" in command and pid != os.getpid() else None
+
     def close(self) -> None:
         self.unlock()
         self.db.close()

@@ -4,6 +4,8 @@ zsync [--config PATH]                       open the TUI on a profile
 zsync demo                                  the TUI on the built-in demo
 zsync --headless [--config PATH] [--dry-run] [--confirm ACTION]... [--report FILE]
 zsync check [--config PATH]                 test the profile and every connection
+zsync status [--config PATH]                the last runs, what is held, is a run going
+zsync history [--config PATH] [--run N] [--json]   earlier runs, or one run's changes
 zsync emulator --port N --api-key KEY       serve a Zivver-compatible SCIM API
 """
 
@@ -16,9 +18,9 @@ import sys
 from zsync_core import __version__
 from zsync_core.config import GuardedAction, default_config_path, load_config
 from zsync_core.errors import ZsyncError
-from zsync_core.outcome import ExitCode
+from zsync_core.outcome import ChangeOutcome, ExitCode, RunRecord
 
-COMMANDS = ("demo", "check", "emulator")
+COMMANDS = ("demo", "check", "status", "history", "emulator")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,7 +34,8 @@ def _main_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="zsync",
         description="Keep a Zivver organization in step with the company directory.",
-        epilog="Other commands: 'zsync demo', 'zsync check [--config PATH]', 'zsync emulator --port N --api-key KEY'. "
+        epilog="Other commands (each with --help): 'zsync demo', 'zsync check', 'zsync status', "
+        "'zsync history', 'zsync emulator'. "
         "Exit codes (headless): 0 done, 1 some changes failed, 2 guarded actions held, 3 could not run.",
     )
     parser.add_argument(
@@ -70,7 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in COMMANDS:
         command, rest = argv[0], argv[1:]
-        return {"demo": _demo, "check": _check, "emulator": _emulator}[command](rest)
+        commands = {
+            "demo": _demo,
+            "check": _check,
+            "status": _status,
+            "history": _history,
+            "emulator": _emulator,
+        }
+        return commands[command](rest)
     parser = _main_parser()
     args = parser.parse_args(argv)
     if args.headless:
@@ -153,6 +163,130 @@ def _check(argv: list[str]) -> int:
         else f"{failed} check(s) failed; fix them and run 'zsync check' again."
     )
     return ExitCode.OK if not failed else ExitCode.CANNOT_RUN
+
+
+def _status(argv: list[str]) -> int:
+    parser = _Parser(
+        prog="zsync status",
+        description="Is the daily sync still running? The last runs, what is held, whether a "
+        "run is going now and when the timer starts the next. Reads the store; writes nothing.",
+        epilog="Exit code: the last finished run's (0 done, 1 failed changes, 2 held, "
+        "3 could not run or no run yet).",
+    )
+    parser.add_argument("--config", metavar="PATH")
+    args = parser.parse_args(argv)
+    from zsync_core.status import ago, status
+
+    try:
+        found = status(load_config(args.config))
+    except ZsyncError as error:
+        print(f"zsync: {error}", file=sys.stderr)
+        return ExitCode.CANNOT_RUN
+    print(f"Profile {found.profile} · state {found.state_dir}")
+    last = found.last
+    if last is None:
+        print("No run has finished yet: run 'zsync check', then 'zsync --headless'.")
+    else:
+        print(f"Last run: {_run_line(last)} ({ago(last.started_at)})")
+        success = found.last_success
+        if success is None:
+            print("No run has completed without problems yet.")
+        elif success.id != last.id:
+            print(f"Last run without problems: run {success.id}, {ago(success.started_at)}")
+        if found.held:
+            names = sorted({h.guard.value for h in found.held if h.guard})
+            print(
+                f"Held in run {last.id}: {len(found.held)} change(s) need confirmation "
+                f"({', '.join(names)}); review them with 'zsync history --run {last.id}'."
+            )
+        not_sent = last.summary.get("not_sent")
+        if not_sent:
+            print(f"Not sent in run {last.id}: {not_sent} (an SsoAccountKey zsync does not know).")
+        errors = last.summary.get("errors")
+        if errors:
+            print(f"Why it could not run: {errors[0]}")
+    going = found.lock_holder
+    print(f"A run is going now: process {going}." if going else "No run is going now.")
+    print(f"Next timer run: {found.next_timer_run or 'not known (no enabled zsync.timer here)'}")
+    return found.exit_code
+
+
+def _history(argv: list[str]) -> int:
+    parser = _Parser(
+        prog="zsync history",
+        description="Earlier runs from the local store, newest first; with --run N, that run's "
+        "changes and what Zivver said. Reads the store; writes nothing.",
+    )
+    parser.add_argument("--config", metavar="PATH")
+    parser.add_argument("--run", type=int, metavar="N", help="the changes of run N")
+    parser.add_argument("--limit", type=int, default=50, help="how many runs (default 50)")
+    parser.add_argument("--json", action="store_true", help="as JSON, for scripts")
+    args = parser.parse_args(argv)
+    import dataclasses
+    import json
+
+    from zsync_core.status import history, run_changes
+
+    try:
+        config = load_config(args.config)
+        if args.run is None:
+            runs = history(config, args.limit)
+            if args.json:
+                print(json.dumps([dataclasses.asdict(r) for r in runs], indent=2))
+            elif not runs:
+                print("No runs yet.")
+            for run in [] if args.json else runs:
+                print(_run_line(run))
+            return ExitCode.OK
+        found = run_changes(config, args.run)
+    except ZsyncError as error:
+        print(f"zsync: {error}", file=sys.stderr)
+        return ExitCode.CANNOT_RUN
+    if found is None:
+        print(
+            f"zsync: there is no run {args.run} in the store; 'zsync history' lists them.",
+            file=sys.stderr,
+        )
+        return ExitCode.CANNOT_RUN
+    run, changes = found
+    if args.json:
+        print(
+            json.dumps(
+                {"run": dataclasses.asdict(run), "changes": [_change(c) for c in changes]},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return ExitCode.OK
+    print(_run_line(run))
+    if not changes:
+        print("  no changes")
+    for change in changes:
+        said = change.error or ""
+        print(
+            f"  {change.state.value:<10} {change.action.value:<20} {change.email}  {said}".rstrip()
+        )
+    return ExitCode.OK
+
+
+def _run_line(run: RunRecord) -> str:
+    import time
+
+    counts = ", ".join(f"{v} {k}" for k, v in run.summary.items() if isinstance(v, int) and v)
+    mode = {"tui": "manual", "headless": "daily"}.get(run.mode, run.mode)
+    dry = " (dry run)" if run.dry_run else ""
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at))
+    return f"run {run.id} · {mode}{dry} · {started} · {run.status.value}" + (
+        f" · {counts}" if counts else ""
+    )
+
+
+def _change(change: ChangeOutcome) -> dict[str, object]:
+    import dataclasses
+
+    data = dataclasses.asdict(change)
+    data["after"] = {k: ("(set)" if k == "sso_key" else v) for k, v in change.after.items()}
+    return data
 
 
 def _emulator(argv: list[str]) -> int:

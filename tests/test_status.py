@@ -1,0 +1,99 @@
+"""``zsync status`` and ``zsync history``: what an admin asks of the daily sync, read only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from tests.conftest import ldap_source
+from tests.test_cli import files_under
+from tests.test_headless_ldap import staff
+from zsync_tui.cli import main
+
+
+def test_status_before_the_first_run_says_so_and_creates_nothing(
+    directory, zivver, make_profile, capsys
+):
+    profile = make_profile([ldap_source(directory.slapd)])
+
+    code = main(["status", "--config", str(profile.path)])
+
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "No run has finished yet: run 'zsync check', then 'zsync --headless'." in out
+    assert "No run is going now." in out
+    assert not (profile.path.parent / "zsync-state").exists()
+
+
+def test_status_and_history_after_a_held_run_read_the_store_and_change_nothing(
+    directory, zivver, make_profile, capsys
+):
+    staff(directory, 10)
+    profile = make_profile([ldap_source(directory.slapd)], delete_users=True)
+    assert profile.run(capsys=capsys)[0] == 0
+    directory.delete(directory.user_dn("user003"))
+    assert profile.run(capsys=capsys)[0] == 2
+    state = profile.path.parent / "zsync-state"
+    before = files_under(state)
+
+    code = main(["status", "--config", str(profile.path)])
+
+    out = capsys.readouterr().out
+    assert code == 2, "the last run's exit code: held"
+    assert "Last run: run 2 · daily · " in out and " · held" in out
+    assert "Last run without problems: run 1" in out
+    assert "Held in run 2: 1 change(s) need confirmation (delete-users)" in out
+    assert "zsync history --run 2" in out
+
+    assert main(["history", "--config", str(profile.path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("run 2 · daily · ") and lines[0].endswith("held · 1 held")
+    assert lines[1].startswith("run 1 · daily · ") and "completed · 10 succeeded" in lines[1]
+
+    assert main(["history", "--config", str(profile.path), "--run", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "held       delete-user          user003@example.org" in out
+
+    assert main(["history", "--config", str(profile.path), "--run", "1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["run"]["status"] == "completed"
+    assert len(data["changes"]) == 10
+    assert all(c["state"] == "succeeded" and c["http_status"] == 201 for c in data["changes"])
+
+    assert main(["history", "--config", str(profile.path), "--run", "9"]) == 3
+    assert "there is no run 9" in capsys.readouterr().err
+    assert files_under(state) == before, "status and history write nothing"
+
+
+def test_status_names_the_run_that_is_going(directory, zivver, make_profile, capsys):
+    staff(directory, 2)
+    profile = make_profile([ldap_source(directory.slapd)])
+    assert profile.run(capsys=capsys)[0] == 0
+    state = profile.path.parent / "zsync-state"
+    holder = subprocess.Popen(  # a run holding the lock (its command line names zsync)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from zsync_core.store import Store; "
+            "s = Store.open(Path(sys.argv[1])); s.lock(); print('locked', flush=True); "
+            "time.sleep(30)",
+            str(state),
+            "zsync --headless",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert main(["status", "--config", str(profile.path)]) == 0
+        out = capsys.readouterr().out
+        assert f"A run is going now: process {holder.pid}." in out
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.05)
+    assert main(["status", "--config", str(profile.path)]) == 0
+    assert "No run is going now." in capsys.readouterr().out

@@ -1,0 +1,117 @@
+"""``zsync status`` and ``zsync history``: what the store says of past runs, read only.
+
+Nothing here writes: the store is opened read only (see :meth:`Store.open_read_only`) and
+the lock is looked at, never taken.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+
+from .config import Config
+from .outcome import ChangeOutcome, ChangeState, ExitCode, RunRecord
+from .store import Store
+
+TIMER = "zsync.timer"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Is the daily sync still running, and did its last run work?"""
+
+    profile: str
+    state_dir: str
+    runs: list[RunRecord]
+    """The latest runs, newest first (empty before the first run)."""
+    held: list[ChangeOutcome]
+    """Changes of the last finished run held for a confirmation."""
+    lock_holder: int | None
+    next_timer_run: str | None
+    """When systemd starts the next run (``zsync.timer``), if systemd knows."""
+
+    @property
+    def last(self) -> RunRecord | None:
+        return next((r for r in self.runs if r.finished_at is not None), None)
+
+    @property
+    def last_success(self) -> RunRecord | None:
+        return next((r for r in self.runs if r.status.exit_code is ExitCode.OK), None)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The last finished run's exit code; CANNOT_RUN when there is none yet."""
+        last = self.last
+        return last.status.exit_code if last else ExitCode.CANNOT_RUN
+
+
+def status(config: Config, runs: int = 10) -> Status:
+    """Raises StoreError when the store exists but cannot be read."""
+    store = Store.open_read_only(config.state_path)
+    held: list[ChangeOutcome] = []
+    found: list[RunRecord] = []
+    holder = None
+    if store is not None:
+        try:
+            found = store.runs(runs)
+            last = next((r for r in found if r.finished_at is not None), None)
+            if last is not None:
+                held = [o for o in store.changes(last.id) if o.state is ChangeState.HELD]
+            holder = store.lock_holder()
+        finally:
+            store.close()
+    return Status(str(config.path), str(config.state_path), found, held, holder, next_timer_run())
+
+
+def history(config: Config, limit: int = 50) -> list[RunRecord]:
+    store = Store.open_read_only(config.state_path)
+    if store is None:
+        return []
+    try:
+        return store.runs(limit)
+    finally:
+        store.close()
+
+
+def run_changes(config: Config, run_id: int) -> tuple[RunRecord, list[ChangeOutcome]] | None:
+    store = Store.open_read_only(config.state_path)
+    if store is None:
+        return None
+    try:
+        run = store.run(run_id)
+        return (run, store.changes(run_id)) if run else None
+    finally:
+        store.close()
+
+
+def next_timer_run() -> str | None:
+    """When systemd runs ``zsync.timer`` next, in its own words, or None (no systemd, no
+    such timer, not enabled)."""
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        return None
+    try:
+        shown = subprocess.run(
+            [systemctl, "show", TIMER, "--property=NextElapseUSecRealtime", "--value"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    value = shown.stdout.strip()
+    return value if shown.returncode == 0 and value and value != "n/a" else None
+
+
+def ago(timestamp: float, now: float | None = None) -> str:
+    """'3 h ago', '2 days ago'."""
+    seconds = max(0.0, (now or time.time()) - timestamp)
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} days ago"
