@@ -227,11 +227,63 @@ class StoreConfig(_Section):
     """Runs older than this are dropped, with their changes and events."""
 
 
+class EmailConfig(_Section):
+    """A mail after a headless run, over SMTP (STARTTLS unless ``starttls = false``)."""
+
+    smtp_host: str
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    """Upgrade the connection with STARTTLS before logging in (port 587). Off only for a relay
+    on the same host."""
+    ca_file: Path | None = None
+    """CA bundle (PEM) for the SMTP server's certificate, when it is not a public one."""
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    timeout_seconds: float = Field(default=30, gt=0)
+
+
+class WebhookConfig(_Section):
+    """A POST after a headless run. The URL is a secret (Slack and Teams URLs carry their
+    token), so it is named by ``url_env`` or ``url_file``."""
+
+    url_env: str | None = None
+    url_file: Path | None = None
+    format: Literal["json", "slack", "teams"] = "json"
+    """``json``: zsync's own document; ``slack``/``teams``: a message those accept."""
+    timeout_seconds: float = Field(default=30, gt=0)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookConfig:
+        if bool(self.url_env) == bool(self.url_file):
+            raise ValueError("set exactly one of url_env and url_file")
+        return self
+
+
+class NotifyConfig(_Section):
+    """Who hears of a headless run, and when."""
+
+    when: Literal["problems", "always"] = "problems"
+    """``problems``: after a run with failed or held changes, or that could not run;
+    ``always``: after every run, successful ones too."""
+    email: EmailConfig | None = None
+    webhook: WebhookConfig | None = None
+
+
+class MonitoringConfig(_Section):
+    textfile: Path | None = None
+    """A Prometheus textfile-collector file (``*.prom``) written after every headless run."""
+
+
 class Config(_Section):
     target: TargetConfig
     sources: list[SourceConfig] = Field(min_length=1)
     sync: SyncConfig = SyncConfig()
     store: StoreConfig = StoreConfig()
+    notify: NotifyConfig = NotifyConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     state_dir: Path | None = None
     """Where the local store (account mapping, run history) lives. Default: ``<profile dir>/zsync-state``."""
 
@@ -370,6 +422,10 @@ _MODELS_BY_SECTION: dict[str, type[BaseModel]] = {
     "target": TargetConfig,
     "sync": SyncConfig,
     "store": StoreConfig,
+    "notify": NotifyConfig,
+    "email": EmailConfig,
+    "webhook": WebhookConfig,
+    "monitoring": MonitoringConfig,
     "attributes": LdapAttributes,
 }
 
@@ -449,3 +505,9 @@ def check_secrets(config: Config) -> None:
                 f"sources ({source.name}).password",
                 config,
             )
+    # a notification that cannot be sent must not go unnoticed until the day it matters
+    email, webhook = config.notify.email, config.notify.webhook
+    if email is not None:
+        read_secret(email.password_env, email.password_file, "notify.email.password", config)
+    if webhook is not None:
+        read_secret(webhook.url_env, webhook.url_file, "notify.webhook.url", config)

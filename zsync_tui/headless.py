@@ -17,8 +17,14 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from zsync_core import __version__
-from zsync_core.config import GuardedAction, check_secrets, default_config_path, load_config
+from zsync_core import __version__, notify
+from zsync_core.config import (
+    Config,
+    GuardedAction,
+    check_secrets,
+    default_config_path,
+    load_config,
+)
 from zsync_core.errors import ZsyncError
 from zsync_core.model import (
     ChangeEvent,
@@ -30,7 +36,7 @@ from zsync_core.model import (
     held_lines,
     summary_line,
 )
-from zsync_core.outcome import ChangeState, ExitCode, RunStatus
+from zsync_core.outcome import ChangeOutcome, ChangeState, ExitCode, RunStatus
 from zsync_core.session import Mode, RunOutcome, SyncSession
 
 SHOWN_HELD = 20
@@ -90,6 +96,7 @@ def run_headless(
 ) -> int:
     printer = Printer(err or sys.stderr)
     started = time.time()
+    config: Config | None = None
     try:
         config = load_config(config_path)
         check_secrets(config)
@@ -103,6 +110,8 @@ def run_headless(
         _write_report(
             report, None, outcome, dry_run, started, config_path or str(default_config_path())
         )
+        if config is not None:  # the profile could be read: its notifications can be sent
+            _tell(printer, config, outcome, [], started)
         return ExitCode.CANNOT_RUN
     printer.line(f"zsync {__version__}: {'dry run of ' if dry_run else ''}profile {config.path}")
     confirmed = {GuardedAction(c) for c in confirm}
@@ -112,9 +121,33 @@ def run_headless(
         )
         _print_outcome(printer, outcome)
         _write_report(report, session, outcome, dry_run, started)
+        changes = session.outcomes()
     finally:
         session.close()
+    _tell(printer, config, outcome, changes, started)
     return outcome.exit_code
+
+
+def _tell(
+    printer: Printer,
+    config: Config,
+    outcome: RunOutcome,
+    changes: list[ChangeOutcome],
+    started: float,
+) -> None:
+    """Notifications and the monitoring file; a failure of either is a warning, never the
+    run's outcome."""
+    for problem in notify.deliver(config, outcome, changes):
+        printer.line(f"WARN {problem}")
+    textfile = config.monitoring.textfile
+    if textfile is not None:
+        try:
+            notify.write_textfile(config.resolve(textfile), config, outcome, changes, started)
+        except OSError as error:
+            printer.line(
+                f"WARN monitoring.textfile {textfile}: not written ({error.strerror}). Check "
+                "that the directory exists and this user may write it."
+            )
 
 
 def _print_outcome(printer: Printer, outcome: RunOutcome) -> None:

@@ -1,0 +1,199 @@
+"""Hearing about a headless run: a mail over STARTTLS to a real SMTP server (aiosmtpd), a
+webhook to a real HTTP receiver, and the Prometheus textfile."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from tests.conftest import ldap_source
+from tests.servers import free_port, make_certificate
+from tests.test_headless_ldap import staff
+
+SMTP_PASSWORD = "smtp-secret-9f2c"
+HOOK_TOKEN = "hook-token-77aa"
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.mails: list[dict[str, Any]] = []
+        self.logins: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        from email import message_from_bytes, policy
+
+        mail = message_from_bytes(envelope.content, policy=policy.default)
+        self.mails.append(
+            {
+                "to": envelope.rcpt_tos,
+                "subject": str(mail["Subject"]),
+                "body": mail.get_content(),
+                "tls": session.ssl is not None,
+            }
+        )
+        return "250 OK"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == b"zsync" and auth_data.password == SMTP_PASSWORD.encode()
+        if ok:
+            self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok)
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[tuple[Controller, Mailbox, Path]]:
+    cert, key = make_certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    box = Mailbox()
+    controller = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=context,
+        require_starttls=True,
+        authenticator=box.authenticate,
+        auth_require_tls=True,
+    )
+    controller.start()
+    yield controller, box, cert
+    controller.stop()
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[str, list[Any]]]:
+    received: list[Any] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hooks/{HOOK_TOKEN}", received
+    server.shutdown()
+
+
+def notifying(profile, smtp, hook, monkeypatch, **notify: Any):
+    controller, _box, cert = smtp
+    monkeypatch.setenv("SMTP_PASSWORD", SMTP_PASSWORD)
+    monkeypatch.setenv("HOOK_URL", hook[0])
+    profile.data["notify"] = {
+        "email": {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": controller.port,
+            "ca_file": str(cert),
+            "username": "zsync",
+            "password_env": "SMTP_PASSWORD",
+            "from": "zsync@example.org",
+            "to": ["it@example.org"],
+        },
+        "webhook": {"url_env": "HOOK_URL"},
+        **notify,
+    }
+    profile.write()
+
+
+def test_a_held_run_reaches_the_admin_by_mail_and_webhook_without_a_secret(
+    directory, zivver, make_profile, smtp, hook, monkeypatch, capsys
+):
+    staff(directory, 10)
+    profile = make_profile([ldap_source(directory.slapd)], delete_users=True)
+    notifying(profile, smtp, hook, monkeypatch)
+    _controller, box, _cert = smtp
+    assert profile.run(capsys=capsys)[0] == 0
+    assert box.mails == [] and hook[1] == [], "a run without problems is quiet by default"
+    directory.delete(directory.user_dn("user003"))
+
+    code, err, _ = profile.run(capsys=capsys)
+
+    assert code == 2 and "WARN notify" not in err
+    [mail] = box.mails
+    assert mail["tls"] and box.logins == ["zsync"], "STARTTLS, then AUTH"
+    assert mail["to"] == ["it@example.org"]
+    assert mail["subject"].endswith(
+        ": changes held — Applied 0 change(s); 1 held for confirmation."
+    )
+    assert (
+        "Held for confirmation (1; run again with --confirm delete-users once reviewed):"
+        in (mail["body"])
+    )
+    assert "  delete-user user003@example.org" in mail["body"]
+    [(path, data)] = hook[1]
+    assert data["exit_code"] == 2 and data["status"] == "held"
+    assert data["held"] == [{"action": "delete-user", "email": "user003@example.org"}]
+    everything = json.dumps(box.mails) + json.dumps(hook[1]) + err
+    assert SMTP_PASSWORD not in everything and "api-key" not in everything.lower()
+
+
+def test_a_run_that_could_not_run_is_told_and_failures_to_tell_are_warnings(
+    directory, zivver, make_profile, smtp, hook, monkeypatch, capsys
+):
+    staff(directory, 3)
+    profile = make_profile([ldap_source(directory.slapd)])
+    notifying(profile, smtp, hook, monkeypatch, when="always")
+    profile.data["notify"]["webhook"]["format"] = "slack"
+    profile.write()
+    _controller, box, _cert = smtp
+    assert profile.run(capsys=capsys)[0] == 0
+    assert (
+        len(box.mails) == 1 and ": done — Task completed successfully." in box.mails[0]["subject"]
+    )
+    assert hook[1][0][1]["text"].startswith("*zsync on ")
+
+    monkeypatch.setenv("LDAP_PASSWORD", "wrong")
+    code, err, _ = profile.run(capsys=capsys)
+    assert code == 3
+    assert ": could not run — " in box.mails[1]["subject"]
+    assert "invalid credentials" in box.mails[1]["body"]
+
+    profile.data["notify"]["email"]["smtp_port"] = free_port()  # nothing listens there
+    profile.write()
+    monkeypatch.setenv("HOOK_URL", "http://127.0.0.1:9/hooks/" + HOOK_TOKEN)
+    code, err, _ = profile.run(capsys=capsys)
+    assert code == 3, "the run's own exit code, whatever happened to its notifications"
+    assert "WARN notify.email: the mail to it@example.org via 127.0.0.1:" in err
+    assert "WARN notify.webhook: the slack webhook was not called" in err
+    assert HOOK_TOKEN not in err, "the webhook's URL carries its token: never shown"
+
+
+def test_the_textfile_says_how_the_last_run_went_and_keeps_the_last_success(
+    directory, zivver, make_profile, monkeypatch, capsys, tmp_path
+):
+    staff(directory, 3)
+    profile = make_profile([ldap_source(directory.slapd)])
+    prom = tmp_path / "textfile" / "zsync.prom"
+    profile.data["monitoring"] = {"textfile": str(prom)}
+    profile.write()
+    assert profile.run(capsys=capsys)[0] == 0
+    first = prom.read_text()
+    assert 'zsync_last_run_exit_code{profile="' in first and "} 0\n" in first
+    assert 'status="completed"} 1' in first
+    assert 'action="create-user",result="succeeded"} 3' in first
+    success = next(
+        line for line in first.splitlines() if line.startswith("zsync_last_success_timestamp")
+    )
+
+    monkeypatch.setenv("LDAP_PASSWORD", "wrong")
+    assert profile.run(capsys=capsys)[0] == 3
+    second = prom.read_text()
+    assert "zsync_last_run_exit_code{" in second and "} 3\n" in second
+    assert 'status="aborted"} 1' in second
+    assert success in second.splitlines(), "the last success is kept from the run before"
+    assert [p.name for p in prom.parent.iterdir()] == ["zsync.prom"]

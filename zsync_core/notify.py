@@ -1,0 +1,247 @@
+"""After a headless run: a mail, a webhook and a Prometheus textfile, so somebody hears of it.
+
+What is sent says what happened in one subject line, then the held and failed changes; it
+never carries a secret (the messages are the run's own, which name variables and files,
+never their contents). A notification that cannot be delivered is reported as a warning and
+changes nothing else: the run's exit code stays the run's.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import ssl
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import __version__
+from .config import Config, EmailConfig, WebhookConfig, read_secret
+from .errors import ZsyncError
+from .outcome import ChangeOutcome, ChangeState, ExitCode
+from .session import RunOutcome
+
+SHOWN = 50
+"""Held and failed changes listed in a message (all are in the report and the history)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    subject: str
+    body: str
+    data: dict[str, Any]
+    """The same as data, for the JSON webhook."""
+
+
+def message(config: Config, outcome: RunOutcome, changes: list[ChangeOutcome]) -> Message:
+    host = socket.gethostname()
+    failed = [c for c in changes if c.state is ChangeState.FAILED]
+    held = [c for c in changes if c.state is ChangeState.HELD]
+    what = {
+        ExitCode.OK: "done",
+        ExitCode.FAILED: "some changes failed",
+        ExitCode.HELD: "changes held",
+        ExitCode.CANNOT_RUN: "could not run",
+    }[outcome.exit_code]
+    subject = f"zsync on {host}: {what} — {outcome.message}"
+    lines = [
+        f"zsync {__version__} on {host}, profile {config.path}",
+        f"Exit code {int(outcome.exit_code)} ({outcome.status.value}): {outcome.message}",
+        "",
+    ]
+    for error in outcome.errors:
+        lines.append(f"Error: {error}")
+    if failed:
+        lines += ["", f"Failed ({len(failed)}):"]
+        lines += [f"  {c.action.value} {c.email}: {c.error}" for c in failed[:SHOWN]]
+    if held:
+        names = sorted({c.guard.value for c in held if c.guard})
+        lines += [
+            "",
+            f"Held for confirmation ({len(held)}; run again with "
+            f"{' '.join('--confirm ' + n for n in names)} once reviewed):",
+        ]
+        lines += [f"  {c.action.value} {c.email}" for c in held[:SHOWN]]
+    if outcome.plan is not None and outcome.plan.held_writes:
+        lines += [
+            "",
+            f"Not sent ({len(outcome.plan.held_writes)}, an SsoAccountKey zsync does not know):",
+        ]
+        lines += [f"  {h.email}: {', '.join(h.fields)}" for h in outcome.plan.held_writes[:SHOWN]]
+    if len(failed) > SHOWN or len(held) > SHOWN:
+        lines += ["", "All of them: zsync history --run N (or the --report file)."]
+    data = {
+        "zsync": __version__,
+        "host": host,
+        "profile": str(config.path),
+        "exit_code": int(outcome.exit_code),
+        "status": outcome.status.value,
+        "message": outcome.message,
+        "errors": list(outcome.errors),
+        "failed": [{"action": c.action.value, "email": c.email, "error": c.error} for c in failed],
+        "held": [{"action": c.action.value, "email": c.email} for c in held],
+    }
+    return Message(subject, "\n".join(lines).rstrip() + "\n", data)
+
+
+def wanted(config: Config, outcome: RunOutcome) -> bool:
+    return config.notify.when == "always" or outcome.exit_code is not ExitCode.OK
+
+
+def deliver(config: Config, outcome: RunOutcome, changes: list[ChangeOutcome]) -> list[str]:
+    """Send what the profile asks for; returns a warning per notification that failed."""
+    if not wanted(config, outcome):
+        return []
+    note = message(config, outcome, changes)
+    problems = []
+    if config.notify.email is not None:
+        try:
+            send_email(config, config.notify.email, note)
+        except (OSError, smtplib.SMTPException, ZsyncError) as error:
+            problems.append(
+                f"notify.email: the mail to {', '.join(config.notify.email.to)} via "
+                f"{config.notify.email.smtp_host}:{config.notify.email.smtp_port} was not sent "
+                f"({error}). Check the server, the port, starttls and the account."
+            )
+    if config.notify.webhook is not None:
+        try:
+            send_webhook(config, config.notify.webhook, note)
+        except (httpx.HTTPError, ZsyncError) as error:
+            problems.append(
+                f"notify.webhook: the {config.notify.webhook.format} webhook was not called "
+                f"({type(error).__name__}: {_without_url(error)}). Check the URL and the network."
+            )
+    return problems
+
+
+def send_email(config: Config, email: EmailConfig, note: Message) -> None:
+    mail = EmailMessage()
+    mail["Subject"], mail["From"], mail["To"] = note.subject, email.sender, ", ".join(email.to)
+    mail.set_content(note.body)
+    password = read_secret(email.password_env, email.password_file, "notify.email.password", config)
+    with smtplib.SMTP(email.smtp_host, email.smtp_port, timeout=email.timeout_seconds) as smtp:
+        if email.starttls:
+            cafile = str(config.resolve(email.ca_file)) if email.ca_file else None
+            smtp.starttls(context=ssl.create_default_context(cafile=cafile))
+        if email.username:
+            smtp.login(email.username, password or "")
+        smtp.send_message(mail)
+
+
+def send_webhook(config: Config, webhook: WebhookConfig, note: Message) -> None:
+    url = read_secret(webhook.url_env, webhook.url_file, "notify.webhook.url", config)
+    assert url is not None  # exactly one of url_env / url_file is set (the model checks)
+    body: dict[str, Any]
+    if webhook.format == "slack":
+        body = {"text": f"*{note.subject}*\n```{note.body}```"}
+    elif webhook.format == "teams":
+        body = {
+            "type": "message",
+            "attachments": [
+                {
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "content": {
+                        "type": "AdaptiveCard",
+                        "version": "1.4",
+                        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        "body": [
+                            {
+                                "type": "TextBlock",
+                                "text": note.subject,
+                                "weight": "Bolder",
+                                "wrap": True,
+                            },
+                            {
+                                "type": "TextBlock",
+                                "text": note.body,
+                                "wrap": True,
+                                "fontType": "Monospace",
+                            },
+                        ],
+                    },
+                }
+            ],
+        }
+    else:
+        body = note.data | {"subject": note.subject, "text": note.body}
+    response = httpx.post(url, json=body, timeout=webhook.timeout_seconds)
+    response.raise_for_status()
+
+
+def _without_url(error: Exception) -> str:
+    """httpx names the URL in its errors; a webhook URL carries its token."""
+    if isinstance(error, httpx.HTTPStatusError):
+        return f"HTTP {error.response.status_code}"
+    return str(error).split(" for url ")[0].split("'http")[0].strip() or type(error).__name__
+
+
+def write_textfile(
+    path: Path, config: Config, outcome: RunOutcome, changes: list[ChangeOutcome], started: float
+) -> None:
+    """The Prometheus textfile-collector metrics of this run, replaced atomically.
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    finished = time.time()
+    profile = _label(str(config.path))
+    previous_success = _previous(path, "zsync_last_success_timestamp_seconds")
+    success = finished if outcome.exit_code is ExitCode.OK else previous_success
+    counts = Counter((c.action.value, c.state.value) for c in changes)
+    lines = [
+        "# HELP zsync_last_run_timestamp_seconds When the last headless run ended.",
+        "# TYPE zsync_last_run_timestamp_seconds gauge",
+        f'zsync_last_run_timestamp_seconds{{profile="{profile}"}} {finished:.3f}',
+        "# HELP zsync_last_success_timestamp_seconds When the last run that exited 0 ended.",
+        "# TYPE zsync_last_success_timestamp_seconds gauge",
+    ]
+    if success is not None:
+        lines.append(f'zsync_last_success_timestamp_seconds{{profile="{profile}"}} {success:.3f}')
+    lines += [
+        "# HELP zsync_last_run_exit_code The last run's exit code (0 done, 1 failed, 2 held, 3 could not run).",
+        "# TYPE zsync_last_run_exit_code gauge",
+        f'zsync_last_run_exit_code{{profile="{profile}"}} {int(outcome.exit_code)}',
+        "# HELP zsync_last_run_status The last run's status (1 for the one it ended with).",
+        "# TYPE zsync_last_run_status gauge",
+        f'zsync_last_run_status{{profile="{profile}",status="{outcome.status.value}"}} 1',
+        "# HELP zsync_last_run_duration_seconds How long the last run took.",
+        "# TYPE zsync_last_run_duration_seconds gauge",
+        f'zsync_last_run_duration_seconds{{profile="{profile}"}} {finished - started:.3f}',
+        "# HELP zsync_last_run_changes Changes of the last run by action and result.",
+        "# TYPE zsync_last_run_changes gauge",
+    ]
+    for (action, state), count in sorted(counts.items()):
+        lines.append(
+            f'zsync_last_run_changes{{profile="{profile}",action="{action}",result="{state}"}} {count}'
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _previous(path: Path, metric: str) -> float | None:
+    try:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith(metric + "{"):
+                return float(line.rsplit(" ", 1)[1])
+    except (OSError, ValueError):
+        return None
+    return None
