@@ -97,3 +97,46 @@ def test_status_names_the_run_that_is_going(directory, zivver, make_profile, cap
     time.sleep(0.05)
     assert main(["status", "--config", str(profile.path)]) == 0
     assert "No run is going now." in capsys.readouterr().out
+
+
+def test_quiet_runs_say_nothing_when_all_is_well_and_the_log_file_has_every_line_timed(
+    directory, zivver, make_profile, capsys, tmp_path
+):
+    import re
+
+    staff(directory, 10)
+    profile = make_profile([ldap_source(directory.slapd)], delete_users=True)
+    log = tmp_path / "zsync.log"
+
+    code, err, _ = profile.run("-q", "--log-file", str(log), capsys=capsys)
+
+    assert code == 0 and err == "", "cron mails nothing after a good run"
+    lines = log.read_text().splitlines()
+    assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} ", line) for line in lines)
+    assert lines[-1].endswith(" Task completed successfully.")
+
+    directory.delete(directory.user_dn("user003"))
+    code, err, _ = profile.run("-q", "--log-file", str(log), capsys=capsys)
+    assert code == 2
+    assert "Applied 0 change(s); 1 held for confirmation." in err
+    assert "HELD   delete-user user003@example.org" in err
+    assert "... " not in err, "no progress with -q"
+    assert len(log.read_text().splitlines()) > len(lines), "appended"
+
+
+def test_verbose_runs_name_every_change(directory, zivver, make_profile, capsys):
+    staff(directory, 3)
+    profile = make_profile([ldap_source(directory.slapd)])
+    code, err, _ = profile.run("-v", capsys=capsys)
+    assert code == 0
+    assert "ok  create-user user001@example.org" in err
+
+
+def test_a_log_file_that_cannot_be_written_stops_before_anything(
+    directory, zivver, make_profile, capsys, tmp_path
+):
+    staff(directory, 2)
+    profile = make_profile([ldap_source(directory.slapd)])
+    code, err, _ = profile.run("--log-file", str(tmp_path / "missing" / "zsync.log"), capsys=capsys)
+    assert code == 3 and "--log-file" in err and "cannot be written" in err
+    assert zivver.org.users == {}

@@ -3,6 +3,7 @@
 zsync [--config PATH]                       open the TUI on a profile
 zsync demo                                  the TUI on the built-in demo
 zsync --headless [--config PATH] [--dry-run] [--confirm ACTION]... [--report FILE]
+                 [-q | -v] [--log-file FILE]
 zsync check [--config PATH]                 test the profile and every connection
 zsync status [--config PATH]                the last runs, what is held, is a run going
 zsync history [--config PATH] [--run N] [--json]   earlier runs, or one run's changes
@@ -65,6 +66,22 @@ def _main_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="with --headless: write a JSON report of the plan and every change",
     )
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="with --headless: only warnings, errors and a run that needs you (cron then "
+        "mails only then)",
+    )
+    loudness.add_argument(
+        "-v", "--verbose", action="store_true", help="with --headless: every change and note too"
+    )
+    parser.add_argument(
+        "--log-file",
+        metavar="FILE",
+        help="with --headless: also append every line, with its time, to FILE",
+    )
     parser.add_argument("--version", action="version", version=f"zsync {__version__}")
     return parser
 
@@ -86,9 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.headless:
         from .headless import run_headless
 
-        return run_headless(args.config, args.dry_run, args.confirm, args.report)
-    if args.dry_run or args.confirm or args.report:
-        parser.error("--dry-run, --confirm and --report go with --headless")
+        verbosity = 0 if args.quiet else 2 if args.verbose else 1
+        return run_headless(
+            args.config,
+            args.dry_run,
+            args.confirm,
+            args.report,
+            verbosity=verbosity,
+            log_file=args.log_file,
+        )
+    if args.dry_run or args.confirm or args.report or args.quiet or args.verbose or args.log_file:
+        parser.error("--dry-run, --confirm, --report, -q, -v and --log-file go with --headless")
     return _tui(args.config)
 
 

@@ -43,18 +43,35 @@ SHOWN_HELD = 20
 
 
 class Printer:
-    """Turns progress events into plain lines on stderr."""
+    """Turns progress events into plain lines on stderr, and into the log file.
 
-    def __init__(self, out: TextIO) -> None:
+    ``verbosity`` 0 (``-q``): only warnings, errors and a run's bad outcome, so cron mails
+    only when something needs the admin; 1: progress too; 2 (``-v``): every change and
+    every note about the data. The log file gets the lines of ``max(verbosity, 1)``, each
+    with its time.
+    """
+
+    def __init__(self, out: TextIO, verbosity: int = 1, log: TextIO | None = None) -> None:
         self.out = out
+        self.verbosity = verbosity
+        self.log = log
         self.running: set[str] = set()
         self.last_percent = -1
         # under systemd, a <N> prefix gives each line its priority in the journal
         self.journald = bool(os.environ.get("JOURNAL_STREAM"))
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, priority: int | None = None, level: int = 1) -> None:
+        """One line; ``level`` is the least verbosity that shows it (2: only with -v)."""
+        priority = _priority(text) if priority is None else priority
+        if self.log is not None and level <= max(self.verbosity, 1):
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            print(f"{stamp} {text}", file=self.log, flush=True)
+        if self.verbosity == 0 and priority > 4:
+            return
+        if level > max(self.verbosity, 1):
+            return
         if self.journald:
-            text = f"<{_priority(text)}>{text}"
+            text = f"<{priority}>{text}"
         print(text, file=self.out, flush=True)
 
     def __call__(self, event: Event) -> None:
@@ -70,9 +87,13 @@ class Printer:
         elif isinstance(event, LogEvent):
             if event.level != "info":
                 self.line(f"{event.level.upper()} {event.message}")
+            else:
+                self.line(f"NOTE {event.message}", level=2)
         elif isinstance(event, ChangeEvent):
             if not event.ok:
                 self.line(f"FAILED {event.change.action.value} {event.change.email}: {event.error}")
+            else:
+                self.line(f"ok  {event.change.action.value} {event.change.email}", level=2)
             percent = event.done * 100 // max(event.total, 1)
             if percent // 10 > self.last_percent // 10 or event.done == event.total:
                 self.last_percent = percent
@@ -93,8 +114,37 @@ def run_headless(
     confirm: list[str],
     report: str | None,
     err: TextIO | None = None,
+    verbosity: int = 1,
+    log_file: str | None = None,
 ) -> int:
-    printer = Printer(err or sys.stderr)
+    log = None
+    if log_file:
+        try:
+            log = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as error:
+            print(
+                f"zsync: --log-file {log_file}: cannot be written ({error.strerror}). Create its "
+                "directory for this user (e.g. install -d -o zsync /var/log/zsync). Nothing was "
+                "changed.",
+                file=err or sys.stderr,
+            )
+            return ExitCode.CANNOT_RUN
+    try:
+        return _run_headless(
+            config_path, dry_run, confirm, report, Printer(err or sys.stderr, verbosity, log)
+        )
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _run_headless(
+    config_path: str | None,
+    dry_run: bool,
+    confirm: list[str],
+    report: str | None,
+    printer: Printer,
+) -> int:
     started = time.time()
     config: Config | None = None
     try:
@@ -154,7 +204,8 @@ def _print_outcome(printer: Printer, outcome: RunOutcome) -> None:
     if outcome.exit_code is ExitCode.CANNOT_RUN or outcome.status is RunStatus.STOPPED:
         printer.line(f"zsync: {outcome.message}" + (" (exit 3)" if outcome.exit_code == 3 else ""))
         return
-    printer.line(outcome.message)
+    # a run that needs the admin says so even with -q
+    printer.line(outcome.message, priority=6 if outcome.exit_code is ExitCode.OK else 4)
     held = outcome.held
     if held:
         names = sorted({c.guard.value for c in held if c.guard})
