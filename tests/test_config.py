@@ -249,3 +249,38 @@ def test_headless_with_a_missing_secret_exits_3(tmp_path, capsys, monkeypatch):
     assert main(["--headless", "--config", str(write(tmp_path, data))]) == 3
     assert "ZIVVER_API_KEY, which is not set" in capsys.readouterr().err
     assert not (tmp_path / "zsync-state").exists()
+
+
+def test_the_store_goes_to_systemds_state_directory_unless_the_profile_names_one(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "zsync.toml"
+    path.write_text(EXAMPLE.read_text())
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/zsync")
+    assert load_config(path).state_path == Path("/var/lib/zsync")
+    path.write_text('state_dir = "/srv/zsync"\n' + EXAMPLE.read_text())
+    assert load_config(path).state_path == Path("/srv/zsync"), "the profile's wins"
+    monkeypatch.delenv("STATE_DIRECTORY")
+    path.write_text(EXAMPLE.read_text())
+    assert load_config(path).state_path == tmp_path / "zsync-state"
+
+
+def test_a_secret_file_is_read_from_systemds_credentials_when_one_has_its_name(
+    tmp_path, monkeypatch
+):
+    from zsync_core.config import api_key
+
+    path = tmp_path / "zsync.toml"
+    path.write_text(
+        EXAMPLE.read_text().replace(
+            'api_key_env = "ZIVVER_API_KEY"', 'api_key_file = "/etc/zsync/api-key"'
+        )
+    )
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "api-key").write_text("from-systemd\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    assert api_key(load_config(path)) == "from-systemd"
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    with pytest.raises(ConfigError, match="api_key_file /etc/zsync/api-key cannot be read"):
+        api_key(load_config(path))

@@ -301,8 +301,14 @@ class Config(_Section):
 
     @property
     def state_path(self) -> Path:
+        """``state_dir``; else systemd's ``$STATE_DIRECTORY`` (``StateDirectory=``); else a
+        folder ``zsync-state`` beside the profile. Set ``state_dir`` when the TUI and the
+        daily run share a profile, so that both use one store."""
         base = self.path.parent
-        return _relative_to(base, self.state_dir) if self.state_dir else base / "zsync-state"
+        if self.state_dir:
+            return _relative_to(base, self.state_dir)
+        systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        return Path(systemd) if systemd else base / "zsync-state"
 
     def resolve(self, path: Path) -> Path:
         """A path from the profile, relative to the profile's folder."""
@@ -463,7 +469,7 @@ def read_secret(env: str | None, file: Path | None, key: str, config: Config) ->
             )
         return value
     if file:
-        resolved = config.resolve(file)
+        resolved = _credential(file) or config.resolve(file)
         try:
             value = resolved.read_text(encoding="utf-8").strip()
         except OSError as error:
@@ -477,6 +483,17 @@ def read_secret(env: str | None, file: Path | None, key: str, config: Config) ->
             )
         return value.splitlines()[0].strip()
     return None
+
+
+def _credential(file: Path) -> Path | None:
+    """Under systemd with ``LoadCredential=NAME:PATH``, the secret ``file`` named NAME is read
+    from ``$CREDENTIALS_DIRECTORY`` (systemd read it as root for this run only); the same
+    profile still reads ``file`` itself where there is no such credential (the TUI, cron)."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    candidate = Path(directory) / file.name
+    return candidate if candidate.is_file() else None
 
 
 def api_key(config: Config) -> str:

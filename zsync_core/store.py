@@ -108,14 +108,16 @@ class Store:
         path = directory / "zsync.sqlite3"
         if not path.exists():
             existing = next((p for p in (directory, *directory.parents) if p.exists()), None)
-            if directory.exists() or existing is None or not os.access(existing, os.W_OK | os.X_OK):
-                where = directory if directory.exists() else existing or directory
+            if existing is None or not os.access(existing, os.W_OK | os.X_OK):
                 return StateCheck(
                     False,
-                    f"{where} is not writable by this user, so the first run could not create "
-                    f"its store there. Create {directory} for the service user, or set state_dir.",
+                    f"{existing or directory} is not writable by this user, so the first run "
+                    f"could not create its store there. Create {directory} for the service user "
+                    "(install -d -m 0700 -o zsync -g zsync ...), or set state_dir.",
                     {},
                 )
+            if existing == directory:
+                return StateCheck(True, "empty, writable: the first run creates the store", {})
             return StateCheck(True, "not created yet: the first run creates it", {})
         if not os.access(directory, os.W_OK | os.X_OK) or not os.access(path, os.R_OK | os.W_OK):
             return StateCheck(
