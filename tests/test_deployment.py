@@ -134,6 +134,11 @@ def test_the_readme_deployment_runs_as_written_for_a_service_user(
     status = run("runuser", "-u", user, "--", zsync, "status", "--config", etc / "zsync.toml")
     assert status.returncode == 0 and " · completed · 5 succeeded" in status.stdout
 
+    # the server runs the daily sync without the demo's web stack, and says what is missing
+    emulator = run(zsync, "emulator", "--api-key", "k")
+    assert emulator.returncode == 3
+    assert "needs starlette and uvicorn (the demo extra)" in emulator.stderr
+
 
 def test_systemd_accepts_the_units_and_rates_the_sandbox_at_most_2(
     prefix: Path, service_user: str, installed: Path, tmp_path: Path

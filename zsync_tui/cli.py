@@ -131,6 +131,21 @@ def _no_terminal(command: str) -> int | None:
     return ExitCode.CANNOT_RUN
 
 
+def _web_stack(command: str) -> bool:
+    """The demo and the emulator serve Zivver's API with starlette and uvicorn: the ``demo``
+    extra, which a server running only the daily sync does not need."""
+    import importlib.util
+
+    missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(
+            f"zsync: '{command}' needs {' and '.join(missing)} (the demo extra): install it with "
+            "scripts/setup '[demo]' or pip install 'zsync[demo]'. Nothing was changed.",
+            file=sys.stderr,
+        )
+    return not missing
+
+
 def _tui(config_path: str | None) -> int:
     refused = _no_terminal("zsync")
     if refused is not None:
@@ -161,6 +176,8 @@ def _demo(argv: list[str]) -> int:
     refused = _no_terminal("zsync demo")
     if refused is not None:
         return refused
+    if not _web_stack("zsync demo"):
+        return ExitCode.CANNOT_RUN
     from .demo import run_demo
 
     return run_demo()
@@ -335,6 +352,8 @@ def _emulator(argv: list[str]) -> int:
         "--rate-window", type=float, default=10.0, help="the rate limit's window in seconds"
     )
     args = parser.parse_args(argv)
+    if not _web_stack("zsync emulator"):
+        return ExitCode.CANNOT_RUN
     from zsync_emulator.app import Organization
     from zsync_emulator.server import serve_forever
 
