@@ -258,3 +258,23 @@ def test_a_run_that_cannot_start_still_writes_its_report(tmp_path, monkeypatch, 
     assert "NO_SUCH_KEY" in data["errors"][0]
     assert data["changes"] == [] and data["result"] is None
     assert not (tmp_path / "zsync-state").exists()
+
+
+def test_bash_completes_commands_options_and_guarded_actions(tmp_path):
+    require_binary("/bin/bash")
+    script = tmp_path / "complete.sh"
+    script.write_text(
+        f'eval "$({ZSYNC} completion bash)"\n'
+        "complete_words() { COMP_WORDS=($@); COMP_CWORD=$(( $# - 1 )); _zsync; "
+        'echo "${COMPREPLY[*]}"; }\n'
+        "complete_words zsync st\n"
+        "complete_words zsync --confirm del\n"
+        "complete_words zsync history --j\n"
+    )
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "status",
+        "delete-users delete-functional",
+        "--json",
+    ]

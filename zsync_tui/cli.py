@@ -8,6 +8,7 @@ zsync check [--config PATH]                 test the profile and every connectio
 zsync status [--config PATH]                the last runs, what is held, is a run going
 zsync history [--config PATH] [--run N] [--json]   earlier runs, or one run's changes
 zsync emulator --port N --api-key KEY       serve a Zivver-compatible SCIM API
+zsync completion bash                       a bash completion script
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from zsync_core.config import GuardedAction, default_config_path, load_config
 from zsync_core.errors import ZsyncError
 from zsync_core.outcome import ChangeOutcome, ExitCode, RunRecord
 
-COMMANDS = ("demo", "check", "status", "history", "emulator")
+COMMANDS = ("demo", "check", "status", "history", "emulator", "completion")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +37,7 @@ def _main_parser() -> argparse.ArgumentParser:
         prog="zsync",
         description="Keep a Zivver organization in step with the company directory.",
         epilog="Other commands (each with --help): 'zsync demo', 'zsync check', 'zsync status', "
-        "'zsync history', 'zsync emulator'. "
+        "'zsync history', 'zsync emulator', 'zsync completion bash'. "
         "Exit codes (headless): 0 done, 1 some changes failed, 2 guarded actions held, 3 could not run.",
     )
     parser.add_argument(
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             "status": _status,
             "history": _history,
             "emulator": _emulator,
+            "completion": _completion,
         }
         return commands[command](rest)
     parser = _main_parser()
@@ -329,6 +331,61 @@ def _change(change: ChangeOutcome) -> dict[str, object]:
     data = dataclasses.asdict(change)
     data["after"] = {k: ("(set)" if k == "sso_key" else v) for k, v in change.after.items()}
     return data
+
+
+_BASH = """# bash completion for zsync: eval "$(zsync completion bash)", or save it as
+# /etc/bash_completion.d/zsync
+_zsync() {
+    local cur prev
+    cur="${COMP_WORDS[COMP_CWORD]}"
+    prev="${COMP_WORDS[COMP_CWORD-1]}"
+    case "$prev" in
+        --config|--report|--log-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --confirm) COMPREPLY=($(compgen -W "%(actions)s" -- "$cur")); return ;;
+    esac
+    local command="${COMP_WORDS[1]}"
+    case "$command" in
+%(commands)s
+        *) COMPREPLY=($(compgen -W "%(top)s" -- "$cur")) ;;
+    esac
+}
+complete -F _zsync zsync
+"""
+
+
+def _completion(argv: list[str]) -> int:
+    parser = _Parser(
+        prog="zsync completion",
+        description='Print a shell completion script: eval "$(zsync completion bash)".',
+    )
+    parser.add_argument("shell", choices=["bash"])
+    parser.parse_args(argv)
+    options = {
+        "check": "--config --help",
+        "status": "--config --help",
+        "history": "--config --run --limit --json --help",
+        "demo": "--help",
+        "emulator": "--port --host --api-key --domain --division --rate-limit --rate-window --help",
+        "completion": "bash",
+    }
+    top = " ".join(
+        [*COMMANDS, "--config", "--headless", "--dry-run", "--confirm", "--report", "-q", "-v"]
+        + ["--log-file", "--version", "--help"]
+    )
+    commands = "\n".join(
+        f'        {name}) COMPREPLY=($(compgen -W "{words}" -- "$cur")) ;;'
+        for name, words in options.items()
+    )
+    print(
+        _BASH
+        % {
+            "actions": " ".join(a.value for a in GuardedAction),
+            "commands": commands,
+            "top": top,
+        },
+        end="",
+    )
+    return ExitCode.OK
 
 
 def _emulator(argv: list[str]) -> int:
