@@ -1,6 +1,8 @@
 """The README's deployment steps, performed as written (on a temporary prefix instead of /,
-with a service user of its own), then ``zsync check`` and one daily run as that user against
-slapd and the emulator; and the shipped systemd units, checked by systemd-analyze.
+with a service user of its own), then ``zsync check`` and daily runs as that user against
+slapd and the emulator, the second inside the unit's system call filter, socket families
+and W^X rule (tests/sandbox.py: no systemd runs here); and the shipped systemd units,
+checked by systemd-analyze.
 
 Needs root (useradd, install -o, runuser) and Debian's /usr/bin/python3: the service user
 cannot use an interpreter that lives under /root.
@@ -41,6 +43,9 @@ def prefix() -> Iterator[Path]:
         pytest.skip("the deployment steps need root")
     for tool in ("/usr/sbin/useradd", "/usr/sbin/runuser", "/usr/bin/python3"):
         require_binary(tool)
+    if run("/usr/bin/python3", "-c", "import seccomp").returncode != 0:
+        message = "python3-seccomp is not installed (scripts/test installs it)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
     # not under /tmp/pytest-of-root (0700): the service user must reach its files
     where = Path(tempfile.mkdtemp(prefix="zsync-deploy-", dir="/var/tmp"))
     where.chmod(0o755)
@@ -133,6 +138,17 @@ def test_the_readme_deployment_runs_as_written_for_a_service_user(
 
     status = run("runuser", "-u", user, "--", zsync, "status", "--config", etc / "zsync.toml")
     assert status.returncode == 0 and " · completed · 5 succeeded" in status.stdout
+
+    # the next day, inside the unit's system call filter, socket families and W^X rule
+    directory.user("newcomer")
+    sandboxed = run(
+        "runuser", "-u", user, "--", "/usr/bin/python3", installed / "tests/sandbox.py",
+        installed / "deploy/zsync.service", "--",
+        zsync, "--headless", "--config", etc / "zsync.toml",
+    )  # fmt: skip
+    assert sandboxed.returncode == 0, sandboxed.stderr
+    assert "Task completed successfully." in sandboxed.stderr
+    assert zivver.org.user_by_email("newcomer@example.org") is not None
 
     # the server runs the daily sync without the demo's web stack, and says what is missing
     emulator = run(zsync, "emulator", "--api-key", "k")
