@@ -10,6 +10,7 @@ import time
 from tests.conftest import ldap_source
 from tests.test_cli import files_under
 from tests.test_headless_ldap import staff
+from zsync_core.zivver.scim import ZIVVER_USER
 from zsync_tui.cli import main
 
 
@@ -62,6 +63,8 @@ def test_status_and_history_after_a_held_run_read_the_store_and_change_nothing(
     assert data["run"]["status"] == "completed"
     assert len(data["changes"]) == 10
     assert all(c["state"] == "succeeded" and c["http_status"] == 201 for c in data["changes"])
+    blocks = [c["request"]["body"][ZIVVER_USER] for c in data["changes"]]
+    assert all(b["SsoAccountKey"] == "(set)" for b in blocks), "keys are never printed"
 
     assert main(["history", "--config", str(profile.path), "--run", "9"]) == 3
     assert "there is no run 9" in capsys.readouterr().err

@@ -326,11 +326,22 @@ def _run_line(run: RunRecord) -> str:
 
 
 def _change(change: ChangeOutcome) -> dict[str, object]:
+    """A change for --json, with SsoAccountKeys shown as set, never their values (as in the
+    --report file)."""
     import dataclasses
 
     data = dataclasses.asdict(change)
     data["after"] = {k: ("(set)" if k == "sso_key" else v) for k, v in change.after.items()}
+    data["request"] = _masked(change.request)
     return data
+
+
+def _masked(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: "(set)" if k == "SsoAccountKey" and v else _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 _BASH = """# bash completion for zsync: eval "$(zsync completion bash)", or save it as
