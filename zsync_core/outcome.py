@@ -136,3 +136,15 @@ class RunRecord:
     status: RunStatus
     summary: dict[str, Any]
     source_counts: dict[str, int]
+
+    @property
+    def counts(self) -> str:
+        """'28 succeeded, 2 failed' from the run's summary ('' when it counted nothing)."""
+        return ", ".join(f"{v} {k}" for k, v in self.summary.items() if isinstance(v, int) and v)
+
+    def describe(self, started: str, headless: str = "daily", label: str = "Run") -> str:
+        """'Run 12 · manual · <started> · completed · 28 succeeded, 2 failed'."""
+        mode = {"tui": "manual", "headless": headless}.get(self.mode, self.mode)
+        dry = " (dry run)" if self.dry_run else ""
+        line = f"{label} {self.id} · {mode}{dry} · {started} · {self.status.value}"
+        return line + (f" · {self.counts}" if self.counts else "")

@@ -72,10 +72,6 @@ class RunOutcome:
     confirmed: frozenset[GuardedAction] = frozenset()
     """The guarded actions this run was allowed (command line, TUI and profile)."""
 
-    @property
-    def sent_nothing(self) -> bool:
-        return self.result is None or self.result.done == 0
-
 
 @dataclass(slots=True)
 class LoadResult:
@@ -122,6 +118,8 @@ class SyncSession:
         self._last_kept: tuple[str, str] | None = None
         self.mapping: dict[str, MappingEntry] = {}
         self._index: tuple[LoadResult, ZivverIndex] | None = None
+        self._baseline: dict[str, int] = {}
+        """Each source's size at the last good run, as read at the load (the shrink guard's)."""
         """The organization indexed for planning, for the load it was made of."""
         target = config.target
         self._pacer = Pacer(target.rate_limit_requests, target.rate_limit_window_seconds)
@@ -235,6 +233,8 @@ class SyncSession:
         try:
             await self._load_target(result)
             self.mapping = self._store.mapping()
+            # read once per load, not at every plan (options replan in threads)
+            self._baseline = self._store.last_good_counts()
             await sources
         finally:
             sources.cancel()  # when this load is cancelled; a no-op once it is done
@@ -307,7 +307,7 @@ class SyncSession:
 
     def _shrunk(self, loaded: LoadResult, options: SyncConfig) -> str | None:
         """A source that returned nothing, or far fewer accounts than at the last good run."""
-        previous = self._store.last_good_counts()
+        previous = self._baseline
         share = options.shrink_guard_percent
         for source in loaded.sources:
             before = previous.get(source.name)

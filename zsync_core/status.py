@@ -9,6 +9,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .config import Config
@@ -34,7 +36,7 @@ class Status:
 
     @property
     def last(self) -> RunRecord | None:
-        return next((r for r in self.runs if r.finished_at is not None), None)
+        return _last_finished(self.runs)
 
     @property
     def last_success(self) -> RunRecord | None:
@@ -47,43 +49,44 @@ class Status:
         return last.status.exit_code if last else ExitCode.CANNOT_RUN
 
 
+@contextmanager
+def _reading(config: Config) -> Iterator[Store | None]:
+    store = Store.open_read_only(config.state_path)
+    try:
+        yield store
+    finally:
+        if store is not None:
+            store.close()
+
+
 def status(config: Config, runs: int = 10) -> Status:
     """Raises StoreError when the store exists but cannot be read."""
-    store = Store.open_read_only(config.state_path)
-    held: list[ChangeOutcome] = []
     found: list[RunRecord] = []
+    held: list[ChangeOutcome] = []
     holder = None
-    if store is not None:
-        try:
+    with _reading(config) as store:
+        if store is not None:
             found = store.runs(runs)
-            last = next((r for r in found if r.finished_at is not None), None)
+            last = _last_finished(found)
             if last is not None:
                 held = [o for o in store.changes(last.id) if o.state is ChangeState.HELD]
             holder = store.lock_holder()
-        finally:
-            store.close()
     return Status(str(config.path), str(config.state_path), found, held, holder, next_timer_run())
 
 
 def history(config: Config, limit: int = 50) -> list[RunRecord]:
-    store = Store.open_read_only(config.state_path)
-    if store is None:
-        return []
-    try:
-        return store.runs(limit)
-    finally:
-        store.close()
+    with _reading(config) as store:
+        return store.runs(limit) if store is not None else []
 
 
 def run_changes(config: Config, run_id: int) -> tuple[RunRecord, list[ChangeOutcome]] | None:
-    store = Store.open_read_only(config.state_path)
-    if store is None:
-        return None
-    try:
-        run = store.run(run_id)
-        return (run, store.changes(run_id)) if run else None
-    finally:
-        store.close()
+    with _reading(config) as store:
+        run = store.run(run_id) if store is not None else None
+        return (run, store.changes(run_id)) if store is not None and run else None
+
+
+def _last_finished(runs: list[RunRecord]) -> RunRecord | None:
+    return next((r for r in runs if r.finished_at is not None), None)
 
 
 def next_timer_run() -> str | None:

@@ -127,17 +127,14 @@ class Store:
                 {},
             )
         try:
-            # immutable: no lock and no -shm/-wal files created (a read-only WAL connection
-            # would create them); a run writing at this moment may not be seen, which only
-            # makes the check's warnings a run old
-            db = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
+            store = Store.open_read_only(directory)
+            assert store is not None  # the file exists
             try:
-                rows = db.execute("SELECT source_id, zivver_id, sso_key_sent FROM mapping")
-                mapping = {row[0]: MappingEntry._make(row[1:]) for row in rows}
-                runs = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+                mapping = store.mapping()
+                runs = store.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
             finally:
-                db.close()
-        except sqlite3.Error as error:
+                store.close()
+        except (StoreError, sqlite3.Error) as error:
             return StateCheck(
                 False, f"{path} cannot be read ({error}). Restore it from a backup.", {}
             )
@@ -186,6 +183,9 @@ class Store:
         if not path.exists():
             return None
         try:
+            # immutable: no lock and no -shm/-wal files created (a read-only WAL connection
+            # would create them); a run writing at this moment may not be seen, which only
+            # makes what is shown a run old
             db = sqlite3.connect(
                 f"{path.as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False
             )

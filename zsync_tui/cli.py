@@ -316,13 +316,8 @@ def _history(argv: list[str]) -> int:
 def _run_line(run: RunRecord) -> str:
     import time
 
-    counts = ", ".join(f"{v} {k}" for k, v in run.summary.items() if isinstance(v, int) and v)
-    mode = {"tui": "manual", "headless": "daily"}.get(run.mode, run.mode)
-    dry = " (dry run)" if run.dry_run else ""
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at))
-    return f"run {run.id} · {mode}{dry} · {started} · {run.status.value}" + (
-        f" · {counts}" if counts else ""
-    )
+    return run.describe(started, label="run")
 
 
 def _change(change: ChangeOutcome) -> dict[str, object]:

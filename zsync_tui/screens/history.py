@@ -16,7 +16,6 @@ from zsync_core.outcome import RunRecord, RunStatus
 from .. import fmt
 from ..widgets.table import Column, VirtualTable
 from .base import StepScreen
-from .review import counts
 
 STATUS_CLASS = {
     RunStatus.COMPLETED: "success",
@@ -68,7 +67,7 @@ class HistoryScreen(StepScreen):
                 fmt.clock(r.started_at),
                 ("dry run" if r.dry_run else {"tui": "manual"}.get(r.mode, r.mode)),
                 r.status.value,
-                counts(r) or "—",
+                r.counts or "—",
             ),
             lambda r: STATUS_CLASS.get(r.status),
             empty="No runs yet.",

@@ -50,19 +50,9 @@ PLAIN = {
 }
 
 
-def counts(run: RunRecord) -> str:
-    """'28 succeeded, 2 failed' from a run's summary."""
-    return ", ".join(f"{v} {k}" for k, v in run.summary.items() if isinstance(v, int) and v)
-
-
 def run_line(run: RunRecord) -> str:
     """'Run 12 · manual · 14:03:27 · completed · 28 succeeded, 2 failed'."""
-    done = counts(run)
-    mode = {"tui": "manual", "headless": "daily (headless)"}.get(run.mode, run.mode)
-    dry = " (dry run)" if run.dry_run else ""
-    return f"Run {run.id} · {mode}{dry} · {fmt.clock(run.started_at)} · {run.status}" + (
-        f" · {done}" if done else ""
-    )
+    return run.describe(fmt.clock(run.started_at), headless="daily (headless)")
 
 
 class ReviewScreen(StepScreen):
