@@ -143,3 +143,18 @@ def test_a_log_file_that_cannot_be_written_stops_before_anything(
     code, err, _ = profile.run("--log-file", str(tmp_path / "missing" / "zsync.log"), capsys=capsys)
     assert code == 3 and "--log-file" in err and "cannot be written" in err
     assert zivver.org.users == {}
+
+
+def test_status_history_and_check_take_a_profile_path_relative_to_where_they_run(
+    directory, zivver, make_profile, capsys, monkeypatch
+):
+    staff(directory, 2)
+    profile = make_profile([ldap_source(directory.slapd)])
+    assert profile.run(capsys=capsys)[0] == 0
+    monkeypatch.chdir(profile.path.parent)
+
+    assert main(["status", "--config", profile.path.name]) == 0
+    assert "Last run: run 1 · daily · " in capsys.readouterr().out
+    assert main(["history", "--config", profile.path.name]) == 0
+    assert main(["check", "--config", profile.path.name]) == 0
+    assert "usable: 2 accounts mapped, 1 runs in the history" in capsys.readouterr().out

@@ -187,7 +187,9 @@ class Store:
             # would create them); a run writing at this moment may not be seen, which only
             # makes what is shown a run old
             db = sqlite3.connect(
-                f"{path.as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False
+                f"{path.absolute().as_uri()}?mode=ro&immutable=1",
+                uri=True,
+                check_same_thread=False,
             )
             db.execute("SELECT 1 FROM runs LIMIT 1")
         except sqlite3.Error as error:
