@@ -107,6 +107,12 @@ class LdapSourceConfig(_Section):
     """Everything below this DN is read; entries outside it are never synced."""
     directory: Literal["active-directory", "openldap"] = "active-directory"
     """Preset of filters and attributes."""
+    sso_key: Literal["on-premises-guid", "entra-object-id"] | None = None
+    """Active Directory only: the SsoAccountKey preset. ``on-premises-guid`` (the preset's
+    default): the objectGUID, for AD FS. ``entra-object-id``: on a hybrid directory whose IdP is
+    Entra ID, the Entra object id that Entra Connect writes back to
+    ``msDS-ExternalDirectoryObjectId`` (its ``User_`` prefix removed). ``attributes.sso_key``
+    overrides either."""
     start_tls: bool = False
     """Upgrade an ``ldap://`` connection with StartTLS before binding."""
     verify_tls: bool = True
@@ -153,6 +159,11 @@ class LdapSourceConfig(_Section):
                 "bind_dn is set but no password: add password_env (an environment variable's "
                 "name) or password_file"
             )
+        if self.sso_key and self.directory != "active-directory":
+            raise ValueError(
+                'sso_key presets are for directory = "active-directory"; for OpenLDAP set '
+                "attributes.sso_key to the attribute to send"
+            )
         if self.start_tls and self.url.lower().startswith("ldaps:"):
             raise ValueError("start_tls is for ldap:// URLs; ldaps:// is already encrypted")
         return self
@@ -167,7 +178,93 @@ class CsvSourceConfig(_Section):
     encoding: str = "utf-8-sig"
 
 
-SourceConfig = Annotated[LdapSourceConfig | CsvSourceConfig, Field(discriminator="type")]
+class Microsoft365SourceConfig(_Section):
+    """Entra ID users and groups through Microsoft Graph, and Exchange Online shared mailboxes
+    with their FullAccess delegates, read app-only (client credentials) through MSAL."""
+
+    type: Literal["microsoft365"]
+    name: str = Field(min_length=1)
+    tenant_id: str = Field(min_length=1)
+    """The directory (tenant) id, a GUID, or its ``…onmicrosoft.com`` name."""
+    client_id: str = Field(min_length=1)
+    """The application (client) id of the app registration."""
+    certificate_file: Path | None = None
+    """PEM with the private key and the certificate (recommended), or a PFX (``.pfx``/``.p12``)."""
+    certificate_password_env: str | None = None
+    certificate_password_file: Path | None = None
+    """The password of an encrypted PEM key or of the PFX, if it has one."""
+    client_secret_env: str | None = None
+    client_secret_file: Path | None = None
+    """A client secret instead of a certificate (it expires; a certificate is safer)."""
+    users: bool = True
+    """Read member users with a mailbox as personal accounts (guests are never read)."""
+    scope_group: str | None = None
+    """Only users who are (transitive) members of this group: its object id or its address."""
+    user_filter: str | None = None
+    """A Graph ``$filter`` for users, e.g. ``"department eq 'Care'"``. Graph's delta query
+    cannot filter, so with it users are read whole at every run (groups still by delta)."""
+    groups: bool = True
+    """Read mail-enabled groups as functional accounts; their transitive members are delegates."""
+    microsoft365_groups: bool = True
+    """Include Microsoft 365 groups (Teams, ``groupTypes`` Unified), not only distribution
+    lists and mail-enabled security groups."""
+    shared_mailboxes: bool = False
+    """Read Exchange Online shared mailboxes with their FullAccess delegates as functional
+    accounts (needs Exchange.ManageAsApp and an Exchange role)."""
+    sso_key: Literal["entra-object-id", "on-premises-guid"] = "entra-object-id"
+    """SsoAccountKey sent for new users: the Entra object id (Entra ID as IdP, ``user.objectid``),
+    or the on-premises objectGUID decoded from ``onPremisesImmutableId`` (AD FS, hybrid)."""
+    full_read_days: float = Field(default=7, gt=0, le=7)
+    """A full read at least this often; runs in between read only what changed (delta).
+    Graph's delta links for directory objects last seven days."""
+    authority_url: str = "https://login.microsoftonline.com"
+    """Where to sign in (national clouds: e.g. ``https://login.microsoftonline.us``)."""
+    graph_url: str = "https://graph.microsoft.com"
+    exchange_url: str = "https://outlook.office365.com"
+    ca_file: Path | None = None
+    """An extra CA (PEM) trusted for all three endpoints (a TLS-inspecting proxy, tests)."""
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=6, ge=0, le=20)
+    """Retries of one request after a 429/503 (waiting ``Retry-After``), a 5xx or a dropped connection."""
+    exchange_concurrency: int = Field(default=4, ge=1, le=16)
+    """Mailbox permission requests on their way at once."""
+
+    @field_validator("authority_url", "graph_url", "exchange_url")
+    @classmethod
+    def _endpoint(cls, value: str, info: Any) -> str:
+        value = _check_url(value, ("http", "https"), "https://graph.microsoft.com")
+        parts = urlsplit(value)
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK:
+            raise ValueError(
+                f"{value!r} is plain http: only a loopback address (127.0.0.1, ::1, localhost) "
+                "may be served without TLS; use https://"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Microsoft365SourceConfig:
+        _check_secret_keys(self.client_secret_env, self.client_secret_file, "client_secret")
+        _check_secret_keys(
+            self.certificate_password_env, self.certificate_password_file, "certificate_password"
+        )
+        secret = self.client_secret_env or self.client_secret_file
+        if bool(self.certificate_file) == bool(secret):
+            raise ValueError(
+                "set exactly one credential: certificate_file (recommended), or client_secret_env "
+                "or client_secret_file"
+            )
+        if self.scope_group and self.user_filter:
+            raise ValueError("set scope_group or user_filter, not both")
+        if not (self.users or self.groups or self.shared_mailboxes):
+            raise ValueError("users, groups and shared_mailboxes are all off: nothing to read")
+        return self
+
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+SourceConfig = Annotated[
+    LdapSourceConfig | CsvSourceConfig | Microsoft365SourceConfig, Field(discriminator="type")
+]
 
 
 class SyncConfig(_Section):
@@ -379,7 +476,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
 def _explain_validation(error: ValidationError, data: dict[str, Any], path: Path) -> str:
     lines = [f"{path}: the profile is not valid:"]
     for item in error.errors():
-        loc = [part for part in item["loc"] if part not in ("ldap", "csv")]
+        loc = [part for part in item["loc"] if part not in ("ldap", "csv", "microsoft365")]
         key = _dotted(loc, data)
         kind = item["type"]
         if kind == "extra_forbidden":
@@ -388,7 +485,7 @@ def _explain_validation(error: ValidationError, data: dict[str, Any], path: Path
         elif kind == "missing":
             lines.append(f"  - {key}: required key is missing.")
         elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
-            lines.append(f'  - {key}.type: must be "ldap" or "csv".')
+            lines.append(f'  - {key}.type: must be "ldap", "csv" or "microsoft365".')
         else:
             message = item["msg"].removeprefix("Value error, ")
             got = item.get("input")
@@ -443,7 +540,11 @@ def _did_you_mean(loc: list[Any], data: dict[str, Any]) -> str:
         parent = loc[-2]
         if isinstance(parent, int):
             source = data.get("sources", [{}])[parent] if loc[0] == "sources" else {}
-            model = CsvSourceConfig if source.get("type") == "csv" else LdapSourceConfig
+            by_type: dict[str, type[BaseModel]] = {
+                "csv": CsvSourceConfig,
+                "microsoft365": Microsoft365SourceConfig,
+            }
+            model = by_type.get(source.get("type", ""), LdapSourceConfig)
         else:
             model = _MODELS_BY_SECTION.get(str(parent), Config)
     known = [name for name in model.model_fields if name != "path"]
@@ -469,7 +570,7 @@ def read_secret(env: str | None, file: Path | None, key: str, config: Config) ->
             )
         return value
     if file:
-        resolved = _credential(file) or config.resolve(file)
+        resolved = credential_path(file) or config.resolve(file)
         try:
             value = resolved.read_text(encoding="utf-8").strip()
         except OSError as error:
@@ -485,7 +586,7 @@ def read_secret(env: str | None, file: Path | None, key: str, config: Config) ->
     return None
 
 
-def _credential(file: Path) -> Path | None:
+def credential_path(file: Path) -> Path | None:
     """Under systemd with ``LoadCredential=NAME:PATH``, the secret ``file`` named NAME is read
     from ``$CREDENTIALS_DIRECTORY`` (systemd read it as root for this run only); the same
     profile still reads ``file`` itself where there is no such credential (the TUI, cron)."""
@@ -520,6 +621,20 @@ def check_secrets(config: Config) -> None:
                 source.password_env,
                 source.password_file,
                 f"sources ({source.name}).password",
+                config,
+            )
+        elif isinstance(source, Microsoft365SourceConfig):
+            where = f"sources ({source.name})"
+            read_secret(
+                source.client_secret_env,
+                source.client_secret_file,
+                f"{where}.client_secret",
+                config,
+            )
+            read_secret(
+                source.certificate_password_env,
+                source.certificate_password_file,
+                f"{where}.certificate_password",
                 config,
             )
     # a notification that cannot be sent must not go unnoticed until the day it matters

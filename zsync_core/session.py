@@ -102,8 +102,11 @@ class SyncSession:
         mode: Mode | str = Mode.HEADLESS,
         http: httpx.AsyncClient | None = None,
         store: Store | None = None,
+        full_read: bool = False,
     ) -> None:
         self.config = config
+        self.full_read = full_read
+        """The next load reads delta sources (Microsoft 365) whole (``--full-read``)."""
         self.options: SyncConfig = config.sync
         self._emit = emit or (lambda event: None)
         self.mode = Mode(mode)
@@ -118,9 +121,9 @@ class SyncSession:
         self._last_kept: tuple[str, str] | None = None
         self.mapping: dict[str, MappingEntry] = {}
         self._index: tuple[LoadResult, ZivverIndex] | None = None
+        """The organization indexed for planning, for the load it was made of."""
         self._baseline: dict[str, int] = {}
         """Each source's size at the last good run, as read at the load (the shrink guard's)."""
-        """The organization indexed for planning, for the load it was made of."""
         target = config.target
         self._pacer = Pacer(target.rate_limit_requests, target.rate_limit_window_seconds)
         """One pace for every request of this session: reading Zivver counts against its limit too."""
@@ -242,6 +245,8 @@ class SyncSession:
             (r.name, r.accounts) for r in result.sources
         )
         self.loaded = result
+        if result.ok:
+            self.full_read = False  # asked for once, not at every reload
         for source_result in result.sources:
             for notice in source_result.notices:
                 self.emit(LogEvent(notice.level, notice.message))
@@ -254,7 +259,9 @@ class SyncSession:
     async def _load_sources(self, result: LoadResult) -> None:
         for source_config in self.config.sources:  # in order: the first source wins a conflict
             try:
-                source = make_source(source_config, self.config)
+                source = make_source(
+                    source_config, self.config, store=self._store, full_read=self.full_read
+                )
                 result.sources.append(await source.load(self.emit))
             except ZsyncError as error:
                 result.source_errors[source_config.name] = str(error)

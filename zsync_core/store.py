@@ -80,6 +80,22 @@ MIGRATIONS: dict[int, str] = {
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs(started_at);
 CREATE INDEX IF NOT EXISTS events_by_run ON events(run_id);
 """,
+    3: """
+CREATE TABLE IF NOT EXISTS source_mirror (
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (source, kind, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS source_delta (
+    source TEXT PRIMARY KEY,
+    settings TEXT NOT NULL,
+    links TEXT NOT NULL,
+    full_read_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+""",
 }
 """Version → the statements that bring the schema from the version before to it. Never edit
 one that was released: add the next. A store is migrated on open, after a backup."""
@@ -87,6 +103,31 @@ one that was released: add the next. A store is migrated on open, after a backup
 SCHEMA_VERSION = max(MIGRATIONS)
 
 _GOOD_STATUSES = ", ".join(f"'{s.value}'" for s in RunStatus if s.read_was_good)
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaState:
+    """Where a source's last complete read left its delta links (Microsoft 365)."""
+
+    settings: str
+    """What the links were made for (the properties read, the filters): other settings need
+    a full read."""
+    links: dict[str, str]
+    """Kind ("user", "group") → the delta link to continue from."""
+    full_read_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorUpdate:
+    """What one complete read changes in a source's mirror, written with its new links at once."""
+
+    state: DeltaState
+    upserts: dict[str, dict[str, dict[str, Any]]]
+    """Kind → id → the object as it is now."""
+    removed: dict[str, set[str]]
+    """Kind → ids gone."""
+    replace: frozenset[str] = frozenset()
+    """Kinds read whole: their old rows go first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +325,57 @@ class Store:
                 f"Local store {self.directory / 'zsync.sqlite3'}: write failed ({error}{_free_space(self.directory)}). "
                 "Check free disk space and permissions."
             ) from error
+
+    # --- the mirror of a delta source --------------------------------------------------------
+
+    def delta_state(self, source: str) -> DeltaState | None:
+        row = self.db.execute(
+            "SELECT settings, links, full_read_at FROM source_delta WHERE source = ?", (source,)
+        ).fetchone()
+        return None if row is None else DeltaState(row[0], json.loads(row[1]), row[2])
+
+    def mirror(self, source: str, kind: str) -> dict[str, dict[str, Any]]:
+        """Every object of ``kind`` the source's last complete read left, by id."""
+        loads = json.loads
+        rows = self.db.execute(
+            "SELECT id, data FROM source_mirror WHERE source = ? AND kind = ?", (source, kind)
+        )
+        return {row[0]: loads(row[1]) for row in rows}
+
+    def save_mirror(self, source: str, update: MirrorUpdate) -> None:
+        """The objects and links of a complete read, in one transaction: a read that failed
+        half-way never gets here, so its links are never advanced."""
+        dumps = json.dumps
+        with self._write() as db:
+            for kind in update.replace:
+                db.execute(
+                    "DELETE FROM source_mirror WHERE source = ? AND kind = ?", (source, kind)
+                )
+            for kind, ids in update.removed.items():
+                db.executemany(
+                    "DELETE FROM source_mirror WHERE source = ? AND kind = ? AND id = ?",
+                    [(source, kind, i) for i in ids],
+                )
+            for kind, objects in update.upserts.items():
+                db.executemany(
+                    "INSERT OR REPLACE INTO source_mirror (source, kind, id, data) VALUES (?, ?, ?, ?)",
+                    [
+                        (source, kind, i, dumps(o, separators=(",", ":")))
+                        for i, o in objects.items()
+                    ],
+                )
+            state = update.state
+            db.execute(
+                "INSERT OR REPLACE INTO source_delta (source, settings, links, full_read_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?)",
+                (source, state.settings, dumps(state.links), state.full_read_at, time.time()),
+            )
+
+    def forget_mirror(self, source: str) -> None:
+        """The next read of ``source`` is a full one."""
+        with self._write() as db:
+            db.execute("DELETE FROM source_mirror WHERE source = ?", (source,))
+            db.execute("DELETE FROM source_delta WHERE source = ?", (source,))
 
     # --- account mapping --------------------------------------------------------------------
 

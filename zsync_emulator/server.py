@@ -5,18 +5,24 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from .app import Organization, create_app
 
+if TYPE_CHECKING:
+    from .microsoft import Tenant
 
-class EmulatorServer:
-    """The emulator on a loopback port, in a thread: ``with EmulatorServer(org) as server: server.url``."""
+
+class LoopbackServer:
+    """An ASGI app on a loopback port, in a thread: ``with Server(...) as server: server.base``."""
+
+    name = "server"
 
     def __init__(
         self,
-        org: Organization,
+        app: Any,
         host: str = "127.0.0.1",
         port: int = 0,
         tls: tuple[str, str] | None = None,
@@ -24,12 +30,11 @@ class EmulatorServer:
     ) -> None:
         """``http``: uvicorn's HTTP parser, "h11" (pure Python: what the tests use, whatever is
         installed) or "httptools" (C, for the benchmark: a faster stand-in for Zivver)."""
-        self.org = org
         self.scheme = "https" if tls else "http"
         self.sock = listening_socket(host, port)
         self.host, self.port = self.sock.getsockname()
         config = uvicorn.Config(
-            create_app(org),
+            app,
             log_level="warning",
             access_log=False,
             lifespan="off",
@@ -43,15 +48,15 @@ class EmulatorServer:
         )
 
     @property
-    def url(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}/api/scim/v2"
+    def base(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
 
-    def start(self) -> EmulatorServer:
+    def start(self) -> Any:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
             if time.monotonic() > deadline:
-                raise RuntimeError("the Zivver emulator did not start within 10 s")
+                raise RuntimeError(f"the {self.name} did not start within 10 s")
             time.sleep(0.01)
         return self
 
@@ -60,11 +65,38 @@ class EmulatorServer:
         self.thread.join(timeout=10)
         self.sock.close()
 
-    def __enter__(self) -> EmulatorServer:
+    def __enter__(self) -> Any:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class EmulatorServer(LoopbackServer):
+    """The Zivver emulator: ``with EmulatorServer(org) as server: server.url``."""
+
+    name = "Zivver emulator"
+
+    def __init__(self, org: Organization, *args: Any, **kwargs: Any) -> None:
+        self.org = org
+        super().__init__(create_app(org), *args, **kwargs)
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/api/scim/v2"
+
+
+class MicrosoftServer(LoopbackServer):
+    """The Microsoft 365 emulator (sign-in, Graph and Exchange on one port): its ``base`` is
+    the source's ``authority_url``, ``graph_url`` and ``exchange_url`` alike."""
+
+    name = "Microsoft 365 emulator"
+
+    def __init__(self, tenant: Tenant, *args: Any, **kwargs: Any) -> None:
+        from .microsoft import create_app as create_microsoft_app
+
+        self.tenant = tenant
+        super().__init__(create_microsoft_app(tenant), *args, **kwargs)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ..config import Config, CsvSourceConfig, LdapSourceConfig, SourceConfig
+from ..config import (
+    Config,
+    CsvSourceConfig,
+    LdapSourceConfig,
+    Microsoft365SourceConfig,
+    SourceConfig,
+)
 from ..model import Event, Notice, SourceAccount
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 Emit = Callable[[Event], None]
 
@@ -36,7 +45,16 @@ class Source(Protocol):
         ...
 
 
-def make_source(source: SourceConfig, config: Config) -> Source:
+def make_source(
+    source: SourceConfig, config: Config, *, store: Store | None = None, full_read: bool = False
+) -> Source:
+    """The source for ``source``. ``store``: where a delta source (Microsoft 365) keeps its
+    mirror and links (None: it reads everything and keeps nothing, as ``zsync check`` does);
+    ``full_read``: read everything even when a delta link is there."""
+    if isinstance(source, Microsoft365SourceConfig):
+        from .m365 import Microsoft365Source
+
+        return Microsoft365Source(source, config, store=store, full_read=full_read)
     if isinstance(source, LdapSourceConfig):
         from .ldap import LdapSource
 

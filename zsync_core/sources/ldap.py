@@ -27,6 +27,10 @@ from .ldap_map import Mapper, Raw
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
 
 
+ENTRA_ID_ATTRIBUTE = "msDS-ExternalDirectoryObjectId"
+"""Where Entra Connect writes a synced user's Entra object id back, as ``User_<id>``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Preset:
     user_filter: str
@@ -70,6 +74,8 @@ PRESETS: dict[str, Preset] = {
 def effective_attributes(source: LdapSourceConfig) -> LdapAttributes:
     """The preset's attribute mapping overridden by the source's own ``attributes``."""
     preset = PRESETS[source.directory].attributes.model_dump()
+    if source.sso_key == "entra-object-id":
+        preset["sso_key"] = ENTRA_ID_ATTRIBUTE
     preset.update(source.attributes.model_dump(exclude_none=True))
     return LdapAttributes(**preset)
 

@@ -26,6 +26,7 @@ from . import SourceResult
 SHARED_MAILBOX = 4
 AD_DISABLED_BIT = 2
 BINARY_IDS = {"objectguid"}
+ENTRA_ID = "msds-externaldirectoryobjectid"
 FALSE_WORDS = {"", "false", "0", "no", "n", "off", "enabled", "active"}
 
 Raw = dict[str, list[bytes]]
@@ -173,7 +174,10 @@ class Mapper:
             return None
         if n.sso_key in BINARY_IDS and len(value) == 16:
             return guid_text(value)
-        return value.decode("utf-8", "replace")
+        text = value.decode("utf-8", "replace")
+        if n.sso_key == ENTRA_ID:  # "User_<object id>", as Entra Connect writes it back
+            text = text.removeprefix("User_")
+        return text or None
 
     def _display_name(self, raw: Raw, email: str, n: Names) -> str:
         return _text(_first(raw, n.display_name)) or _text(_first(raw, "cn")) or email

@@ -1,0 +1,331 @@
+"""Microsoft 365 objects to accounts: pure functions of what Graph and Exchange returned.
+
+Users and groups are Graph objects as the local mirror keeps them (the ``$select``'ed
+properties; a group's ``members`` a list of member ids); mailboxes and their permissions are
+what Exchange's ``Get-Mailbox`` and ``Get-MailboxPermission`` return. Tested on plain dicts.
+
+- A member user (never a guest) with a ``mail`` becomes a personal account: ``accountEnabled``
+  is its status, the ``smtp:`` proxy addresses other than the primary are its aliases, the
+  Entra object id its immutable id, and its SsoAccountKey the Entra object id or the
+  on-premises objectGUID (``onPremisesImmutableId`` decoded), as the profile says.
+- A user behind a shared, room or equipment mailbox is no person: a shared mailbox becomes a
+  functional account (whatever its Entra account says: since 2025 new ones are blocked);
+  rooms and equipment are left out. Its delegates are the users with FullAccess that is
+  neither denied nor inherited; a group named there stands for its members.
+- A mail-enabled group becomes a functional account; its transitive members are its
+  delegates (nesting flattened, cycles cut).
+- Delegates are active users only: a disabled user loses delegated access, as elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..addresses import normalize_address
+from ..model import NO_ADDRESSES, Kind, Notice, SourceAccount, address_set
+from . import SourceResult
+from .ldap_map import guid_text
+
+Obj = dict[str, Any]
+SHARED = "SharedMailbox"
+NOT_PEOPLE = {"SharedMailbox", "RoomMailbox", "EquipmentMailbox", "SchedulingMailbox"}
+SYSTEM_PRINCIPALS = ("nt authority\\", "s-1-5-", "nt-autoriteit\\", "autorite nt\\")
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    source: str
+    sso_key: str = "entra-object-id"
+    users: bool = True
+    groups: bool = True
+    microsoft365_groups: bool = True
+    scope_group: str | None = None
+
+
+def map_tenant(
+    users: dict[str, Obj],
+    groups: dict[str, Obj],
+    options: Options,
+    mailboxes: Iterable[Obj] | None = None,
+    permissions: dict[str, list[Obj]] | None = None,
+) -> SourceResult:
+    """Accounts and notices from a tenant's users, groups and (when read) mailboxes."""
+    result = SourceResult(options.source, [])
+    name = options.source
+    boxes = {str(m.get("ExternalDirectoryObjectId") or ""): m for m in mailboxes or ()}
+    scope = _scope(options.scope_group, users, groups, result) if options.scope_group else None
+    emails: dict[str, str] = {}
+    """User id → address, for every active member user (delegates come from these)."""
+    by_sign_in: dict[str, str] = {}
+    """UPN and every smtp address (lower-case) → the user's primary address (active users)."""
+    inactive: set[str] = set()
+    """UPNs and addresses of disabled users (a permission naming one is no surprise)."""
+    skipped_guests = no_mail = no_guid = 0
+    for user_id, user in users.items():
+        if user.get("userType") not in (None, "Member"):
+            skipped_guests += 1
+            continue
+        mail = user.get("mail")
+        if not mail:
+            no_mail += 1
+            continue
+        email = normalize_address(mail)
+        where = f"user {user.get('userPrincipalName') or user_id}"
+        if email is None:
+            result.notices.append(
+                Notice(
+                    "error",
+                    f"Source {name!r}: {where} has mail {mail!r}, which is not a valid address; entry skipped.",
+                )
+            )
+            result.unreadable_ids.add(user_id)
+            continue
+        active = user.get("accountEnabled") is not False
+        if active:
+            emails[user_id] = email
+            upn = user.get("userPrincipalName")
+            if upn:
+                by_sign_in[upn.lower()] = email
+            for alias in _smtp(user.get("proxyAddresses")):
+                by_sign_in.setdefault(alias, email)
+            by_sign_in[email] = email
+        else:
+            inactive.add(email)
+            inactive.add(str(user.get("userPrincipalName") or "").lower())
+        if user_id in boxes or not options.users:
+            continue
+        if scope is not None and user_id not in scope:
+            continue
+        sso_key = (
+            user_id
+            if options.sso_key == "entra-object-id"
+            else _guid(user.get("onPremisesImmutableId"))
+        )
+        if sso_key is None:
+            no_guid += 1
+        result.accounts.append(
+            SourceAccount(
+                Kind.PERSONAL,
+                user_id,
+                email,
+                (user.get("displayName") or "").strip() or email,
+                active,
+                name,
+                where,
+                _aliases(user.get("proxyAddresses"), email),
+                NO_ADDRESSES,
+                sso_key,
+            )
+        )
+    if skipped_guests:
+        result.notices.append(
+            Notice("info", f"Source {name!r}: {skipped_guests} guest users are never synced.")
+        )
+    if no_mail:
+        result.notices.append(
+            Notice(
+                "info",
+                f"Source {name!r}: {no_mail} member users have no mail (no mailbox) and are not synced.",
+            )
+        )
+    if no_guid:
+        result.notices.append(
+            Notice(
+                "warning",
+                f"Source {name!r}: {no_guid} users have no usable onPremisesImmutableId (cloud-only "
+                'users?), so they get no SsoAccountKey with sso_key = "on-premises-guid".',
+            )
+        )
+    if options.groups:
+        _groups(users, groups, options, emails, result)
+    if mailboxes is not None:
+        _shared(boxes, permissions or {}, groups, users, emails, by_sign_in, inactive, result, name)
+    return result
+
+
+def _groups(
+    users: dict[str, Obj],
+    groups: dict[str, Obj],
+    options: Options,
+    emails: dict[str, str],
+    result: SourceResult,
+) -> None:
+    name = options.source
+    for group_id, group in groups.items():
+        if not group.get("mailEnabled") or not group.get("mail"):
+            continue
+        if not options.microsoft365_groups and "Unified" in (group.get("groupTypes") or ()):
+            continue
+        email = normalize_address(group["mail"])
+        where = f"group {group.get('displayName') or group_id}"
+        if email is None:
+            result.notices.append(
+                Notice(
+                    "error",
+                    f"Source {name!r}: {where} has mail {group['mail']!r}, which is not a valid address; entry skipped.",
+                )
+            )
+            result.unreadable_ids.add(group_id)
+            continue
+        members = _transitive(group_id, groups, users)
+        result.accounts.append(
+            SourceAccount(
+                Kind.FUNCTIONAL,
+                group_id,
+                email,
+                (group.get("displayName") or "").strip() or email,
+                True,
+                name,
+                where,
+                _aliases(group.get("proxyAddresses"), email),
+                address_set(emails[m] for m in members if m in emails),
+            )
+        )
+
+
+def _shared(
+    boxes: dict[str, Obj],
+    permissions: dict[str, list[Obj]],
+    groups: dict[str, Obj],
+    users: dict[str, Obj],
+    emails: dict[str, str],
+    by_sign_in: dict[str, str],
+    inactive: set[str],
+    result: SourceResult,
+    name: str,
+) -> None:
+    group_by_name: dict[str, str] = {}
+    for group_id, group in groups.items():
+        for key in (group.get("mail"), group.get("displayName")):
+            if key:
+                group_by_name.setdefault(str(key).lower(), group_id)
+    unresolved = 0
+    for box_id, box in boxes.items():
+        if box.get("RecipientTypeDetails") != SHARED:
+            continue
+        primary = box.get("PrimarySmtpAddress") or ""
+        email = normalize_address(primary)
+        where = f"shared mailbox {box.get('DisplayName') or primary}"
+        if email is None or not box_id:
+            result.notices.append(
+                Notice(
+                    "error",
+                    f"Source {name!r}: {where} has address {primary!r} or no ExternalDirectoryObjectId; entry skipped.",
+                )
+            )
+            if box_id:
+                result.unreadable_ids.add(box_id)
+            else:
+                result.unidentified += 1
+            continue
+        delegates: set[str] = set()
+        for entry in permissions.get(box_id, ()):
+            if (
+                entry.get("Deny")
+                or entry.get("IsInherited")
+                or not _full_access(entry.get("AccessRights"))
+            ):
+                continue
+            principal = str(entry.get("User") or "").strip().lower()
+            if not principal or principal.startswith(SYSTEM_PRINCIPALS):
+                continue
+            address = by_sign_in.get(principal)
+            if address is not None:
+                delegates.add(address)
+            elif principal in group_by_name:
+                delegates |= {
+                    emails[m]
+                    for m in _transitive(group_by_name[principal], groups, users)
+                    if m in emails
+                }
+            elif principal not in inactive:
+                unresolved += 1
+        delegates.discard(email)
+        result.accounts.append(
+            SourceAccount(
+                Kind.FUNCTIONAL,
+                box_id,
+                email,
+                (box.get("DisplayName") or "").strip() or email,
+                True,
+                name,
+                where,
+                _aliases(box.get("EmailAddresses"), email),
+                address_set(delegates),
+            )
+        )
+    if unresolved:
+        result.notices.append(
+            Notice(
+                "info",
+                f"Source {name!r}: {unresolved} FullAccess permissions name no user of this tenant "
+                "(deleted users, other tenants); they give no delegated access.",
+            )
+        )
+
+
+def _full_access(rights: Any) -> bool:
+    if isinstance(rights, str):
+        rights = rights.split(",")
+    return any(str(r).strip().lower() == "fullaccess" for r in rights or ())
+
+
+def _smtp(values: Iterable[str] | None) -> Iterable[str]:
+    for value in values or ():
+        prefix, _, address = str(value).partition(":")
+        if prefix.lower() == "smtp" and address:
+            found = normalize_address(address)
+            if found:
+                yield found
+
+
+def _aliases(values: Iterable[str] | None, email: str) -> frozenset[str]:
+    """The ``smtp:`` addresses other than the primary (``SIP:``, ``X500:``, ``SPO:`` are no addresses)."""
+    if not values:
+        return NO_ADDRESSES
+    return address_set(a for a in _smtp(values) if a != email)
+
+
+def _guid(immutable_id: str | None) -> str | None:
+    """``onPremisesImmutableId`` (base64 of the objectGUID's 16 bytes) as the GUID's text."""
+    if not immutable_id:
+        return None
+    try:
+        raw = base64.b64decode(immutable_id, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return guid_text(raw) if len(raw) == 16 else None
+
+
+def _transitive(group_id: str, groups: dict[str, Obj], users: dict[str, Obj]) -> set[str]:
+    """User ids reachable from a group through nested groups; cycles are cut."""
+    found: set[str] = set()
+    seen = {group_id}
+    stack = [group_id]
+    while stack:
+        for member in groups.get(stack.pop(), {}).get("members", ()):
+            if member in users:
+                found.add(member)
+            elif member in groups and member not in seen:
+                seen.add(member)
+                stack.append(member)
+    return found
+
+
+def _scope(
+    wanted: str, users: dict[str, Obj], groups: dict[str, Obj], result: SourceResult
+) -> set[str]:
+    key = wanted.strip().lower()
+    for group_id, group in groups.items():
+        if key in (group_id.lower(), str(group.get("mail") or "").lower()):
+            return _transitive(group_id, groups, users)
+    from ..errors import SourceError
+
+    raise SourceError(
+        f"Source {result.name!r}: scope_group {wanted!r} is no group of this tenant (by object "
+        "id or address). Check the key; nothing was read as missing."
+    )

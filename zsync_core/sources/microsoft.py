@@ -1,0 +1,520 @@
+"""Signing in to Microsoft 365 app-only, and asking Graph and Exchange Online over httpx.
+
+MSAL (Microsoft's own library) does the client-credentials flow: it reads the tenant's
+OpenID configuration, signs the client assertion with the certificate (PS256, with the
+certificate's SHA-256 thumbprint and chain) or sends the secret, and caches each token until
+shortly before it expires. It talks through :class:`MsalHttp`, an httpx client with the
+source's CA, so the three endpoints share one TLS setup. MSAL only speaks ``https://``; an
+``http://`` endpoint is allowed on loopback only (the config checks that), and for it
+MsalHttp maps the ``https://`` URLs MSAL builds back to ``http://`` (and the other way in the
+OpenID configuration it reads), so the emulator can be served without TLS.
+
+:class:`MicrosoftHttp` sends Graph's and Exchange's requests: it waits ``Retry-After`` on
+429/503, backs off on other 5xx and dropped connections, renews an expired token once, and
+turns Microsoft's error answers into a :class:`SourceError` that says what to fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..config import Config, Microsoft365SourceConfig, credential_path, read_secret
+from ..errors import ConfigError, SourceError
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
+MAX_RETRY_AFTER = 300.0
+"""A Retry-After longer than this is an outage, not throttling: the read fails."""
+
+PERMISSIONS_HELP = (
+    "In the Entra admin center, App registrations → {app} → API permissions: add Microsoft "
+    "Graph → Application permissions → User.Read.All and GroupMember.Read.All, then "
+    "'Grant admin consent' (README: 'Microsoft 365: the app registration')."
+)
+EXCHANGE_PERMISSION_HELP = (
+    "Add Office 365 Exchange Online → Application permissions → Exchange.ManageAsApp to the "
+    "app registration {app} and grant admin consent (README: 'Microsoft 365: the app "
+    "registration'), or set shared_mailboxes = false."
+)
+EXCHANGE_ROLE_HELP = (
+    "Assign an Exchange role to the app {app}: Entra admin center → Roles and admins → "
+    "Exchange Recipient Administrator → Add assignments → the app (or a custom Exchange role "
+    "group with View-Only Recipients), then wait up to an hour; or set shared_mailboxes = false."
+)
+
+
+def _ssl_context(source: Microsoft365SourceConfig, config: Config) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if source.ca_file:
+        path = config.resolve(source.ca_file)
+        try:
+            context.load_verify_locations(cafile=str(path))
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(
+                f"{config.path}: sources ({source.name}).ca_file {path} is not a readable PEM "
+                f"CA bundle ({error}). Fix the path or remove the key."
+            ) from None
+    return context
+
+
+# --- credentials ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    private_key: str
+    """PEM, unencrypted (decrypted here when it had a password)."""
+    certificate: str
+    """PEM of the certificate (sent as ``x5c`` so Entra can match it)."""
+    thumbprint: str
+    """SHA-1, upper-case hex: what the Entra admin center shows for the uploaded certificate."""
+    expires: float
+
+
+def load_certificate(path: Path, password: str | None, where: str) -> Certificate:
+    """A PEM (key and certificate) or PFX file, checked and made into PEM text.
+
+    Raises:
+        ConfigError: naming the file and what is wrong with it.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(
+            f"{where}: certificate_file {path} cannot be read ({error.strerror}). Check the "
+            "path and that this user may read it."
+        ) from None
+    secret = password.encode() if password else None
+    try:
+        if path.suffix.lower() in (".pfx", ".p12") or not data.lstrip().startswith(b"-----"):
+            key, cert, _chain = pkcs12.load_key_and_certificates(data, secret)
+        else:
+            key = serialization.load_pem_private_key(data, secret)
+            cert = x509.load_pem_x509_certificate(data)
+    except (ValueError, TypeError) as error:
+        hint = (
+            "it needs certificate_password_env or certificate_password_file"
+            if "encrypted" in str(error).lower() or "password" in str(error).lower()
+            else "it must hold the private key and the certificate, PEM or PFX"
+        )
+        raise ConfigError(
+            f"{where}: certificate_file {path} cannot be used: {error}; {hint}."
+        ) from None
+    if key is None or cert is None:
+        raise ConfigError(
+            f"{where}: certificate_file {path} has no {'private key' if key is None else 'certificate'}; "
+            "it must hold both (PEM: the key and the certificate one after the other)."
+        )
+    private_key = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return Certificate(
+        private_key,
+        cert.public_bytes(serialization.Encoding.PEM).decode(),
+        cert.fingerprint(hashes.SHA1()).hex().upper(),
+        cert.not_valid_after_utc.timestamp(),
+    )
+
+
+def client_credential(source: Microsoft365SourceConfig, config: Config) -> str | dict[str, str]:
+    """What MSAL signs in with: the certificate (as MSAL's dict) or the client secret."""
+    where = f"{config.path}: sources ({source.name})"
+    if source.certificate_file:
+        password = read_secret(
+            source.certificate_password_env,
+            source.certificate_password_file,
+            f"sources ({source.name}).certificate_password",
+            config,
+        )
+        path = config.resolve(source.certificate_file)
+        found = load_certificate(credential_path(source.certificate_file) or path, password, where)
+        return {"private_key": found.private_key, "public_certificate": found.certificate}
+    secret = read_secret(
+        source.client_secret_env,
+        source.client_secret_file,
+        f"sources ({source.name}).client_secret",
+        config,
+    )
+    assert secret is not None  # the config requires a credential
+    return secret
+
+
+# --- MSAL over httpx ------------------------------------------------------------------------
+
+
+class _Answer:
+    """An httpx response as MSAL reads one (``status_code``, ``text``, ``headers``)."""
+
+    def __init__(self, response: httpx.Response, text: str) -> None:
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.text = text
+        self._response = response
+
+    def raise_for_status(self) -> None:
+        self._response.raise_for_status()
+
+
+class MsalHttp:
+    """MSAL's ``http_client``: httpx with the source's TLS, form values sent as text."""
+
+    def __init__(self, authority_url: str, context: ssl.SSLContext, timeout: float) -> None:
+        self.client = httpx.Client(verify=context, timeout=timeout)
+        parts = urlsplit(authority_url)
+        self.plain = parts.netloc if parts.scheme == "http" else None
+        """The loopback host:port served over plain http, if any."""
+
+    def _wire(self, url: str) -> str:
+        if self.plain and url.startswith(f"https://{self.plain}/"):
+            return "http://" + url[len("https://") :]
+        return url
+
+    def _answer(self, response: httpx.Response) -> _Answer:
+        text = response.text
+        if self.plain:
+            text = text.replace(f"http://{self.plain}/", f"https://{self.plain}/")
+        return _Answer(response, text)
+
+    def post(
+        self, url: str, params: Any = None, data: Any = None, headers: Any = None, **kwargs: Any
+    ) -> _Answer:
+        if isinstance(data, dict):  # MSAL passes the client assertion as bytes
+            data = {k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
+        response = self.client.post(self._wire(url), params=params, data=data, headers=headers)
+        return self._answer(response)
+
+    def get(self, url: str, params: Any = None, headers: Any = None, **kwargs: Any) -> _Answer:
+        return self._answer(self.client.get(self._wire(url), params=params, headers=headers))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class SignIn:
+    """App-only tokens for Graph and Exchange, cached and renewed by MSAL."""
+
+    def __init__(self, source: Microsoft365SourceConfig, config: Config) -> None:
+        self.source = source
+        self.config = config
+        self.context = _ssl_context(source, config)
+        self._credential = client_credential(source, config)
+        self._http = MsalHttp(source.authority_url, self.context, source.timeout_seconds)
+        self._app: Any = None
+        self._lock = asyncio.Lock()
+        self._tokens: dict[str, tuple[str, float]] = {}
+        """Scope → (token, when to ask MSAL again): a minute before it expires."""
+
+    def _msal(self) -> Any:
+        import msal
+
+        if self._app is None:
+            parts = urlsplit(self.source.authority_url)
+            authority = f"https://{parts.netloc}{parts.path}/{self.source.tenant_id}"
+            try:
+                self._app = msal.ConfidentialClientApplication(
+                    self.source.client_id,
+                    client_credential=self._credential,
+                    authority=authority,
+                    http_client=self._http,
+                    # the authority is the profile's own choice: no call to Microsoft's
+                    # instance discovery (national clouds and the emulator are not in it)
+                    instance_discovery=False,
+                )
+            except ValueError as error:  # the tenant's OpenID configuration is not there
+                raise SourceError(
+                    f"Source {self.source.name!r}: tenant {self.source.tenant_id!r} is not known "
+                    f"at {self.source.authority_url} ({_first_line(error)}). Check tenant_id "
+                    "(Entra admin center → Overview → Tenant ID) and authority_url."
+                ) from None
+            except httpx.HTTPError as error:
+                raise SourceError(
+                    f"Source {self.source.name!r}: cannot reach {self.source.authority_url} to sign "
+                    f"in ({error}). Check the network, any proxy and ca_file."
+                ) from None
+        return self._app
+
+    def _acquire(self, scope: str, renew: bool) -> str:
+        from msal.exceptions import MsalServiceError
+
+        app = self._msal()
+        if renew:
+            app.remove_tokens_for_client()
+        try:
+            result = app.acquire_token_for_client(scopes=[scope])
+        except MsalServiceError as error:  # a 5xx from the token endpoint
+            raise SourceError(
+                f"Source {self.source.name!r}: the sign-in service at {self.source.authority_url} "
+                f"failed ({error}); nothing was changed. Run again later."
+            ) from None
+        except httpx.HTTPError as error:
+            raise SourceError(
+                f"Source {self.source.name!r}: cannot reach {self.source.authority_url} to sign "
+                f"in ({error}). Check the network, any proxy and ca_file."
+            ) from None
+        token = result.get("access_token")
+        if token:
+            lifetime = float(result.get("expires_in") or 300)
+            self._tokens[scope] = (str(token), time.monotonic() + max(lifetime - 60, 0))
+            return str(token)
+        raise SourceError(explain_sign_in(self.source, result, scope))
+
+    async def token(self, scope: str, renew: bool = False) -> str:
+        """A token for ``scope``; ``renew``: a new one (Graph said the last one expired)."""
+        cached = self._tokens.get(scope)
+        if cached and not renew and cached[1] > time.monotonic():
+            return cached[0]
+        async with self._lock:
+            cached = self._tokens.get(scope)
+            if cached and not renew and cached[1] > time.monotonic():
+                return cached[0]
+            return await asyncio.to_thread(self._acquire, scope, renew)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def explain_sign_in(source: Microsoft365SourceConfig, result: dict[str, Any], scope: str) -> str:
+    """Entra's refusal of a token request, as what to fix."""
+    codes = result.get("error_codes") or []
+    description = _first_line(result.get("error_description") or result.get("error") or "no answer")
+    name, app = source.name, source.client_id
+    head = f"Source {name!r}: Entra ID refused to sign in the app {app}"
+    if 7000215 in codes:
+        return (
+            f"{head}: the client secret is wrong ({description}). Put the secret's Value (not "
+            "its Secret ID) from Certificates & secrets in client_secret_env/client_secret_file."
+        )
+    if 7000222 in codes:
+        return (
+            f"{head}: the client secret has expired ({description}). Create a new one under "
+            "Certificates & secrets, update the secret file, and consider a certificate instead."
+        )
+    if 700027 in codes:
+        return (
+            f"{head}: Entra does not know the certificate ({description}). Upload the "
+            "certificate of certificate_file under Certificates & secrets → Certificates."
+        )
+    if 700016 in codes:
+        return (
+            f"{head}: no such application in tenant {source.tenant_id} ({description}). Check "
+            "client_id (App registrations → Application (client) ID) and tenant_id."
+        )
+    if 90002 in codes:
+        return (
+            f"{head}: tenant {source.tenant_id!r} was not found ({description}). Check tenant_id."
+        )
+    if 1002012 in codes or 70011 in codes:
+        return (
+            f"{head}: the scope {scope} was refused ({description}). Check graph_url/exchange_url."
+        )
+    return f"{head}: {description}."
+
+
+def _first_line(value: object) -> str:
+    text = str(value).strip()
+    # Entra appends trace ids and timestamps that only make the message longer
+    for marker in (" Trace ID:", "\r\n", "\n"):
+        text = text.split(marker)[0]
+    return text.strip()
+
+
+# --- Graph and Exchange ----------------------------------------------------------------------
+
+
+class MicrosoftHttp:
+    """Paged reads from Graph and Exchange with retries, tokens and explained errors."""
+
+    def __init__(
+        self,
+        source: Microsoft365SourceConfig,
+        sign_in: SignIn,
+        *,
+        backoff: float = 1.0,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.source = source
+        self.sign_in = sign_in
+        self.backoff = backoff
+        self._sleep = sleep
+        self.client = httpx.AsyncClient(
+            verify=sign_in.context,
+            timeout=source.timeout_seconds,
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        )
+        self.requests = 0
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def pages(
+        self,
+        what: str,
+        url: str,
+        *,
+        scope: str,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Each page of a paged read, following ``@odata.nextLink`` as is to the end.
+
+        Raises:
+            SourceError: a page could not be read (after the retries): the read is incomplete.
+        """
+        next_url: str | None = url
+        first = True
+        while next_url:
+            page = await self.request(
+                what,
+                next_url,
+                scope=scope,
+                params=params if first else None,
+                headers=headers,
+                body=body,
+            )
+            first = False
+            yield page
+            next_url = page.get("@odata.nextLink")
+
+    async def request(
+        self,
+        what: str,
+        url: str,
+        *,
+        scope: str,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        renewed = False
+        attempt = 0
+        while True:
+            token = await self.sign_in.token(scope, renew=renewed and attempt == 0)
+            send = {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                **(headers or {}),
+            }
+            self.requests += 1
+            try:
+                if body is None:
+                    response = await self.client.get(url, params=params, headers=send)
+                else:
+                    response = await self.client.post(url, params=params, headers=send, json=body)
+            except httpx.TransportError as dropped:
+                if attempt >= self.source.max_retries:
+                    raise SourceError(
+                        f"Source {self.source.name!r}: {what}: no answer from {_host(url)} after "
+                        f"{attempt + 1} attempts ({dropped!r}). Check the network, any proxy and "
+                        "ca_file; nothing was changed."
+                    ) from None
+                await self._sleep(self.backoff * 2**attempt)
+                attempt += 1
+                continue
+            status = response.status_code
+            if status == 200:
+                try:
+                    return dict(response.json())
+                except ValueError:
+                    raise SourceError(
+                        f"Source {self.source.name!r}: {what}: {_host(url)} answered 200 with "
+                        "something that is not JSON; nothing was changed."
+                    ) from None
+            error = _error_of(response)
+            if status == 410:
+                raise DeltaExpired(
+                    f"Source {self.source.name!r}: {what}: the delta link has expired "
+                    f"({error.code or status}); everything is read again."
+                )
+            if status == 401 and "expired" in error.message.lower() and not renewed:
+                renewed, attempt = True, 0
+                continue
+            if status in (429, 503) or status >= 500:
+                wait = _retry_after(response)
+                if attempt >= self.source.max_retries or (wait or 0) > MAX_RETRY_AFTER:
+                    raise SourceError(
+                        f"Source {self.source.name!r}: {what}: {_host(url)} answered {status} "
+                        f"{error.code or ''} {error.message!r} after {attempt + 1} attempts; the read "
+                        "is incomplete, so nothing was changed. Run again later."
+                    )
+                await self._sleep(wait if wait is not None else self.backoff * 2**attempt)
+                attempt += 1
+                continue
+            raise SourceError(self.explain(what, url, status, error))
+
+    def explain(self, what: str, url: str, status: int, error: _Error) -> str:
+        app = self.source.client_id
+        head = f"Source {self.source.name!r}: {what}: {_host(url)} answered {status}"
+        said = f"{error.code}: {error.message}" if error.code else error.message
+        exchange = "/adminapi/" in url
+        if exchange and status == 401:
+            return f"{head} ({said}). {EXCHANGE_PERMISSION_HELP.format(app=app)}"
+        if exchange and status == 403:
+            return f"{head} ({said}). {EXCHANGE_ROLE_HELP.format(app=app)}"
+        if status == 403 or error.code == "Authorization_RequestDenied":
+            return (
+                f"{head} ({said}): the app lacks a permission. {PERMISSIONS_HELP.format(app=app)}"
+            )
+        if status == 401:
+            return f"{head} ({said}). Check tenant_id, and that graph_url is the cloud the app lives in."
+        if status == 400 and "filter" in error.message.lower():
+            return f"{head} ({said}). Check user_filter."
+        return f"{head} ({said}). Nothing was changed."
+
+
+class DeltaExpired(SourceError):
+    """Graph no longer knows a delta link (410): the source reads everything instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Error:
+    code: str
+    message: str
+
+
+def _error_of(response: httpx.Response) -> _Error:
+    """Graph's ``{"error": {"code", "message"}}``, or the text Exchange or a proxy sent."""
+    try:
+        data = response.json()
+    except ValueError:
+        return _Error("", response.text.strip()[:300] or response.reason_phrase)
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        return _Error(str(error.get("code") or ""), str(error.get("message") or "").strip())
+    return _Error("", json.dumps(data)[:300])
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
