@@ -15,13 +15,18 @@ from tests.servers import (
     SERVICE_PASSWORD,
     Directory,
     Slapd,
+    make_app_certificate,
     make_certificate,
     require_binary,
 )
 from zsync_core.store import Store
 from zsync_emulator import EmulatorServer, Organization
+from zsync_emulator.microsoft import Tenant
+from zsync_emulator.server import MicrosoftServer
 
 API_KEY = "test-api-key-7f3c9a"
+M365_SECRET = "m365-client-secret~value"
+M365_CLIENT = "11111111-2222-4333-8444-555555555555"
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +62,42 @@ def zivver() -> Iterator[EmulatorServer]:
     org = Organization(api_key=API_KEY, rate_limit=None)
     with EmulatorServer(org) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def app_certificate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
+    return make_app_certificate(tmp_path_factory.mktemp("m365-cert"))
+
+
+@pytest.fixture
+def microsoft(
+    app_certificate: dict[str, Path | str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[MicrosoftServer]:
+    """The Microsoft 365 emulator over real HTTP on loopback, with an app registration that has
+    the secret ``$M365_SECRET``, the test certificate, every consent and an Exchange role."""
+    monkeypatch.setenv("M365_SECRET", M365_SECRET)
+    tenant = Tenant()
+    tenant.register_app(
+        M365_CLIENT, secret=M365_SECRET, certificate=str(app_certificate["certificate"])
+    )
+    with MicrosoftServer(tenant) as server:
+        yield server
+
+
+def m365_source(server: MicrosoftServer, **extra: Any) -> dict[str, Any]:
+    """A microsoft365 source for the emulator, signing in with the client secret."""
+    return {
+        "name": "Microsoft 365",
+        "type": "microsoft365",
+        "tenant_id": server.tenant.tenant_id,
+        "client_id": M365_CLIENT,
+        "client_secret_env": "M365_SECRET",
+        "authority_url": server.base,
+        "graph_url": server.base,
+        "exchange_url": server.base,
+        "max_retries": 2,
+        **extra,
+    }
 
 
 @dataclass

@@ -292,3 +292,51 @@ class CuttingProxy:
 
     def close(self) -> None:
         self.listener.close()
+
+
+def make_app_certificate(directory: Path, password: str = "pfx-password") -> dict[str, Path | str]:
+    """An app registration's certificate as Entra takes it: ``pem`` (key and certificate, one
+    file), ``pfx`` (with ``password``), ``encrypted`` (PEM with an encrypted key) and
+    ``certificate`` (the public PEM text, to register)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "zsync test app")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    public = cert.public_bytes(serialization.Encoding.PEM)
+    plain = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password.encode()),
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    pem, locked, pfx = directory / "app.pem", directory / "app-locked.pem", directory / "app.pfx"
+    pem.write_bytes(plain + public)
+    locked.write_bytes(encrypted + public)
+    pfx.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"zsync", key, cert, None, serialization.BestAvailableEncryption(password.encode())
+        )
+    )
+    return {"pem": pem, "encrypted": locked, "pfx": pfx, "certificate": public.decode()}

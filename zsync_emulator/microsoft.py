@@ -11,7 +11,8 @@ Signing in (``/{tenant}/…``):
 - ``POST /{tenant}/oauth2/v2.0/token``, client credentials only, one resource per token
   (``scope=<resource>/.default``). A certificate's ``client_assertion`` is verified against
   the certificates registered for the app (RS256 with ``x5t``, PS256 with ``x5t#S256``), its
-  audience must be the token endpoint and it must not have expired. Errors are Entra's:
+  audience must be the token endpoint (served over plain http, its https form too: MSAL
+  only speaks https) and it must not have expired. Errors are Entra's:
   ``AADSTS700016`` unknown app (400 ``unauthorized_client``), ``AADSTS7000215`` wrong secret,
   ``AADSTS7000222`` expired secret, ``AADSTS700027`` unknown key or bad signature (401
   ``invalid_client``), ``AADSTS1002012`` a scope that is not ``<resource>/.default`` (400).
@@ -1013,6 +1014,13 @@ def create_app(tenant: Tenant) -> Starlette:
     )
 
 
+def _b64url(value: Any) -> str | None:
+    """A thumbprint as base64url without padding (MSAL sends standard base64 with it)."""
+    if not isinstance(value, str):
+        return None
+    return value.rstrip("=").replace("+", "-").replace("/", "_")
+
+
 def _link(path: str, state: dict[str, Any]) -> Callable[[int], str]:
     """The nextLink of a paged read for the page starting at an offset."""
     return lambda offset: f"{path}?$skiptoken=" + _encode({**state, "o": offset})
@@ -1043,7 +1051,8 @@ def _verify_assertion(assertion: str, app: AppRegistration, endpoint: str) -> st
         sha256 = (
             base64.urlsafe_b64encode(certificate.fingerprint(hashes.SHA256())).decode().rstrip("=")
         )
-        if header.get("x5t") not in (None, sha1) or header.get("x5t#S256") not in (None, sha256):
+        sent1, sent256 = _b64url(header.get("x5t")), _b64url(header.get("x5t#S256"))
+        if sent1 not in (None, sha1) or sent256 not in (None, sha256):
             continue
         if not (header.get("x5t") or header.get("x5t#S256")):
             continue
@@ -1052,7 +1061,8 @@ def _verify_assertion(assertion: str, app: AppRegistration, endpoint: str) -> st
                 assertion,
                 certificate.public_key(),  # type: ignore[arg-type]
                 algorithms=["RS256", "PS256"],
-                audience=endpoint,
+                # served over plain http (tests), MSAL (https only) names the https form
+                audience=[endpoint, endpoint.replace("http://", "https://", 1)],
                 issuer=app.client_id,
                 options={"require": ["exp", "aud", "iss", "sub"]},
             )

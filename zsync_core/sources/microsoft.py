@@ -307,8 +307,9 @@ def explain_sign_in(source: Microsoft365SourceConfig, result: dict[str, Any], sc
         )
     if 700027 in codes:
         return (
-            f"{head}: Entra does not know the certificate ({description}). Upload the "
-            "certificate of certificate_file under Certificates & secrets → Certificates."
+            f"{head}: Entra refused the certificate ({description}). Upload the certificate "
+            "of certificate_file under Certificates & secrets → Certificates (the thumbprint "
+            "shown there must match), and check the server's clock."
         )
     if 700016 in codes:
         return (

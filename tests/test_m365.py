@@ -1,0 +1,384 @@
+"""The Microsoft 365 source against the Graph and Exchange emulator over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import M365_CLIENT, m365_source
+from zsync_core.config import parse_config
+from zsync_core.errors import ConfigError, SourceError
+from zsync_core.model import Kind, SourceAccount
+from zsync_core.sources import SourceResult, make_source
+from zsync_core.sources.m365 import Microsoft365Source
+from zsync_core.store import Store
+from zsync_emulator.microsoft import Tenant
+from zsync_emulator.server import MicrosoftServer
+
+
+def source_for(
+    tmp_path: Path, server: MicrosoftServer, store: Store | None = None, **extra: Any
+) -> Microsoft365Source:
+    config = parse_config(
+        {"target": {"api_key_env": "UNUSED"}, "sources": [m365_source(server, **extra)]},
+        tmp_path / "zsync.toml",
+    )
+    source = make_source(config.sources[0], config, store=store)
+    assert isinstance(source, Microsoft365Source)
+    return source
+
+
+def load(source: Microsoft365Source) -> SourceResult:
+    return asyncio.run(source.load(lambda event: None))
+
+
+def by_email(result: SourceResult) -> dict[str, SourceAccount]:
+    return {account.email: account for account in result.accounts}
+
+
+def small_tenant(tenant: Tenant) -> dict[str, str]:
+    ids = {
+        "ann": tenant.add_user(
+            "ann@example.org",
+            "Ann Smith",
+            aliases=["a.smith@example.org"],
+            immutable_id=base64.b64encode(
+                uuid.UUID("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0").bytes_le
+            ).decode(),
+        ),
+        "bob": tenant.add_user("bob@example.org", "Bob", upn="bob.jones@example.onmicrosoft.com"),
+        "cat": tenant.add_user("cat@example.org", "Cat", enabled=False),
+        "guest": tenant.add_user("visitor@partner.example", "Visitor", guest=True),
+        "nomail": tenant.add_user(None, "Service principal-ish"),
+    }
+    inner = tenant.add_group("Inner", None, [ids["bob"]], security=True)
+    ids["sales"] = tenant.add_group("Sales", "sales@example.org", [ids["ann"], inner, ids["cat"]])
+    ids["box"] = tenant.add_mailbox(
+        "helpdesk@example.org", "Help Desk", aliases=["support@example.org"]
+    )
+    tenant.grant(ids["box"], "bob.jones@example.onmicrosoft.com")  # the UPN, not the address
+    tenant.grant(ids["box"], "cat@example.org")  # disabled: no delegated access
+    tenant.grant(ids["box"], "ann@example.org", "ReadPermission")  # not FullAccess
+    tenant.grant(ids["box"], "S-1-5-21-1004336348-1177238915-682003330-512")  # orphaned SID
+    ids["room"] = tenant.add_mailbox("room1@example.org", "Room 1", kind="RoomMailbox")
+    return ids
+
+
+def test_a_tenant_reads_as_personal_and_functional_accounts(tmp_path, microsoft):
+    ids = small_tenant(microsoft.tenant)
+
+    result = load(source_for(tmp_path, microsoft, shared_mailboxes=True))
+
+    accounts = by_email(result)
+    assert set(accounts) == {
+        "ann@example.org",
+        "bob@example.org",
+        "cat@example.org",
+        "sales@example.org",
+        "helpdesk@example.org",
+    }, "no guests, no user without mail, no room; the shared mailbox's user is no person"
+    ann = accounts["ann@example.org"]
+    assert (ann.kind, ann.source_id, ann.sso_key) == (Kind.PERSONAL, ids["ann"], ids["ann"])
+    assert ann.aliases == {"a.smith@example.org"}
+    assert accounts["cat@example.org"].active is False
+    sales = accounts["sales@example.org"]
+    assert sales.kind is Kind.FUNCTIONAL
+    assert sales.delegates == {"ann@example.org", "bob@example.org"}, "nested, active members only"
+    helpdesk = accounts["helpdesk@example.org"]
+    assert (helpdesk.kind, helpdesk.source_id) == (Kind.FUNCTIONAL, ids["box"])
+    assert helpdesk.active is True, "a shared mailbox's blocked Entra account does not disable it"
+    assert helpdesk.aliases == {"support@example.org"}, "SPO: and X500: are no addresses"
+    assert helpdesk.delegates == {"bob@example.org"}
+
+
+def test_the_on_premises_guid_preset_decodes_the_immutable_id(tmp_path, microsoft):
+    small_tenant(microsoft.tenant)
+
+    result = load(source_for(tmp_path, microsoft, sso_key="on-premises-guid"))
+
+    accounts = by_email(result)
+    assert accounts["ann@example.org"].sso_key == "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    assert accounts["bob@example.org"].sso_key is None
+    assert any("onPremisesImmutableId" in n.message for n in result.notices)
+
+
+def test_a_delta_run_reads_only_changes_and_agrees_with_a_full_read(tmp_path, microsoft):
+    tenant = microsoft.tenant
+    ids = small_tenant(tenant)
+    store = Store.open(tmp_path / "state")
+    first = source_for(tmp_path, microsoft, store, shared_mailboxes=True)
+    load(first)
+    assert first.full
+
+    rng = random.Random(7)
+    users = [ids["ann"], ids["bob"], ids["cat"]]
+    for n in range(40):
+        users.append(tenant.add_user(f"new{n}@example.org", f"New {n}"))
+    tenant.update_user(
+        ids["ann"], displayName="Ann Jansen", proxyAddresses=["SMTP:ann@example.org"]
+    )
+    tenant.update_user(ids["bob"], accountEnabled=False)
+    gone = tenant.users[users[5]]["mail"]
+    tenant.delete_user(users[5])
+    tenant.set_members(ids["sales"], [users[3], users[4], users[6]])
+    tenant.add_group("Late", "late@example.org", rng.sample(users[6:], 5))
+    tenant.grant(ids["box"], "new7@example.org")
+    before = tenant.count("GET /v1.0/users/delta")
+
+    delta = source_for(tmp_path, microsoft, store, shared_mailboxes=True)
+    changed = load(delta)
+
+    assert not delta.full
+    assert tenant.count("GET /v1.0/users/delta") - before == 1, "one page of changes"
+    full = load(source_for(tmp_path, microsoft, None, shared_mailboxes=True))
+    assert sorted(changed.accounts) == sorted(full.accounts)
+    accounts = by_email(changed)
+    assert accounts["ann@example.org"].display_name == "Ann Jansen"
+    assert accounts["ann@example.org"].aliases == frozenset()
+    assert accounts["bob@example.org"].active is False
+    assert gone not in accounts
+    assert accounts["helpdesk@example.org"].delegates == {"new7@example.org"}
+
+
+def test_an_expired_delta_link_reads_everything_again(tmp_path, microsoft):
+    tenant = microsoft.tenant
+    small_tenant(tenant)
+    store = Store.open(tmp_path / "state")
+    load(source_for(tmp_path, microsoft, store))
+    tenant.expire_tokens()
+    tenant.add_user("dan@example.org", "Dan")
+
+    source = source_for(tmp_path, microsoft, store)
+    result = load(source)
+
+    assert source.full
+    assert "dan@example.org" in by_email(result)
+    assert any("expired" in n.message for n in result.notices)
+    assert not source_for(tmp_path, microsoft, store).full_read
+    again = source_for(tmp_path, microsoft, store)
+    load(again)
+    assert not again.full, "the new links work again"
+
+
+def test_a_page_that_fails_half_way_is_an_incomplete_read_and_keeps_the_link(tmp_path, microsoft):
+    tenant = microsoft.tenant
+    for n in range(250):
+        tenant.add_user(f"user{n:03}@example.org")
+    store = Store.open(tmp_path / "state")
+    load(source_for(tmp_path, microsoft, store))
+    link = store.delta_state("Microsoft 365")
+    for n in range(150):
+        tenant.update_user(next(iter(tenant.users)), displayName=f"Changed {n}")
+    for n in range(1500):
+        tenant.add_user(f"late{n:04}@example.org")
+    tenant.fail_page = 2
+
+    with pytest.raises(SourceError, match="incomplete"):
+        load(source_for(tmp_path, microsoft, store, max_retries=1))
+
+    assert store.delta_state("Microsoft 365") == link, "the link is not advanced"
+    tenant.fail_page = None
+    result = load(source_for(tmp_path, microsoft, store))
+    assert len(result.accounts) == 1750, "the next run catches up on every change"
+
+
+def test_throttling_is_waited_out(tmp_path, microsoft):
+    tenant = microsoft.tenant
+    small_tenant(tenant)
+    tenant.throttle.extend([(429, 1), (503, 0)])
+
+    result = load(source_for(tmp_path, microsoft, shared_mailboxes=True))
+
+    assert "helpdesk@example.org" in by_email(result)
+    assert not tenant.throttle
+
+
+def test_throttling_past_the_retries_fails_the_read(tmp_path, microsoft):
+    microsoft.tenant.throttle.extend([(429, 0)] * 3)
+
+    with pytest.raises(SourceError, match="429.*incomplete"):
+        load(source_for(tmp_path, microsoft, max_retries=1))
+
+
+def test_a_token_that_expires_during_the_read_is_renewed(tmp_path, microsoft):
+    tenant = microsoft.tenant
+    for n in range(30):
+        tenant.add_user(f"user{n:03}@example.org")
+    tenant.token_lifetime = 1
+    tenant.latency = 0.4  # ten pages of three: the read outlives its first token
+
+    source = source_for(tmp_path, microsoft)
+    original = source.load
+
+    async def small_pages(emit):
+        from zsync_core.sources import m365
+
+        m365.PAGE, saved = 3, m365.PAGE
+        try:
+            return await original(emit)
+        finally:
+            m365.PAGE = saved
+
+    result = asyncio.run(small_pages(lambda event: None))
+
+    assert len(result.accounts) == 30
+    assert tenant.count("POST /{tenant}/oauth2/v2.0/token") >= 2
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"client_secret_env": "WRONG_SECRET"}, "client secret is wrong"),
+        ({"client_id": "99999999-2222-4333-8444-555555555555"}, "no such application"),
+        ({"tenant_id": "nobody.example"}, "tenant 'nobody.example'"),
+    ],
+)
+def test_sign_in_refusals_say_what_to_fix(tmp_path, microsoft, monkeypatch, change, expected):
+    monkeypatch.setenv("WRONG_SECRET", "not-the-secret")
+
+    with pytest.raises(SourceError, match=expected):
+        load(source_for(tmp_path, microsoft, **change))
+
+
+def test_an_expired_secret_says_to_make_a_new_one(tmp_path, microsoft):
+    microsoft.tenant.apps[M365_CLIENT].secrets = {"m365-client-secret~value": 1.0}
+
+    with pytest.raises(SourceError, match="has expired.*Certificates & secrets"):
+        load(source_for(tmp_path, microsoft))
+
+
+def test_missing_consents_and_exchange_role_are_named(tmp_path, microsoft):
+    app = microsoft.tenant.apps[M365_CLIENT]
+    app.roles = {"Exchange.ManageAsApp"}
+    with pytest.raises(SourceError, match="403.*User.Read.All and GroupMember.Read.All"):
+        load(source_for(tmp_path, microsoft))
+    app.roles = {"User.Read.All", "GroupMember.Read.All"}
+    with pytest.raises(SourceError, match="Exchange.ManageAsApp"):
+        load(source_for(tmp_path, microsoft, shared_mailboxes=True))
+    app.roles.add("Exchange.ManageAsApp")
+    app.exchange_role = None
+    with pytest.raises(SourceError, match="Exchange Recipient Administrator"):
+        load(source_for(tmp_path, microsoft, shared_mailboxes=True))
+
+
+def test_a_certificate_signs_in_as_pem_pfx_or_encrypted_pem(
+    tmp_path, microsoft, app_certificate, monkeypatch
+):
+    small_tenant(microsoft.tenant)
+    monkeypatch.setenv("CERT_PASSWORD", "pfx-password")
+    pem = {"client_secret_env": None, "certificate_file": str(app_certificate["pem"])}
+    for credential in (
+        pem,
+        {
+            **pem,
+            "certificate_file": str(app_certificate["pfx"]),
+            "certificate_password_env": "CERT_PASSWORD",
+        },
+        {
+            **pem,
+            "certificate_file": str(app_certificate["encrypted"]),
+            "certificate_password_env": "CERT_PASSWORD",
+        },
+    ):
+        extra = {k: v for k, v in credential.items() if v is not None}
+        data = m365_source(microsoft, **extra)
+        del data["client_secret_env"]
+        config = parse_config(
+            {"target": {"api_key_env": "X"}, "sources": [data]}, tmp_path / "p.toml"
+        )
+        result = load(make_source(config.sources[0], config))  # type: ignore[arg-type]
+        assert "ann@example.org" in by_email(result), credential
+
+
+def test_an_unregistered_certificate_or_a_missing_password_is_explained(
+    tmp_path, microsoft, app_certificate
+):
+    data = m365_source(microsoft, certificate_file=str(app_certificate["encrypted"]))
+    del data["client_secret_env"]
+    config = parse_config({"target": {"api_key_env": "X"}, "sources": [data]}, tmp_path / "p.toml")
+    with pytest.raises(ConfigError, match="certificate_password"):
+        load(make_source(config.sources[0], config))  # type: ignore[arg-type]
+
+    microsoft.tenant.apps[M365_CLIENT].certificates.clear()
+    data["certificate_file"] = str(app_certificate["pem"])
+    config = parse_config({"target": {"api_key_env": "X"}, "sources": [data]}, tmp_path / "p.toml")
+    with pytest.raises(SourceError, match="refused the certificate.*not registered"):
+        load(make_source(config.sources[0], config))  # type: ignore[arg-type]
+
+
+def test_tls_endpoints_are_trusted_through_ca_file(tmp_path, certificate, monkeypatch):
+    monkeypatch.setenv("M365_SECRET", "secret")
+    tenant = Tenant()
+    tenant.register_app(M365_CLIENT, secret="secret")
+    tenant.add_user("ann@example.org")
+    with MicrosoftServer(tenant, tls=(str(certificate[0]), str(certificate[1]))) as server:
+        result = load(source_for(tmp_path, server, ca_file=str(certificate[0])))
+        assert "ann@example.org" in by_email(result)
+        with pytest.raises(
+            SourceError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"
+        ):
+            load(source_for(tmp_path, server))
+
+
+def test_a_scope_group_limits_users_to_its_transitive_members(tmp_path, microsoft):
+    tenant = microsoft.tenant
+    ids = small_tenant(tenant)
+    zivver_users = tenant.add_group("Zivver users", "zivver-users@example.org", [ids["sales"]])
+
+    result = load(source_for(tmp_path, microsoft, scope_group=zivver_users, groups=False))
+
+    assert {a.email for a in result.accounts} == {
+        "ann@example.org",
+        "bob@example.org",
+        "cat@example.org",
+    }
+
+
+def test_a_user_filter_reads_users_whole_with_graphs_advanced_query(tmp_path, microsoft):
+    tenant = microsoft.tenant
+    small_tenant(tenant)
+    store = Store.open(tmp_path / "state")
+
+    result = load(
+        source_for(
+            tmp_path,
+            microsoft,
+            store,
+            user_filter="endswith(mail,'@example.org')",
+            groups=False,
+            shared_mailboxes=True,
+        )
+    )
+
+    assert {a.email for a in result.accounts} == {
+        "ann@example.org",
+        "bob@example.org",
+        "cat@example.org",
+        "helpdesk@example.org",
+    }
+    with pytest.raises(SourceError, match="user_filter"):
+        load(source_for(tmp_path, microsoft, user_filter="mail gt 'a'", groups=False))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"graph_url": "http://graph.example.org"}, "only a loopback address"),
+        ({"certificate_file": "/etc/zsync/m365.pem"}, "exactly one credential"),
+        ({"sso_key": "objectGUID"}, "sources[0] (Microsoft 365).sso_key"),
+        ({"shared_mailbox": True}, "Did you mean 'shared_mailboxes'"),
+    ],
+)
+def test_profile_mistakes_are_named(tmp_path, microsoft, change, message):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            {"target": {"api_key_env": "X"}, "sources": [m365_source(microsoft, **change)]},
+            tmp_path / "zsync.toml",
+        )
+    assert message in str(caught.value)
