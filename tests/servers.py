@@ -178,7 +178,9 @@ class Directory:
         aliases: Iterable[str] = (),
         delegates: Iterable[str] = (),
         shared: bool = False,
+        entra_id: str | None = None,
     ) -> str:
+        """``entra_id``: the Entra object id Entra Connect wrote back (a hybrid directory)."""
         dn = self.user_dn(uid)
         guid = uuid.uuid4()
         self.guids[uid] = guid
@@ -199,6 +201,8 @@ class Directory:
             attributes["msExchDelegateListLink"] = [self.user_dn(d) for d in delegates]
         if shared:
             attributes["msExchRecipientTypeDetails"] = 4
+        if entra_id:
+            attributes["msDS-ExternalDirectoryObjectId"] = f"User_{entra_id}"
         self._add(dn, ["top", "person", "organizationalPerson", "user"], attributes)
         return dn
 

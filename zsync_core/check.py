@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config, api_key
+from .config import Config, Microsoft365SourceConfig, api_key
 from .errors import TargetError, ZsyncError
 from .model import Event, ZivverAccount, held_lines
 from .plan import MappingEntry, merge_sources, plan
@@ -35,6 +35,13 @@ async def check(config: Config) -> list[CheckResult]:
     read: list[SourceResult] = []
     for source_config in config.sources:
         what = f"source {source_config.name!r} ({source_config.type})"
+        if isinstance(source_config, Microsoft365SourceConfig):
+            from .sources.m365 import probe
+
+            probes = await probe(source_config, config)
+            results += [CheckResult(f"{what}: {p.what}", p.ok, p.message) for p in probes]
+            if not all(p.ok for p in probes):
+                continue
         try:
             loaded = await make_source(source_config, config).load(ignore)
         except ZsyncError as error:

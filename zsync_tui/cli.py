@@ -3,7 +3,7 @@
 zsync [--config PATH]                       open the TUI on a profile
 zsync demo                                  the TUI on the built-in demo
 zsync --headless [--config PATH] [--dry-run] [--confirm ACTION]... [--report FILE]
-                 [-q | -v] [--log-file FILE]
+                 [-q | -v] [--log-file FILE] [--full-read]
 zsync check [--config PATH]                 test the profile and every connection
 zsync status [--config PATH]                the last runs, what is held, is a run going
 zsync history [--config PATH] [--run N] [--json]   earlier runs, or one run's changes
@@ -83,6 +83,11 @@ def _main_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="with --headless: also append every line, with its time, to FILE",
     )
+    parser.add_argument(
+        "--full-read",
+        action="store_true",
+        help="read Microsoft 365 sources whole this once instead of only their changes (delta)",
+    )
     parser.add_argument("--version", action="version", version=f"zsync {__version__}")
     return parser
 
@@ -113,10 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             args.report,
             verbosity=verbosity,
             log_file=args.log_file,
+            full_read=args.full_read,
         )
     if args.dry_run or args.confirm or args.report or args.quiet or args.verbose or args.log_file:
         parser.error("--dry-run, --confirm, --report, -q, -v and --log-file go with --headless")
-    return _tui(args.config)
+    return _tui(args.config, args.full_read)
 
 
 def _no_terminal(command: str) -> int | None:
@@ -148,7 +154,7 @@ def _web_stack(command: str) -> bool:
     return not missing
 
 
-def _tui(config_path: str | None) -> int:
+def _tui(config_path: str | None, full_read: bool = False) -> int:
     refused = _no_terminal("zsync")
     if refused is not None:
         return refused
@@ -160,7 +166,7 @@ def _tui(config_path: str | None) -> int:
     from zsync_core.session import SyncSession
 
     try:
-        session = SyncSession(config, mode="tui")
+        session = SyncSession(config, mode="tui", full_read=full_read)
     except ZsyncError as error:
         print(f"zsync: {error}", file=sys.stderr)
         return ExitCode.CANNOT_RUN
@@ -375,7 +381,17 @@ def _completion(argv: list[str]) -> int:
         "completion": "bash",
     }
     top = " ".join(
-        [*COMMANDS, "--config", "--headless", "--dry-run", "--confirm", "--report", "-q", "-v"]
+        [
+            *COMMANDS,
+            "--config",
+            "--headless",
+            "--dry-run",
+            "--confirm",
+            "--report",
+            "-q",
+            "-v",
+            "--full-read",
+        ]
         + ["--log-file", "--version", "--help"]
     )
     commands = "\n".join(

@@ -116,6 +116,7 @@ def run_headless(
     err: TextIO | None = None,
     verbosity: int = 1,
     log_file: str | None = None,
+    full_read: bool = False,
 ) -> int:
     log = None
     if log_file:
@@ -131,7 +132,12 @@ def run_headless(
             return ExitCode.CANNOT_RUN
     try:
         return _run_headless(
-            config_path, dry_run, confirm, report, Printer(err or sys.stderr, verbosity, log)
+            config_path,
+            dry_run,
+            confirm,
+            report,
+            Printer(err or sys.stderr, verbosity, log),
+            full_read,
         )
     finally:
         if log is not None:
@@ -144,13 +150,14 @@ def _run_headless(
     confirm: list[str],
     report: str | None,
     printer: Printer,
+    full_read: bool = False,
 ) -> int:
     started = time.time()
     config: Config | None = None
     try:
         config = load_config(config_path)
         check_secrets(config)
-        session = SyncSession(config, emit=printer, mode=Mode.HEADLESS)
+        session = SyncSession(config, emit=printer, mode=Mode.HEADLESS, full_read=full_read)
     except ZsyncError as error:
         printer.line(f"zsync: {error}")
         printer.line("Nothing was changed.")

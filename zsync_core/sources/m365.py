@@ -405,6 +405,67 @@ class Microsoft365Source:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One thing ``zsync check`` tried, in the order an admin sets them up."""
+
+    what: str
+    ok: bool
+    message: str
+
+
+async def probe(source: Microsoft365SourceConfig, config: Config) -> list[Probe]:
+    """Sign in, then each permission the source needs, one by one (one small request each):
+    what ``zsync check`` shows before it reads the source."""
+    found: list[Probe] = []
+    try:
+        sign_in = SignIn(source, config)
+        await sign_in.token(GRAPH_SCOPE)
+    except SourceError as error:
+        return [Probe("sign in", False, str(error))]
+    kind = "certificate" if source.certificate_file else "client secret"
+    found.append(Probe("sign in", True, f"app {source.client_id} signed in with its {kind}"))
+    http = MicrosoftHttp(source, sign_in)
+    try:
+        for what, plural, needs in (
+            ("Graph users", "users", "User.Read.All"),
+            ("Graph groups", "groups", "GroupMember.Read.All"),
+        ):
+            try:
+                await http.request(
+                    f"read {plural}",
+                    f"{source.graph_url}/v1.0/{plural}/delta",
+                    scope=GRAPH_SCOPE,
+                    params={"$select": "id", "$deltatoken": "latest"},
+                )
+                found.append(Probe(what, True, f"{needs} consented"))
+            except SourceError as error:
+                found.append(Probe(what, False, str(error)))
+        if source.shared_mailboxes:
+            try:
+                await sign_in.token(EXCHANGE_SCOPE)
+                await http.request(
+                    "read mailboxes (Get-Mailbox)",
+                    f"{source.exchange_url}/adminapi/beta/{source.tenant_id}/InvokeCommand",
+                    scope=EXCHANGE_SCOPE,
+                    headers={"Prefer": "odata.maxpagesize=1"},
+                    body=_cmdlet("Get-Mailbox", RecipientTypeDetails=[SHARED], ResultSize=1),
+                )
+                found.append(
+                    Probe(
+                        "Exchange Online",
+                        True,
+                        "Exchange.ManageAsApp consented, an Exchange role assigned",
+                    )
+                )
+            except SourceError as error:
+                found.append(Probe("Exchange Online", False, str(error)))
+    finally:
+        await http.aclose()
+        sign_in.close()
+    return found
+
+
 async def _nothing() -> Any:
     return None
 
