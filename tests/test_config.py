@@ -149,7 +149,7 @@ def test_the_example_openldap_source_loads_when_uncommented(tmp_path):
             "is not a valid LDAP filter",
         ),
         (with_changes("sources", user_filter="objectClass=user"), "is not a valid LDAP filter"),
-        (with_changes("sources", type="exchange"), 'sources[0] (AD).type: must be "ldap" or "csv"'),
+        (with_changes("sources", type="exchange"), 'sources[0] (AD).type: must be "ldap", "csv" or "microsoft365"'),
         (
             with_changes("sources", directory="novell"),
             "sources[0] (AD).directory: Input should be 'active-directory' or 'openldap'",

@@ -161,8 +161,8 @@ class Tenant:
         self._changed: dict[tuple[str, str], dict[str, int]] = {}
         """(kind, id) → property → the version it last changed at."""
         self._removed: dict[tuple[str, str], int] = {}
-        self._member_log: list[tuple[int, str, str]] = []
-        """(version, group id, member id) of every membership change."""
+        self._member_log: dict[str, list[tuple[int, str]]] = {}
+        """Group id → (version, member id) of every change of its membership."""
         self._rounds: dict[str, list[dict[str, Any]]] = {}
         self._active: Counter[str] = Counter()
 
@@ -243,7 +243,7 @@ class Tenant:
             for group_id, ids in self.members.items():
                 if user_id in ids:
                     ids.remove(user_id)
-                    self._member_log.append((self.version, group_id, user_id))
+                    self._member_log.setdefault(group_id, []).append((self.version, user_id))
             self.mailboxes.pop(user_id, None)
 
     def add_group(
@@ -273,7 +273,7 @@ class Tenant:
             self.members[group_id] = list(members)
             self._changed[("group", group_id)] = {name: self.version for name in group}
             for member in members:
-                self._member_log.append((self.version, group_id, member))
+                self._member_log.setdefault(group_id, []).append((self.version, member))
         return group_id
 
     def update_group(self, group_id: str, **changes: Any) -> None:
@@ -292,7 +292,7 @@ class Tenant:
             before = set(self.members[group_id])
             self.members[group_id] = list(members)
             for member in before ^ set(members):
-                self._member_log.append((self.version, group_id, member))
+                self._member_log.setdefault(group_id, []).append((self.version, member))
 
     def delete_group(self, group_id: str) -> None:
         with self.lock:
@@ -407,7 +407,7 @@ class Tenant:
         current = self.members.get(group_id, [])
         if since is None:
             return [self._member_ref(m) for m in current]
-        touched = {m for at, g, m in self._member_log if g == group_id and at > since}
+        touched = {m for at, m in self._member_log.get(group_id, ()) if at > since}
         present = set(current)
         return [
             self._member_ref(m)

@@ -1,0 +1,187 @@
+"""Reading Microsoft 365 at 100,000 users and 5,000 mail-enabled groups.
+
+    bench/run-m365                    # 100,000 users, 5,000 groups, 50 ms per request
+    bench/run-m365 --users 10000 --groups 500
+
+The Graph emulator runs in a process of its own (Microsoft's servers do not share zsync's
+cores), seeded with ``--users`` mailbox users and ``--groups`` mail-enabled groups of 20
+members, and adds ``--latency`` seconds to every request. Each measurement is a process of
+its own, started from this small one, so its peak RSS is its own:
+
+1. full read: the source's first read (sign-in, every page of ``/users/delta`` and
+   ``/groups/delta``, the mapping, the mirror written to the store);
+2. no-change delta read: the next read on the same store (one page of changes each);
+3. delta read after 1,000 changed users.
+
+The figures land in ``bench/latest.json`` under ``microsoft365``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LATEST = ROOT / "bench" / "latest.json"
+CLIENT = "bench-0000-4000-8000-000000000001"
+SECRET = "bench-secret"
+
+
+def host(users: int, groups: int, latency: float) -> int:
+    """The emulator's process: seed, serve, print the port, take commands on stdin."""
+    from zsync_emulator.microsoft import Tenant, seed_tenant
+    from zsync_emulator.server import MicrosoftServer
+
+    tenant = Tenant()
+    tenant.register_app(CLIENT, secret=SECRET)
+    ids = seed_tenant(tenant, users, groups, 0, members_per_group=20)
+    with MicrosoftServer(tenant, http="httptools") as server:
+        print(json.dumps({"base": server.base}), flush=True)
+        for line in sys.stdin:
+            command = json.loads(line)
+            if command["do"] == "latency":
+                tenant.latency = command["seconds"]
+            elif command["do"] == "change":
+                for user_id in ids[: command["users"]]:
+                    tenant.update_user(user_id, displayName=f"Changed {time.time()}")
+            elif command["do"] == "requests":
+                tenant.requests.clear()
+            print(json.dumps({"requests": sum(tenant.requests.values())}), flush=True)
+    return 0
+
+
+def read(base: str, state: str) -> dict[str, Any]:
+    """One measured read (in its own process)."""
+    from zsync_core.collector import collector_paused
+    from zsync_core.config import parse_config
+    from zsync_core.sources.m365 import Microsoft365Source
+    from zsync_core.store import Store
+
+    os.environ["BENCH_SECRET"] = SECRET
+    source = {
+        "name": "Microsoft 365",
+        "type": "microsoft365",
+        "tenant_id": "00000000-0000-4000-8000-00000000000a",
+        "client_id": CLIENT,
+        "client_secret_env": "BENCH_SECRET",
+        "authority_url": base,
+        "graph_url": base,
+        "exchange_url": base,
+    }
+    config = parse_config(
+        {"target": {"api_key_env": "UNUSED"}, "sources": [source]}, Path(state) / "zsync.toml"
+    )
+    store = Store.open(Path(state) / "state")
+    started = time.perf_counter()
+    with collector_paused(freeze=True):  # as the headless run reads
+        loader = Microsoft365Source(config.sources[0], config, store=store)  # type: ignore[arg-type]
+        result = asyncio.run(loader.load(lambda event: None))
+    return {
+        "seconds": time.perf_counter() - started,
+        "accounts": len(result.accounts),
+        "requests": loader.requests,
+        "full": loader.full,
+    }
+
+
+def measured(base: str, state: str) -> dict[str, Any]:
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.m365_bench", "read", base, state],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    out = process.stdout.read() if process.stdout else b""
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"the measured read failed ({status})")
+    figure = json.loads(out.decode().strip().splitlines()[-1])
+    figure["wall_seconds"] = time.perf_counter() - started
+    figure["peak_mb"] = usage.ru_maxrss / 1024
+    return figure
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run-m365", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--groups", type=int, default=5_000)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--no-save", action="store_true", help="do not update bench/latest.json")
+    args = parser.parse_args(argv)
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "bench.m365_bench", "host", str(args.users), str(args.groups)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        text=True,
+    )
+    assert emulator.stdin and emulator.stdout
+
+    def tell(**command: Any) -> dict[str, Any]:
+        assert emulator.stdin and emulator.stdout
+        emulator.stdin.write(json.dumps(command) + "\n")
+        emulator.stdin.flush()
+        return dict(json.loads(emulator.stdout.readline()))
+
+    try:
+        base = json.loads(emulator.stdout.readline())["base"]
+        tell(do="latency", seconds=args.latency)
+        with tempfile.TemporaryDirectory() as state:
+            full = measured(base, state)
+            quiet = measured(base, state)
+            tell(do="change", users=1000)
+            changed = measured(base, state)
+    finally:
+        emulator.stdin.close()
+        emulator.wait(timeout=30)
+    # the fewest requests Graph needs for a full read: every page of 999 users and of groups
+    pages = math.ceil(args.users / 999) + math.ceil(args.groups / 999)
+    concurrency = 4  # the emulator's (and Graph's usual) concurrent requests per app
+    formula = pages * args.latency / concurrency
+    chain = math.ceil(args.users / 999) * args.latency
+    rows = [
+        ("Full read (first run)", full, f"target ≤ {1.5 * formula:.2f} s (1.5 × {pages} pages × {args.latency * 1000:.0f} ms ÷ {concurrency}); one chain of user pages alone is {chain:.2f} s"),
+        ("Delta read, no change", quiet, "target ≤ 3 s whole"),
+        ("Delta read, 1,000 users changed", changed, ""),
+    ]
+    print(f"\nMicrosoft 365 source: {args.users:,} users, {args.groups:,} groups, {args.latency * 1000:.0f} ms per request")
+    print(f"| {'Measurement':<34} | {'Time':>7} | {'Requests':>8} | {'Peak RSS':>8} | Notes")
+    print(f"|{'-' * 36}|{'-' * 9}|{'-' * 10}|{'-' * 10}|------")
+    for label, figure, note in rows:
+        print(
+            f"| {label:<34} | {figure['seconds']:6.2f}s | {figure['requests']:>8} | "
+            f"{figure['peak_mb']:6.0f}MB | {note}"
+        )
+    if not args.no_save:
+        latest = json.loads(LATEST.read_text()) if LATEST.exists() else {}
+        latest["microsoft365"] = {
+            "users": args.users,
+            "groups": args.groups,
+            "latency_ms": args.latency * 1000,
+            "full_read": full,
+            "delta_no_change": quiet,
+            "delta_1000_changed": changed,
+            "full_read_formula_seconds": formula,
+            "user_chain_seconds": chain,
+            "measured_at": time.strftime("%Y-%m-%d %H:%M"),
+        }
+        LATEST.write_text(json.dumps(latest, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["host"]:
+        raise SystemExit(host(int(sys.argv[2]), int(sys.argv[3]), 0.0))
+    if sys.argv[1:2] == ["read"]:
+        print(json.dumps(read(sys.argv[2], sys.argv[3])))
+        raise SystemExit(0)
+    raise SystemExit(main())
