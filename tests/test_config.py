@@ -284,3 +284,19 @@ def test_a_secret_file_is_read_from_systemds_credentials_when_one_has_its_name(
     monkeypatch.delenv("CREDENTIALS_DIRECTORY")
     with pytest.raises(ConfigError, match="api_key_file /etc/zsync/api-key cannot be read"):
         api_key(load_config(path))
+
+
+def test_the_example_microsoft365_source_loads_when_uncommented(tmp_path):
+    text = EXAMPLE.read_text()
+    start = text.index("# [[sources]]\n# name = \"Microsoft 365\"")
+    block = text[start : text.index("\n\n", start)].splitlines()
+    uncommented = "\n".join(line.removeprefix("# ") for line in block)
+    path = tmp_path / "zsync.toml"
+    path.write_text(text.replace("[sync]\n", uncommented + "\n\n[sync]\n", 1))
+    source = load_config(path).sources[1]
+    assert (source.type, source.shared_mailboxes, source.sso_key) == (
+        "microsoft365",
+        True,
+        "entra-object-id",
+    )
+    assert source.certificate_file is not None and source.client_secret_file is None

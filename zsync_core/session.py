@@ -72,6 +72,11 @@ class RunOutcome:
     confirmed: frozenset[GuardedAction] = frozenset()
     """The guarded actions this run was allowed (command line, TUI and profile)."""
 
+    def __repr__(self) -> str:
+        # short: asyncio.run on Python 3.11 reprs the main task's result (see SourceResult)
+        changes = len(self.plan.changes) if self.plan else 0
+        return f"RunOutcome({self.exit_code!r}, {self.status!r}, {changes} changes planned)"
+
 
 @dataclass(slots=True)
 class LoadResult:
@@ -84,6 +89,9 @@ class LoadResult:
     @property
     def ok(self) -> bool:
         return not self.source_errors and self.target_error is None
+
+    def __repr__(self) -> str:
+        return f"LoadResult({self.sources!r}, {len(self.zivver)} in Zivver, ok={self.ok})"
 
     def errors(self) -> list[str]:
         return list(self.source_errors.values()) + (

@@ -64,6 +64,8 @@ def map_tenant(
     """UPN and every smtp address (lower-case) → the user's primary address (active users)."""
     inactive: set[str] = set()
     """UPNs and addresses of disabled users (a permission naming one is no surprise)."""
+    resolve = mailboxes is not None
+    """Permissions name users by sign-in name or address: index them only when needed."""
     skipped_guests = no_mail = no_guid = 0
     for user_id, user in users.items():
         if user.get("userType") not in (None, "Member"):
@@ -85,15 +87,17 @@ def map_tenant(
             result.unreadable_ids.add(user_id)
             continue
         active = user.get("accountEnabled") is not False
+        aliases = _aliases(user.get("proxyAddresses"), email)
         if active:
             emails[user_id] = email
-            upn = user.get("userPrincipalName")
-            if upn:
-                by_sign_in[upn.lower()] = email
-            for alias in _smtp(user.get("proxyAddresses")):
-                by_sign_in.setdefault(alias, email)
-            by_sign_in[email] = email
-        else:
+            if resolve:
+                upn = user.get("userPrincipalName")
+                if upn:
+                    by_sign_in[upn.lower()] = email
+                for alias in aliases:
+                    by_sign_in.setdefault(alias, email)
+                by_sign_in[email] = email
+        elif resolve:
             inactive.add(email)
             inactive.add(str(user.get("userPrincipalName") or "").lower())
         if user_id in boxes or not options.users:
@@ -116,7 +120,7 @@ def map_tenant(
                 active,
                 name,
                 where,
-                _aliases(user.get("proxyAddresses"), email),
+                aliases,
                 NO_ADDRESSES,
                 sso_key,
             )
@@ -274,20 +278,22 @@ def _full_access(rights: Any) -> bool:
     return any(str(r).strip().lower() == "fullaccess" for r in rights or ())
 
 
-def _smtp(values: Iterable[str] | None) -> Iterable[str]:
-    for value in values or ():
-        prefix, _, address = str(value).partition(":")
-        if prefix.lower() == "smtp" and address:
-            found = normalize_address(address)
-            if found:
-                yield found
-
-
 def _aliases(values: Iterable[str] | None, email: str) -> frozenset[str]:
-    """The ``smtp:`` addresses other than the primary (``SIP:``, ``X500:``, ``SPO:`` are no addresses)."""
+    """The ``smtp:`` addresses other than the primary (``SIP:``, ``X500:``, ``SPO:`` are no
+    addresses). Runs for every user: the primary listed again (every mailbox has it) is
+    skipped before any parsing."""
     if not values:
         return NO_ADDRESSES
-    return address_set(a for a in _smtp(values) if a != email)
+    found = None
+    for value in values:
+        prefix, _, address = value.partition(":")
+        if prefix.lower() != "smtp" or address.lower() == email:
+            continue
+        parsed = normalize_address(address)
+        if parsed and parsed != email:
+            found = found or set()
+            found.add(parsed)
+    return address_set(found) if found else NO_ADDRESSES
 
 
 def _guid(immutable_id: str | None) -> str | None:
