@@ -149,11 +149,17 @@ def main(argv: list[str] | None = None) -> int:
     formula = pages * args.latency / concurrency
     chain = math.ceil(args.users / 999) * args.latency
     rows = [
-        ("Full read (first run)", full, f"target ≤ {1.5 * formula:.2f} s (1.5 × {pages} pages × {args.latency * 1000:.0f} ms ÷ {concurrency}); one chain of user pages alone is {chain:.2f} s"),
+        (
+            "Full read (first run)",
+            full,
+            f"target ≤ {1.5 * formula:.2f} s (1.5 × {pages} pages × {args.latency * 1000:.0f} ms ÷ {concurrency}); one chain of user pages alone is {chain:.2f} s",
+        ),
         ("Delta read, no change", quiet, "target ≤ 3 s whole"),
         ("Delta read, 1,000 users changed", changed, ""),
     ]
-    print(f"\nMicrosoft 365 source: {args.users:,} users, {args.groups:,} groups, {args.latency * 1000:.0f} ms per request")
+    print(
+        f"\nMicrosoft 365 source: {args.users:,} users, {args.groups:,} groups, {args.latency * 1000:.0f} ms per request"
+    )
     print(f"| {'Measurement':<34} | {'Time':>7} | {'Requests':>8} | {'Peak RSS':>8} | Notes")
     print(f"|{'-' * 36}|{'-' * 9}|{'-' * 10}|{'-' * 10}|------")
     for label, figure, note in rows:

@@ -149,7 +149,10 @@ def test_the_example_openldap_source_loads_when_uncommented(tmp_path):
             "is not a valid LDAP filter",
         ),
         (with_changes("sources", user_filter="objectClass=user"), "is not a valid LDAP filter"),
-        (with_changes("sources", type="exchange"), 'sources[0] (AD).type: must be "ldap", "csv" or "microsoft365"'),
+        (
+            with_changes("sources", type="exchange"),
+            'sources[0] (AD).type: must be "ldap", "csv" or "microsoft365"',
+        ),
         (
             with_changes("sources", directory="novell"),
             "sources[0] (AD).directory: Input should be 'active-directory' or 'openldap'",
@@ -288,7 +291,7 @@ def test_a_secret_file_is_read_from_systemds_credentials_when_one_has_its_name(
 
 def test_the_example_microsoft365_source_loads_when_uncommented(tmp_path):
     text = EXAMPLE.read_text()
-    start = text.index("# [[sources]]\n# name = \"Microsoft 365\"")
+    start = text.index('# [[sources]]\n# name = "Microsoft 365"')
     block = text[start : text.index("\n\n", start)].splitlines()
     uncommented = "\n".join(line.removeprefix("# ") for line in block)
     path = tmp_path / "zsync.toml"
