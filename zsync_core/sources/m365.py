@@ -129,13 +129,13 @@ class Microsoft365Source:
             self._mailboxes(http, emit) if self.config.shared_mailboxes else _nothing(),
         ]
         try:
-            users, groups, exchange = await asyncio.gather(*chains)
+            users, groups, exchange = await _all(*chains)
         except DeltaExpired as expired:
             if not links:
                 raise
             notices.append(Notice("warning", str(expired)))
             links = {}
-            users, groups, exchange = await asyncio.gather(
+            users, groups, exchange = await _all(
                 self._users(http, emit, None),
                 self._chain(http, emit, "group", None) if self._groups_needed else _nothing(),
                 self._mailboxes(http, emit) if self.config.shared_mailboxes else _nothing(),
@@ -329,7 +329,7 @@ class Microsoft365Source:
                 permissions[str(mailbox.get("ExternalDirectoryObjectId"))] = found
                 emit(StepEvent(step, step, "running", len(permissions), len(shared), "permissions"))
 
-            await asyncio.gather(*(permissions_of(m) for m in shared))
+            await _all(*(permissions_of(m) for m in shared))
         except SourceError as error:
             emit(StepEvent(step, step, "failed", detail=str(error)))
             raise
@@ -464,6 +464,19 @@ async def probe(source: Microsoft365SourceConfig, config: Config) -> list[Probe]
         await http.aclose()
         sign_in.close()
     return found
+
+
+async def _all(*steps: Any) -> list[Any]:
+    """Each step's result, run side by side. When one fails, the others are cancelled (and
+    awaited) before its error goes on: nothing keeps reading after the read has failed."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _nothing() -> Any:
