@@ -231,7 +231,7 @@ class Microsoft365SourceConfig(_Section):
 
     @field_validator("authority_url", "graph_url", "exchange_url")
     @classmethod
-    def _endpoint(cls, value: str, info: Any) -> str:
+    def _endpoint(cls, value: str) -> str:
         value = _check_url(value, ("http", "https"), "https://graph.microsoft.com")
         parts = urlsplit(value)
         if parts.scheme == "http" and parts.hostname not in LOOPBACK:

@@ -371,12 +371,6 @@ class Store:
                 (source, state.settings, dumps(state.links), state.full_read_at, time.time()),
             )
 
-    def forget_mirror(self, source: str) -> None:
-        """The next read of ``source`` is a full one."""
-        with self._write() as db:
-            db.execute("DELETE FROM source_mirror WHERE source = ?", (source,))
-            db.execute("DELETE FROM source_delta WHERE source = ?", (source,))
-
     # --- account mapping --------------------------------------------------------------------
 
     def mapping(self) -> dict[str, MappingEntry]:

@@ -225,13 +225,16 @@ class Tenant:
         return user_id
 
     def update_user(self, user_id: str, **changes: Any) -> None:
+        self._update("user", self.users[user_id], changes)
+
+    def _update(self, kind: str, obj: dict[str, Any], changes: dict[str, Any]) -> None:
+        """Change an object's properties, logging each one that changed for delta rounds."""
         with self.lock:
             self.version += 1
-            user = self.users[user_id]
-            log = self._changed.setdefault(("user", user_id), {})
+            log = self._changed.setdefault((kind, obj["id"]), {})
             for name, value in changes.items():
-                if user.get(name) != value:
-                    user[name] = value
+                if obj.get(name) != value:
+                    obj[name] = value
                     log[name] = self.version
 
     def delete_user(self, user_id: str) -> None:
@@ -277,14 +280,7 @@ class Tenant:
         return group_id
 
     def update_group(self, group_id: str, **changes: Any) -> None:
-        with self.lock:
-            self.version += 1
-            group = self.groups[group_id]
-            log = self._changed.setdefault(("group", group_id), {})
-            for name, value in changes.items():
-                if group.get(name) != value:
-                    group[name] = value
-                    log[name] = self.version
+        self._update("group", self.groups[group_id], changes)
 
     def set_members(self, group_id: str, members: list[str]) -> None:
         with self.lock:

@@ -121,25 +121,24 @@ class Microsoft365Source:
         notices: list[Notice] = []
         if why_full and state is not None:
             notices.append(Notice("info", f"Source {self.name!r}: full read ({why_full})."))
-        chains: list[Any] = [
-            self._users(http, emit, links.get("user")),
-            self._chain(http, emit, "group", links.get("group"))
-            if self._groups_needed
-            else _nothing(),
-            self._mailboxes(http, emit) if self.config.shared_mailboxes else _nothing(),
-        ]
+
+        def read(links: dict[str, str]) -> Any:
+            return _all(
+                self._users(http, emit, links.get("user")),
+                self._chain(http, emit, "group", links.get("group"))
+                if self._groups_needed
+                else _nothing(),
+                self._mailboxes(http, emit) if self.config.shared_mailboxes else _nothing(),
+            )
+
         try:
-            users, groups, exchange = await _all(*chains)
+            users, groups, exchange = await read(links)
         except DeltaExpired as expired:
             if not links:
                 raise
             notices.append(Notice("warning", str(expired)))
             links = {}
-            users, groups, exchange = await _all(
-                self._users(http, emit, None),
-                self._chain(http, emit, "group", None) if self._groups_needed else _nothing(),
-                self._mailboxes(http, emit) if self.config.shared_mailboxes else _nothing(),
-            )
+            users, groups, exchange = await read(links)
         self.full = not links
         users, groups = users or _Read(), groups or _Read()
         step = f"{self.name}: map accounts"
@@ -151,7 +150,7 @@ class Microsoft365Source:
         result.notices[:0] = notices
         if self.store is not None:
             self.store.save_mirror(
-                self.name, self._update(users, groups, mirror_users, mirror_groups)
+                self.name, self._update(state, users, groups, mirror_users, mirror_groups)
             )
         emit(StepEvent(step, step, "done", len(result.accounts), len(result.accounts)))
         return result
@@ -191,8 +190,8 @@ class Microsoft365Source:
     # --- the chains -------------------------------------------------------------------------
 
     async def _users(self, http: MicrosoftHttp, emit: Emit, link: str | None) -> _Read:
-        if not self.config.users and not self.config.groups and not self.config.shared_mailboxes:
-            return _Read()
+        """Every user, also when only groups or mailboxes are read: their members and
+        delegates are users."""
         if self.config.user_filter is None:
             return await self._chain(http, emit, "user", link)
         # Graph's delta query cannot filter: a filtered read lists the users whole every time
@@ -362,22 +361,20 @@ class Microsoft365Source:
                 group["members"] = sorted(members)
             for group in mirror.values():
                 group.setdefault("members", [])
-        read.objects = {i: mirror.get(i) for i in read.objects} | {
-            i: mirror.get(i) for i in (*read.added, *read.dropped)
-        }
         return mirror
 
     def _update(
         self,
+        state: DeltaState | None,
         users: _Read,
         groups: _Read,
         mirror_users: dict[str, dict[str, Any]],
         mirror_groups: dict[str, dict[str, Any]],
     ) -> MirrorUpdate:
+        """What the store keeps of this read: the objects it touched as they are now, and
+        the new links (the time of the full read moves only with a full read)."""
         from ..store import DeltaState, MirrorUpdate
 
-        state = self.store.delta_state(self.name) if self.store else None
-        full = self.full
         links = {}
         if users.link:
             links["user"] = users.link
@@ -390,14 +387,15 @@ class Microsoft365Source:
                 continue  # read whole each time: nothing to keep
             if read.full:
                 upserts[kind] = mirror
-            else:
-                upserts[kind] = {i: o for i, o in read.objects.items() if o is not None}
-                removed[kind] = {i for i, o in read.objects.items() if o is None}
+                continue
+            touched = {*read.objects, *read.added, *read.dropped}
+            upserts[kind] = {i: mirror[i] for i in touched if i in mirror}
+            removed[kind] = {i for i in touched if i not in mirror}
         return MirrorUpdate(
             DeltaState(
                 self._settings(),
                 links,
-                time.time() if full or state is None else state.full_read_at,
+                time.time() if self.full or state is None else state.full_read_at,
             ),
             upserts,
             removed,

@@ -20,7 +20,7 @@ import asyncio
 import json
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,12 @@ import httpx
 
 from ..config import Config, Microsoft365SourceConfig, credential_path, read_secret
 from ..errors import ConfigError, SourceError
+from ..http import backoff, certificate_problem, retry_after
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
+BACKOFF = 1.0
+"""Seconds before the first retry of a 5xx or a dropped connection (then doubling)."""
 MAX_RETRY_AFTER = 300.0
 """A Retry-After longer than this is an outage, not throttling: the read fails."""
 
@@ -341,18 +344,9 @@ def _first_line(value: object) -> str:
 class MicrosoftHttp:
     """Paged reads from Graph and Exchange with retries, tokens and explained errors."""
 
-    def __init__(
-        self,
-        source: Microsoft365SourceConfig,
-        sign_in: SignIn,
-        *,
-        backoff: float = 1.0,
-        sleep: Callable[[float], Any] = asyncio.sleep,
-    ) -> None:
+    def __init__(self, source: Microsoft365SourceConfig, sign_in: SignIn) -> None:
         self.source = source
         self.sign_in = sign_in
-        self.backoff = backoff
-        self._sleep = sleep
         self.client = httpx.AsyncClient(
             verify=sign_in.context,
             timeout=source.timeout_seconds,
@@ -403,10 +397,11 @@ class MicrosoftHttp:
         headers: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        renewed = False
+        renewed = renew = False
         attempt = 0
         while True:
-            token = await self.sign_in.token(scope, renew=renewed and attempt == 0)
+            token = await self.sign_in.token(scope, renew=renew)
+            renew = False
             send = {
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/json",
@@ -419,13 +414,19 @@ class MicrosoftHttp:
                 else:
                     response = await self.client.post(url, params=params, headers=send, json=body)
             except httpx.TransportError as dropped:
+                if certificate_problem(dropped):
+                    raise SourceError(
+                        f"Source {self.source.name!r}: {what}: the TLS certificate of "
+                        f"{_host(url)} could not be verified ({dropped}). Behind a "
+                        "TLS-inspecting proxy, set ca_file to its CA bundle; nothing was changed."
+                    ) from None
                 if attempt >= self.source.max_retries:
                     raise SourceError(
                         f"Source {self.source.name!r}: {what}: no answer from {_host(url)} after "
                         f"{attempt + 1} attempts ({dropped!r}). Check the network, any proxy and "
                         "ca_file; nothing was changed."
                     ) from None
-                await self._sleep(self.backoff * 2**attempt)
+                await asyncio.sleep(backoff(BACKOFF, attempt))
                 attempt += 1
                 continue
             status = response.status_code
@@ -444,17 +445,17 @@ class MicrosoftHttp:
                     f"({error.code or status}); everything is read again."
                 )
             if status == 401 and "expired" in error.message.lower() and not renewed:
-                renewed, attempt = True, 0
+                renewed = renew = True
                 continue
             if status in (429, 503) or status >= 500:
-                wait = _retry_after(response)
+                wait = retry_after(response)
                 if attempt >= self.source.max_retries or (wait or 0) > MAX_RETRY_AFTER:
                     raise SourceError(
                         f"Source {self.source.name!r}: {what}: {_host(url)} answered {status} "
                         f"{error.code or ''} {error.message!r} after {attempt + 1} attempts; the read "
                         "is incomplete, so nothing was changed. Run again later."
                     )
-                await self._sleep(wait if wait is not None else self.backoff * 2**attempt)
+                await asyncio.sleep(wait if wait is not None else backoff(BACKOFF, attempt))
                 attempt += 1
                 continue
             raise SourceError(self.explain(what, url, status, error))
@@ -499,21 +500,6 @@ def _error_of(response: httpx.Response) -> _Error:
     if isinstance(error, dict):
         return _Error(str(error.get("code") or ""), str(error.get("message") or "").strip())
     return _Error("", json.dumps(data)[:300])
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
 
 
 def _host(url: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import ssl
 import time
 from collections import deque
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ..errors import TargetError
+from ..http import backoff, certificate_problem, retry_after
 from ..model import ZivverAccount
 from . import scim
 from .requests import Request
@@ -214,7 +214,7 @@ class ZivverClient:
                 )
             except (httpx.TimeoutException, httpx.TransportError) as error:
                 self.pacer.release()
-                if _certificate_problem(error):  # retrying cannot help
+                if certificate_problem(error):  # retrying cannot help
                     return Outcome(
                         False, None, journal, None, attempt, _certificate_text(self.base_url, error)
                     )
@@ -238,7 +238,8 @@ class ZivverClient:
             self.pacer.release()
             if response.status_code in RETRY_STATUSES and attempt <= self.max_retries:
                 lost_answer = response.status_code in (502, 503, 504)
-                delay = _retry_after(response)
+                delay = retry_after(response, RETRY_HEADERS)
+                delay = None if delay is None else min(MAX_WAIT, delay)
                 if response.status_code == 429:
                     self.rate_limited += 1
                     self.pacer.pause(delay if delay is not None else self._backoff(attempt))
@@ -248,7 +249,7 @@ class ZivverClient:
             return _outcome(journal, response, attempt, raw_body)
 
     def _backoff(self, attempt: int) -> float:
-        return min(30.0, self.backoff_seconds * 2 ** (attempt - 1)) * (0.75 + random.random() / 2)
+        return backoff(self.backoff_seconds, attempt - 1)
 
     # --- reading the organization --------------------------------------------------------------
 
@@ -346,25 +347,10 @@ class ZivverClient:
         return None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """How long the server asks to wait: ``Retry-After``, else ``RateLimit-Reset`` (seconds
-    until the window resets, draft-polli-ratelimit-headers, which Zivver's 429 refers to)."""
-    for header in ("Retry-After", "RateLimit-Reset"):
-        value = response.headers.get(header)
-        if value is None:
-            continue
-        try:
-            return min(60.0, max(0.0, float(value)))
-        except ValueError:
-            continue
-    return None
-
-
-def _certificate_problem(error: Exception) -> bool:
-    return (
-        "CERTIFICATE_VERIFY_FAILED" in str(error)
-        or "certificate verify failed" in str(error).lower()
-    )
+RETRY_HEADERS = ("Retry-After", "RateLimit-Reset")
+"""How long Zivver asks to wait: ``Retry-After``, else ``RateLimit-Reset`` (seconds until the
+window resets, draft-polli-ratelimit-headers, which Zivver's 429 refers to)."""
+MAX_WAIT = 60.0
 
 
 def _certificate_text(url: str, error: Exception) -> str:
