@@ -71,7 +71,11 @@ def small_tenant(tenant: Tenant) -> dict[str, str]:
 
 
 def test_a_tenant_reads_as_personal_and_functional_accounts(tmp_path, microsoft):
-    ids = small_tenant(microsoft.tenant)
+    tenant = microsoft.tenant
+    ids = small_tenant(tenant)
+    # an older shared mailbox whose Entra account is still enabled, put in a group by mistake
+    old = tenant.add_mailbox("old-desk@example.org", "Old Desk", enabled=True)
+    tenant.set_members(ids["sales"], [*tenant.members[ids["sales"]], old])
 
     result = load(source_for(tmp_path, microsoft, shared_mailboxes=True))
 
@@ -82,6 +86,7 @@ def test_a_tenant_reads_as_personal_and_functional_accounts(tmp_path, microsoft)
         "cat@example.org",
         "sales@example.org",
         "helpdesk@example.org",
+        "old-desk@example.org",
     }, "no guests, no user without mail, no room; the shared mailbox's user is no person"
     ann = accounts["ann@example.org"]
     assert (ann.kind, ann.source_id, ann.sso_key) == (Kind.PERSONAL, ids["ann"], ids["ann"])
@@ -89,7 +94,10 @@ def test_a_tenant_reads_as_personal_and_functional_accounts(tmp_path, microsoft)
     assert accounts["cat@example.org"].active is False
     sales = accounts["sales@example.org"]
     assert sales.kind is Kind.FUNCTIONAL
-    assert sales.delegates == {"ann@example.org", "bob@example.org"}, "nested, active members only"
+    assert sales.delegates == {"ann@example.org", "bob@example.org"}, (
+        "nested, active members only; a shared mailbox is nobody's delegate"
+    )
+    assert accounts["old-desk@example.org"].kind is Kind.FUNCTIONAL
     helpdesk = accounts["helpdesk@example.org"]
     assert (helpdesk.kind, helpdesk.source_id) == (Kind.FUNCTIONAL, ids["box"])
     assert helpdesk.active is True, "a shared mailbox's blocked Entra account does not disable it"

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..addresses import normalize_address
+from ..errors import SourceError
 from ..model import NO_ADDRESSES, Kind, Notice, SourceAccount, address_set
 from . import SourceResult
 from .ldap_map import guid_text
@@ -68,6 +69,8 @@ def map_tenant(
     """Permissions name users by sign-in name or address: index them only when needed."""
     skipped_guests = no_mail = no_guid = 0
     for user_id, user in users.items():
+        if user_id in boxes:
+            continue  # a mailbox's own account is no person, nor anybody's delegate
         if user.get("userType") not in (None, "Member"):
             skipped_guests += 1
             continue
@@ -100,7 +103,7 @@ def map_tenant(
         elif resolve:
             inactive.add(email)
             inactive.add(str(user.get("userPrincipalName") or "").lower())
-        if user_id in boxes or not options.users:
+        if not options.users:
             continue
         if scope is not None and user_id not in scope:
             continue
@@ -329,8 +332,6 @@ def _scope(
     for group_id, group in groups.items():
         if key in (group_id.lower(), str(group.get("mail") or "").lower()):
             return _transitive(group_id, groups, users)
-    from ..errors import SourceError
-
     raise SourceError(
         f"Source {result.name!r}: scope_group {wanted!r} is no group of this tenant (by object "
         "id or address). Check the key; nothing was read as missing."
