@@ -218,8 +218,8 @@ def test_a_token_that_expires_during_the_read_is_renewed(tmp_path, microsoft):
     tenant = microsoft.tenant
     for n in range(30):
         tenant.add_user(f"user{n:03}@example.org")
-    tenant.token_lifetime = 1
-    tenant.latency = 0.4  # ten pages of three: the read outlives its first token
+    tenant.token_lifetime = 2  # whole seconds: a new token lasts one at least
+    tenant.latency = 0.4  # ten pages of three, one after the other: the read outlives a token
 
     source = source_for(tmp_path, microsoft)
     original = source.load

@@ -226,8 +226,10 @@ class Microsoft365SourceConfig(_Section):
     timeout_seconds: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=6, ge=0, le=20)
     """Retries of one request after a 429/503 (waiting ``Retry-After``), a 5xx or a dropped connection."""
+    graph_concurrency: int = Field(default=4, ge=1, le=16)
+    """Graph requests on their way at once (a full read lists users in parallel ranges)."""
     exchange_concurrency: int = Field(default=4, ge=1, le=16)
-    """Mailbox permission requests on their way at once."""
+    """Exchange requests (mailbox permissions) on their way at once."""
 
     @field_validator("authority_url", "graph_url", "exchange_url")
     @classmethod

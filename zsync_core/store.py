@@ -15,7 +15,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,18 @@ CREATE TABLE IF NOT EXISTS source_delta (
     updated_at REAL NOT NULL
 );
 """,
+    4: """
+DROP TABLE IF EXISTS source_mirror;
+DELETE FROM source_delta;
+ALTER TABLE source_delta ADD COLUMN hints TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE IF NOT EXISTS source_pages (
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (source, kind, seq)
+);
+""",
 }
 """Version → the statements that bring the schema from the version before to it. Never edit
 one that was released: add the next. A store is migrated on open, after a backup."""
@@ -115,19 +127,23 @@ class DeltaState:
     links: dict[str, str]
     """Kind ("user", "group") → the delta link to continue from."""
     full_read_at: float
+    hints: dict[str, Any] = field(default_factory=dict)
+    """What the source learnt for its next read (how to split a full read)."""
 
 
 @dataclass(frozen=True, slots=True)
 class MirrorUpdate:
-    """What one complete read changes in a source's mirror, written with its new links at once."""
+    """What one complete read adds to a source's mirror, written with its new links at once.
+
+    A mirror is a log of the pages the source was sent, as they came: the pages of the last
+    full read, then those of each delta read since. Replayed in order they give the directory
+    as it is; storing them costs no encoding, and a daily run adds only its few pages."""
 
     state: DeltaState
-    upserts: dict[str, dict[str, dict[str, Any]]]
-    """Kind → id → the object as it is now."""
-    removed: dict[str, set[str]]
-    """Kind → ids gone."""
+    pages: dict[str, list[bytes]]
+    """Kind → the pages of this read, in the order they are to be replayed."""
     replace: frozenset[str] = frozenset()
-    """Kinds read whole: their old rows go first."""
+    """Kinds read whole: their old pages go first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,48 +346,50 @@ class Store:
 
     def delta_state(self, source: str) -> DeltaState | None:
         row = self.db.execute(
-            "SELECT settings, links, full_read_at FROM source_delta WHERE source = ?", (source,)
+            "SELECT settings, links, full_read_at, hints FROM source_delta WHERE source = ?",
+            (source,),
         ).fetchone()
-        return None if row is None else DeltaState(row[0], json.loads(row[1]), row[2])
+        if row is None:
+            return None
+        return DeltaState(row[0], json.loads(row[1]), row[2], json.loads(row[3]))
 
-    def mirror(self, source: str, kind: str) -> dict[str, dict[str, Any]]:
-        """Every object of ``kind`` the source's last complete read left, by id.
-
-        The rows are decoded as one JSON array: one parse instead of one per row (100,000
-        users: 0.5 s less of a daily run)."""
+    def mirror_pages(self, source: str, kind: str) -> list[bytes]:
+        """The pages of ``kind`` the source's complete reads left since its last full read,
+        in the order they came."""
         rows = self.db.execute(
-            "SELECT id, data FROM source_mirror WHERE source = ? AND kind = ?", (source, kind)
-        ).fetchall()
-        objects = json.loads("[" + ",".join(row[1] for row in rows) + "]")
-        return dict(zip((row[0] for row in rows), objects, strict=True))
+            "SELECT body FROM source_pages WHERE source = ? AND kind = ? ORDER BY seq",
+            (source, kind),
+        )
+        return [bytes(row[0]) for row in rows]
 
     def save_mirror(self, source: str, update: MirrorUpdate) -> None:
-        """The objects and links of a complete read, in one transaction: a read that failed
+        """The pages and links of a complete read, in one transaction: a read that failed
         half-way never gets here, so its links are never advanced."""
-        dumps = json.dumps
         with self._write() as db:
             for kind in update.replace:
-                db.execute(
-                    "DELETE FROM source_mirror WHERE source = ? AND kind = ?", (source, kind)
-                )
-            for kind, ids in update.removed.items():
+                db.execute("DELETE FROM source_pages WHERE source = ? AND kind = ?", (source, kind))
+            for kind, pages in update.pages.items():
+                last = db.execute(
+                    "SELECT MAX(seq) FROM source_pages WHERE source = ? AND kind = ?",
+                    (source, kind),
+                ).fetchone()[0]
+                start = 0 if last is None else last + 1
                 db.executemany(
-                    "DELETE FROM source_mirror WHERE source = ? AND kind = ? AND id = ?",
-                    [(source, kind, i) for i in ids],
-                )
-            for kind, objects in update.upserts.items():
-                db.executemany(
-                    "INSERT OR REPLACE INTO source_mirror (source, kind, id, data) VALUES (?, ?, ?, ?)",
-                    [
-                        (source, kind, i, dumps(o, separators=(",", ":")))
-                        for i, o in objects.items()
-                    ],
+                    "INSERT INTO source_pages (source, kind, seq, body) VALUES (?, ?, ?, ?)",
+                    [(source, kind, start + n, page) for n, page in enumerate(pages)],
                 )
             state = update.state
             db.execute(
                 "INSERT OR REPLACE INTO source_delta (source, settings, links, full_read_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?)",
-                (source, state.settings, dumps(state.links), state.full_read_at, time.time()),
+                "updated_at, hints) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    source,
+                    state.settings,
+                    json.dumps(state.links),
+                    state.full_read_at,
+                    time.time(),
+                    json.dumps(state.hints),
+                ),
             )
 
     # --- account mapping --------------------------------------------------------------------

@@ -32,9 +32,13 @@ Graph (``/v1.0``):
   rest *(silent: Graph documents that it may split, not where)*. ``$deltatoken=latest`` gives
   a deltaLink and nothing else. A token older than its round's ``expire_tokens`` answers 410
   ``syncStateNotFound``.
-- ``$filter`` on ``/users``: ``eq``, ``startswith`` joined by ``and``; ``ne``, ``not`` and
-  ``endsWith`` are advanced queries and need ``ConsistencyLevel: eventual`` and
+- ``$filter`` on ``/users``: ``eq``, ``in``, ``startswith``, and ``ge``/``le`` on the
+  properties Graph's table allows by default (``mail``, names, ``department``, ``jobTitle``;
+  ``userPrincipalName`` only ``le``), joined by ``and``; string comparisons ignore case. ``ne``,
+  ``not`` and ``endsWith`` are advanced queries and need ``ConsistencyLevel: eventual`` and
   ``$count=true``, else 400 ``Request_UnsupportedQuery``. Delta refuses ``$filter`` (400).
+  Lists come in the order the users were made, a range of addresses by address *(silent:
+  Graph promises no order)*.
 - Without the ``User.Read.All`` role, users answer 403 ``Authorization_RequestDenied``
   ("Insufficient privileges to complete the operation."); groups need ``GroupMember.Read.All``
   (or ``Group.Read.All``). A bad or expired token: 401 ``InvalidAuthenticationToken``.
@@ -62,6 +66,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import itertools
 import json
 import re
@@ -165,6 +170,14 @@ class Tenant:
         """Group id → (version, member id) of every change of its membership."""
         self._rounds: dict[str, list[dict[str, Any]]] = {}
         self._active: Counter[str] = Counter()
+        self._mail_index: tuple[int, list[str], list[str]] = (-1, [], [])
+        self._views: dict[tuple[str, ...], dict[str, bytes]] = {}
+        """Selected properties → user id → the user's JSON (:meth:`view`)."""
+        self._listed: dict[str, list[bytes]] = {}
+        """A list's key → its users' JSON, for its next pages."""
+        self._touched: list[tuple[int, str, str]] = []
+        """(version, kind, id) of every change of an object or its members, oldest first: a
+        delta round since a version reads only the tail."""
 
     # --- building the tenant (every change is logged for delta) -----------------------------
 
@@ -221,6 +234,8 @@ class Tenant:
             self.version += 1
             self.users[user_id] = user
             self._changed[("user", user_id)] = {name: self.version for name in user}
+            self._touched.append((self.version, "user", user_id))
+            self._forget_view(user_id)
             self._removed.pop(("user", user_id), None)
         return user_id
 
@@ -236,18 +251,27 @@ class Tenant:
                 if obj.get(name) != value:
                     obj[name] = value
                     log[name] = self.version
+            self._touched.append((self.version, kind, obj["id"]))
+            if kind == "user":
+                self._forget_view(obj["id"])
 
     def delete_user(self, user_id: str) -> None:
         with self.lock:
             self.version += 1
             del self.users[user_id]
+            self._forget_view(user_id)
             self._changed.pop(("user", user_id), None)
             self._removed[("user", user_id)] = self.version
             for group_id, ids in self.members.items():
                 if user_id in ids:
                     ids.remove(user_id)
                     self._member_log.setdefault(group_id, []).append((self.version, user_id))
+                    self._touched.append((self.version, "group", group_id))
             self.mailboxes.pop(user_id, None)
+
+    def _forget_view(self, user_id: str) -> None:
+        for cache in self._views.values():
+            cache.pop(user_id, None)
 
     def add_group(
         self,
@@ -275,6 +299,7 @@ class Tenant:
             self.groups[group_id] = group
             self.members[group_id] = list(members)
             self._changed[("group", group_id)] = {name: self.version for name in group}
+            self._touched.append((self.version, "group", group_id))
             for member in members:
                 self._member_log.setdefault(group_id, []).append((self.version, member))
         return group_id
@@ -289,6 +314,7 @@ class Tenant:
             self.members[group_id] = list(members)
             for member in before ^ set(members):
                 self._member_log.setdefault(group_id, []).append((self.version, member))
+            self._touched.append((self.version, "group", group_id))
 
     def delete_group(self, group_id: str) -> None:
         with self.lock:
@@ -360,6 +386,41 @@ class Tenant:
         with self.lock:
             self.epoch += 1
 
+    def by_mail(self, low: str | None, high: str | None) -> list[dict[str, Any]]:
+        """The users whose mail (ignoring case) is ``ge low`` and ``le high``, by mail: an
+        index, as Graph has, so that a list of ranges costs what Graph's would and not a scan
+        of every user per range."""
+        with self.lock:
+            if self._mail_index[0] != self.version:
+                order = {user_id: n for n, user_id in enumerate(self.users)}
+                keys = sorted(
+                    (str(u["mail"]).lower(), order[i])
+                    for i, u in self.users.items()
+                    if u.get("mail")
+                )
+                ids = list(self.users)
+                self._mail_index = (self.version, [k for k, _ in keys], [ids[n] for _, n in keys])
+            _, mails, ids = self._mail_index
+            start = 0 if low is None else bisect.bisect_left(mails, low)
+            end = len(mails) if high is None else bisect.bisect_right(mails, high)
+            return [self.users[i] for i in ids[start:end]]
+
+    def view(self, select: set[str]) -> Callable[[dict[str, Any]], bytes]:
+        """A user as a list shows it with ``select``: its JSON, kept until the user changes
+        (a page of 999 is then a join, not an encoding)."""
+        names = tuple(sorted(k for k in USER_PROPERTIES if k in select or k == "id"))
+        cache = self._views.setdefault(names, {})
+
+        def shown(user: dict[str, Any]) -> bytes:
+            found = cache.get(user["id"])
+            if found is None:
+                found = cache[user["id"]] = json.dumps(
+                    {k: user.get(k) for k in names}, ensure_ascii=False, separators=(",", ":")
+                ).encode()
+            return found
+
+        return shown
+
     def count(self, prefix: str) -> int:
         """How many requests whose ``"<METHOD> <path>"`` starts with ``prefix``."""
         return sum(n for key, n in self.requests.items() if key.startswith(prefix))
@@ -373,7 +434,13 @@ class Tenant:
         with self.lock:
             objects = self.users if kind == "user" else self.groups
             items: list[dict[str, Any]] = []
-            for object_id, obj in objects.items():
+            if since is None:
+                ids: Any = objects
+            else:
+                tail = self._touched[bisect.bisect_right(self._touched, (since, "~", "~")) :]
+                ids = dict.fromkeys(i for _, k, i in tail if k == kind and i in objects)
+            for object_id in ids:
+                obj = objects[object_id]
                 if since is None:
                     item = {k: v for k, v in obj.items() if k in select or k == "id"}
                 else:
@@ -796,7 +863,7 @@ def create_app(tenant: Tenant) -> Starlette:
             path = f"{base(request)}/v1.0/users"
             if "$skiptoken" in params:
                 state = _decode(params["$skiptoken"])
-                items = tenant._rounds.get(state["r"], [])
+                items = tenant._listed.get(state["r"], [])
             else:
                 select = selected(request, USER_PROPERTIES)
                 if isinstance(select, JSONResponse):
@@ -808,22 +875,24 @@ def create_app(tenant: Tenant) -> Starlette:
                 )
                 if isinstance(matches, str):
                     return graph_error(400, "Request_UnsupportedQuery", matches)
+                span = _mail_span(params.get("$filter"))
                 with tenant.lock:
-                    items = [
-                        {k: v for k, v in user.items() if k in select or k == "id"}
-                        for user in tenant.users.values()
-                        if matches(user)
-                    ]
-                state = {"r": tenant.start_round(items), "o": 0, "n": page_size(request)}
-            return page_of(
-                request,
-                items,
-                state["o"],
-                state["n"],
-                _link(path, state),
-                {"@odata.context": f"{GRAPH}/v1.0/$metadata#users"},
-                {},
-            )
+                    chosen = tenant.users.values() if span is None else tenant.by_mail(*span)
+                    view = tenant.view(select)
+                    items = [view(user) for user in chosen if matches(user)]
+                key = secrets.token_urlsafe(12)
+                tenant._listed[key] = items
+                state = {"r": key, "o": 0, "n": page_size(request)}
+            offset, size = state["o"], state["n"]
+            if tenant.fail_page is not None and offset // max(size, 1) + 1 == tenant.fail_page:
+                return graph_error(500, "UnknownError", "An internal server error occurred.")
+            head = json.dumps({"@odata.context": f"{GRAPH}/v1.0/$metadata#users"})[:-1].encode()
+            tail = b"]}"
+            if offset + size < len(items):
+                link = json.dumps(_link(path, state)(offset + size)).encode()
+                tail = b'],"@odata.nextLink":' + link + b"}"
+            body = head + b',"value":[' + b",".join(items[offset : offset + size]) + tail
+            return Response(body, media_type="application/json")
 
     async def organization(request: Request) -> Response:
         refused = await admitted(request, "graph", "GET /v1.0/organization")
@@ -1078,33 +1147,75 @@ def _verify_assertion(assertion: str, app: AppRegistration, endpoint: str) -> st
     )
 
 
+_STRING = r"'(?:[^']|'')*'"
 _CLAUSE = re.compile(
-    r"^\s*(?:(?P<fn>startswith|endswith)\((?P<fprop>\w+),\s*'(?P<fval>[^']*)'\)"
-    r"|(?P<prop>\w+)\s+(?P<op>eq|ne)\s+(?:'(?P<sval>[^']*)'|(?P<bval>true|false|null)))\s*$",
+    rf"^\s*(?:(?P<fn>startswith|endswith)\((?P<fprop>\w+),\s*(?P<fval>{_STRING})\)"
+    rf"|(?P<prop>\w+)\s+(?P<op>eq|ne|ge|le)\s+(?:(?P<sval>{_STRING})|(?P<bval>true|false|null))"
+    rf"|(?P<iprop>\w+)\s+in\s+\((?P<ivals>\s*{_STRING}(?:\s*,\s*{_STRING})*)\s*\))\s*$",
     re.I,
 )
+_AND = re.compile(r"\s+and\s+(?=(?:[^']*'[^']*')*[^']*$)", re.I)
+"""``and`` outside string literals."""
+RANGE_DEFAULT = {
+    "mail": "gl",
+    "givenName": "gl",
+    "surname": "gl",
+    "department": "gl",
+    "jobTitle": "gl",
+    "userPrincipalName": "l",
+}
+"""Properties whose ``ge``/``le`` work without advanced query parameters (Graph's table of
+filters on directory objects: ``userPrincipalName`` takes ``le`` only); the others answer 400."""
+
+
+_SPAN = re.compile(rf"^mail\s+(ge|le)\s+({_STRING})$", re.I)
+
+
+def _mail_span(text: str | None) -> tuple[str | None, str | None] | None:
+    """``(low, high)`` when ``text`` is only ``mail ge``/``mail le`` clauses (the index
+    answers it), else None."""
+    if not text:
+        return None
+    low = high = None
+    for clause in _AND.split(text.strip()):
+        found = _SPAN.match(clause.strip())
+        if not found:
+            return None
+        value = _literal(found[2]).lower()
+        if found[1].lower() == "ge":
+            low = value if low is None else max(low, value)
+        else:
+            high = value if high is None else min(high, value)
+    return low, high
+
+
+def _literal(text: str) -> str:
+    return text[1:-1].replace("''", "'")
 
 
 def _user_filter(text: str | None, advanced: bool) -> Any:
     """A predicate for ``$filter`` on users, or the error text Graph gives."""
     if not text:
         return lambda user: True
-    tests = []
-    for clause in re.split(r"\s+and\s+", text.strip(), flags=re.I):
+    tests: list[Any] = []
+    for clause in _AND.split(text.strip()):
         found = _CLAUSE.match(clause)
         if not found:
             return f"Invalid filter clause: {clause!r}"
-        is_advanced = (found["fn"] or "").lower() == "endswith" or (
-            found["op"] or ""
-        ).lower() == "ne"
-        if is_advanced and not advanced:
+        fn, op = (found["fn"] or "").lower(), (found["op"] or "").lower()
+        if (fn == "endswith" or op == "ne") and not advanced:
             return (
                 "Unsupported or invalid query filter clause specified for property of resource "
                 "'User'. Advanced queries (ne, not, endsWith) need the header ConsistencyLevel: "
                 "eventual and $count=true."
             )
-        if found["fn"]:
-            prop, value, fn = found["fprop"], found["fval"].lower(), found["fn"].lower()
+        if op in ("ge", "le") and op[0] not in RANGE_DEFAULT.get(found["prop"], ""):
+            return (
+                f"Unsupported or invalid query filter clause specified for property "
+                f"'{found['prop']}' of resource 'User'."
+            )
+        if fn:
+            prop, value = found["fprop"], _literal(found["fval"]).lower()
             tests.append(
                 lambda u, p=prop, v=value, f=fn: (
                     isinstance(u.get(p), str)
@@ -1115,14 +1226,26 @@ def _user_filter(text: str | None, advanced: bool) -> Any:
                     )
                 )
             )
+        elif found["iprop"]:
+            prop = found["iprop"]
+            values = {_literal(v).lower() for v in re.findall(_STRING, found["ivals"])}
+            tests.append(lambda u, p=prop, v=values: str(u.get(p)).lower() in v)
+        elif op == "ge":
+            prop, bound = found["prop"], _literal(found["sval"] or "''").lower()
+            tests.append(lambda u, p=prop, b=bound: (v := u.get(p)) is not None and v.lower() >= b)
+        elif op == "le":
+            prop, bound = found["prop"], _literal(found["sval"] or "''").lower()
+            tests.append(lambda u, p=prop, b=bound: (v := u.get(p)) is not None and v.lower() <= b)
         else:
-            prop, op = found["prop"], found["op"].lower()
+            prop = found["prop"]
             raw = found["bval"]
-            value = (
-                {"true": True, "false": False, "null": None}[raw.lower()] if raw else found["sval"]
+            expected = (
+                {"true": True, "false": False, "null": None}[raw.lower()]
+                if raw
+                else _literal(found["sval"])
             )
             tests.append(
-                lambda u, p=prop, v=value, o=op: (
+                lambda u, p=prop, v=expected, o=op: (
                     (
                         (str(u.get(p)).lower() == str(v).lower())
                         if isinstance(v, str)
@@ -1131,6 +1254,11 @@ def _user_filter(text: str | None, advanced: bool) -> Any:
                     == (o == "eq")
                 )
             )
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:  # a range of addresses: 100,000 users a request
+        first, second = tests
+        return lambda user: first(user) and second(user)
     return lambda user: all(test(user) for test in tests)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ from .m365_map import NOT_PEOPLE, SHARED, Options, map_tenant
 from .microsoft import EXCHANGE_SCOPE, GRAPH_SCOPE, DeltaExpired, MicrosoftHttp, SignIn
 
 if TYPE_CHECKING:
-    from ..store import DeltaState, MirrorUpdate, Store
+    from ..store import DeltaState, Store
 
 USER_SELECT = (
     "id",
@@ -57,18 +58,74 @@ GROUP_SELECT = (
 PAGE = 999
 """Graph's largest page (``$top``, ``Prefer: odata.maxpagesize``)."""
 EXCHANGE_PAGE = 1000
+IN_LIMIT = 15
+"""Ids per ``id in (…)`` filter."""
+FIRST_BOUNDS = ("c", "f", "j", "l", "n", "r", "t")
+"""Where a first full read splits the users by mail (later ones split where the last read's
+addresses fall)."""
 
 
 @dataclass(slots=True)
-class _Read:
-    """What one chain of delta pages brought: objects by id (None: removed) and the new link."""
+class _Directory:
+    """Users or groups as the pages taken so far give them: objects by id, and each group's
+    member ids. Pages are taken in the order Graph sent them (the mirror's log first)."""
 
-    objects: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    added: dict[str, set[str]] = field(default_factory=dict)
-    """Group id → members added (initial read: all its members)."""
-    dropped: dict[str, set[str]] = field(default_factory=dict)
-    link: str | None = None
-    full: bool = True
+    kind: str
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    members: dict[str, set[str]] = field(default_factory=dict)
+
+    def take_page(self, page: dict[str, Any]) -> int:
+        """Takes a page's objects in; returns how many it held."""
+        items = page.get("value", ())
+        for item in items:
+            self.take(item)
+        return len(items)
+
+    def take(self, item: dict[str, Any]) -> None:
+        object_id = item.get("id")
+        if not object_id:
+            return
+        if "@removed" in item:
+            self.objects.pop(object_id, None)
+            self.members.pop(object_id, None)
+            return
+        changes = item.pop("members@delta", None)
+        known = self.objects.get(object_id)
+        if known is None:
+            known = self.objects[object_id] = item
+        else:
+            known.update(item)
+        if self.kind == "user":
+            if not known.get("mail"):
+                # no mailbox: never an account nor a delegate, and a full read (which lists
+                # users by mail) does not see it either
+                del self.objects[object_id]
+            return
+        if changes:
+            members = self.members.setdefault(object_id, set())
+            for member in changes:
+                member_id = member.get("id")
+                if not member_id:
+                    continue
+                if "@removed" in member:
+                    members.discard(member_id)
+                else:
+                    members.add(member_id)
+
+    def groups(self) -> dict[str, dict[str, Any]]:
+        """The groups with their ``members`` as the mapping reads them."""
+        for group_id, group in self.objects.items():
+            group["members"] = sorted(self.members.get(group_id, ()))
+        return self.objects
+
+
+@dataclass(slots=True)
+class _Fresh:
+    """What this read brought: the pages to keep (in replay order) and the new links."""
+
+    pages: dict[str, list[bytes]] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    exchange: tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]] | None = None
 
 
 class Microsoft365Source:
@@ -118,42 +175,103 @@ class Microsoft365Source:
         state = self.store.delta_state(self.name) if self.store else None
         why_full = self._why_full(state)
         links = {} if why_full or state is None else dict(state.links)
+        hints = state.hints if state is not None else {}
         notices: list[Notice] = []
         if why_full and state is not None:
             notices.append(Notice("info", f"Source {self.name!r}: full read ({why_full})."))
-
-        def read(links: dict[str, str]) -> Any:
-            return _all(
-                self._users(http, emit, links.get("user")),
-                self._chain(http, emit, "group", links.get("group"))
-                if self._groups_needed
-                else _nothing(),
-                self._mailboxes(http, emit) if self.config.shared_mailboxes else _nothing(),
-            )
-
+        users, groups = _Directory("user"), _Directory("group")
+        if links:
+            self._replay(users, groups)
         try:
-            users, groups, exchange = await read(links)
+            fresh = await self._read(http, emit, links, users, groups, hints)
         except DeltaExpired as expired:
             if not links:
                 raise
             notices.append(Notice("warning", str(expired)))
             links = {}
-            users, groups, exchange = await read(links)
+            users, groups = _Directory("user"), _Directory("group")
+            fresh = await self._read(http, emit, links, users, groups, hints)
         self.full = not links
-        users, groups = users or _Read(), groups or _Read()
         step = f"{self.name}: map accounts"
         emit(StepEvent(step, step, "running"))
-        mirror_users = self._merge("user", users)
-        mirror_groups = self._merge("group", groups)
-        mailboxes, permissions = exchange if exchange else (None, None)
-        result = map_tenant(mirror_users, mirror_groups, self._options(), mailboxes, permissions)
-        result.notices[:0] = notices
+        saved: asyncio.Future[None] | None = None
         if self.store is not None:
-            self.store.save_mirror(
-                self.name, self._update(state, users, groups, mirror_users, mirror_groups)
+            from ..store import DeltaState, MirrorUpdate
+
+            update = MirrorUpdate(
+                DeltaState(
+                    self._settings(),
+                    fresh.links,
+                    time.time() if self.full or state is None else state.full_read_at,
+                    {"user_bounds": self._bounds(users)},
+                ),
+                fresh.pages,
+                frozenset({"user", "group"}) if self.full else frozenset(),
             )
+            # written in a thread while the accounts are mapped (SQLite lets go of the GIL
+            # while it writes): 100,000 users are 30 MB of pages
+            saved = asyncio.get_running_loop().run_in_executor(
+                None, self.store.save_mirror, self.name, update
+            )
+        mailboxes, permissions = fresh.exchange if fresh.exchange else (None, None)
+        try:
+            result = map_tenant(
+                users.objects, groups.groups(), self._options(), mailboxes, permissions
+            )
+        finally:
+            if saved is not None:
+                await saved
+        result.notices[:0] = notices
         emit(StepEvent(step, step, "done", len(result.accounts), len(result.accounts)))
         return result
+
+    def _replay(self, users: _Directory, groups: _Directory) -> None:
+        """The mirror: every page kept since the last full read, taken in again in order."""
+        assert self.store is not None
+        for directory in (users, groups):
+            for body in self.store.mirror_pages(self.name, directory.kind):
+                directory.take_page(json.loads(body))
+
+    async def _read(
+        self,
+        http: MicrosoftHttp,
+        emit: Emit,
+        links: dict[str, str],
+        users: _Directory,
+        groups: _Directory,
+        hints: dict[str, Any],
+    ) -> _Fresh:
+        """The three chains side by side, into ``users`` and ``groups``."""
+        fresh = _Fresh()
+        mirrored = self.config.user_filter is None
+
+        async def read_users() -> None:
+            if not mirrored:
+                await self._filtered(http, emit, users)  # read whole, kept nowhere
+                return
+            pages = fresh.pages["user"] = []
+            link = links.get("user")
+            if link is None:
+                link = await self._all_users(http, emit, users, pages, hints)
+            else:
+                link = await self._chain(http, emit, "user", link, users, pages)
+            await self._complete(http, users, pages)
+            fresh.links["user"] = link
+
+        async def read_groups() -> None:
+            pages = fresh.pages["group"] = []
+            link = await self._chain(http, emit, "group", links.get("group"), groups, pages)
+            fresh.links["group"] = link
+
+        async def read_mailboxes() -> None:
+            fresh.exchange = await self._mailboxes(http, emit)
+
+        await _all(
+            read_users(),
+            read_groups() if self._groups_needed else _nothing(),
+            read_mailboxes() if self.config.shared_mailboxes else _nothing(),
+        )
+        return fresh
 
     @property
     def _groups_needed(self) -> bool:
@@ -187,23 +305,95 @@ class Microsoft365Source:
         c = self.config
         return Options(c.name, c.sso_key, c.users, c.groups, c.microsoft365_groups, c.scope_group)
 
+    def _bounds(self, users: _Directory) -> list[str]:
+        """Where the next full read splits the users (by mail) so that each range is a few
+        whole pages: ``2 × graph_concurrency`` ranges at most, none for a single page."""
+        if self.config.user_filter is not None:
+            return []
+        mails = sorted(str(u["mail"]).lower() for u in users.objects.values())
+        pages = math.ceil(len(mails) / PAGE)
+        if pages <= 1:
+            return []
+        ranges = min(pages, 2 * self.config.graph_concurrency)
+        # a little room below whole pages: the directory grows before the next full read
+        size = max(1, int(math.ceil(pages / ranges) * PAGE * 0.97))
+        return [mails[i] for i in range(size, len(mails), size)]
+
     # --- the chains -------------------------------------------------------------------------
 
-    async def _users(self, http: MicrosoftHttp, emit: Emit, link: str | None) -> _Read:
-        """Every user, also when only groups or mailboxes are read: their members and
-        delegates are users."""
-        if self.config.user_filter is None:
-            return await self._chain(http, emit, "user", link)
-        # Graph's delta query cannot filter: a filtered read lists the users whole every time
+    async def _all_users(
+        self,
+        http: MicrosoftHttp,
+        emit: Emit,
+        users: _Directory,
+        pages: list[bytes],
+        hints: dict[str, Any],
+    ) -> str:
+        """Every user with a mail, in ranges of addresses read side by side; returns the delta
+        link to follow from now on.
+
+        The link is asked for first (``$deltatoken=latest``: changes are tracked from the
+        moment the ranges start) and followed once the ranges are in: whatever changed while
+        they were read (a user whose new address moved it into a range already read) comes
+        with it. Each range is ``mail le a``, ``mail ge a and mail le b``, …, ``mail ge z``:
+        together they hold every address, whatever its letters (a user on a boundary is in
+        two and taken once)."""
+        url = f"{self.config.graph_url}/v1.0/users"
+        select = ",".join(USER_SELECT)
+        step = f"{self.name}: read users"
+        emit(StepEvent(step, step, "running"))
+        seen = 0
+        try:
+            start = await http.request(
+                "read users (start tracking changes)",
+                f"{url}/delta",
+                scope=GRAPH_SCOPE,
+                params={"$select": select, "$deltatoken": "latest"},
+            )
+            link = start.get("@odata.deltaLink")
+            if not isinstance(link, str):
+                raise SourceError(
+                    f"Source {self.name!r}: read users: Graph answered $deltatoken=latest "
+                    "without an @odata.deltaLink; nothing was changed."
+                )
+            bounds = [str(b) for b in hints.get("user_bounds") or FIRST_BOUNDS]
+            ranges = _ranges(bounds)
+            kept: list[list[bytes]] = [[] for _ in ranges]
+
+            async def read_range(where: str | None, keep: list[bytes]) -> None:
+                nonlocal seen
+                params = {"$select": select, "$top": str(PAGE)}
+                if where:
+                    params["$filter"] = where
+                async for page in http.pages(
+                    "read users", url, scope=GRAPH_SCOPE, params=params, keep=keep
+                ):
+                    seen += users.take_page(page)
+                    emit(StepEvent(step, step, "running", seen))
+
+            await _all(*(read_range(where, keep) for where, keep in zip(ranges, kept, strict=True)))
+        except SourceError as error:
+            emit(StepEvent(step, step, "failed", detail=str(error)))
+            raise
+        for keep in kept:
+            pages += keep
+        emit(StepEvent(step, step, "done", seen, seen))
+        return await self._chain(
+            http, emit, "user", link, users, pages, label="changes while the users were read"
+        )
+
+    async def _filtered(self, http: MicrosoftHttp, emit: Emit, users: _Directory) -> None:
+        """The users ``user_filter`` selects (Graph's delta query cannot filter: they are
+        listed whole every time)."""
         step = f"{self.name}: read users ({self.config.user_filter})"
-        read = _Read()
         emit(StepEvent(step, step, "running"))
         params = {
             "$select": ",".join(USER_SELECT),
-            "$filter": self.config.user_filter,
+            "$filter": str(self.config.user_filter),
             "$top": str(PAGE),
             "$count": "true",
         }
+        seen = 0
         try:
             async for page in http.pages(
                 "read users",
@@ -212,25 +402,36 @@ class Microsoft365Source:
                 params=params,
                 headers={"ConsistencyLevel": "eventual"},
             ):
-                for item in page.get("value", ()):
-                    read.objects[item["id"]] = item
-                emit(StepEvent(step, step, "running", len(read.objects)))
+                seen += users.take_page(page)
+                emit(StepEvent(step, step, "running", seen))
         except SourceError as error:
             emit(StepEvent(step, step, "failed", detail=str(error)))
             raise
-        emit(StepEvent(step, step, "done", len(read.objects), len(read.objects)))
-        return read
+        emit(StepEvent(step, step, "done", seen, seen))
 
-    async def _chain(self, http: MicrosoftHttp, emit: Emit, kind: str, link: str | None) -> _Read:
-        """One delta round of ``kind`` (users or groups): everything when ``link`` is None."""
+    async def _chain(
+        self,
+        http: MicrosoftHttp,
+        emit: Emit,
+        kind: str,
+        link: str | None,
+        into: _Directory,
+        pages: list[bytes],
+        *,
+        label: str | None = None,
+    ) -> str:
+        """One delta round of ``kind`` (users or groups), everything when ``link`` is None;
+        returns the new delta link."""
         plural = f"{kind}s"
-        step = f"{self.name}: read {plural}" + ("" if link is None else " (changes)")
-        read = _Read(full=link is None)
+        step = f"{self.name}: read {plural}" + (
+            f" ({label})" if label else "" if link is None else " (changes)"
+        )
         emit(StepEvent(step, step, "running"))
         select = USER_SELECT if kind == "user" else GROUP_SELECT
         url = link or f"{self.config.graph_url}/v1.0/{plural}/delta"
         params = None if link else {"$select": ",".join(select)}
         seen = 0
+        new_link: str | None = None
         try:
             async for page in http.pages(
                 f"read {plural}",
@@ -238,19 +439,18 @@ class Microsoft365Source:
                 scope=GRAPH_SCOPE,
                 params=params,
                 headers={"Prefer": f"odata.maxpagesize={PAGE}"},
+                keep=pages,
             ):
-                for item in page.get("value", ()):
-                    seen += 1
-                    self._take(read, item)
+                seen += into.take_page(page)
                 if "@odata.deltaLink" in page:
-                    read.link = page["@odata.deltaLink"]
+                    new_link = page["@odata.deltaLink"]
                 emit(StepEvent(step, step, "running", seen))
         except DeltaExpired:
             raise
         except SourceError as error:
             emit(StepEvent(step, step, "failed", detail=str(error)))
             raise
-        if read.link is None:
+        if new_link is None:
             message = (
                 f"Source {self.name!r}: read {plural}: Graph's last page had no @odata.deltaLink; "
                 "the read is treated as incomplete and nothing was changed."
@@ -258,31 +458,35 @@ class Microsoft365Source:
             emit(StepEvent(step, step, "failed", detail=message))
             raise SourceError(message)
         emit(StepEvent(step, step, "done", seen, seen))
-        return read
+        return new_link
 
-    @staticmethod
-    def _take(read: _Read, item: dict[str, Any]) -> None:
-        object_id = item.get("id")
-        if not object_id:
+    async def _complete(self, http: MicrosoftHttp, users: _Directory, pages: list[bytes]) -> None:
+        """Users a delta page named without the rest of their properties (Graph may send
+        only what changed: a user who just got a mail is new to the mirror), read whole; a
+        page of them joins the kept ones. One not found is gone."""
+        partial = [i for i, user in users.objects.items() if "userPrincipalName" not in user]
+        if not partial:
             return
-        if "@removed" in item:
-            read.objects[object_id] = None
-            read.added.pop(object_id, None)
-            read.dropped.pop(object_id, None)
-            return
-        members = item.pop("members@delta", None)
-        known = read.objects.get(object_id)
-        read.objects[object_id] = {**known, **item} if known else item
-        for member in members or ():
-            member_id = member.get("id")
-            if not member_id:
-                continue
-            if "@removed" in member:
-                read.dropped.setdefault(object_id, set()).add(member_id)
-                read.added.get(object_id, set()).discard(member_id)
-            else:
-                read.added.setdefault(object_id, set()).add(member_id)
-                read.dropped.get(object_id, set()).discard(member_id)
+        found: list[dict[str, Any]] = []
+
+        async def read(ids: list[str]) -> None:
+            quoted = ",".join(f"'{_quote(i)}'" for i in ids)
+            async for page in http.pages(
+                "read changed users",
+                f"{self.config.graph_url}/v1.0/users",
+                scope=GRAPH_SCOPE,
+                params={"$select": ",".join(USER_SELECT), "$filter": f"id in ({quoted})"},
+            ):
+                found.extend(page.get("value", ()))
+
+        await _all(*(read(partial[i : i + IN_LIMIT]) for i in range(0, len(partial), IN_LIMIT)))
+        known = {user.get("id") for user in found}
+        page = {
+            "value": found
+            + [{"id": i, "@removed": {"reason": "deleted"}} for i in partial if i not in known]
+        }
+        pages.append(json.dumps(page, separators=(",", ":")).encode())
+        users.take_page(page)
 
     async def _mailboxes(
         self, http: MicrosoftHttp, emit: Emit
@@ -309,22 +513,20 @@ class Microsoft365Source:
                 mailboxes += page.get("value", ())
                 emit(StepEvent(step, step, "running", len(mailboxes)))
             shared = [m for m in mailboxes if m.get("RecipientTypeDetails") == SHARED]
-            gate = asyncio.Semaphore(self.config.exchange_concurrency)
 
             async def permissions_of(mailbox: dict[str, Any]) -> None:
                 identity = mailbox.get("PrimarySmtpAddress") or mailbox.get(
                     "ExternalDirectoryObjectId"
                 )
                 found: list[dict[str, Any]] = []
-                async with gate:
-                    async for page in http.pages(
-                        f"read the permissions of {identity} (Get-MailboxPermission)",
-                        url,
-                        scope=EXCHANGE_SCOPE,
-                        headers=prefer,
-                        body=_cmdlet("Get-MailboxPermission", Identity=identity),
-                    ):
-                        found += page.get("value", ())
+                async for page in http.pages(
+                    f"read the permissions of {identity} (Get-MailboxPermission)",
+                    url,
+                    scope=EXCHANGE_SCOPE,
+                    headers=prefer,
+                    body=_cmdlet("Get-MailboxPermission", Identity=identity),
+                ):
+                    found += page.get("value", ())
                 permissions[str(mailbox.get("ExternalDirectoryObjectId"))] = found
                 emit(StepEvent(step, step, "running", len(permissions), len(shared), "permissions"))
 
@@ -334,73 +536,6 @@ class Microsoft365Source:
             raise
         emit(StepEvent(step, step, "done", len(shared), len(shared)))
         return mailboxes, permissions
-
-    # --- the mirror -------------------------------------------------------------------------
-
-    def _merge(self, kind: str, read: _Read) -> dict[str, dict[str, Any]]:
-        """The directory's ``kind`` objects now: the mirror with the read's changes applied
-        (a full read replaces it)."""
-        if read.full or self.store is None:
-            mirror: dict[str, dict[str, Any]] = {}
-        else:
-            mirror = self.store.mirror(self.name, kind)
-        for object_id, item in read.objects.items():
-            if item is None:
-                mirror.pop(object_id, None)
-                continue
-            known = mirror.get(object_id)
-            mirror[object_id] = {**known, **item} if known else dict(item)
-        if kind == "group":
-            for group_id in set(read.added) | set(read.dropped):
-                group = mirror.get(group_id)
-                if group is None:
-                    continue
-                members = set(group.get("members", ())) if not read.full else set()
-                members |= read.added.get(group_id, set())
-                members -= read.dropped.get(group_id, set())
-                group["members"] = sorted(members)
-            for group in mirror.values():
-                group.setdefault("members", [])
-        return mirror
-
-    def _update(
-        self,
-        state: DeltaState | None,
-        users: _Read,
-        groups: _Read,
-        mirror_users: dict[str, dict[str, Any]],
-        mirror_groups: dict[str, dict[str, Any]],
-    ) -> MirrorUpdate:
-        """What the store keeps of this read: the objects it touched as they are now, and
-        the new links (the time of the full read moves only with a full read)."""
-        from ..store import DeltaState, MirrorUpdate
-
-        links = {}
-        if users.link:
-            links["user"] = users.link
-        if groups.link:
-            links["group"] = groups.link
-        upserts: dict[str, dict[str, dict[str, Any]]] = {}
-        removed: dict[str, set[str]] = {}
-        for kind, read, mirror in (("user", users, mirror_users), ("group", groups, mirror_groups)):
-            if kind == "user" and self.config.user_filter is not None:
-                continue  # read whole each time: nothing to keep
-            if read.full:
-                upserts[kind] = mirror
-                continue
-            touched = {*read.objects, *read.added, *read.dropped}
-            upserts[kind] = {i: mirror[i] for i in touched if i in mirror}
-            removed[kind] = {i for i in touched if i not in mirror}
-        return MirrorUpdate(
-            DeltaState(
-                self._settings(),
-                links,
-                time.time() if self.full or state is None else state.full_read_at,
-            ),
-            upserts,
-            removed,
-            frozenset(kind for kind, read in (("user", users), ("group", groups)) if read.full),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,3 +618,22 @@ async def _nothing() -> Any:
 
 def _cmdlet(name: str, **parameters: Any) -> dict[str, Any]:
     return {"CmdletInput": {"CmdletName": name, "Parameters": parameters}}
+
+
+def _quote(value: str) -> str:
+    """A string as an OData literal's inside (a quote doubled)."""
+    return value.replace("'", "''")
+
+
+def _ranges(bounds: list[str]) -> list[str | None]:
+    """``$filter``s that split the users at ``bounds`` (sorted) and together hold every user
+    with a mail: every address is ``le`` or ``ge`` any boundary. No bounds: one unfiltered
+    range."""
+    bounds = sorted(set(bounds))
+    if not bounds:
+        return [None]
+    q = [f"'{_quote(b)}'" for b in bounds]
+    ranges: list[str | None] = [f"mail le {q[0]}"]
+    ranges += [f"mail ge {low} and mail le {high}" for low, high in zip(q, q[1:], strict=False)]
+    ranges.append(f"mail ge {q[-1]}")
+    return ranges

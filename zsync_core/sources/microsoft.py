@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -353,6 +354,11 @@ class MicrosoftHttp:
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
         )
         self.requests = 0
+        self._gates = {
+            GRAPH_SCOPE: asyncio.Semaphore(source.graph_concurrency),
+            EXCHANGE_SCOPE: asyncio.Semaphore(source.exchange_concurrency),
+        }
+        """At most this many requests on their way per service: more would be throttled."""
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -366,26 +372,43 @@ class MicrosoftHttp:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
+        keep: list[bytes] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Each page of a paged read, following ``@odata.nextLink`` as is to the end.
+        """Each page of a paged read, following ``@odata.nextLink`` as is to the end;
+        ``keep`` gets each page's body as it came (what the mirror stores).
 
         Raises:
             SourceError: a page could not be read (after the retries): the read is incomplete.
         """
-        next_url: str | None = url
-        first = True
-        while next_url:
-            page = await self.request(
-                what,
-                next_url,
-                scope=scope,
-                params=params if first else None,
-                headers=headers,
-                body=body,
+
+        async def fetch(at: str, first: bool) -> bytes:
+            return await self._fetch(
+                what, at, scope=scope, params=params if first else None, headers=headers, body=body
             )
-            first = False
-            yield page
-            next_url = page.get("@odata.nextLink")
+
+        # the next page is asked for as soon as its link is found in this one's last bytes,
+        # before this one is decoded: decoding 999 users overlaps the next round trip
+        pending: asyncio.Future[bytes] | None = asyncio.ensure_future(fetch(url, True))
+        try:
+            while pending is not None:
+                content = await pending
+                pending = None
+                ahead = _next_link(content)
+                if ahead is not None:
+                    pending = asyncio.ensure_future(fetch(ahead, False))
+                page = self._decode(what, url, content)
+                following = page.get("@odata.nextLink")
+                if following != ahead:  # not where it was looked for: follow what was decoded
+                    if pending is not None:
+                        pending.cancel()
+                    pending = asyncio.ensure_future(fetch(following, False)) if following else None
+                if keep is not None:
+                    keep.append(content)
+                yield page
+        finally:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
 
     async def request(
         self,
@@ -396,23 +419,61 @@ class MicrosoftHttp:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
+        keep: list[bytes] | None = None,
     ) -> dict[str, Any]:
+        """One request's JSON answer (retried as :meth:`_fetch` says)."""
+        content = await self._fetch(
+            what, url, scope=scope, params=params, headers=headers, body=body
+        )
+        if keep is not None:
+            keep.append(content)
+        return self._decode(what, url, content)
+
+    def _decode(self, what: str, url: str, content: bytes) -> dict[str, Any]:
+        try:
+            page = json.loads(content)
+        except ValueError:
+            page = None
+        if not isinstance(page, dict):
+            raise SourceError(
+                f"Source {self.source.name!r}: {what}: {_host(url)} answered 200 with "
+                "something that is not a JSON object; nothing was changed."
+            )
+        return page
+
+    async def _fetch(
+        self,
+        what: str,
+        url: str,
+        *,
+        scope: str,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> bytes:
+        """One request's body, with retries (429/503 after ``Retry-After``, other 5xx and
+        dropped connections with back-off), a renewed token when Graph says it expired, and
+        every refusal explained."""
         renewed = renew = False
         attempt = 0
         while True:
-            token = await self.sign_in.token(scope, renew=renew)
-            renew = False
-            send = {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                **(headers or {}),
-            }
             self.requests += 1
             try:
-                if body is None:
-                    response = await self.client.get(url, params=params, headers=send)
-                else:
-                    response = await self.client.post(url, params=params, headers=send, json=body)
+                async with self._gates[scope]:
+                    # the token is taken once a slot is free: a wait must not outlive it
+                    token = await self.sign_in.token(scope, renew=renew)
+                    renew = False
+                    send = {
+                        "Authorization": f"Bearer {token}",
+                        "Accept": "application/json",
+                        **(headers or {}),
+                    }
+                    if body is None:
+                        response = await self.client.get(url, params=params, headers=send)
+                    else:
+                        response = await self.client.post(
+                            url, params=params, headers=send, json=body
+                        )
             except httpx.TransportError as dropped:
                 if certificate_problem(dropped):
                     raise SourceError(
@@ -431,13 +492,7 @@ class MicrosoftHttp:
                 continue
             status = response.status_code
             if status == 200:
-                try:
-                    return dict(response.json())
-                except ValueError:
-                    raise SourceError(
-                        f"Source {self.source.name!r}: {what}: {_host(url)} answered 200 with "
-                        "something that is not JSON; nothing was changed."
-                    ) from None
+                return response.content
             error = _error_of(response)
             if status == 410:
                 raise DeltaExpired(
@@ -500,6 +555,19 @@ def _error_of(response: httpx.Response) -> _Error:
     if isinstance(error, dict):
         return _Error(str(error.get("code") or ""), str(error.get("message") or "").strip())
     return _Error("", json.dumps(data)[:300])
+
+
+_NEXT_LINK = re.compile(rb'"@odata\.nextLink"\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
+def _next_link(content: bytes) -> str | None:
+    """The ``@odata.nextLink`` of a page, found in its last bytes (where Graph and Exchange
+    put it) without decoding the page; None when not there."""
+    found = _NEXT_LINK.search(content, max(0, len(content) - 4096))
+    if found is None:
+        return None
+    link = json.loads(found.group(1))
+    return link if isinstance(link, str) else None
 
 
 def _host(url: str) -> str:
