@@ -154,6 +154,126 @@ def test_a_delta_run_reads_only_changes_and_agrees_with_a_full_read(tmp_path, mi
     assert accounts["helpdesk@example.org"].delegates == {"new7@example.org"}
 
 
+AWKWARD = [
+    "amy@example.org",
+    "Bert.Upper@Example.org",
+    "0800-desk@example.org",
+    "o'brien@example.org",
+    "émile@example.org",
+    "_svc-mail@example.org",
+    "~tilde@example.org",
+    "zoë@example.org",
+    "c@example.org",
+    "t@example.org",
+]
+"""Addresses a split of users by mail could lose: case, digits, quotes, letters outside
+ASCII, punctuation at either end of the alphabet, and ones right at a boundary."""
+
+
+def small_pages(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    from zsync_core.sources import m365
+
+    monkeypatch.setattr(m365, "PAGE", size)
+
+
+def test_a_full_read_splits_the_users_by_address_and_misses_nobody(
+    tmp_path, microsoft, monkeypatch
+):
+    tenant = microsoft.tenant
+    tenant.latency = 0.02  # requests overlap: the source must keep to graph_concurrency
+    expected = {tenant.add_user(mail, mail.split("@")[0]): mail.lower() for mail in AWKWARD}
+    rng = random.Random(11)
+    for n in range(60):
+        name = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(6))
+        expected[tenant.add_user(f"{name}{n}@example.org")] = f"{name}{n}@example.org"
+    tenant.add_user(None, "No mailbox")
+    small_pages(monkeypatch, 4)  # 70 users are 18 pages: the next full read splits in 6
+    store = Store.open(tmp_path / "state")
+
+    first = source_for(tmp_path, microsoft, store, graph_concurrency=3)
+    result = load(first)
+
+    assert {a.source_id: a.email for a in result.accounts} == expected
+    assert tenant.count("GET /v1.0/users") >= 8, "one list per range of the first split"
+    assert tenant.overflows["graph"] == 0, "never more than graph_concurrency at once"
+    bounds = store.delta_state("Microsoft 365").hints["user_bounds"]
+    assert len(bounds) == 5, "2 × graph_concurrency ranges, where the addresses fall"
+
+    before = tenant.count("GET /v1.0/users")
+    weekly = Microsoft365Source(first.config, first.profile, store=store, full_read=True)
+    again = load(weekly)
+
+    assert weekly.full
+    assert {a.source_id: a.email for a in again.accounts} == expected, (
+        "users on a boundary are in two ranges and taken once"
+    )
+    assert tenant.count("GET /v1.0/users") - before >= 18, "every page of every range"
+    assert tenant.overflows["graph"] == 0
+    # the mirror holds this read's pages only: a delta run on it sees the same directory
+    daily = load(source_for(tmp_path, microsoft, store, graph_concurrency=3))
+    assert sorted(daily.accounts) == sorted(again.accounts)
+
+
+def test_a_user_whose_new_address_moves_it_into_a_range_already_read_is_not_lost(
+    tmp_path, microsoft
+):
+    tenant = microsoft.tenant
+    amy = tenant.add_user("amy@example.org", "Amy")
+    tom = tenant.add_user("tom@example.org", "Tom Thumb", aliases=["thumb@example.org"])
+    kim = tenant.add_user("kim@example.org", "Kim")
+
+    def meanwhile(where: str | None) -> None:
+        # the last range starts; every range before it has been read (one at a time)
+        if where == "mail ge 't'":
+            tenant.update_user(
+                tom, mail="abe@example.org", proxyAddresses=["SMTP:abe@example.org"]
+            )
+            tenant.delete_user(kim)
+
+    tenant.on_list = meanwhile
+    source = source_for(tmp_path, microsoft, Store.open(tmp_path / "state"), graph_concurrency=1)
+
+    result = load(source)
+
+    accounts = {a.source_id: a for a in result.accounts}
+    assert set(accounts) == {amy, tom}, "Tom is in no range any more; Kim was read, then deleted"
+    assert accounts[tom].email == "abe@example.org"
+    assert accounts[tom].display_name == "Tom Thumb", (
+        "the change named only the address: the rest of Tom was read whole"
+    )
+    assert accounts[tom].aliases == frozenset()
+
+
+def test_a_user_who_gets_a_mailbox_is_read_whole_and_one_who_loses_it_leaves(
+    tmp_path, microsoft
+):
+    tenant = microsoft.tenant
+    late = tenant.add_user(None, "Late Comer", upn="late.comer@example.onmicrosoft.com")
+    leaving = tenant.add_user("leaving@example.org", "Leaving")
+    tenant.add_user("stays@example.org", "Stays")
+    store = Store.open(tmp_path / "state")
+    assert {a.email for a in load(source_for(tmp_path, microsoft, store)).accounts} == {
+        "leaving@example.org",
+        "stays@example.org",
+    }
+
+    tenant.update_user(late, mail="late@example.org", proxyAddresses=["SMTP:late@example.org"])
+    tenant.update_user(leaving, mail=None, proxyAddresses=[])
+    delta = source_for(tmp_path, microsoft, store)
+    result = load(delta)
+
+    assert not delta.full
+    accounts = by_email(result)
+    assert set(accounts) == {"late@example.org", "stays@example.org"}
+    assert (accounts["late@example.org"].source_id, accounts["late@example.org"].display_name) == (
+        late,
+        "Late Comer",
+    )
+    assert load(source_for(tmp_path, microsoft, store)).accounts == result.accounts, (
+        "the page read whole is kept with the mirror"
+    )
+
+
 def test_an_expired_delta_link_reads_everything_again(tmp_path, microsoft):
     tenant = microsoft.tenant
     small_tenant(tenant)

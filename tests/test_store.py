@@ -80,6 +80,32 @@ def test_a_store_from_before_schema_versions_is_migrated_with_a_backup_and_keeps
     assert sorted(p.name for p in state.glob("*.bak")) == ["zsync.sqlite3.v0.bak"]
 
 
+def test_a_schema_3_mirror_is_dropped_so_the_next_microsoft_365_read_is_a_full_one(tmp_path):
+    import sqlite3
+
+    from zsync_core.store import MIGRATIONS
+
+    state = tmp_path / "state"
+    state.mkdir()
+    old = sqlite3.connect(state / "zsync.sqlite3")
+    for version in (1, 2, 3):
+        old.executescript(MIGRATIONS[version])
+    old.execute("PRAGMA user_version = 3")
+    old.execute(
+        "INSERT INTO mapping VALUES ('id-1', 'personal', 'z-1', 'ann@example.org', 'M365', 'K', 1)"
+    )
+    old.execute("INSERT INTO source_mirror VALUES ('M365', 'user', 'id-1', '{\"id\": \"id-1\"}')")
+    old.execute("INSERT INTO source_delta VALUES ('M365', '{}', '{\"user\": \"link\"}', 1, 1)")
+    old.commit()
+    old.close()
+
+    store = Store.open(state)
+
+    assert store.delta_state("M365") is None, "no links without the mirror they belong to"
+    assert store.mirror_pages("M365", "user") == []
+    assert store.mapping()["id-1"].zivver_id == "z-1", "the account mapping stays"
+
+
 def test_a_store_from_a_newer_zsync_is_refused_and_left_as_it_is(tmp_path):
     import sqlite3
 

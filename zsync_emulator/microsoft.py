@@ -59,7 +59,8 @@ Faults and throttling (knobs on :class:`Tenant`): ``latency`` seconds added to e
 Exchange request; ``throttle`` a queue of ``(status, retry_after)`` answered to the next
 requests (429/503 with ``Retry-After``); ``max_concurrent`` requests at once per app and
 service (4), beyond which it answers 429 with ``Retry-After: 1``; ``fail_page`` answers 500 to
-the nth page of a paged read; ``requests`` counts what was asked.
+the nth page of a paged read; ``requests`` counts what was asked, ``overflows`` what was
+refused for concurrency; ``on_list`` runs as a list of users starts.
 """
 
 from __future__ import annotations
@@ -157,6 +158,11 @@ class Tenant:
     """Answer 500 to this page (1 = the first) of every paged read until cleared."""
     requests: Counter[str] = field(default_factory=Counter)
     """``"<METHOD> <path>"`` → how many times it was asked (tokens and pages included)."""
+    on_list: Callable[[str | None], None] | None = None
+    """Called with the ``$filter`` of each list of users as it starts (tests change the
+    tenant in the middle of a read with it)."""
+    overflows: Counter[str] = field(default_factory=Counter)
+    """Service ("graph", "exchange") → requests refused for more than ``max_concurrent``."""
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -673,37 +679,36 @@ def create_app(tenant: Tenant) -> Starlette:
         return claims
 
     async def admitted(request: Request, service: str, key: str) -> Response | None:
-        """Counts the request and answers a queued throttle or a concurrency overflow."""
+        """Counts the request and answers a concurrency overflow or a queued throttle. A
+        request is on its way from its arrival to its answer (the added latency included;
+        what follows it here never waits)."""
         tenant.requests[key] += 1
-        if tenant.latency:
-            await asyncio.sleep(tenant.latency)
-        if tenant.throttle:
-            status, retry_after = tenant.throttle.popleft()
-            code = "TooManyRequests" if status == 429 else "ServiceUnavailable"
-            return graph_error(
-                status,
-                code,
-                "Too many requests" if status == 429 else "The service is temporarily unavailable.",
-                {"Retry-After": str(retry_after)},
-            )
-        if tenant._active[service] >= tenant.max_concurrent:
-            return graph_error(
-                429,
-                "TooManyRequests",
-                "Too many requests are in progress for this application.",
-                {"Retry-After": "1"},
-            )
-        return None
-
-    class _Slot:
-        def __init__(self, service: str) -> None:
-            self.service = service
-
-        def __enter__(self) -> None:
-            tenant._active[self.service] += 1
-
-        def __exit__(self, *exc: object) -> None:
-            tenant._active[self.service] -= 1
+        tenant._active[service] += 1
+        try:
+            if tenant._active[service] > tenant.max_concurrent:
+                tenant.overflows[service] += 1
+                return graph_error(
+                    429,
+                    "TooManyRequests",
+                    "Too many requests are in progress for this application.",
+                    {"Retry-After": "1"},
+                )
+            if tenant.latency:
+                await asyncio.sleep(tenant.latency)
+            if tenant.throttle:
+                status, retry_after = tenant.throttle.popleft()
+                code = "TooManyRequests" if status == 429 else "ServiceUnavailable"
+                return graph_error(
+                    status,
+                    code,
+                    "Too many requests"
+                    if status == 429
+                    else "The service is temporarily unavailable.",
+                    {"Retry-After": str(retry_after)},
+                )
+            return None
+        finally:
+            tenant._active[service] -= 1
 
     def page_of(
         request: Request,
@@ -754,145 +759,145 @@ def create_app(tenant: Tenant) -> Starlette:
         refused = await admitted(request, "graph", key)
         if refused:
             return refused
-        with _Slot("graph"):
-            claims = bearer(request, GRAPH)
-            if isinstance(claims, JSONResponse):
-                return claims
-            need = USERS_ROLES if kind == "user" else GROUPS_ROLES
-            if not need & set(claims["roles"]):
-                return graph_error(
-                    403,
-                    "Authorization_RequestDenied",
-                    "Insufficient privileges to complete the operation.",
-                )
-            if "$filter" in request.query_params:
-                return graph_error(
-                    400,
-                    "Request_UnsupportedQuery",
-                    "Unsupported query: only filter by id is supported on delta.",
-                )
-            params = request.query_params
-            path = f"{base(request)}/v1.0/{kind}s/delta"
-            if "$skiptoken" in params:
-                state = _decode(params["$skiptoken"])
-                items = tenant._rounds.get(state["r"])
-                if items is None:
-                    return graph_error(400, "Request_BadRequest", "The skip token is invalid.")
-                return page_of(
-                    request,
-                    items,
-                    state["o"],
-                    state["n"],
-                    _link(path, state),
-                    {"@odata.context": f"{GRAPH}/v1.0/$metadata#{kind}s(delta)"},
-                    {
-                        "@odata.deltaLink": f"{path}?$deltatoken="
-                        + _encode({"v": state["v"], "s": state["s"], "e": state["e"]})
-                    },
-                )
-            if params.get("$deltatoken") == "latest":
-                with tenant.lock:
-                    version = tenant.version
-                select = selected(request, USER_PROPERTIES if kind == "user" else GROUP_PROPERTIES)
-                if isinstance(select, JSONResponse):
-                    return select
-                return JSONResponse(
-                    {
-                        "@odata.context": f"{GRAPH}/v1.0/$metadata#{kind}s(delta)",
-                        "value": [],
-                        "@odata.deltaLink": f"{path}?$deltatoken="
-                        + _encode({"v": version, "s": sorted(select), "e": tenant.epoch}),
-                    }
-                )
-            if "$deltatoken" in params:
-                state = _decode(params["$deltatoken"])
-                if state.get("e") != tenant.epoch:
-                    return graph_error(
-                        410,
-                        "syncStateNotFound",
-                        "The sync state generated by a previous call is invalid or has expired; "
-                        "start over with a new delta query.",
-                    )
-                since: int | None = state["v"]
-                select = set(state["s"])
-            else:
-                since = None
-                chosen = selected(request, USER_PROPERTIES if kind == "user" else GROUP_PROPERTIES)
-                if isinstance(chosen, JSONResponse):
-                    return chosen
-                select = chosen
-            items, version = tenant.delta_items(kind, select, since)
-            round_key = tenant.start_round(items)
-            size = page_size(request)
-            state = {
-                "r": round_key,
-                "o": 0,
-                "n": size,
-                "v": version,
-                "s": sorted(select),
-                "e": tenant.epoch,
-            }
+        claims = bearer(request, GRAPH)
+        if isinstance(claims, JSONResponse):
+            return claims
+        need = USERS_ROLES if kind == "user" else GROUPS_ROLES
+        if not need & set(claims["roles"]):
+            return graph_error(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+        if "$filter" in request.query_params:
+            return graph_error(
+                400,
+                "Request_UnsupportedQuery",
+                "Unsupported query: only filter by id is supported on delta.",
+            )
+        params = request.query_params
+        path = f"{base(request)}/v1.0/{kind}s/delta"
+        if "$skiptoken" in params:
+            state = _decode(params["$skiptoken"])
+            items = tenant._rounds.get(state["r"])
+            if items is None:
+                return graph_error(400, "Request_BadRequest", "The skip token is invalid.")
             return page_of(
                 request,
                 items,
-                0,
-                size,
+                state["o"],
+                state["n"],
                 _link(path, state),
                 {"@odata.context": f"{GRAPH}/v1.0/$metadata#{kind}s(delta)"},
                 {
                     "@odata.deltaLink": f"{path}?$deltatoken="
-                    + _encode({"v": version, "s": sorted(select), "e": tenant.epoch})
+                    + _encode({"v": state["v"], "s": state["s"], "e": state["e"]})
                 },
             )
+        if params.get("$deltatoken") == "latest":
+            with tenant.lock:
+                version = tenant.version
+            select = selected(request, USER_PROPERTIES if kind == "user" else GROUP_PROPERTIES)
+            if isinstance(select, JSONResponse):
+                return select
+            return JSONResponse(
+                {
+                    "@odata.context": f"{GRAPH}/v1.0/$metadata#{kind}s(delta)",
+                    "value": [],
+                    "@odata.deltaLink": f"{path}?$deltatoken="
+                    + _encode({"v": version, "s": sorted(select), "e": tenant.epoch}),
+                }
+            )
+        if "$deltatoken" in params:
+            state = _decode(params["$deltatoken"])
+            if state.get("e") != tenant.epoch:
+                return graph_error(
+                    410,
+                    "syncStateNotFound",
+                    "The sync state generated by a previous call is invalid or has expired; "
+                    "start over with a new delta query.",
+                )
+            since: int | None = state["v"]
+            select = set(state["s"])
+        else:
+            since = None
+            chosen = selected(request, USER_PROPERTIES if kind == "user" else GROUP_PROPERTIES)
+            if isinstance(chosen, JSONResponse):
+                return chosen
+            select = chosen
+        items, version = tenant.delta_items(kind, select, since)
+        round_key = tenant.start_round(items)
+        size = page_size(request)
+        state = {
+            "r": round_key,
+            "o": 0,
+            "n": size,
+            "v": version,
+            "s": sorted(select),
+            "e": tenant.epoch,
+        }
+        return page_of(
+            request,
+            items,
+            0,
+            size,
+            _link(path, state),
+            {"@odata.context": f"{GRAPH}/v1.0/$metadata#{kind}s(delta)"},
+            {
+                "@odata.deltaLink": f"{path}?$deltatoken="
+                + _encode({"v": version, "s": sorted(select), "e": tenant.epoch})
+            },
+        )
 
     async def users(request: Request) -> Response:
         refused = await admitted(request, "graph", "GET /v1.0/users")
         if refused:
             return refused
-        with _Slot("graph"):
-            claims = bearer(request, GRAPH)
-            if isinstance(claims, JSONResponse):
-                return claims
-            if not USERS_ROLES & set(claims["roles"]):
-                return graph_error(
-                    403,
-                    "Authorization_RequestDenied",
-                    "Insufficient privileges to complete the operation.",
-                )
-            params = request.query_params
-            path = f"{base(request)}/v1.0/users"
-            if "$skiptoken" in params:
-                state = _decode(params["$skiptoken"])
-                items = tenant._listed.get(state["r"], [])
-            else:
-                select = selected(request, USER_PROPERTIES)
-                if isinstance(select, JSONResponse):
-                    return select
-                matches = _user_filter(
-                    params.get("$filter"),
-                    request.headers.get("consistencylevel", "").lower() == "eventual"
-                    and params.get("$count") == "true",
-                )
-                if isinstance(matches, str):
-                    return graph_error(400, "Request_UnsupportedQuery", matches)
-                span = _mail_span(params.get("$filter"))
-                with tenant.lock:
-                    chosen = tenant.users.values() if span is None else tenant.by_mail(*span)
-                    view = tenant.view(select)
-                    items = [view(user) for user in chosen if matches(user)]
-                key = secrets.token_urlsafe(12)
-                tenant._listed[key] = items
-                state = {"r": key, "o": 0, "n": page_size(request)}
-            offset, size = state["o"], state["n"]
-            if tenant.fail_page is not None and offset // max(size, 1) + 1 == tenant.fail_page:
-                return graph_error(500, "UnknownError", "An internal server error occurred.")
-            head = json.dumps({"@odata.context": f"{GRAPH}/v1.0/$metadata#users"})[:-1].encode()
-            tail = b"]}"
-            if offset + size < len(items):
-                link = json.dumps(_link(path, state)(offset + size)).encode()
-                tail = b'],"@odata.nextLink":' + link + b"}"
-            body = head + b',"value":[' + b",".join(items[offset : offset + size]) + tail
-            return Response(body, media_type="application/json")
+        claims = bearer(request, GRAPH)
+        if isinstance(claims, JSONResponse):
+            return claims
+        if not USERS_ROLES & set(claims["roles"]):
+            return graph_error(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+        params = request.query_params
+        path = f"{base(request)}/v1.0/users"
+        if "$skiptoken" in params:
+            state = _decode(params["$skiptoken"])
+            items = tenant._listed.get(state["r"], [])
+        else:
+            select = selected(request, USER_PROPERTIES)
+            if isinstance(select, JSONResponse):
+                return select
+            matches = _user_filter(
+                params.get("$filter"),
+                request.headers.get("consistencylevel", "").lower() == "eventual"
+                and params.get("$count") == "true",
+            )
+            if isinstance(matches, str):
+                return graph_error(400, "Request_UnsupportedQuery", matches)
+            if tenant.on_list is not None:
+                tenant.on_list(params.get("$filter"))
+            span = _mail_span(params.get("$filter"))
+            with tenant.lock:
+                chosen = tenant.users.values() if span is None else tenant.by_mail(*span)
+                view = tenant.view(select)
+                items = [view(user) for user in chosen if matches(user)]
+            key = secrets.token_urlsafe(12)
+            tenant._listed[key] = items
+            state = {"r": key, "o": 0, "n": page_size(request)}
+        offset, size = state["o"], state["n"]
+        if tenant.fail_page is not None and offset // max(size, 1) + 1 == tenant.fail_page:
+            return graph_error(500, "UnknownError", "An internal server error occurred.")
+        head = json.dumps({"@odata.context": f"{GRAPH}/v1.0/$metadata#users"})[:-1].encode()
+        tail = b"]}"
+        if offset + size < len(items):
+            link = json.dumps(_link(path, state)(offset + size)).encode()
+            tail = b'],"@odata.nextLink":' + link + b"}"
+        body = head + b',"value":[' + b",".join(items[offset : offset + size]) + tail
+        return Response(body, media_type="application/json")
 
     async def organization(request: Request) -> Response:
         refused = await admitted(request, "graph", "GET /v1.0/organization")
@@ -999,49 +1004,47 @@ def create_app(tenant: Tenant) -> Starlette:
         refused = await admitted(request, "exchange", "POST /adminapi/beta/{tenant}/InvokeCommand")
         if refused:
             return refused
-        with _Slot("exchange"):
-            claims = exchange_claims(request)
-            if isinstance(claims, JSONResponse):
-                return claims
-            try:
-                body = json.loads(await request.body())
-                cmdlet = body["CmdletInput"]
-                name, parameters = cmdlet["CmdletName"], cmdlet.get("Parameters", {})
-            except (ValueError, KeyError, TypeError):
-                return exchange_error(400, "The request body is not a CmdletInput.")
-            path = f"{base(request)}{request.url.path}"
-            if "$skiptoken" in request.query_params:
-                state = _decode(request.query_params["$skiptoken"])
-                items = tenant._rounds.get(state["r"], [])
-            else:
-                result = cmdlet_result(name, parameters)
-                if isinstance(result, JSONResponse):
-                    return result
-                items = result
-                state = {"r": tenant.start_round(items), "o": 0, "n": page_size(request, 1000)}
-            return page_of(
-                request,
-                items,
-                state["o"],
-                state["n"],
-                _link(path, state),
-                {
-                    "@odata.context": f"{EXCHANGE}/adminapi/beta/{tenant.tenant_id}/$metadata#Collection(Exchange.GenericHashTable)"
-                },
-                {},
-            )
+        claims = exchange_claims(request)
+        if isinstance(claims, JSONResponse):
+            return claims
+        try:
+            body = json.loads(await request.body())
+            cmdlet = body["CmdletInput"]
+            name, parameters = cmdlet["CmdletName"], cmdlet.get("Parameters", {})
+        except (ValueError, KeyError, TypeError):
+            return exchange_error(400, "The request body is not a CmdletInput.")
+        path = f"{base(request)}{request.url.path}"
+        if "$skiptoken" in request.query_params:
+            state = _decode(request.query_params["$skiptoken"])
+            items = tenant._rounds.get(state["r"], [])
+        else:
+            result = cmdlet_result(name, parameters)
+            if isinstance(result, JSONResponse):
+                return result
+            items = result
+            state = {"r": tenant.start_round(items), "o": 0, "n": page_size(request, 1000)}
+        return page_of(
+            request,
+            items,
+            state["o"],
+            state["n"],
+            _link(path, state),
+            {
+                "@odata.context": f"{EXCHANGE}/adminapi/beta/{tenant.tenant_id}/$metadata#Collection(Exchange.GenericHashTable)"
+            },
+            {},
+        )
 
     async def mailbox_list(request: Request) -> Response:
         refused = await admitted(request, "exchange", "GET /adminapi/beta/{tenant}/Mailbox")
         if refused:
             return refused
-        with _Slot("exchange"):
-            claims = exchange_claims(request)
-            if isinstance(claims, JSONResponse):
-                return claims
-            with tenant.lock:
-                items = list(tenant.mailboxes.values())
-            return JSONResponse({"value": items})
+        claims = exchange_claims(request)
+        if isinstance(claims, JSONResponse):
+            return claims
+        with tenant.lock:
+            items = list(tenant.mailboxes.values())
+        return JSONResponse({"value": items})
 
     async def mailbox_permission(request: Request) -> Response:
         refused = await admitted(
@@ -1049,17 +1052,16 @@ def create_app(tenant: Tenant) -> Starlette:
         )
         if refused:
             return refused
-        with _Slot("exchange"):
-            claims = exchange_claims(request)
-            if isinstance(claims, JSONResponse):
-                return claims
-            identity = request.path_params["identity"]
-            if request.query_params.get("isEncoded") == "true":
-                identity = base64.b64decode(unquote(identity)).decode("utf-8")
-            result = cmdlet_result("Get-MailboxPermission", {"Identity": identity})
-            if isinstance(result, JSONResponse):
-                return result
-            return JSONResponse({"value": result})
+        claims = exchange_claims(request)
+        if isinstance(claims, JSONResponse):
+            return claims
+        identity = request.path_params["identity"]
+        if request.query_params.get("isEncoded") == "true":
+            identity = base64.b64decode(unquote(identity)).decode("utf-8")
+        result = cmdlet_result("Get-MailboxPermission", {"Identity": identity})
+        if isinstance(result, JSONResponse):
+            return result
+        return JSONResponse({"value": result})
 
     return Starlette(
         routes=[

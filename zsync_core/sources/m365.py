@@ -315,8 +315,9 @@ class Microsoft365Source:
         if pages <= 1:
             return []
         ranges = min(pages, 2 * self.config.graph_concurrency)
-        # a little room below whole pages: the directory grows before the next full read
-        size = max(1, int(math.ceil(pages / ranges) * PAGE * 0.97))
+        # a little room below whole pages (the directory grows before the next full read),
+        # never more ranges than asked for
+        size = max(math.ceil(len(mails) / ranges), int(math.ceil(pages / ranges) * PAGE * 0.97))
         return [mails[i] for i in range(size, len(mails), size)]
 
     # --- the chains -------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def map_tenant(
     """UPNs and addresses of disabled users (a permission naming one is no surprise)."""
     resolve = mailboxes is not None
     """Permissions name users by sign-in name or address: index them only when needed."""
-    skipped_guests = no_mail = no_guid = 0
+    skipped_guests = no_guid = 0
     for user_id, user in users.items():
         if user_id in boxes:
             continue  # a mailbox's own account is no person, nor anybody's delegate
@@ -76,8 +76,7 @@ def map_tenant(
             continue
         mail = user.get("mail")
         if not mail:
-            no_mail += 1
-            continue
+            continue  # no mailbox (the source keeps no such user: a full read lists by mail)
         email = normalize_address(mail)
         where = f"user {user.get('userPrincipalName') or user_id}"
         if email is None:
@@ -131,13 +130,6 @@ def map_tenant(
     if skipped_guests:
         result.notices.append(
             Notice("info", f"Source {name!r}: {skipped_guests} guest users are never synced.")
-        )
-    if no_mail:
-        result.notices.append(
-            Notice(
-                "info",
-                f"Source {name!r}: {no_mail} member users have no mail (no mailbox) and are not synced.",
-            )
         )
     if no_guid:
         result.notices.append(
