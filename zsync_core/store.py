@@ -329,14 +329,15 @@ class Store:
             self._lock_file = None
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, db: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        db = db or self.db
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            yield self.db
-            self.db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
         except sqlite3.Error as error:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise StoreError(
                 f"Local store {self.directory / 'zsync.sqlite3'}: write failed ({error}{_free_space(self.directory)}). "
                 "Check free disk space and permissions."
@@ -364,8 +365,26 @@ class Store:
 
     def save_mirror(self, source: str, update: MirrorUpdate) -> None:
         """The pages and links of a complete read, in one transaction: a read that failed
-        half-way never gets here, so its links are never advanced."""
-        with self._write() as db:
+        half-way never gets here, so its links are never advanced.
+
+        On a connection of its own, so that it may run in a thread while the caller goes on
+        (nothing else the store writes meanwhile joins its transaction)."""
+        try:
+            own = sqlite3.connect(self.directory / "zsync.sqlite3", isolation_level=None)
+            own.execute("PRAGMA synchronous=NORMAL")
+            own.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.Error as error:
+            raise StoreError(
+                f"Local store {self.directory / 'zsync.sqlite3'}: cannot be opened to write "
+                f"({error}). Check permissions."
+            ) from error
+        try:
+            self._save_mirror(own, source, update)
+        finally:
+            own.close()
+
+    def _save_mirror(self, own: sqlite3.Connection, source: str, update: MirrorUpdate) -> None:
+        with self._write(own) as db:
             for kind in update.replace:
                 db.execute("DELETE FROM source_pages WHERE source = ? AND kind = ?", (source, kind))
             for kind, pages in update.pages.items():
