@@ -2,11 +2,14 @@
 
 A read is three chains of pages run side by side: users, groups (with their members) and,
 when ``shared_mailboxes`` is on, Exchange's shared mailboxes with each one's permissions.
-Users and groups are read through Graph's delta query. The first read (and one at least
-every ``full_read_days``, after a delta link expired, when the settings changed, or on
-request) lists everything and ends with a delta link per kind; later reads send the links
-and get only what changed. What the directory holds is kept in the store as a mirror next to
-the links, so a daily run maps the whole directory while Graph sends it only a few pages.
+The first read (and one at least every ``full_read_days``, after a delta link expired, when
+the settings changed, or on request) lists everything and ends with a delta link per kind;
+later reads send the links and get only what changed. A full read lists the users in ranges
+of addresses side by side (:meth:`Microsoft365Source._all_users`) and the groups through
+their delta query. What the directory holds is kept in the store as a mirror next to the
+links: the pages as Graph sent them, replayed in order, so a daily run maps the whole
+directory while Graph sends it only a few pages. Users without a mail are not kept: they are
+never accounts nor delegates.
 
 A read is all or nothing: a page that cannot be read (after the retries) fails the source,
 nothing is planned, and neither the mirror nor the links move (they are written in one
