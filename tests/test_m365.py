@@ -274,6 +274,55 @@ def test_a_user_who_gets_a_mailbox_is_read_whole_and_one_who_loses_it_leaves(
     )
 
 
+@pytest.mark.parametrize(
+    ("graph_url", "exchange_url", "expected"),
+    [
+        (
+            "https://graph.microsoft.com",
+            "https://outlook.office365.com",
+            ("https://graph.microsoft.com/.default", "https://outlook.office365.com/.default"),
+        ),
+        (  # US Government (GCC High)
+            "https://graph.microsoft.us",
+            "https://outlook.office365.us",
+            ("https://graph.microsoft.us/.default", "https://outlook.office365.us/.default"),
+        ),
+        (  # operated by 21Vianet
+            "https://microsoftgraph.chinacloudapi.cn/",
+            "https://partner.outlook.cn",
+            (
+                "https://microsoftgraph.chinacloudapi.cn/.default",
+                "https://partner.outlook.cn/.default",
+            ),
+        ),
+        (  # the tests' emulator stands for the public cloud
+            "http://127.0.0.1:8123",
+            "http://127.0.0.1:8123",
+            ("https://graph.microsoft.com/.default", "https://outlook.office365.com/.default"),
+        ),
+    ],
+)
+def test_a_national_cloud_signs_in_for_its_own_graph_and_exchange(
+    tmp_path, graph_url, exchange_url, expected
+):
+    from zsync_core.sources.microsoft import EXCHANGE, GRAPH, scopes
+
+    source = {
+        "name": "M365",
+        "type": "microsoft365",
+        "tenant_id": "t",
+        "client_id": "c",
+        "client_secret_env": "M365_SECRET",
+        "graph_url": graph_url,
+        "exchange_url": exchange_url,
+    }
+    config = parse_config(
+        {"target": {"api_key_env": "UNUSED"}, "sources": [source]}, tmp_path / "zsync.toml"
+    )
+    found = scopes(config.sources[0])  # type: ignore[arg-type]
+    assert (found[GRAPH], found[EXCHANGE]) == expected
+
+
 def test_an_expired_delta_link_reads_everything_again(tmp_path, microsoft):
     tenant = microsoft.tenant
     small_tenant(tenant)

@@ -34,7 +34,7 @@ from ..errors import SourceError
 from ..model import Notice, StepEvent
 from . import Emit, SourceResult
 from .m365_map import NOT_PEOPLE, SHARED, Options, map_tenant
-from .microsoft import EXCHANGE_SCOPE, GRAPH_SCOPE, DeltaExpired, MicrosoftHttp, SignIn
+from .microsoft import EXCHANGE, GRAPH, DeltaExpired, MicrosoftHttp, SignIn
 
 if TYPE_CHECKING:
     from ..store import DeltaState, Store
@@ -159,9 +159,9 @@ class Microsoft365Source:
         emit(StepEvent(step, step, "running"))
         try:
             sign_in = SignIn(self.config, self.profile)
-            await sign_in.token(GRAPH_SCOPE)
+            await sign_in.token(GRAPH)
             if self.config.shared_mailboxes:
-                await sign_in.token(EXCHANGE_SCOPE)
+                await sign_in.token(EXCHANGE)
         except SourceError as error:
             emit(StepEvent(step, step, "failed", detail=str(error)))
             raise
@@ -351,7 +351,7 @@ class Microsoft365Source:
             start = await http.request(
                 "read users (start tracking changes)",
                 f"{url}/delta",
-                scope=GRAPH_SCOPE,
+                scope=GRAPH,
                 params={"$select": select, "$deltatoken": "latest"},
             )
             link = start.get("@odata.deltaLink")
@@ -370,7 +370,7 @@ class Microsoft365Source:
                 if where:
                     params["$filter"] = where
                 async for page in http.pages(
-                    "read users", url, scope=GRAPH_SCOPE, params=params, keep=keep
+                    "read users", url, scope=GRAPH, params=params, keep=keep
                 ):
                     seen += users.take_page(page)
                     emit(StepEvent(step, step, "running", seen))
@@ -402,7 +402,7 @@ class Microsoft365Source:
             async for page in http.pages(
                 "read users",
                 f"{self.config.graph_url}/v1.0/users",
-                scope=GRAPH_SCOPE,
+                scope=GRAPH,
                 params=params,
                 headers={"ConsistencyLevel": "eventual"},
             ):
@@ -440,7 +440,7 @@ class Microsoft365Source:
             async for page in http.pages(
                 f"read {plural}",
                 url,
-                scope=GRAPH_SCOPE,
+                scope=GRAPH,
                 params=params,
                 headers={"Prefer": f"odata.maxpagesize={PAGE}"},
                 keep=pages,
@@ -478,7 +478,7 @@ class Microsoft365Source:
             async for page in http.pages(
                 "read changed users",
                 f"{self.config.graph_url}/v1.0/users",
-                scope=GRAPH_SCOPE,
+                scope=GRAPH,
                 params={"$select": ",".join(USER_SELECT), "$filter": f"id in ({quoted})"},
             ):
                 found.extend(page.get("value", ()))
@@ -506,7 +506,7 @@ class Microsoft365Source:
             async for page in http.pages(
                 "read mailboxes (Get-Mailbox)",
                 url,
-                scope=EXCHANGE_SCOPE,
+                scope=EXCHANGE,
                 headers=prefer,
                 body=_cmdlet(
                     "Get-Mailbox",
@@ -526,7 +526,7 @@ class Microsoft365Source:
                 async for page in http.pages(
                     f"read the permissions of {identity} (Get-MailboxPermission)",
                     url,
-                    scope=EXCHANGE_SCOPE,
+                    scope=EXCHANGE,
                     headers=prefer,
                     body=_cmdlet("Get-MailboxPermission", Identity=identity),
                 ):
@@ -557,7 +557,7 @@ async def probe(source: Microsoft365SourceConfig, config: Config) -> list[Probe]
     found: list[Probe] = []
     try:
         sign_in = SignIn(source, config)
-        await sign_in.token(GRAPH_SCOPE)
+        await sign_in.token(GRAPH)
     except SourceError as error:
         return [Probe("sign in", False, str(error))]
     kind = "certificate" if source.certificate_file else "client secret"
@@ -572,7 +572,7 @@ async def probe(source: Microsoft365SourceConfig, config: Config) -> list[Probe]
                 await http.request(
                     f"read {plural}",
                     f"{source.graph_url}/v1.0/{plural}/delta",
-                    scope=GRAPH_SCOPE,
+                    scope=GRAPH,
                     params={"$select": "id", "$deltatoken": "latest"},
                 )
                 found.append(Probe(what, True, f"{needs} consented"))
@@ -580,11 +580,11 @@ async def probe(source: Microsoft365SourceConfig, config: Config) -> list[Probe]
                 found.append(Probe(what, False, str(error)))
         if source.shared_mailboxes:
             try:
-                await sign_in.token(EXCHANGE_SCOPE)
+                await sign_in.token(EXCHANGE)
                 await http.request(
                     "read mailboxes (Get-Mailbox)",
                     f"{source.exchange_url}/adminapi/beta/{source.tenant_id}/InvokeCommand",
-                    scope=EXCHANGE_SCOPE,
+                    scope=EXCHANGE,
                     headers={"Prefer": "odata.maxpagesize=1"},
                     body=_cmdlet("Get-Mailbox", RecipientTypeDetails=[SHARED], ResultSize=1),
                 )

@@ -29,12 +29,28 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..config import Config, Microsoft365SourceConfig, credential_path, read_secret
+from ..config import LOOPBACK, Config, Microsoft365SourceConfig, credential_path, read_secret
 from ..errors import ConfigError, SourceError
 from ..http import backoff, certificate_problem, retry_after
 
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
+GRAPH = "graph"
+EXCHANGE = "exchange"
+"""The two services a source signs in to (one token each)."""
+PUBLIC = {GRAPH: "https://graph.microsoft.com", EXCHANGE: "https://outlook.office365.com"}
+
+
+def scopes(source: Microsoft365SourceConfig) -> dict[str, str]:
+    """Service → the app-only scope to ask for: the endpoint's own resource (a national
+    cloud's ``https://graph.microsoft.us/.default``); an endpoint on loopback (the tests'
+    emulator) stands for the public cloud."""
+    found = {}
+    for service, endpoint in ((GRAPH, source.graph_url), (EXCHANGE, source.exchange_url)):
+        parts = urlsplit(endpoint)
+        origin = PUBLIC[service] if parts.hostname in LOOPBACK else f"https://{parts.netloc}"
+        found[service] = f"{origin}/.default"
+    return found
+
+
 BACKOFF = 1.0
 """Seconds before the first retry of a 5xx or a dropped connection (then doubling)."""
 MAX_RETRY_AFTER = 300.0
@@ -221,8 +237,9 @@ class SignIn:
         self._http = MsalHttp(source.authority_url, self.context, source.timeout_seconds)
         self._app: Any = None
         self._lock = asyncio.Lock()
+        self._scopes = scopes(source)
         self._tokens: dict[str, tuple[str, float]] = {}
-        """Scope → (token, when to ask MSAL again): a minute before it expires."""
+        """Service → (token, when to ask MSAL again): a minute before it expires."""
 
     def _msal(self) -> Any:
         import msal
@@ -253,9 +270,10 @@ class SignIn:
                 ) from None
         return self._app
 
-    def _acquire(self, scope: str, renew: bool) -> str:
+    def _acquire(self, service: str, renew: bool) -> str:
         from msal.exceptions import MsalServiceError
 
+        scope = self._scopes[service]
         app = self._msal()
         if renew:
             app.remove_tokens_for_client()
@@ -274,20 +292,21 @@ class SignIn:
         token = result.get("access_token")
         if token:
             lifetime = float(result.get("expires_in") or 300)
-            self._tokens[scope] = (str(token), time.monotonic() + max(lifetime - 60, 0))
+            self._tokens[service] = (str(token), time.monotonic() + max(lifetime - 60, 0))
             return str(token)
         raise SourceError(explain_sign_in(self.source, result, scope))
 
-    async def token(self, scope: str, renew: bool = False) -> str:
-        """A token for ``scope``; ``renew``: a new one (Graph said the last one expired)."""
-        cached = self._tokens.get(scope)
+    async def token(self, service: str, renew: bool = False) -> str:
+        """A token for ``service`` (:data:`GRAPH`, :data:`EXCHANGE`); ``renew``: a new one
+        (the service said the last one expired)."""
+        cached = self._tokens.get(service)
         if cached and not renew and cached[1] > time.monotonic():
             return cached[0]
         async with self._lock:
-            cached = self._tokens.get(scope)
+            cached = self._tokens.get(service)
             if cached and not renew and cached[1] > time.monotonic():
                 return cached[0]
-            return await asyncio.to_thread(self._acquire, scope, renew)
+            return await asyncio.to_thread(self._acquire, service, renew)
 
     def close(self) -> None:
         self._http.close()
@@ -355,8 +374,8 @@ class MicrosoftHttp:
         )
         self.requests = 0
         self._gates = {
-            GRAPH_SCOPE: asyncio.Semaphore(source.graph_concurrency),
-            EXCHANGE_SCOPE: asyncio.Semaphore(source.exchange_concurrency),
+            GRAPH: asyncio.Semaphore(source.graph_concurrency),
+            EXCHANGE: asyncio.Semaphore(source.exchange_concurrency),
         }
         """At most this many requests on their way per service: more would be throttled."""
 
