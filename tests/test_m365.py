@@ -430,6 +430,26 @@ def test_an_expired_secret_says_to_make_a_new_one(tmp_path, microsoft):
         load(source_for(tmp_path, microsoft))
 
 
+def test_when_one_chain_fails_the_others_stop_before_the_error_is_told(
+    tmp_path, microsoft, monkeypatch
+):
+    tenant = microsoft.tenant
+    for n in range(40):
+        tenant.add_user(f"{'abcdefghijklmnopqrstuvwxyz'[n % 26]}{n}@example.org")
+    tenant.apps[M365_CLIENT].roles = {"User.Read.All"}  # the groups' chain is refused
+    tenant.latency = 0.1  # the ranges of users are on their way when it is
+    small_pages(monkeypatch, 2)
+    source = source_for(tmp_path, microsoft, Store.open(tmp_path / "state"))
+
+    async def run() -> list[asyncio.Task[Any]]:
+        with pytest.raises(SourceError, match="GroupMember.Read.All"):
+            await source.load(lambda event: None)
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    assert asyncio.run(run()) == [], "no range (nor a page asked for ahead) still reading"
+    assert tenant.count("GET /v1.0/users") >= 1, "the users were being read"
+
+
 def test_missing_consents_and_exchange_role_are_named(tmp_path, microsoft):
     app = microsoft.tenant.apps[M365_CLIENT]
     app.roles = {"Exchange.ManageAsApp"}
