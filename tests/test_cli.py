@@ -131,6 +131,69 @@ def test_the_command_runs_headless_against_the_emulator_command(tmp_path):
         emulator.wait(10)
 
 
+def test_a_microsoft_365_trial_against_both_emulator_commands(tmp_path):
+    zivver_port, microsoft_port = free_port(), free_port()
+    servers = [
+        subprocess.Popen(
+            [ZSYNC, "emulator", "--port", str(zivver_port), "--api-key", "k-1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [ZSYNC, "emulator", "--microsoft", "--client-secret", "s3cret", "--users", "30"]
+            + ["--groups", "2", "--shared", "1", "--port", str(microsoft_port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        ),
+    ]
+    try:
+        wait_for_port(zivver_port, servers[0], timeout=20)
+        wait_for_port(microsoft_port, servers[1], timeout=20)
+        # the source the command prints, pasted into a profile as an admin would
+        assert servers[1].stderr is not None
+        printed = []
+        for line in servers[1].stderr:
+            if line.startswith("[[sources]]"):
+                printed.append(line)
+            elif printed:
+                if not line.strip():
+                    break
+                printed.append(line)
+        (tmp_path / "zsync.toml").write_text(
+            f'[target]\nurl = "http://127.0.0.1:{zivver_port}/api/scim/v2"\n'
+            'api_key_env = "ZIVVER_API_KEY"\n\n' + "".join(printed)
+        )
+        env = {
+            **os.environ,
+            "ZIVVER_API_KEY": "k-1",
+            "M365_SECRET": "s3cret",
+            "ZSYNC_CONFIG": str(tmp_path / "zsync.toml"),
+        }
+        first = subprocess.run(
+            [ZSYNC, "--headless"], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert first.returncode == 0, first.stderr
+        assert "There will be 30 users added" in first.stderr
+        assert "There will be 3 functional accounts added." in first.stderr, "2 groups, 1 shared"
+        again = subprocess.run(
+            [ZSYNC, "--headless"], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert again.returncode == 0 and "Summary: no changes." in again.stderr
+        wrong = subprocess.run(
+            [ZSYNC, "--headless"],
+            capture_output=True,
+            text=True,
+            env={**env, "M365_SECRET": "not-it"},
+            timeout=60,
+        )
+        assert wrong.returncode == 3 and "client secret is wrong" in wrong.stderr
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(10)
+
+
 def test_zsync_demo_in_a_real_terminal(tmp_path):
     """`zsync demo` in tmux at 80×24, keys typed as a person would, to the end of step 4."""
     require_binary("/usr/bin/tmux")

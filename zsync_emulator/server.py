@@ -113,7 +113,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_forever(org: Organization, host: str, port: int) -> None:
-    """``zsync emulator``: serve in the foreground until Ctrl-C."""
-    config = uvicorn.Config(create_app(org), log_level="info")
+def serve_forever(app: Any, host: str, port: int) -> None:
+    """``zsync emulator``: serve an emulator's ASGI app in the foreground until Ctrl-C."""
+    config = uvicorn.Config(app, log_level="info")
     uvicorn.Server(config).run(sockets=[listening_socket(host, port)])

@@ -8,6 +8,7 @@ zsync check [--config PATH]                 test the profile and every connectio
 zsync status [--config PATH]                the last runs, what is held, is a run going
 zsync history [--config PATH] [--run N] [--json]   earlier runs, or one run's changes
 zsync emulator --port N --api-key KEY       serve a Zivver-compatible SCIM API
+zsync emulator --microsoft --client-secret S   serve a Microsoft 365 tenant (trials)
 zsync completion bash                       a bash completion script
 """
 
@@ -377,7 +378,8 @@ def _completion(argv: list[str]) -> int:
         "status": "--config --help",
         "history": "--config --run --limit --json --help",
         "demo": "--help",
-        "emulator": "--port --host --api-key --domain --division --rate-limit --rate-window --help",
+        "emulator": "--port --host --api-key --domain --division --rate-limit --rate-window "
+        "--microsoft --client-secret --users --groups --shared --help",
         "completion": "bash",
     }
     top = " ".join(
@@ -413,11 +415,20 @@ def _completion(argv: list[str]) -> int:
 def _emulator(argv: list[str]) -> int:
     parser = _Parser(
         prog="zsync emulator",
-        description="Serve a Zivver-compatible SCIM API (for tests and trials).",
+        description="Serve a Zivver-compatible SCIM API, or with --microsoft a Microsoft 365 "
+        "tenant (Entra sign-in, Graph, Exchange Online), for tests and trials.",
     )
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=None, help="default 8765 (Microsoft: 8766)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--api-key", required=True, help="the bearer token clients must send")
+    parser.add_argument("--api-key", help="the bearer token clients must send (Zivver)")
+    microsoft = parser.add_argument_group("Microsoft 365 (--microsoft)")
+    microsoft.add_argument(
+        "--microsoft", action="store_true", help="serve a Microsoft 365 tenant instead"
+    )
+    microsoft.add_argument("--client-secret", help="the app registration's client secret")
+    microsoft.add_argument("--users", type=int, default=200, help="mailbox users (200)")
+    microsoft.add_argument("--groups", type=int, default=10, help="mail-enabled groups (10)")
+    microsoft.add_argument("--shared", type=int, default=3, help="shared mailboxes (3)")
     parser.add_argument(
         "--domain", action="append", default=[], help="a claimed domain (repeatable; default: all)"
     )
@@ -431,9 +442,13 @@ def _emulator(argv: list[str]) -> int:
         "--rate-window", type=float, default=10.0, help="the rate limit's window in seconds"
     )
     args = parser.parse_args(argv)
+    if args.microsoft:
+        return _microsoft_emulator(parser, args)
+    if not args.api_key:
+        parser.error("--api-key is required (the bearer token clients must send)")
     if not _web_stack("zsync emulator"):
         return ExitCode.CANNOT_RUN
-    from zsync_emulator.app import Organization
+    from zsync_emulator.app import Organization, create_app
     from zsync_emulator.server import serve_forever
 
     org = Organization(
@@ -443,11 +458,51 @@ def _emulator(argv: list[str]) -> int:
         rate_limit=args.rate_limit or None,
         rate_window=args.rate_window,
     )
+    port = args.port or 8765
     print(
-        f"Zivver emulator: http://{args.host}:{args.port}/api/scim/v2 (Ctrl-C stops it)",
+        f"Zivver emulator: http://{args.host}:{port}/api/scim/v2 (Ctrl-C stops it)",
         file=sys.stderr,
     )
-    serve_forever(org, args.host, args.port)
+    serve_forever(create_app(org), args.host, port)
+    return ExitCode.OK
+
+
+MICROSOFT_CLIENT = "00000000-0000-4000-8000-0000000c1e47"
+
+
+def _microsoft_emulator(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """A seeded tenant with one app registration that has every consent and an Exchange
+    role; prints the source to put in a profile."""
+    if not args.client_secret:
+        parser.error("--microsoft needs --client-secret (the app's secret clients must send)")
+    if min(args.users, args.groups, args.shared) < 0:
+        parser.error("--users, --groups and --shared count things: 0 or more")
+    if not _web_stack("zsync emulator"):
+        return ExitCode.CANNOT_RUN
+    from zsync_emulator.microsoft import Tenant, create_app, seed_tenant
+    from zsync_emulator.server import serve_forever
+
+    tenant = Tenant()
+    tenant.register_app(MICROSOFT_CLIENT, secret=args.client_secret)
+    seed_tenant(tenant, args.users, args.groups, args.shared)
+    port = args.port or 8766
+    base = f"http://{args.host}:{port}"
+    print(
+        f"Microsoft 365 emulator: {base} ({args.users} users, {args.groups} groups, "
+        f"{args.shared} shared mailboxes; Ctrl-C stops it). A source for it:\n\n"
+        "[[sources]]\n"
+        'name = "Microsoft 365"\n'
+        'type = "microsoft365"\n'
+        f'tenant_id = "{tenant.tenant_id}"\n'
+        f'client_id = "{MICROSOFT_CLIENT}"\n'
+        'client_secret_env = "M365_SECRET"   # holding the --client-secret\n'
+        "shared_mailboxes = true\n"
+        f'authority_url = "{base}"\n'
+        f'graph_url = "{base}"\n'
+        f'exchange_url = "{base}"\n',
+        file=sys.stderr,
+    )
+    serve_forever(create_app(tenant), args.host, port)
     return ExitCode.OK
 
 
