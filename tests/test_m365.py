@@ -214,6 +214,32 @@ def test_a_full_read_splits_the_users_by_address_and_misses_nobody(
     assert sorted(daily.accounts) == sorted(again.accounts)
 
 
+@pytest.mark.parametrize(
+    ("knob", "said"),
+    [
+        ("range_filters", "Listed the users in one range instead."),
+        ("latest_tokens", "Read through delta instead."),
+    ],
+)
+def test_a_graph_that_refuses_to_split_the_read_is_read_whole_with_a_warning(
+    tmp_path, microsoft, knob, said
+):
+    tenant = microsoft.tenant
+    expected = {tenant.add_user(mail, mail.split("@")[0]): mail.lower() for mail in AWKWARD}
+    setattr(tenant, knob, False)
+    store = Store.open(tmp_path / "state")
+
+    result = load(source_for(tmp_path, microsoft, store))
+
+    assert {a.source_id: a.email for a in result.accounts} == expected
+    warnings = [n.message for n in result.notices if n.level == "warning"]
+    assert len(warnings) == 1 and said in warnings[0] and "400" in warnings[0]
+    assert "user_filter" not in warnings[0], "no user_filter was set"
+    tenant.update_user(next(iter(expected)), displayName="Changed")
+    again = load(source_for(tmp_path, microsoft, store))
+    assert "Changed" in {a.display_name for a in again.accounts}, "the next run reads the changes"
+
+
 def test_a_user_whose_new_address_moves_it_into_a_range_already_read_is_not_lost(
     tmp_path, microsoft
 ):

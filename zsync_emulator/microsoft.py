@@ -60,7 +60,8 @@ Exchange request; ``throttle`` a queue of ``(status, retry_after)`` answered to 
 requests (429/503 with ``Retry-After``); ``max_concurrent`` requests at once per app and
 service (4), beyond which it answers 429 with ``Retry-After: 1``; ``fail_page`` answers 500 to
 the nth page of a paged read; ``requests`` counts what was asked, ``overflows`` what was
-refused for concurrency; ``on_list`` runs as a list of users starts.
+refused for concurrency; ``on_list`` runs as a list of users starts; ``range_filters`` and
+``latest_tokens`` off stand for a Graph that refuses ``ge``/``le`` or ``$deltatoken=latest``.
 """
 
 from __future__ import annotations
@@ -158,6 +159,10 @@ class Tenant:
     """Answer 500 to this page (1 = the first) of every paged read until cleared."""
     requests: Counter[str] = field(default_factory=Counter)
     """``"<METHOD> <path>"`` → how many times it was asked (tokens and pages included)."""
+    range_filters: bool = True
+    """False: ``ge``/``le`` answer 400 (a Graph that does not take them)."""
+    latest_tokens: bool = True
+    """False: ``$deltatoken=latest`` answers 400."""
     on_list: Callable[[str | None], None] | None = None
     """Called with the ``$filter`` of each list of users as it starts (tests change the
     tenant in the middle of a read with it)."""
@@ -794,6 +799,8 @@ def create_app(tenant: Tenant) -> Starlette:
                     + _encode({"v": state["v"], "s": state["s"], "e": state["e"]})
                 },
             )
+        if params.get("$deltatoken") == "latest" and not tenant.latest_tokens:
+            return graph_error(400, "Request_BadRequest", "Invalid delta token: latest.")
         if params.get("$deltatoken") == "latest":
             with tenant.lock:
                 version = tenant.version
@@ -875,6 +882,7 @@ def create_app(tenant: Tenant) -> Starlette:
                 params.get("$filter"),
                 request.headers.get("consistencylevel", "").lower() == "eventual"
                 and params.get("$count") == "true",
+                tenant.range_filters,
             )
             if isinstance(matches, str):
                 return graph_error(400, "Request_UnsupportedQuery", matches)
@@ -1195,7 +1203,7 @@ def _literal(text: str) -> str:
     return text[1:-1].replace("''", "'")
 
 
-def _user_filter(text: str | None, advanced: bool) -> Any:
+def _user_filter(text: str | None, advanced: bool, ranges: bool = True) -> Any:
     """A predicate for ``$filter`` on users, or the error text Graph gives."""
     if not text:
         return lambda user: True
@@ -1211,7 +1219,7 @@ def _user_filter(text: str | None, advanced: bool) -> Any:
                 "'User'. Advanced queries (ne, not, endsWith) need the header ConsistencyLevel: "
                 "eventual and $count=true."
             )
-        if op in ("ge", "le") and op[0] not in RANGE_DEFAULT.get(found["prop"], ""):
+        if op in ("ge", "le") and (not ranges or op[0] not in RANGE_DEFAULT.get(found["prop"], "")):
             return (
                 f"Unsupported or invalid query filter clause specified for property "
                 f"'{found['prop']}' of resource 'User'."

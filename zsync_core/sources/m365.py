@@ -34,7 +34,7 @@ from ..errors import SourceError
 from ..model import Notice, StepEvent
 from . import Emit, SourceResult
 from .m365_map import NOT_PEOPLE, SHARED, Options, map_tenant
-from .microsoft import EXCHANGE, GRAPH, DeltaExpired, MicrosoftHttp, SignIn
+from .microsoft import EXCHANGE, GRAPH, BadRequest, DeltaExpired, MicrosoftHttp, SignIn
 
 if TYPE_CHECKING:
     from ..store import DeltaState, Store
@@ -151,6 +151,8 @@ class Microsoft365Source:
         """Graph and Exchange requests the last load sent (the bench reports them)."""
         self.full = True
         """Whether the last load read everything (False: a delta read)."""
+        self._notices: list[Notice] = []
+        """What the chains had to say, for the result."""
 
     # --- the read ---------------------------------------------------------------------------
 
@@ -179,7 +181,7 @@ class Microsoft365Source:
         why_full = self._why_full(state)
         links = {} if why_full or state is None else dict(state.links)
         hints = state.hints if state is not None else {}
-        notices: list[Notice] = []
+        notices = self._notices = []
         if why_full and state is not None:
             notices.append(Notice("info", f"Source {self.name!r}: full read ({why_full})."))
         users, groups = _Directory("user"), _Directory("group")
@@ -348,12 +350,19 @@ class Microsoft365Source:
         emit(StepEvent(step, step, "running"))
         seen = 0
         try:
-            start = await http.request(
-                "read users (start tracking changes)",
-                f"{url}/delta",
-                scope=GRAPH,
-                params={"$select": select, "$deltatoken": "latest"},
-            )
+            try:
+                start = await http.request(
+                    "read users (start tracking changes)",
+                    f"{url}/delta",
+                    scope=GRAPH,
+                    params={"$select": select, "$deltatoken": "latest"},
+                )
+            except BadRequest as refused:
+                # a Graph that cannot track from now: the users' delta query, one page after
+                # the other, as before ranges
+                self._notices.append(Notice("warning", f"{refused} Read through delta instead."))
+                emit(StepEvent(step, step, "done", 0, 0))
+                return await self._chain(http, emit, "user", None, users, pages)
             link = start.get("@odata.deltaLink")
             if not isinstance(link, str):
                 raise SourceError(
@@ -362,7 +371,6 @@ class Microsoft365Source:
                 )
             bounds = [str(b) for b in hints.get("user_bounds") or FIRST_BOUNDS]
             ranges = _ranges(bounds)
-            kept: list[list[bytes]] = [[] for _ in ranges]
 
             async def read_range(where: str | None, keep: list[bytes]) -> None:
                 nonlocal seen
@@ -375,7 +383,18 @@ class Microsoft365Source:
                     seen += users.take_page(page)
                     emit(StepEvent(step, step, "running", seen))
 
-            await _all(*(read_range(where, keep) for where, keep in zip(ranges, kept, strict=True)))
+            kept: list[list[bytes]] = [[] for _ in ranges]
+            try:
+                await _all(
+                    *(read_range(where, keep) for where, keep in zip(ranges, kept, strict=True))
+                )
+            except BadRequest as refused:
+                # a Graph that will not list users by ranges of mail: one list of them all
+                self._notices.append(
+                    Notice("warning", f"{refused} Listed the users in one range instead.")
+                )
+                kept = [[]]
+                await read_range(None, kept[0])
         except SourceError as error:
             emit(StepEvent(step, step, "failed", detail=str(error)))
             raise

@@ -532,7 +532,8 @@ class MicrosoftHttp:
                 await asyncio.sleep(wait if wait is not None else backoff(BACKOFF, attempt))
                 attempt += 1
                 continue
-            raise SourceError(self.explain(what, url, status, error))
+            refusal = BadRequest if status == 400 else SourceError
+            raise refusal(self.explain(what, url, status, error))
 
     def explain(self, what: str, url: str, status: int, error: _Error) -> str:
         app = self.source.client_id
@@ -549,13 +550,17 @@ class MicrosoftHttp:
             )
         if status == 401:
             return f"{head} ({said}). Check tenant_id, and that graph_url is the cloud the app lives in."
-        if status == 400 and "filter" in error.message.lower():
+        if status == 400 and "filter" in error.message.lower() and self.source.user_filter:
             return f"{head} ({said}). Check user_filter."
         return f"{head} ({said}). Nothing was changed."
 
 
 class DeltaExpired(SourceError):
     """Graph no longer knows a delta link (410): the source reads everything instead."""
+
+
+class BadRequest(SourceError):
+    """The service refused the request as such (400): asking again will not help."""
 
 
 @dataclass(frozen=True, slots=True)
