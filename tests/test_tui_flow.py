@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ldap_source
+from tests.conftest import ldap_source, m365_source
 from tests.servers import SERVICE_PASSWORD, Directory
 from tests.tui import app_for, notifications, text, wait_for
 from zsync_core.session import SyncSession
@@ -287,6 +287,33 @@ async def test_a_real_directory_through_the_four_steps_and_the_history(
         "urn:ietf:params:scim:schemas:zivver:0.1:User"
     ]["aliases"] == ["a.smith@example.org"]
     assert zivver.org.delegates_of("helpdesk@example.org") == {"ann@example.org"}
+
+
+async def test_each_step_of_a_load_is_on_screen_while_it_runs(
+    microsoft, zivver: EmulatorServer, make_profile
+) -> None:
+    from zsync_emulator.microsoft import seed_tenant
+
+    seed_tenant(microsoft.tenant, 300, 3, 1)
+    microsoft.tenant.latency = 0.3  # each page takes a while, as on a real tenant
+    profile = make_profile([m365_source(microsoft, shared_mailboxes=True)])
+    app = app_for(profile.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+
+        def reading_users() -> bool:
+            rows = app.screen.query_one(VirtualTable).rows if is_on(app, LoadScreen) else []
+            return any(r.label == "Microsoft 365: read users" and r.state == "running" for r in rows)
+
+        await wait_for(pilot, reading_users, "the users being read")
+        shown = app.export_screenshot()  # what the terminal shows, not only what the rows hold
+        assert "read&#160;users" in shown or "read users" in shown, "nothing covers the steps"
+        labels = [r.label for r in app.screen.query_one(VirtualTable).rows]
+        assert labels[0].startswith("Microsoft 365: sign in to ")
+        assert "Zivver: read users and functional accounts" in labels
+        await wait_for(pilot, lambda: is_on(app, SummaryScreen), "the summary")
+        options = [str(o.prompt) for o in app.screen.query_one("OptionList").options]
+        assert options[0].startswith("There will be 300 users added")
 
 
 async def test_cancel_stops_cleanly_between_changes(demo: Demo) -> None:

@@ -46,7 +46,8 @@ class LoadScreen(StepScreen):
         self.sources = sources
         self.target = target
         self.rows: list[StepRow] = []
-        self.loading = False
+        self.busy = False
+        """Loading (not Textual's ``loading``, which would cover the steps with a spinner)."""
 
     def body(self) -> Iterable[Widget]:
         listed = ", ".join(repr(s) for s in self.sources)
@@ -81,13 +82,13 @@ class LoadScreen(StepScreen):
         self.notify(row.detail or f"{row.label}: {row.state}", title="Step")
 
     def action_start(self) -> None:
-        if self.loading:
+        if self.busy:
             self.notify("Loading is already running.", severity="warning")
             return
         self.post_message(self.StartRequested())
 
     def started(self) -> None:
-        self.loading = True
+        self.busy = True
         self.reset()
 
     def step(self, event: StepEvent) -> None:
@@ -124,7 +125,7 @@ class LoadScreen(StepScreen):
 
     def failed(self, errors: list[str]) -> None:
         """The load ended with errors: say what failed, and that nothing was changed."""
-        self.loading = False
+        self.busy = False
         for row in self.rows:
             if row.state in ("waiting", "running"):
                 row.state = "failed" if row.state == "running" else row.state
@@ -138,7 +139,7 @@ class LoadScreen(StepScreen):
         panel.display = True
 
     def finished(self) -> None:
-        self.loading = False
+        self.busy = False
 
 
 def _count(row: StepRow) -> str:
