@@ -251,9 +251,7 @@ def test_a_user_whose_new_address_moves_it_into_a_range_already_read_is_not_lost
     def meanwhile(where: str | None) -> None:
         # the last range starts; every range before it has been read (one at a time)
         if where == "mail ge 't'":
-            tenant.update_user(
-                tom, mail="abe@example.org", proxyAddresses=["SMTP:abe@example.org"]
-            )
+            tenant.update_user(tom, mail="abe@example.org", proxyAddresses=["SMTP:abe@example.org"])
             tenant.delete_user(kim)
 
     tenant.on_list = meanwhile
@@ -270,9 +268,7 @@ def test_a_user_whose_new_address_moves_it_into_a_range_already_read_is_not_lost
     assert accounts[tom].aliases == frozenset()
 
 
-def test_a_user_who_gets_a_mailbox_is_read_whole_and_one_who_loses_it_leaves(
-    tmp_path, microsoft
-):
+def test_a_user_who_gets_a_mailbox_is_read_whole_and_one_who_loses_it_leaves(tmp_path, microsoft):
     tenant = microsoft.tenant
     late = tenant.add_user(None, "Late Comer", upn="late.comer@example.onmicrosoft.com")
     leaving = tenant.add_user("leaving@example.org", "Leaving")

@@ -303,7 +303,9 @@ async def test_each_step_of_a_load_is_on_screen_while_it_runs(
 
         def reading_users() -> bool:
             rows = app.screen.query_one(VirtualTable).rows if is_on(app, LoadScreen) else []
-            return any(r.label == "Microsoft 365: read users" and r.state == "running" for r in rows)
+            return any(
+                r.label == "Microsoft 365: read users" and r.state == "running" for r in rows
+            )
 
         await wait_for(pilot, reading_users, "the users being read")
         shown = app.export_screenshot()  # what the terminal shows, not only what the rows hold
