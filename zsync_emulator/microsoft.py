@@ -94,6 +94,10 @@ GRAPH = "https://graph.microsoft.com"
 EXCHANGE = "https://outlook.office365.com"
 RESOURCES = (GRAPH, EXCHANGE)
 MAX_PAGE = 999
+KEPT_ROUNDS = 10_000
+"""Paged answers whose next pages can still be asked for (older ones are forgotten)."""
+KEPT_LISTS = 64
+"""The same for lists of users (each may hold every user's JSON)."""
 DEFAULT_PAGE = 100
 USER_PROPERTIES = frozenset(
     {
@@ -494,9 +498,15 @@ class Tenant:
         kind = "group" if member_id in self.groups else "user"
         return {"@odata.type": f"#microsoft.graph.{kind}", "id": member_id}
 
-    def start_round(self, items: list[dict[str, Any]]) -> str:
+    def start_round(self, items: list[Any], lists: bool = False) -> str:
+        """A key for a paged answer's items (its next pages carry it). The oldest of more
+        than ``KEPT_ROUNDS`` (``KEPT_LISTS`` lists of users) are forgotten: their links
+        answer 400, as an expired skip token."""
+        kept: dict[str, list[Any]] = self._listed if lists else self._rounds
         key = secrets.token_urlsafe(12)
-        self._rounds[key] = items
+        kept[key] = items
+        while len(kept) > (KEPT_LISTS if lists else KEPT_ROUNDS):
+            del kept[next(iter(kept))]
         return key
 
 
@@ -873,7 +883,10 @@ def create_app(tenant: Tenant) -> Starlette:
         path = f"{base(request)}/v1.0/users"
         if "$skiptoken" in params:
             state = _decode(params["$skiptoken"])
-            items = tenant._listed.get(state["r"], [])
+            listed = tenant._listed.get(state["r"])
+            if listed is None:
+                return graph_error(400, "Request_BadRequest", "The skip token is invalid.")
+            items = listed
         else:
             select = selected(request, USER_PROPERTIES)
             if isinstance(select, JSONResponse):
@@ -893,8 +906,7 @@ def create_app(tenant: Tenant) -> Starlette:
                 chosen = tenant.users.values() if span is None else tenant.by_mail(*span)
                 view = tenant.view(select)
                 items = [view(user) for user in chosen if matches(user)]
-            key = secrets.token_urlsafe(12)
-            tenant._listed[key] = items
+            key = tenant.start_round(items, lists=True)
             state = {"r": key, "o": 0, "n": page_size(request)}
         offset, size = state["o"], state["n"]
         if tenant.fail_page is not None and offset // max(size, 1) + 1 == tenant.fail_page:
@@ -1024,7 +1036,10 @@ def create_app(tenant: Tenant) -> Starlette:
         path = f"{base(request)}{request.url.path}"
         if "$skiptoken" in request.query_params:
             state = _decode(request.query_params["$skiptoken"])
-            items = tenant._rounds.get(state["r"], [])
+            known = tenant._rounds.get(state["r"])
+            if known is None:
+                return exchange_error(400, "The page link is no longer valid.")
+            items = known
         else:
             result = cmdlet_result(name, parameters)
             if isinstance(result, JSONResponse):

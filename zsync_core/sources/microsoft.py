@@ -438,14 +438,11 @@ class MicrosoftHttp:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
-        keep: list[bytes] | None = None,
     ) -> dict[str, Any]:
         """One request's JSON answer (retried as :meth:`_fetch` says)."""
         content = await self._fetch(
             what, url, scope=scope, params=params, headers=headers, body=body
         )
-        if keep is not None:
-            keep.append(content)
         return self._decode(what, url, content)
 
     def _decode(self, what: str, url: str, content: bytes) -> dict[str, Any]:
