@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import M365_CLIENT, m365_source
 from zsync_core.config import parse_config
@@ -168,6 +170,25 @@ AWKWARD = [
 ]
 """Addresses a split of users by mail could lose: case, digits, quotes, letters outside
 ASCII, punctuation at either end of the alphabet, and ones right at a boundary."""
+
+
+ADDRESS_TEXT = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(bounds=st.lists(ADDRESS_TEXT, max_size=9), mails=st.lists(ADDRESS_TEXT, max_size=20))
+def test_the_ranges_of_a_split_read_hold_every_address_whatever_its_letters(bounds, mails):
+    """As the emulator (standing for Graph) reads the filters: quotes, case, any letter."""
+    from zsync_core.sources.m365 import _ranges
+    from zsync_emulator.microsoft import _user_filter
+
+    tests = [_user_filter(where, advanced=False) for where in _ranges(bounds)]
+    assert not any(isinstance(t, str) for t in tests), "Graph takes every range's filter"
+    for mail in mails:
+        user = {"mail": f"{mail}@example.org"}
+        assert any(t(user) for t in tests), f"{user['mail']!r} is in no range"
 
 
 def small_pages(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
