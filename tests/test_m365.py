@@ -261,6 +261,31 @@ def test_a_graph_that_refuses_to_split_the_read_is_read_whole_with_a_warning(
     assert "Changed" in {a.display_name for a in again.accounts}, "the next run reads the changes"
 
 
+def test_a_user_the_ranges_lose_is_found_by_id_against_the_mirror_and_the_admin_is_told(
+    tmp_path, microsoft
+):
+    tenant = microsoft.tenant
+    expected = {tenant.add_user(mail, mail.split("@")[0]): mail.lower() for mail in AWKWARD}
+    gone = tenant.add_user("gone@example.org", "Gone")
+    store = Store.open(tmp_path / "state")
+    first = source_for(tmp_path, microsoft, store)
+    load(first)
+    tenant.delete_user(gone)
+    lost = next(iter(expected))
+    tenant.lost_by_ranges = {lost}  # Graph's ranges misbehave from now on
+
+    weekly = Microsoft365Source(first.config, first.profile, store=store, full_read=True)
+    result = load(weekly)
+
+    assert {a.source_id: a.email for a in result.accounts} == expected, (
+        "the lost user is there; the deleted one is not"
+    )
+    warnings = [n.message for n in result.notices if n.level == "warning"]
+    assert len(warnings) == 1 and "1 users with a mailbox were in no range" in warnings[0]
+    daily = load(source_for(tmp_path, microsoft, store))
+    assert sorted(daily.accounts) == sorted(result.accounts), "the mirror keeps what was found"
+
+
 def test_a_user_whose_new_address_moves_it_into_a_range_already_read_is_not_lost(
     tmp_path, microsoft
 ):
