@@ -415,6 +415,7 @@ class MicrosoftHttp:
                 ahead = _next_link(content)
                 if ahead is not None:
                     pending = asyncio.ensure_future(fetch(ahead, False))
+                    await asyncio.sleep(0)  # let it send before this page is decoded
                 page = self._decode(what, url, content)
                 following = page.get("@odata.nextLink")
                 if following != ahead:  # not where it was looked for: follow what was decoded
