@@ -271,10 +271,10 @@ class Microsoft365Source:
             pages = fresh.pages["user"] = []
             link = links.get("user")
             if link is None:
-                before = self._mirrored_ids("user")
                 link = await self._all_users(http, emit, users, pages, hints)
                 await self._complete(http, users, pages)
-                await self._verify(http, users, pages, before)
+                # the store still holds the last read's pages: it is written after this read
+                await self._verify(http, users, pages, self._mirrored_ids("user"))
             else:
                 link = await self._chain(http, emit, "user", link, users, pages)
                 await self._complete(http, users, pages)
