@@ -391,6 +391,23 @@ def test_a_national_cloud_signs_in_for_its_own_graph_and_exchange(
     assert (found[GRAPH], found[EXCHANGE]) == expected
 
 
+def test_a_damaged_mirror_is_read_again_from_graph_with_a_warning(tmp_path, microsoft):
+    tenant = microsoft.tenant
+    small_tenant(tenant)
+    store = Store.open(tmp_path / "state")
+    before = load(source_for(tmp_path, microsoft, store))
+    store.db.execute("UPDATE source_pages SET body = ? WHERE kind = 'user'", (b"\x00garbage",))
+
+    again = source_for(tmp_path, microsoft, store)
+    result = load(again)
+
+    assert again.full
+    assert sorted(result.accounts) == sorted(before.accounts)
+    assert any("local mirror" in n.message and n.level == "warning" for n in result.notices)
+    later = load(source_for(tmp_path, microsoft, store))
+    assert all("local mirror" not in n.message for n in later.notices), "a good mirror again"
+
+
 def test_an_expired_delta_link_reads_everything_again(tmp_path, microsoft):
     tenant = microsoft.tenant
     small_tenant(tenant)

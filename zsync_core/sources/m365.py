@@ -189,7 +189,19 @@ class Microsoft365Source:
             notices.append(Notice("info", f"Source {self.name!r}: full read ({why_full})."))
         users, groups = _Directory("user"), _Directory("group")
         if links:
-            self._replay(users, groups)
+            try:
+                self._replay(users, groups)
+            except (ValueError, TypeError, AttributeError) as unreadable:
+                # the store's copy is damaged: Graph still has the directory
+                notices.append(
+                    Notice(
+                        "warning",
+                        f"Source {self.name!r}: the local mirror in the state directory could "
+                        f"not be read ({unreadable}); everything is read again.",
+                    )
+                )
+                links = {}
+                users, groups = _Directory("user"), _Directory("group")
         try:
             fresh = await self._read(http, emit, links, users, groups, hints)
         except DeltaExpired as expired:
