@@ -299,6 +299,7 @@ def test_a_user_whose_new_address_moves_it_into_a_range_already_read_is_not_lost
         if where == "mail ge 't'":
             tenant.update_user(tom, mail="abe@example.org", proxyAddresses=["SMTP:abe@example.org"])
             tenant.delete_user(kim)
+            tenant.update_user(amy, displayName="Amy Renamed", accountEnabled=False)
 
     tenant.on_list = meanwhile
     source = source_for(tmp_path, microsoft, Store.open(tmp_path / "state"), graph_concurrency=1)
@@ -312,6 +313,9 @@ def test_a_user_whose_new_address_moves_it_into_a_range_already_read_is_not_lost
         "the change named only the address: the rest of Tom was read whole"
     )
     assert accounts[tom].aliases == frozenset()
+    assert (accounts[amy].display_name, accounts[amy].active) == ("Amy Renamed", False), (
+        "read before the change, then changed: the change wins"
+    )
 
 
 def test_a_user_who_gets_a_mailbox_is_read_whole_and_one_who_loses_it_leaves(tmp_path, microsoft):

@@ -34,7 +34,7 @@ from ..config import Config, Microsoft365SourceConfig
 from ..errors import SourceError
 from ..model import Notice, StepEvent
 from . import Emit, SourceResult
-from .m365_map import NOT_PEOPLE, SHARED, Options, map_tenant
+from .m365_map import NOT_PEOPLE, SHARED, Options, Person, map_tenant, person
 from .microsoft import EXCHANGE, GRAPH, BadRequest, DeltaExpired, MicrosoftHttp, SignIn
 
 if TYPE_CHECKING:
@@ -79,6 +79,8 @@ class _Directory:
     kind: str
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     members: dict[str, set[str]] = field(default_factory=dict)
+    persons: dict[str, Person] = field(default_factory=dict)
+    """Users worked out while their pages arrived (:meth:`work_out`); a change drops one."""
 
     def take_page(self, page: dict[str, Any]) -> int:
         """Takes a page's objects in; returns how many it held."""
@@ -91,6 +93,7 @@ class _Directory:
         object_id = item.get("id")
         if not object_id:
             return
+        self.persons.pop(object_id, None)
         if "@removed" in item:
             self.objects.pop(object_id, None)
             self.members.pop(object_id, None)
@@ -117,6 +120,15 @@ class _Directory:
                     members.discard(member_id)
                 else:
                     members.add(member_id)
+
+    def work_out(self, page: dict[str, Any], options: Options) -> None:
+        """The persons a page of users makes, worked out now (while the next pages are on
+        their way) instead of all at once after the last."""
+        for item in page.get("value", ()):
+            object_id = item.get("id")
+            user = self.objects.get(object_id) if object_id else None
+            if user is not None:
+                self.persons[object_id] = person(object_id, user, options)
 
     def groups(self) -> dict[str, dict[str, Any]]:
         """The groups with their ``members`` as the mapping reads them."""
@@ -236,7 +248,12 @@ class Microsoft365Source:
         mailboxes, permissions = fresh.exchange if fresh.exchange else (None, None)
         try:
             result = map_tenant(
-                users.objects, groups.groups(), self._options(), mailboxes, permissions
+                users.objects,
+                groups.groups(),
+                self._options(),
+                mailboxes,
+                permissions,
+                users.persons,
             )
         finally:
             if saved is not None:
@@ -400,6 +417,7 @@ class Microsoft365Source:
                 )
             bounds = [str(b) for b in hints.get("user_bounds") or FIRST_BOUNDS]
             ranges = _ranges(bounds)
+            options = self._options()
 
             async def read_range(where: str | None, keep: list[bytes]) -> None:
                 nonlocal seen
@@ -410,6 +428,7 @@ class Microsoft365Source:
                     "read users", url, scope=GRAPH, params=params, keep=keep
                 ):
                     seen += users.take_page(page)
+                    users.work_out(page, options)
                     emit(StepEvent(step, step, "running", seen))
 
             kept: list[list[bytes]] = [[] for _ in ranges]

@@ -23,7 +23,7 @@ import base64
 import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..addresses import normalize_address
 from ..errors import SourceError
@@ -47,14 +47,68 @@ class Options:
     scope_group: str | None = None
 
 
+class Person(NamedTuple):
+    """What one user is, worked out from the user alone (:func:`person`): the mapping keeps
+    it while the user does not change, so a read can work it out while pages arrive."""
+
+    state: str
+    """"ok", "guest", "no mail" or "bad mail" (then ``where`` and ``email`` say why)."""
+    email: str
+    where: str
+    active: bool
+    aliases: frozenset[str]
+    upn: str
+    """The sign-in name, lower-case ("" without one)."""
+    account: SourceAccount | None
+    """The personal account it is (None unless "ok")."""
+
+
+def person(user_id: str, user: Obj, options: Options) -> Person:
+    """One Graph user as what it can be: a personal account, or why not."""
+    if user.get("userType") not in (None, "Member"):
+        return Person("guest", "", "", False, NO_ADDRESSES, "", None)
+    mail = user.get("mail")
+    if not mail:
+        return Person("no mail", "", "", False, NO_ADDRESSES, "", None)
+    upn = user.get("userPrincipalName")
+    where = f"user {upn or user_id}"
+    email = normalize_address(mail)
+    if email is None:
+        return Person("bad mail", str(mail), where, False, NO_ADDRESSES, "", None)
+    active = user.get("accountEnabled") is not False
+    aliases = _aliases(user.get("proxyAddresses"), email)
+    sso_key = (
+        user_id
+        if options.sso_key == "entra-object-id"
+        else _guid(user.get("onPremisesImmutableId"))
+    )
+    account = SourceAccount(
+        Kind.PERSONAL,
+        user_id,
+        email,
+        (user.get("displayName") or "").strip() or email,
+        active,
+        options.source,
+        where,
+        aliases,
+        NO_ADDRESSES,
+        sso_key,
+    )
+    return Person("ok", email, where, active, aliases, str(upn or "").lower(), account)
+
+
 def map_tenant(
     users: dict[str, Obj],
     groups: dict[str, Obj],
     options: Options,
     mailboxes: Iterable[Obj] | None = None,
     permissions: dict[str, list[Obj]] | None = None,
+    persons: dict[str, Person] | None = None,
 ) -> SourceResult:
-    """Accounts and notices from a tenant's users, groups and (when read) mailboxes."""
+    """Accounts and notices from a tenant's users, groups and (when read) mailboxes.
+
+    ``persons``: users already worked out by :func:`person` with these options (the source
+    fills it while pages arrive and drops a user's entry when the user changes)."""
     result = SourceResult(options.source, [])
     name = options.source
     boxes = {str(m.get("ExternalDirectoryObjectId") or ""): m for m in mailboxes or ()}
@@ -68,64 +122,45 @@ def map_tenant(
     resolve = mailboxes is not None
     """Permissions name users by sign-in name or address: index them only when needed."""
     skipped_guests = no_guid = 0
-    # locals: this loop runs for every user (100,000 a run)
-    append, personal, want_users = result.accounts.append, Kind.PERSONAL, options.users
-    by_object_id = options.sso_key == "entra-object-id"
+    known = persons or {}
+    append, want_users = result.accounts.append, options.users
     for user_id, user in users.items():
         if user_id in boxes:
             continue  # a mailbox's own account is no person, nor anybody's delegate
-        if user.get("userType") not in (None, "Member"):
-            skipped_guests += 1
-            continue
-        mail = user.get("mail")
-        if not mail:
-            continue  # no mailbox (the source keeps no such user: a full read lists by mail)
-        email = normalize_address(mail)
-        where = f"user {user.get('userPrincipalName') or user_id}"
-        if email is None:
-            result.notices.append(
-                Notice(
-                    "error",
-                    f"Source {name!r}: {where} has mail {mail!r}, which is not a valid address; entry skipped.",
+        found = known.get(user_id)
+        if found is None:
+            found = person(user_id, user, options)
+        if found.state != "ok":
+            if found.state == "guest":
+                skipped_guests += 1
+            elif found.state == "bad mail":
+                result.notices.append(
+                    Notice(
+                        "error",
+                        f"Source {name!r}: {found.where} has mail {found.email!r}, which is not a valid address; entry skipped.",
+                    )
                 )
-            )
-            result.unreadable_ids.add(user_id)
-            continue
-        active = user.get("accountEnabled") is not False
-        aliases = _aliases(user.get("proxyAddresses"), email)
-        if active:
+                result.unreadable_ids.add(user_id)
+            continue  # no mail: no mailbox (the source keeps no such user)
+        email = found.email
+        if found.active:
             emails[user_id] = email
             if resolve:
-                upn = user.get("userPrincipalName")
-                if upn:
-                    by_sign_in[upn.lower()] = email
-                for alias in aliases:
+                if found.upn:
+                    by_sign_in[found.upn] = email
+                for alias in found.aliases:
                     by_sign_in.setdefault(alias, email)
                 by_sign_in[email] = email
         elif resolve:
             inactive.add(email)
-            inactive.add(str(user.get("userPrincipalName") or "").lower())
-        if not want_users:
+            inactive.add(found.upn)
+        if not want_users or (scope is not None and user_id not in scope):
             continue
-        if scope is not None and user_id not in scope:
-            continue
-        sso_key = user_id if by_object_id else _guid(user.get("onPremisesImmutableId"))
-        if sso_key is None:
+        account = found.account
+        assert account is not None
+        if account.sso_key is None:
             no_guid += 1
-        append(
-            SourceAccount(
-                personal,
-                user_id,
-                email,
-                (user.get("displayName") or "").strip() or email,
-                active,
-                name,
-                where,
-                aliases,
-                NO_ADDRESSES,
-                sso_key,
-            )
-        )
+        append(account)
     if skipped_guests:
         result.notices.append(
             Notice("info", f"Source {name!r}: {skipped_guests} guest users are never synced.")
