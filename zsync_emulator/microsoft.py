@@ -781,22 +781,29 @@ def create_app(tenant: Tenant) -> Starlette:
     def base(request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
-    async def delta(request: Request) -> Response:
-        kind = "user" if request.url.path.endswith("/users/delta") else "group"
-        key = f"GET /v1.0/{kind}s/delta"
+    async def refused_graph(request: Request, key: str, roles: set[str]) -> Response | None:
+        """Why a Graph request is not answered (throttled, a bad token, a missing
+        permission), or None."""
         refused = await admitted(request, "graph", key)
         if refused:
             return refused
         claims = bearer(request, GRAPH)
         if isinstance(claims, JSONResponse):
             return claims
-        need = USERS_ROLES if kind == "user" else GROUPS_ROLES
-        if not need & set(claims["roles"]):
+        if not roles & set(claims["roles"]):
             return graph_error(
                 403,
                 "Authorization_RequestDenied",
                 "Insufficient privileges to complete the operation.",
             )
+        return None
+
+    async def delta(request: Request) -> Response:
+        kind = "user" if request.url.path.endswith("/users/delta") else "group"
+        need = USERS_ROLES if kind == "user" else GROUPS_ROLES
+        refused = await refused_graph(request, f"GET /v1.0/{kind}s/delta", need)
+        if refused:
+            return refused
         if "$filter" in request.query_params:
             return graph_error(
                 400,
@@ -882,18 +889,9 @@ def create_app(tenant: Tenant) -> Starlette:
         )
 
     async def users(request: Request) -> Response:
-        refused = await admitted(request, "graph", "GET /v1.0/users")
+        refused = await refused_graph(request, "GET /v1.0/users", USERS_ROLES)
         if refused:
             return refused
-        claims = bearer(request, GRAPH)
-        if isinstance(claims, JSONResponse):
-            return claims
-        if not USERS_ROLES & set(claims["roles"]):
-            return graph_error(
-                403,
-                "Authorization_RequestDenied",
-                "Insufficient privileges to complete the operation.",
-            )
         params = request.query_params
         path = f"{base(request)}/v1.0/users"
         if "$skiptoken" in params:

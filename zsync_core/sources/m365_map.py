@@ -206,16 +206,14 @@ def _groups(
             continue
         members = _transitive(group_id, groups, users)
         result.accounts.append(
-            SourceAccount(
-                Kind.FUNCTIONAL,
+            _functional(
                 group_id,
                 email,
-                (group.get("displayName") or "").strip() or email,
-                True,
+                group.get("displayName"),
                 name,
                 where,
                 _aliases(group.get("proxyAddresses"), email),
-                address_set(emails[m] for m in members if m in emails),
+                (emails[m] for m in members if m in emails),
             )
         )
 
@@ -279,16 +277,14 @@ def _shared(
                 unresolved += 1
         delegates.discard(email)
         result.accounts.append(
-            SourceAccount(
-                Kind.FUNCTIONAL,
+            _functional(
                 box_id,
                 email,
-                (box.get("DisplayName") or "").strip() or email,
-                True,
+                box.get("DisplayName"),
                 name,
                 where,
                 _aliases(box.get("EmailAddresses"), email),
-                address_set(delegates),
+                delegates,
             )
         )
     if unresolved:
@@ -299,6 +295,29 @@ def _shared(
                 "(deleted users, other tenants); they give no delegated access.",
             )
         )
+
+
+def _functional(
+    object_id: str,
+    email: str,
+    display_name: str | None,
+    source: str,
+    where: str,
+    aliases: frozenset[str],
+    delegates: Iterable[str],
+) -> SourceAccount:
+    """A functional account (a group or a shared mailbox): always active."""
+    return SourceAccount(
+        Kind.FUNCTIONAL,
+        object_id,
+        email,
+        (display_name or "").strip() or email,
+        True,
+        source,
+        where,
+        aliases,
+        address_set(delegates),
+    )
 
 
 def _full_access(rights: Any) -> bool:
