@@ -18,7 +18,7 @@ from zsync_core.config import parse_config
 from zsync_core.errors import ConfigError, SourceError
 from zsync_core.model import Kind, SourceAccount
 from zsync_core.sources import SourceResult, make_source
-from zsync_core.sources.m365 import Microsoft365Source
+from zsync_core.sources.m365 import USER_IDS, Microsoft365Source
 from zsync_core.store import Store
 from zsync_emulator.microsoft import Tenant
 from zsync_emulator.server import MicrosoftServer
@@ -261,8 +261,9 @@ def test_a_graph_that_refuses_to_split_the_read_is_read_whole_with_a_warning(
     assert "Changed" in {a.display_name for a in again.accounts}, "the next run reads the changes"
 
 
+@pytest.mark.parametrize("ids_kept", [True, False], ids=["ids kept", "older mirror"])
 def test_a_user_the_ranges_lose_is_found_by_id_against_the_mirror_and_the_admin_is_told(
-    tmp_path, microsoft
+    tmp_path, microsoft, ids_kept
 ):
     tenant = microsoft.tenant
     expected = {tenant.add_user(mail, mail.split("@")[0]): mail.lower() for mail in AWKWARD}
@@ -270,6 +271,9 @@ def test_a_user_the_ranges_lose_is_found_by_id_against_the_mirror_and_the_admin_
     store = Store.open(tmp_path / "state")
     first = source_for(tmp_path, microsoft, store)
     load(first)
+    assert len(store.mirror_pages(first.name, USER_IDS)) == 1
+    if not ids_kept:  # as a mirror written before the ids were kept: its pages are scanned
+        store.db.execute("DELETE FROM source_pages WHERE kind = ?", (USER_IDS,))
     tenant.delete_user(gone)
     lost = next(iter(expected))
     tenant.lost_by_ranges = {lost}  # Graph's ranges misbehave from now on

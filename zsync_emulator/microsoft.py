@@ -186,7 +186,8 @@ class Tenant:
         self._removed: dict[tuple[str, str], int] = {}
         self._member_log: dict[str, list[tuple[int, str]]] = {}
         """Group id → (version, member id) of every change of its membership."""
-        self._rounds: dict[str, list[dict[str, Any]]] = {}
+        self._rounds: dict[str, list[Any]] = {}
+        """A paged answer's key → its items (a delta round's as JSON), for its next pages."""
         self._active: Counter[str] = Counter()
         self._mail_index: tuple[int, list[str], list[str]] = (-1, [], [])
         self.mail_version = 0
@@ -198,6 +199,12 @@ class Tenant:
         self._touched: list[tuple[int, str, str]] = []
         """(version, kind, id) of every change of an object or its members, oldest first: a
         delta round since a version reads only the tail."""
+        self._kind_version: Counter[str] = Counter()
+        """Kind → the version of its last change (an object's, its members', a deletion)."""
+        self._initial: dict[tuple[str, tuple[str, ...], int], tuple[int, list[bytes]]] = {}
+        """(kind, selected, members per item) → the initial delta round's items as JSON, kept
+        while nothing of that kind changes: 5,000 groups with their members are not built
+        again for every full read."""
 
     # --- building the tenant (every change is logged for delta) -----------------------------
 
@@ -254,7 +261,7 @@ class Tenant:
             self.version += 1
             self.users[user_id] = user
             self._changed[("user", user_id)] = {name: self.version for name in user}
-            self._touched.append((self.version, "user", user_id))
+            self._touch("user", user_id)
             self._forget_view(user_id)
             self.mail_version += 1
             self._removed.pop(("user", user_id), None)
@@ -272,7 +279,7 @@ class Tenant:
                 if obj.get(name) != value:
                     obj[name] = value
                     log[name] = self.version
-            self._touched.append((self.version, kind, obj["id"]))
+            self._touch(kind, obj["id"])
             if kind == "user":
                 self._forget_view(obj["id"])
                 if "mail" in changes:
@@ -282,6 +289,7 @@ class Tenant:
         with self.lock:
             self.version += 1
             del self.users[user_id]
+            self._kind_version["user"] = self.version
             self._forget_view(user_id)
             self.mail_version += 1
             self._changed.pop(("user", user_id), None)
@@ -290,8 +298,13 @@ class Tenant:
                 if user_id in ids:
                     ids.remove(user_id)
                     self._member_log.setdefault(group_id, []).append((self.version, user_id))
-                    self._touched.append((self.version, "group", group_id))
+                    self._touch("group", group_id)
             self.mailboxes.pop(user_id, None)
+
+    def _touch(self, kind: str, object_id: str) -> None:
+        """Logs a change of an object (or its members) at the current version."""
+        self._touched.append((self.version, kind, object_id))
+        self._kind_version[kind] = self.version
 
     def _forget_view(self, user_id: str) -> None:
         for cache in self._views.values():
@@ -323,7 +336,7 @@ class Tenant:
             self.groups[group_id] = group
             self.members[group_id] = list(members)
             self._changed[("group", group_id)] = {name: self.version for name in group}
-            self._touched.append((self.version, "group", group_id))
+            self._touch("group", group_id)
             for member in members:
                 self._member_log.setdefault(group_id, []).append((self.version, member))
         return group_id
@@ -338,12 +351,13 @@ class Tenant:
             self.members[group_id] = list(members)
             for member in before ^ set(members):
                 self._member_log.setdefault(group_id, []).append((self.version, member))
-            self._touched.append((self.version, "group", group_id))
+            self._touch("group", group_id)
 
     def delete_group(self, group_id: str) -> None:
         with self.lock:
             self.version += 1
             del self.groups[group_id]
+            self._kind_version["group"] = self.version
             self.members.pop(group_id, None)
             self._changed.pop(("group", group_id), None)
             self._removed[("group", group_id)] = self.version
@@ -457,42 +471,57 @@ class Tenant:
 
     def delta_items(
         self, kind: str, select: set[str], since: int | None
-    ) -> tuple[list[dict[str, Any]], int]:
-        """The items of a delta round since ``since`` (None: everything), and its version."""
+    ) -> tuple[list[bytes], int]:
+        """The items of a delta round since ``since`` (None: everything) as JSON, and its
+        version."""
         with self.lock:
-            objects = self.users if kind == "user" else self.groups
-            items: list[dict[str, Any]] = []
+            key = (kind, tuple(sorted(select)), self.members_per_item)
+            changed = self._kind_version[kind]
+            cached = self._initial.get(key) if since is None else None
+            if cached is not None and cached[0] == changed:
+                return cached[1], self.version
+            items = [_json(item) for item in self._delta_objects(kind, select, since)]
             if since is None:
-                ids: Any = objects
-            else:
-                tail = self._touched[bisect.bisect_right(self._touched, (since, "~", "~")) :]
-                ids = dict.fromkeys(i for _, k, i in tail if k == kind and i in objects)
-            for object_id in ids:
-                obj = objects[object_id]
-                if since is None:
-                    item = {k: v for k, v in obj.items() if k in select or k == "id"}
-                else:
-                    changed = self._changed.get((kind, object_id), {})
-                    names = [k for k, v in changed.items() if v > since and (k in select)]
-                    if not names:
-                        item = None
-                    else:
-                        item = {"id": object_id, **{k: obj.get(k) for k in names}}
-                if kind == "group" and "members" in select:
-                    members = self._members_delta(object_id, since)
-                    if members:
-                        item = item or {"id": object_id}
-                        chunk = self.members_per_item
-                        for start in range(0, len(members), chunk):
-                            items.append({**item, "members@delta": members[start : start + chunk]})
-                        continue
-                if item is not None:
-                    items.append(item)
-            if since is not None:
-                for (removed_kind, object_id), at in self._removed.items():
-                    if removed_kind == kind and at > since:
-                        items.append({"id": object_id, "@removed": {"reason": "deleted"}})
+                self._initial[key] = (changed, items)
             return items, self.version
+
+    def _delta_objects(
+        self, kind: str, select: set[str], since: int | None
+    ) -> list[dict[str, Any]]:
+        """A delta round's objects (called with the lock held)."""
+        objects = self.users if kind == "user" else self.groups
+        items: list[dict[str, Any]] = []
+        if since is None:
+            ids: Any = objects
+        else:
+            tail = self._touched[bisect.bisect_right(self._touched, (since, "~", "~")) :]
+            ids = dict.fromkeys(i for _, k, i in tail if k == kind and i in objects)
+        for object_id in ids:
+            obj = objects[object_id]
+            if since is None:
+                item = {k: v for k, v in obj.items() if k in select or k == "id"}
+            else:
+                changed = self._changed.get((kind, object_id), {})
+                names = [k for k, v in changed.items() if v > since and (k in select)]
+                if not names:
+                    item = None
+                else:
+                    item = {"id": object_id, **{k: obj.get(k) for k in names}}
+            if kind == "group" and "members" in select:
+                members = self._members_delta(object_id, since)
+                if members:
+                    item = item or {"id": object_id}
+                    chunk = self.members_per_item
+                    for start in range(0, len(members), chunk):
+                        items.append({**item, "members@delta": members[start : start + chunk]})
+                    continue
+            if item is not None:
+                items.append(item)
+        if since is not None:
+            for (removed_kind, object_id), at in self._removed.items():
+                if removed_kind == kind and at > since:
+                    items.append({"id": object_id, "@removed": {"reason": "deleted"}})
+        return items
 
     def _members_delta(self, group_id: str, since: int | None) -> list[dict[str, Any]]:
         current = self.members.get(group_id, [])
@@ -758,6 +787,24 @@ def create_app(tenant: Tenant) -> Starlette:
             body.update(done)
         return JSONResponse(body)
 
+    def joined_page(
+        items: list[bytes],
+        state: dict[str, Any],
+        link: Callable[[int], str],
+        context: str,
+        done: dict[str, Any],
+    ) -> Response:
+        """The page of ``items`` (each one's JSON) at ``state``'s offset and size: joined, not
+        encoded again. It ends in its nextLink, or ``done`` on the last page."""
+        offset, size = state["o"], state["n"]
+        if tenant.fail_page is not None and offset // max(size, 1) + 1 == tenant.fail_page:
+            return graph_error(500, "UnknownError", "An internal server error occurred.")
+        more = {"@odata.nextLink": link(offset + size)} if offset + size < len(items) else done
+        head = _json({"@odata.context": f"{GRAPH}/v1.0/$metadata#{context}"})[:-1]
+        tail = b"".join(b',"' + k.encode() + b'":' + _json(v) for k, v in more.items())
+        body = head + b',"value":[' + b",".join(items[offset : offset + size]) + b"]" + tail + b"}"
+        return Response(body, media_type="application/json")
+
     def page_size(request: Request, limit: int = MAX_PAGE, default: int = DEFAULT_PAGE) -> int:
         prefer = request.headers.get("prefer", "")
         found = re.search(r"odata\.maxpagesize=(\d+)", prefer)
@@ -817,13 +864,11 @@ def create_app(tenant: Tenant) -> Starlette:
             known = tenant._rounds.get(state["r"])
             if known is None:
                 return graph_error(400, "Request_BadRequest", "The skip token is invalid.")
-            return page_of(
-                request,
+            return joined_page(
                 known,
-                state["o"],
-                state["n"],
+                state,
                 _link(path, state),
-                {"@odata.context": f"{GRAPH}/v1.0/$metadata#{kind}s(delta)"},
+                f"{kind}s(delta)",
                 {
                     "@odata.deltaLink": f"{path}?$deltatoken="
                     + _encode({"v": state["v"], "s": state["s"], "e": state["e"]})
@@ -865,23 +910,19 @@ def create_app(tenant: Tenant) -> Starlette:
         # a whole round is built in a thread: the loop answers the other requests meanwhile,
         # as Graph's servers would
         items, version = await asyncio.to_thread(tenant.delta_items, kind, select, since)
-        round_key = tenant.start_round(items)
-        size = page_size(request)
         state = {
-            "r": round_key,
+            "r": tenant.start_round(items),
             "o": 0,
-            "n": size,
+            "n": page_size(request),
             "v": version,
             "s": sorted(select),
             "e": tenant.epoch,
         }
-        return page_of(
-            request,
+        return joined_page(
             items,
-            0,
-            size,
+            state,
             _link(path, state),
-            {"@odata.context": f"{GRAPH}/v1.0/$metadata#{kind}s(delta)"},
+            f"{kind}s(delta)",
             {
                 "@odata.deltaLink": f"{path}?$deltatoken="
                 + _encode({"v": version, "s": sorted(select), "e": tenant.epoch})
@@ -919,19 +960,13 @@ def create_app(tenant: Tenant) -> Starlette:
                 chosen = tenant.users.values() if span is None else tenant.by_mail(*span)
                 view = tenant.view(select)
                 lost = tenant.lost_by_ranges if span is not None else ()
-                items = [view(u) for u in chosen if matches(u) and u["id"] not in lost]
+                if span is None:
+                    items = [view(u) for u in chosen if matches(u)]
+                else:  # the index holds the range: no clause is left to test
+                    items = [view(u) for u in chosen if u["id"] not in lost]
             key = tenant.start_round(items, lists=True)
             state = {"r": key, "o": 0, "n": page_size(request)}
-        offset, size = state["o"], state["n"]
-        if tenant.fail_page is not None and offset // max(size, 1) + 1 == tenant.fail_page:
-            return graph_error(500, "UnknownError", "An internal server error occurred.")
-        head = json.dumps({"@odata.context": f"{GRAPH}/v1.0/$metadata#users"})[:-1].encode()
-        tail = b"]}"
-        if offset + size < len(items):
-            link = json.dumps(_link(path, state)(offset + size)).encode()
-            tail = b'],"@odata.nextLink":' + link + b"}"
-        body = head + b',"value":[' + b",".join(items[offset : offset + size]) + tail
-        return Response(body, media_type="application/json")
+        return joined_page(items, state, _link(path, state), "users", {})
 
     async def organization(request: Request) -> Response:
         refused = await admitted(request, "graph", "GET /v1.0/organization")
@@ -1128,6 +1163,11 @@ def _b64url(value: Any) -> str | None:
 def _link(path: str, state: dict[str, Any]) -> Callable[[int], str]:
     """The nextLink of a paged read for the page starting at an offset."""
     return lambda offset: f"{path}?$skiptoken=" + _encode({**state, "o": offset})
+
+
+def _json(value: Any) -> bytes:
+    """JSON as Graph's answers carry it (and as Starlette's JSONResponse writes it)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _encode(state: dict[str, Any]) -> str:

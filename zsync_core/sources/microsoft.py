@@ -28,6 +28,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import msal
+from msal.exceptions import MsalServiceError
 
 from ..config import LOOPBACK, Config, Microsoft365SourceConfig, credential_path, read_secret
 from ..errors import ConfigError, SourceError
@@ -242,8 +244,6 @@ class SignIn:
         """Service → (token, when to ask MSAL again): a minute before it expires."""
 
     def _msal(self) -> Any:
-        import msal
-
         if self._app is None:
             parts = urlsplit(self.source.authority_url)
             authority = f"https://{parts.netloc}{parts.path}/{self.source.tenant_id}"
@@ -271,8 +271,6 @@ class SignIn:
         return self._app
 
     def _acquire(self, service: str, renew: bool) -> str:
-        from msal.exceptions import MsalServiceError
-
         scope = self._scopes[service]
         app = self._msal()
         if renew:
