@@ -318,10 +318,9 @@ class Microsoft365Source:
             pages = fresh.pages["user"] = []
             link = links.get("user")
             if link is None:
-                link = await self._all_users(http, emit, users, pages, hints)
+                link, before = await self._all_users(http, emit, users, pages, hints)
                 await self._complete(http, users, pages)
-                # the store still holds the last read's pages: it is written after this read
-                await self._verify(http, users, pages, self._mirrored_ids())
+                await self._verify(http, users, pages, before)
             else:
                 link = await self._chain(http, emit, "user", link, users, pages)
                 await self._complete(http, users, pages)
@@ -398,9 +397,11 @@ class Microsoft365Source:
         users: _Directory,
         pages: list[bytes],
         hints: dict[str, Any],
-    ) -> str:
+    ) -> tuple[str, set[str]]:
         """Every user with a mail, in ranges of addresses read side by side; returns the delta
-        link to follow from now on.
+        link to follow from now on, and the ids of the users the mirror had (the store still
+        holds the last read's: it is written after this one), found while the last request
+        is on its way.
 
         The link is asked for first (``$deltatoken=latest``: changes are tracked from the
         moment the ranges start) and followed once the ranges are in: whatever changed while
@@ -426,7 +427,8 @@ class Microsoft365Source:
                 # the other, as before ranges
                 self._notices.append(Notice("warning", f"{refused} Read through delta instead."))
                 emit(StepEvent(step, step, "done", 0, 0))
-                return await self._chain(http, emit, "user", None, users, pages)
+                link = await self._chain(http, emit, "user", None, users, pages)
+                return link, self._mirrored_ids()
             link = start.get("@odata.deltaLink")
             if not isinstance(link, str):
                 raise SourceError(
@@ -467,9 +469,19 @@ class Microsoft365Source:
         for keep in kept:
             pages += keep
         emit(StepEvent(step, step, "done", seen, seen))
-        return await self._chain(
-            http, emit, "user", link, users, pages, label="changes while the users were read"
+        catch_up = asyncio.ensure_future(
+            self._chain(
+                http, emit, "user", link, users, pages, label="changes while the users were read"
+            )
         )
+        await asyncio.sleep(0)  # its request goes out first
+        try:
+            before = self._mirrored_ids()
+        except BaseException:
+            catch_up.cancel()
+            await asyncio.gather(catch_up, return_exceptions=True)
+            raise
+        return await catch_up, before
 
     async def _filtered(self, http: MicrosoftHttp, emit: Emit, users: _Directory) -> None:
         """The users ``user_filter`` selects (Graph's delta query cannot filter: they are
