@@ -14,7 +14,11 @@ its own, started from this small one, so its peak RSS is its own:
 2. no-change delta read: the next read on the same store (one page of changes each);
 3. delta read after 1,000 changed users;
 4. weekly full read (``--full-read``): as 1, with the ranges split where the mirror's
-   addresses fall.
+   addresses fall;
+5. the floor: the same requests as 4 (the token, the delta link asked for first, the same
+   ranges of users, every page of ``/groups/delta``, the delta link followed last) sent by
+   a bare httpx loop that does nothing with the pages, 4 at a time: what the emulator and
+   the machine allow any client.
 
 The figures land in ``bench/latest.json`` under ``microsoft365``.
 """
@@ -26,6 +30,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -37,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LATEST = ROOT / "bench" / "latest.json"
 CLIENT = "bench-0000-4000-8000-000000000001"
 SECRET = "bench-secret"
+TENANT = "00000000-0000-4000-8000-00000000000a"
 
 
 def host(users: int, groups: int, latency: float) -> int:
@@ -86,7 +92,7 @@ def read(base: str, state: str, full: bool = False) -> dict[str, Any]:
     source = {
         "name": "Microsoft 365",
         "type": "microsoft365",
-        "tenant_id": "00000000-0000-4000-8000-00000000000a",
+        "tenant_id": TENANT,
         "client_id": CLIENT,
         "client_secret_env": "BENCH_SECRET",
         "authority_url": base,
@@ -115,6 +121,65 @@ def read(base: str, state: str, full: bool = False) -> dict[str, Any]:
         "requests": loader.requests,
         "full": loader.full,
     }
+
+
+def floor(base: str, bounds: list[str], concurrency: int) -> dict[str, Any]:
+    """The requests of a weekly full read, sent as fast as this machine and the emulator
+    let a client that does nothing with the pages (from the bench's own process)."""
+    import httpx
+
+    from zsync_core.sources.m365 import GROUP_SELECT, PAGE, USER_SELECT, _ranges
+
+    tail = re.compile(rb'"@odata.(next|delta)Link":"([^"]+)"')
+
+    async def run() -> dict[str, Any]:
+        started = time.perf_counter()
+        gate = asyncio.Semaphore(concurrency)
+        requests = 0
+        async with httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16)
+        ) as client:
+            answer = await client.post(
+                f"{base}/{TENANT}/oauth2/v2.0/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": CLIENT,
+                    "client_secret": SECRET,
+                    "scope": "https://graph.microsoft.com/.default",
+                },
+            )
+            headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+            async def chain(url: str | None, params: dict[str, str] | None) -> str:
+                nonlocal requests
+                link = ""
+                while url:
+                    async with gate:
+                        requests += 1
+                        body = (await client.get(url, params=params, headers=headers)).content
+                    found = tail.search(body, max(0, len(body) - 4096))
+                    params, url = None, None
+                    if found and found[1] == b"next":
+                        url = found[2].decode()
+                    elif found:
+                        link = found[2].decode()
+                return link
+
+            users = {"$select": ",".join(USER_SELECT), "$top": str(PAGE)}
+            latest = await chain(
+                f"{base}/v1.0/users/delta", {"$select": users["$select"], "$deltatoken": "latest"}
+            )
+            await asyncio.gather(
+                chain(f"{base}/v1.0/groups/delta", {"$select": ",".join(GROUP_SELECT)}),
+                *(
+                    chain(f"{base}/v1.0/users", {**users, **({"$filter": f} if f else {})})
+                    for f in _ranges(bounds)
+                ),
+            )
+            await chain(latest, None)
+        return {"seconds": time.perf_counter() - started, "requests": requests}
+
+    return asyncio.run(run())
 
 
 def measured(base: str, state: str, full: bool = False) -> dict[str, Any]:
@@ -173,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
             tell(do="change", users=1000)
             changed = measured(base, state)
             weekly = measured(base, state, full=True)
+            from zsync_core.store import Store
+
+            kept = Store.open(Path(state) / "state").delta_state("Microsoft 365")
+            bounds = list(kept.hints.get("user_bounds") or []) if kept else []
+            bare = floor(base, bounds, 4)
     finally:
         emulator.stdin.close()
         emulator.wait(timeout=30)
@@ -205,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{figure['requests']:>8} | {figure['peak_mb']:6.0f}MB | {note}"
         )
     print(
+        f"| {'Floor: the same requests, bare':<34} | {bare['seconds']:6.2f}s | {'':>8} | "
+        f"{bare['requests']:>8} | {'':>8} | the weekly read's requests by a loop that does "
+        "nothing with the pages, 4 at a time"
+    )
+    print(
         "Whole: sign-in, every page, the mapping and the mirror written; pages in: until the "
         "last page had arrived (sign-in included)."
     )
@@ -218,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             "delta_no_change": quiet,
             "delta_1000_changed": changed,
             "full_read_weekly": weekly,
+            "floor_weekly_requests": bare,
             "full_read_formula_seconds": formula,
             "user_chain_seconds": chain,
             "measured_at": time.strftime("%Y-%m-%d %H:%M"),

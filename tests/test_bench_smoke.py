@@ -44,3 +44,31 @@ def test_the_benchmark_runs_end_to_end_at_1000_accounts(tmp_path):
     assert figures["options"]["replanned"] > 0, "the options screen got its new plan"
     assert len(figures["daily"]["ratios"]) == 2
     assert figures["emulator_http"] in ("httptools", "h11")
+
+
+def test_the_microsoft_365_benchmark_runs_end_to_end_at_3000_users():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.m365_bench",
+            "--users",
+            "3000",
+            "--groups",
+            "100",
+            "--latency",
+            "0",
+            "--no-save",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if "|" in line}
+    for row in ("Full read (first run)", "Delta read, no change", "Full read (weekly)"):
+        assert row in rows, result.stdout
+    assert "Floor: the same requests, bare" in rows
+    # a quiet delta sends one request per kind; a weekly read of 3,000 users is split
+    assert rows["Delta read, no change"].split("|")[4].strip() == "2"
