@@ -76,8 +76,8 @@ def warm(tenant: Any) -> None:
     from zsync_core.sources.m365 import GROUP_SELECT, USER_SELECT
 
     shown = tenant.view(set(USER_SELECT))
-    for user in tenant.by_mail(None, None):
-        shown(user)
+    for user_id in tenant.by_mail(None, None):
+        shown(user_id)
     tenant.delta_items("group", set(GROUP_SELECT), None)
 
 
@@ -148,7 +148,10 @@ def floor(base: str, bounds: list[str], concurrency: int) -> dict[str, Any]:
                     "scope": "https://graph.microsoft.com/.default",
                 },
             )
-            headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+            headers = {
+                "Authorization": f"Bearer {answer.json()['access_token']}",
+                "Prefer": f"odata.maxpagesize={PAGE}",
+            }
 
             async def chain(url: str | None, params: dict[str, str] | None) -> str:
                 nonlocal requests

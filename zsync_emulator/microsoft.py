@@ -424,10 +424,10 @@ class Tenant:
         with self.lock:
             self.epoch += 1
 
-    def by_mail(self, low: str | None, high: str | None) -> list[dict[str, Any]]:
-        """The users whose mail (ignoring case) is ``ge low`` and ``le high``, by mail: an
-        index, as Graph has, so that a list of ranges costs what Graph's would and not a scan
-        of every user per range."""
+    def by_mail(self, low: str | None, high: str | None) -> list[str]:
+        """The ids of the users whose mail (ignoring case) is ``ge low`` and ``le high``, by
+        mail: an index, as Graph has, so that a list of ranges costs what Graph's would and
+        not a scan of every user per range."""
         with self.lock:
             if self._mail_index[0] != self.mail_version:
                 order = {user_id: n for n, user_id in enumerate(self.users)}
@@ -445,23 +445,31 @@ class Tenant:
             _, mails, ids = self._mail_index
             start = 0 if low is None else bisect.bisect_left(mails, low)
             end = len(mails) if high is None else bisect.bisect_right(mails, high)
-            return [self.users[i] for i in ids[start:end]]
+            return ids[start:end]
 
-    def view(self, select: set[str]) -> Callable[[dict[str, Any]], bytes]:
-        """A user as a list shows it with ``select``: its JSON, kept until the user changes
-        (a page of 999 is then a join, not an encoding)."""
+    def view(self, select: set[str]) -> Callable[[str], bytes]:
+        """A user (by id) as a list shows it with ``select``: its JSON, kept until the user
+        changes (a page of 999 is then a join, not an encoding)."""
         names = tuple(sorted(k for k in USER_PROPERTIES if k in select or k == "id"))
         cache = self._views.setdefault(names, {})
+        users = self.users
 
-        def shown(user: dict[str, Any]) -> bytes:
-            found = cache.get(user["id"])
+        def shown(user_id: str) -> bytes:
+            found = cache.get(user_id)
             if found is None:
-                found = cache[user["id"]] = json.dumps(
-                    {k: user.get(k) for k in names}, ensure_ascii=False, separators=(",", ":")
-                ).encode()
+                user = users[user_id]
+                found = cache[user_id] = _json({k: user.get(k) for k in names})
             return found
 
         return shown
+
+    def views(self, select: set[str], ids: list[str]) -> list[bytes]:
+        """:meth:`view` of each of ``ids``: looked up all at once when every one is kept."""
+        names = tuple(sorted(k for k in USER_PROPERTIES if k in select or k == "id"))
+        try:
+            return list(map(self._views.get(names, {}).__getitem__, ids))
+        except KeyError:
+            return list(map(self.view(select), ids))
 
     def count(self, prefix: str) -> int:
         """How many requests whose ``"<METHOD> <path>"`` starts with ``prefix``."""
@@ -709,10 +717,17 @@ def create_app(tenant: Tenant) -> Starlette:
             }
         )
 
+    checked: dict[tuple[str, str], dict[str, Any]] = {}
+    """(token, resource) → its claims, once its signature and audience were checked (a
+    token's lifetime is checked at every use)."""
+
     def bearer(request: Request, resource: str) -> dict[str, Any] | JSONResponse:
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):
             return graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
+        known = checked.get((header[7:], resource))
+        if known is not None and known["exp"] > time.time():
+            return known
         try:
             claims = jwt.decode(header[7:], signing_key, algorithms=["HS256"], audience=resource)
         except jwt.ExpiredSignatureError:
@@ -733,6 +748,9 @@ def create_app(tenant: Tenant) -> Starlette:
             return graph_error(
                 401, "InvalidAuthenticationToken", "The token is for another tenant."
             )
+        if len(checked) > 1000:
+            checked.clear()
+        checked[(header[7:], resource)] = claims
         return claims
 
     async def admitted(request: Request, service: str, key: str) -> Response | None:
@@ -802,7 +820,8 @@ def create_app(tenant: Tenant) -> Starlette:
         more = {"@odata.nextLink": link(offset + size)} if offset + size < len(items) else done
         head = _json({"@odata.context": f"{GRAPH}/v1.0/$metadata#{context}"})[:-1]
         tail = b"".join(b',"' + k.encode() + b'":' + _json(v) for k, v in more.items())
-        body = head + b',"value":[' + b",".join(items[offset : offset + size]) + b"]" + tail + b"}"
+        value = b",".join(items[offset : offset + size])
+        body = b"".join((head, b',"value":[', value, b"]", tail, b"}"))
         return Response(body, media_type="application/json")
 
     def page_size(request: Request, limit: int = MAX_PAGE, default: int = DEFAULT_PAGE) -> int:
@@ -957,13 +976,13 @@ def create_app(tenant: Tenant) -> Starlette:
                 tenant.on_list(params.get("$filter"))
             span = _mail_span(params.get("$filter"))
             with tenant.lock:
-                chosen = tenant.users.values() if span is None else tenant.by_mail(*span)
                 view = tenant.view(select)
-                lost = tenant.lost_by_ranges if span is not None else ()
                 if span is None:
-                    items = [view(u) for u in chosen if matches(u)]
+                    items = [view(i) for i, u in tenant.users.items() if matches(u)]
                 else:  # the index holds the range: no clause is left to test
-                    items = [view(u) for u in chosen if u["id"] not in lost]
+                    lost = tenant.lost_by_ranges
+                    ids = tenant.by_mail(*span)
+                    items = tenant.views(select, [i for i in ids if i not in lost] if lost else ids)
             key = tenant.start_round(items, lists=True)
             state = {"r": key, "o": 0, "n": page_size(request)}
         return joined_page(items, state, _link(path, state), "users", {})
