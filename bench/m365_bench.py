@@ -43,6 +43,8 @@ LATEST = ROOT / "bench" / "latest.json"
 CLIENT = "bench-0000-4000-8000-000000000001"
 SECRET = "bench-secret"
 TENANT = "00000000-0000-4000-8000-00000000000a"
+CONCURRENCY = 4
+"""The emulator's (and zsync's default) Graph requests at once per app."""
 
 
 def host(users: int, groups: int, latency: float) -> int:
@@ -243,15 +245,17 @@ def main(argv: list[str] | None = None) -> int:
             weekly = measured(base, state, full=True)
             from zsync_core.store import Store
 
-            kept = Store.open(Path(state) / "state").delta_state("Microsoft 365")
+            store = Store.open(Path(state) / "state")
+            kept = store.delta_state("Microsoft 365")
+            store.close()
             bounds = list(kept.hints.get("user_bounds") or []) if kept else []
-            bare = floor(base, bounds, 4)
+            bare = floor(base, bounds, CONCURRENCY)
     finally:
         emulator.stdin.close()
         emulator.wait(timeout=30)
     # the fewest requests Graph needs for a full read: every page of 999 users and of groups
     pages = math.ceil(args.users / 999) + math.ceil(args.groups / 999)
-    concurrency = 4  # the emulator's (and Graph's usual) concurrent requests per app
+    concurrency = CONCURRENCY
     formula = pages * args.latency / concurrency
     chain = math.ceil(args.users / 999) * args.latency
     target = f"target ≤ {1.5 * formula:.2f} s (1.5 × {pages} pages × {args.latency * 1000:.0f} ms ÷ {concurrency})"
@@ -280,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"| {'Floor: the same requests, bare':<34} | {bare['seconds']:6.2f}s | {'':>8} | "
         f"{bare['requests']:>8} | {'':>8} | the weekly read's requests by a loop that does "
-        "nothing with the pages, 4 at a time"
+        f"nothing with the pages, {CONCURRENCY} at a time"
     )
     print(
         "Whole: sign-in, every page, the mapping and the mirror written; pages in: until the "
