@@ -160,3 +160,29 @@ def test_retention_keeps_at_most_keep_runs_of_the_newest(tmp_path):
     assert store.prune(keep_runs=2, keep_days=400) == 4
     assert [r.id for r in store.runs()] == runs[:-3:-1]
     store.close()
+
+
+def test_a_saved_mirror_is_whole_after_closing_and_leaves_no_write_ahead_log(tmp_path):
+    from zsync_core.store import DeltaState, MirrorUpdate
+
+    state = tmp_path / "state"
+    store = Store.open(state)
+    pages = [bytes([65 + n]) * 300_000 for n in range(20)]  # 6 MB: past SQLite's own checkpoint
+    for round_ in range(2):  # the second replaces the first, as a weekly full read does
+        store.save_mirror(
+            "M365",
+            MirrorUpdate(
+                DeltaState("s", {"user": f"link-{round_}"}, 1.0, {}),
+                {"user": pages[round_:]},
+                frozenset({"user"}),
+            ),
+        )
+    store.close()
+
+    assert not (state / "zsync.sqlite3-wal").exists() or (
+        (state / "zsync.sqlite3-wal").stat().st_size == 0
+    ), "the pages were moved into the database"
+    again = Store.open(state)
+    assert again.mirror_pages("M365", "user") == pages[1:]
+    delta = again.delta_state("M365")
+    assert delta is not None and delta.links == {"user": "link-1"}
