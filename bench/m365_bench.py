@@ -9,8 +9,8 @@ members, and adds ``--latency`` seconds to every request. Each measurement is a 
 its own, started from this small one, so its peak RSS is its own:
 
 1. full read: the source's first read (sign-in, the users listed by ranges of addresses
-   side by side, every page of ``/groups/delta``, the mapping, the mirror written to the
-   store);
+   side by side, a fixed alphabet's, the one these addresses crowd into cut again, every
+   page of ``/groups/delta``, the mapping, the mirror written to the store);
 2. no-change delta read: the next read on the same store (one page of changes each);
 3. delta read after 1,000 changed users;
 4. weekly full read (``--full-read``): as 1, with the ranges split where the mirror's
@@ -263,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         (
             "Full read (first run)",
             full,
-            f"{target}; split by a fixed alphabet: these addresses all start with 'user', one chain of user pages is {chain:.2f} s",
+            f"{target}; these addresses all start with 'user' (one range of the fixed alphabet, "
+            f"as one chain {chain:.2f} s): cut again where its first page shows them crowded",
         ),
         ("Delta read, no change", quiet, "target ≤ 3 s whole"),
         ("Delta read, 1,000 users changed", changed, ""),

@@ -25,8 +25,12 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import re
+import string
 import time
+from collections.abc import Iterable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +75,11 @@ IN_LIMIT = 15
 """Ids per ``id in (…)`` filter."""
 WORK_SLICE = 100
 """Users worked out between two looks at the network (about 0.5 ms)."""
+CROWDED = 3
+"""A first page whose addresses share this many more letters at their start than its span's
+ends do is crowded (:func:`_refined`): 999 addresses under three letters are no names."""
+MAX_CUTS = 31
+"""The most spans a crowded one is cut into, less one."""
 FIRST_BOUNDS = ("c", "f", "j", "l", "n", "r", "t")
 """Where a first full read splits the users by mail (later ones split where the last read's
 addresses fall)."""
@@ -408,12 +417,13 @@ class Microsoft365Source:
         they were read (a user whose new address moved it into a range already read) comes
         with it. Each range is ``mail le a``, ``mail ge a and mail le b``, …, ``mail ge z``:
         together they hold every address, whatever its letters (a user on a boundary is in
-        two and taken once)."""
+        two and taken once). The ranges are cut where the last read's addresses fell; a first
+        read cuts them by a fixed alphabet, and again where a range's first page shows its
+        addresses crowded under one start (:func:`_refined`)."""
         url = f"{self.config.graph_url}/v1.0/users"
         select = ",".join(USER_SELECT)
         step = f"{self.name}: read users"
         emit(StepEvent(step, step, "running"))
-        seen = 0
         try:
             try:
                 start = await http.request(
@@ -435,39 +445,55 @@ class Microsoft365Source:
                     f"Source {self.name!r}: read users: Graph answered $deltatoken=latest "
                     "without an @odata.deltaLink; nothing was changed."
                 )
-            bounds = [str(b) for b in hints.get("user_bounds") or FIRST_BOUNDS]
-            ranges = _ranges(bounds)
+            learned = [str(b) for b in hints.get("user_bounds") or ()]
+            spans = _spans(learned or list(FIRST_BOUNDS))
             options = self._options()
+            kept: list[list[bytes]] = []
+            """Each span's pages, in the order the spans were started."""
 
-            async def read_range(where: str | None, keep: list[bytes]) -> None:
-                nonlocal seen
+            async def read_range(span: Span, refine: bool) -> None:
+                """One span's pages; with ``refine`` (a first read: no last read to cut the
+                spans by), a span whose first page is crowded is cut and read as spans of
+                its own instead (:func:`_refined`)."""
                 params = {"$select": select, "$top": str(PAGE)}
+                where = _where(span)
                 if where:
                     params["$filter"] = where
-                async for page in http.pages(
-                    "read users", url, scope=GRAPH, params=params, keep=keep
-                ):
-                    seen += users.take_page(page)
-                    await users.work_out(page, options)
-                    emit(StepEvent(step, step, "running", seen))
+                keep: list[bytes] = []
+                kept.append(keep)
+                cuts: list[str] = []
+                async with aclosing(
+                    http.pages("read users", url, scope=GRAPH, params=params, keep=keep)
+                ) as listed:
+                    async for page in listed:
+                        users.take_page(page)
+                        await users.work_out(page, options)
+                        # users on a boundary or listed again by a cut span count once
+                        emit(StepEvent(step, step, "running", len(users.objects)))
+                        if refine and "@odata.nextLink" in page:
+                            mails = [str(u.get("mail") or "") for u in page.get("value", ())]
+                            cuts = _refined(mails, span, 2 * self.config.graph_concurrency)
+                            if cuts:
+                                break  # its next page, already asked for, is cancelled
+                        refine = False
+                if cuts:
+                    await _all(*(read_range(sub, False) for sub in _spans(cuts, *span)))
 
-            kept: list[list[bytes]] = [[] for _ in ranges]
             try:
-                await _all(
-                    *(read_range(where, keep) for where, keep in zip(ranges, kept, strict=True))
-                )
+                await _all(*(read_range(span, not learned) for span in spans))
             except BadRequest as refused:
                 # a Graph that will not list users by ranges of mail: one list of them all
                 self._notices.append(
                     Notice("warning", f"{refused} Listed the users in one range instead.")
                 )
-                kept = [[]]
-                await read_range(None, kept[0])
+                kept.clear()
+                await read_range((None, None), False)
         except SourceError as error:
             emit(StepEvent(step, step, "failed", detail=str(error)))
             raise
         for keep in kept:
             pages += keep
+        seen = len(users.objects)
         emit(StepEvent(step, step, "done", seen, seen))
         catch_up = asyncio.ensure_future(
             self._chain(
@@ -758,15 +784,79 @@ def _quote(value: str) -> str:
     return value.replace("'", "''")
 
 
+Span = tuple[str | None, str | None]
+"""A range of addresses: ``mail ge`` its low end and ``mail le`` its high end (None: open)."""
+
+
+def _spans(bounds: list[str], low: str | None = None, high: str | None = None) -> list[Span]:
+    """``low`` to ``high`` cut at ``bounds``: together the spans hold every address in it,
+    whatever its letters (each address is ``le`` or ``ge`` any boundary; one on a boundary is
+    in two). No bounds: the span itself."""
+    inside = sorted({b.lower() for b in bounds if _within(b.lower(), low, high)})
+    points = [low, *inside, high]
+    return list(zip(points, points[1:], strict=False))
+
+
+def _within(value: str, low: str | None, high: str | None) -> bool:
+    """Whether ``value`` (lower-case) lies strictly between the ends, which Graph compares
+    ignoring case."""
+    return (low is None or value > low.lower()) and (high is None or value < high.lower())
+
+
+def _where(span: Span) -> str | None:
+    """A span as Graph's ``$filter`` (None: every user)."""
+    low, high = span
+    clauses = [f"mail ge '{_quote(low)}'"] if low is not None else []
+    clauses += [f"mail le '{_quote(high)}'"] if high is not None else []
+    return " and ".join(clauses) or None
+
+
 def _ranges(bounds: list[str]) -> list[str | None]:
-    """``$filter``s that split the users at ``bounds`` (sorted) and together hold every user
-    with a mail: every address is ``le`` or ``ge`` any boundary. No bounds: one unfiltered
-    range."""
-    bounds = sorted(set(bounds))
-    if not bounds:
-        return [None]
-    q = [f"'{_quote(b)}'" for b in bounds]
-    ranges: list[str | None] = [f"mail le {q[0]}"]
-    ranges += [f"mail ge {low} and mail le {high}" for low, high in zip(q, q[1:], strict=False)]
-    ranges.append(f"mail ge {q[-1]}")
-    return ranges
+    """``$filter``s that split the users at ``bounds`` and together hold every user with a
+    mail."""
+    return [_where(span) for span in _spans(bounds)]
+
+
+def _refined(mails: list[str], span: Span, parts: int) -> list[str]:
+    """Where to cut a span whose first page listed ``mails`` (as Graph listed them, with more
+    to come) when that page shows them crowded under one long start (student numbers,
+    ``user000123``): a fixed alphabet splits such addresses into one long chain. [] when
+    they are not crowded: the span is read as it is.
+
+    A page in address order is the span's lowest addresses: the rest lies beyond its last
+    one, in the blocks of addresses that start beside each of its starts (``user001`` …
+    ``user009``, ``user01`` … ``user09``, ``user1`` … ``user9`` after ``user000998``), cut
+    there. Any other page is a sample of the span: cut at its quantiles. Either way the cuts
+    only choose where the spans meet; every address of the span is still in one of them."""
+    listed = [m.lower() for m in mails if m]
+    found = sorted(listed)
+    if len(found) < 2:
+        return []
+    start = os.path.commonprefix([found[0], found[-1]])
+    low, high = span
+    own = os.path.commonprefix([low.lower(), high.lower()]) if low and high else ""
+    if len(start) < len(own) + CROWDED:
+        return []
+    if listed != found:
+        cuts = [found[len(found) * i // parts] for i in range(1, parts)]
+    else:
+        last = found[-1]
+        letters = _alphabet(m[len(start)] for m in found if len(m) > len(start))
+        cuts = [last]
+        for depth in range(len(start) + 1, 0, -1):
+            cuts += [last[: depth - 1] + c for c in letters if c > last[depth - 1]]
+    inside = sorted({c for c in cuts if _within(c, low, high)})
+    if len(inside) > MAX_CUTS:
+        inside = [inside[len(inside) * i // MAX_CUTS] for i in range(MAX_CUTS)]
+    return inside
+
+
+def _alphabet(seen: Iterable[str]) -> list[str]:
+    """The letters an address may have where ``seen`` were: those, and all the digits or all
+    the letters a to z when any of them was seen."""
+    letters = set(seen)
+    if letters & set(string.digits):
+        letters |= set(string.digits)
+    if letters & set(string.ascii_lowercase):
+        letters |= set(string.ascii_lowercase)
+    return sorted(letters)

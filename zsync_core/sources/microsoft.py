@@ -21,7 +21,7 @@ import json
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -390,7 +390,7 @@ class MicrosoftHttp:
         headers: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
         keep: list[bytes] | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Each page of a paged read, following ``@odata.nextLink`` as is to the end;
         ``keep`` gets each page's body as it came (what the mirror stores).
 
