@@ -830,7 +830,7 @@ def _refined(mails: list[str], span: Span, parts: int) -> list[str]:
     only choose where the spans meet; every address of the span is still in one of them."""
     listed = [m.lower() for m in mails if m]
     found = sorted(listed)
-    if len(found) < 2:
+    if len(found) < 2 or found[0] == found[-1]:
         return []
     start = os.path.commonprefix([found[0], found[-1]])
     low, high = span
