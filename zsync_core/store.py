@@ -222,8 +222,7 @@ class Store:
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=5000")
+            _tune(db)
             _migrate(db, path)
         except (OSError, sqlite3.Error) as error:
             raise StoreError(
@@ -395,10 +394,7 @@ class Store:
         self._checkpoint.start()
 
     def _own_connection(self) -> sqlite3.Connection:
-        own = sqlite3.connect(self.directory / "zsync.sqlite3", isolation_level=None)
-        own.execute("PRAGMA synchronous=NORMAL")
-        own.execute("PRAGMA busy_timeout=5000")
-        return own
+        return _tune(sqlite3.connect(self.directory / "zsync.sqlite3", isolation_level=None))
 
     def _move_log(self) -> None:
         """A checkpoint that waits for nobody (PASSIVE); one that cannot run now is left to
@@ -632,6 +628,15 @@ class Store:
                 "SELECT at, level, message FROM events WHERE run_id = ? ORDER BY rowid", (run_id,)
             )
         return list(rows)
+
+
+def _tune(db: sqlite3.Connection) -> sqlite3.Connection:
+    """What every writing connection to the store keeps to: commits not synced to the disk
+    one by one (SQLite syncs the write-ahead log at its checkpoints; a crash of zsync loses
+    nothing), and a wait of up to 5 s for another writer before giving up."""
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:

@@ -454,7 +454,7 @@ class Tenant:
     def view(self, select: set[str]) -> Callable[[str], bytes]:
         """A user (by id) as a list shows it with ``select``: its JSON, kept until the user
         changes (a page of 999 is then a join, not an encoding)."""
-        names = tuple(sorted(k for k in USER_PROPERTIES if k in select or k == "id"))
+        names = _shown(select)
         cache = self._views.setdefault(names, {})
         users = self.users
 
@@ -469,9 +469,8 @@ class Tenant:
 
     def views(self, select: set[str], ids: list[str]) -> list[bytes]:
         """:meth:`view` of each of ``ids``: looked up all at once when every one is kept."""
-        names = tuple(sorted(k for k in USER_PROPERTIES if k in select or k == "id"))
         try:
-            return list(map(self._views.get(names, {}).__getitem__, ids))
+            return list(map(self._views.get(_shown(select), {}).__getitem__, ids))
         except KeyError:
             return list(map(self.view(select), ids))
 
@@ -809,6 +808,14 @@ def create_app(tenant: Tenant) -> Starlette:
             body.update(done)
         return JSONResponse(body)
 
+    def continued(
+        params: Any, kept: dict[str, list[Any]]
+    ) -> tuple[dict[str, Any], list[Any] | None]:
+        """A next page's state (from its skip token) and its answer's items (None when the
+        answer is forgotten, or the token is not one)."""
+        state = _decode(params["$skiptoken"])
+        return state, kept.get(state.get("r", ""))
+
     def joined_page(
         items: list[bytes],
         state: dict[str, Any],
@@ -883,8 +890,7 @@ def create_app(tenant: Tenant) -> Starlette:
         params = request.query_params
         path = f"{base(request)}/v1.0/{kind}s/delta"
         if "$skiptoken" in params:
-            state = _decode(params["$skiptoken"])
-            known = tenant._rounds.get(state["r"])
+            state, known = continued(params, tenant._rounds)
             if known is None:
                 return graph_error(400, "Request_BadRequest", "The skip token is invalid.")
             return joined_page(
@@ -959,8 +965,7 @@ def create_app(tenant: Tenant) -> Starlette:
         params = request.query_params
         path = f"{base(request)}/v1.0/users"
         if "$skiptoken" in params:
-            state = _decode(params["$skiptoken"])
-            listed = tenant._listed.get(state["r"])
+            state, listed = continued(params, tenant._listed)
             if listed is None:
                 return graph_error(400, "Request_BadRequest", "The skip token is invalid.")
             items = listed
@@ -980,16 +985,16 @@ def create_app(tenant: Tenant) -> Starlette:
                 tenant.on_list(params.get("$filter"))
             span = _mail_span(params.get("$filter"))
             with tenant.lock:
-                view = tenant.view(select)
                 if span is None:
-                    items = [view(i) for i, u in tenant.users.items() if matches(u)]
+                    ids = [i for i, u in tenant.users.items() if matches(u)]
                 else:  # the index holds the range: no clause is left to test
                     lost = tenant.lost_by_ranges
                     ids = tenant.by_mail(*span)
                     if not tenant.ranges_by_address:
                         made = {user_id: n for n, user_id in enumerate(tenant.users)}
                         ids = sorted(ids, key=made.__getitem__)
-                    items = tenant.views(select, [i for i in ids if i not in lost] if lost else ids)
+                    ids = [i for i in ids if i not in lost] if lost else ids
+                items = tenant.views(select, ids)
             key = tenant.start_round(items, lists=True)
             state = {"r": key, "o": 0, "n": page_size(request)}
         return joined_page(items, state, _link(path, state), "users", {})
@@ -1110,8 +1115,7 @@ def create_app(tenant: Tenant) -> Starlette:
             return exchange_error(400, "The request body is not a CmdletInput.")
         path = f"{base(request)}{request.url.path}"
         if "$skiptoken" in request.query_params:
-            state = _decode(request.query_params["$skiptoken"])
-            known = tenant._rounds.get(state["r"])
+            state, known = continued(request.query_params, tenant._rounds)
             if known is None:
                 return exchange_error(400, "The page link is no longer valid.")
             items = known
@@ -1189,6 +1193,11 @@ def _b64url(value: Any) -> str | None:
 def _link(path: str, state: dict[str, Any]) -> Callable[[int], str]:
     """The nextLink of a paged read for the page starting at an offset."""
     return lambda offset: f"{path}?$skiptoken=" + _encode({**state, "o": offset})
+
+
+def _shown(select: set[str]) -> tuple[str, ...]:
+    """The properties a list of users shows for ``$select`` (``id`` always), in order."""
+    return tuple(sorted(k for k in USER_PROPERTIES if k in select or k == "id"))
 
 
 def _json(value: Any) -> bytes:
