@@ -164,6 +164,9 @@ class _Fresh:
     pages: dict[str, list[bytes]] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
     exchange: tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]] | None = None
+    bounds: list[str] | None = None
+    """Where the next full read splits the users, when worked out while the last request
+    was on its way (:meth:`Microsoft365Source._bounds`)."""
 
 
 class Microsoft365Source:
@@ -258,7 +261,7 @@ class Microsoft365Source:
                     self._settings(),
                     fresh.links,
                     time.time() if self.full or state is None else state.full_read_at,
-                    {"user_bounds": self._bounds(users)},
+                    {"user_bounds": self._bounds(users) if fresh.bounds is None else fresh.bounds},
                 ),
                 pages,
                 frozenset(replace),
@@ -327,7 +330,7 @@ class Microsoft365Source:
             pages = fresh.pages["user"] = []
             link = links.get("user")
             if link is None:
-                link, before = await self._all_users(http, emit, users, pages, hints)
+                link, before, fresh.bounds = await self._all_users(http, emit, users, pages, hints)
                 await self._complete(http, users, pages)
                 await self._verify(http, users, pages, before)
             else:
@@ -406,11 +409,12 @@ class Microsoft365Source:
         users: _Directory,
         pages: list[bytes],
         hints: dict[str, Any],
-    ) -> tuple[str, set[str]]:
+    ) -> tuple[str, set[str], list[str] | None]:
         """Every user with a mail, in ranges of addresses read side by side; returns the delta
-        link to follow from now on, and the ids of the users the mirror had (the store still
-        holds the last read's: it is written after this one), found while the last request
-        is on its way.
+        link to follow from now on, the ids of the users the mirror had (the store still
+        holds the last read's: it is written after this one) and where the next full read
+        splits them, both found while the last request is on its way (the split from the
+        ranges' users: it only has to fall near whole pages).
 
         The link is asked for first (``$deltatoken=latest``: changes are tracked from the
         moment the ranges start) and followed once the ranges are in: whatever changed while
@@ -438,7 +442,7 @@ class Microsoft365Source:
                 self._notices.append(Notice("warning", f"{refused} Read through delta instead."))
                 emit(StepEvent(step, step, "done", 0, 0))
                 whole = await self._chain(http, emit, "user", None, users, pages)
-                return whole, self._mirrored_ids()
+                return whole, self._mirrored_ids(), None
             link = start.get("@odata.deltaLink")
             if not isinstance(link, str):
                 raise SourceError(
@@ -502,12 +506,12 @@ class Microsoft365Source:
         )
         await asyncio.sleep(0)  # its request goes out first
         try:
-            before = self._mirrored_ids()
+            before, bounds = self._mirrored_ids(), self._bounds(users)
         except BaseException:
             catch_up.cancel()
             await asyncio.gather(catch_up, return_exceptions=True)
             raise
-        return await catch_up, before
+        return await catch_up, before, bounds
 
     async def _filtered(self, http: MicrosoftHttp, emit: Emit, users: _Directory) -> None:
         """The users ``user_filter`` selects (Graph's delta query cannot filter: they are
