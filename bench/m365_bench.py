@@ -18,7 +18,10 @@ its own, started from this small one, so its peak RSS is its own:
 5. the floor: the same requests as 4 (the token, the delta link asked for first, the same
    ranges of users, every page of ``/groups/delta``, the delta link followed last) sent by
    a bare httpx loop that does nothing with the pages, 4 at a time: what the emulator and
-   the machine allow any client.
+   the machine allow any client;
+6. a run's load step on the same store, as ``zsync --headless`` reads: the source and a
+   Zivver organization of as many accounts (the Zivver emulator in a process of its own)
+   side by side, once as a daily run (a delta read) and once weekly (``--full-read``).
 
 The figures land in ``bench/latest.json`` under ``microsoft365``.
 """
@@ -91,21 +94,12 @@ def read(base: str, state: str, full: bool = False) -> dict[str, Any]:
     from zsync_core.store import Store
 
     os.environ["BENCH_SECRET"] = SECRET
-    source = {
-        "name": "Microsoft 365",
-        "type": "microsoft365",
-        "tenant_id": TENANT,
-        "client_id": CLIENT,
-        "client_secret_env": "BENCH_SECRET",
-        "authority_url": base,
-        "graph_url": base,
-        "exchange_url": base,
-    }
     config = parse_config(
-        {"target": {"api_key_env": "UNUSED"}, "sources": [source]}, Path(state) / "zsync.toml"
+        {"target": {"api_key_env": "UNUSED"}, "sources": [source_settings(base)]},
+        Path(state) / "zsync.toml",
     )
     store = Store.open(Path(state) / "state")
-    started = time.perf_counter()
+    started, used = time.perf_counter(), os.times()
     read_at: list[float] = []
 
     def emit(event: Any) -> None:
@@ -116,12 +110,72 @@ def read(base: str, state: str, full: bool = False) -> dict[str, Any]:
     with collector_paused(freeze=True):  # as the headless run reads
         loader = Microsoft365Source(config.sources[0], config, store=store, full_read=full)  # type: ignore[arg-type]
         result = asyncio.run(loader.load(emit))
+    ended, spent = time.perf_counter(), os.times()
     return {
-        "seconds": time.perf_counter() - started,
+        "seconds": ended - started,
+        "cpu_seconds": spent.user + spent.system - used.user - used.system,
         "read_seconds": read_at[0],
         "accounts": len(result.accounts),
         "requests": loader.requests,
         "full": loader.full,
+    }
+
+
+def load(base: str, zivver: str, state: str, full: bool) -> dict[str, Any]:
+    """A run's load step (in its own process): the source and Zivver read side by side."""
+    from zsync_core.collector import collector_paused
+    from zsync_core.config import parse_config
+    from zsync_core.model import StepEvent
+    from zsync_core.session import SyncSession
+
+    from .zsync_bench import API_KEY
+
+    os.environ.update(BENCH_SECRET=SECRET, ZSYNC_BENCH_API_KEY=API_KEY)
+    profile = {
+        "target": {
+            "url": zivver,
+            "api_key_env": "ZSYNC_BENCH_API_KEY",
+            "rate_limit_requests": 1_000_000,
+            "concurrency": 16,
+        },
+        "sources": [source_settings(base)],
+        "state_dir": str(Path(state) / "state"),
+    }
+    config = parse_config(profile, Path(state) / "zsync.toml")
+    done: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def emit(event: Any) -> None:
+        if isinstance(event, StepEvent) and event.state == "done":
+            side = "zivver" if event.step.startswith("Zivver") else "source"
+            done[side] = time.perf_counter() - started
+
+    session = SyncSession(config, emit=emit, mode="headless", full_read=full)
+    with collector_paused(freeze=True):  # as the headless run reads
+        loaded = asyncio.run(session.load(dry_run=True))
+    seconds = time.perf_counter() - started
+    session.close()
+    if not loaded.ok:
+        raise RuntimeError(f"the load failed: {loaded.errors()}")
+    return {
+        "seconds": seconds,
+        "source_done_seconds": done["source"],
+        "zivver_done_seconds": done["zivver"],
+        "accounts": sum(len(r.accounts) for r in loaded.sources),
+        "zivver_accounts": len(loaded.zivver),
+    }
+
+
+def source_settings(base: str) -> dict[str, Any]:
+    return {
+        "name": "Microsoft 365",
+        "type": "microsoft365",
+        "tenant_id": TENANT,
+        "client_id": CLIENT,
+        "client_secret_env": "BENCH_SECRET",
+        "authority_url": base,
+        "graph_url": base,
+        "exchange_url": base,
     }
 
 
@@ -135,7 +189,7 @@ def floor(base: str, bounds: list[str], concurrency: int) -> dict[str, Any]:
     tail = re.compile(rb'"@odata.(next|delta)Link":"([^"]+)"')
 
     async def run() -> dict[str, Any]:
-        started = time.perf_counter()
+        started, used = time.perf_counter(), os.times()
         gate = asyncio.Semaphore(concurrency)
         requests = 0
         async with httpx.AsyncClient(
@@ -182,23 +236,22 @@ def floor(base: str, bounds: list[str], concurrency: int) -> dict[str, Any]:
                 ),
             )
             await chain(latest, None)
-        return {"seconds": time.perf_counter() - started, "requests": requests}
+        spent = os.times()
+        return {
+            "seconds": time.perf_counter() - started,
+            "cpu_seconds": spent.user + spent.system - used.user - used.system,
+            "requests": requests,
+        }
 
     return asyncio.run(run())
 
 
-def measured(base: str, state: str, full: bool = False) -> dict[str, Any]:
+def measured(*command: str) -> dict[str, Any]:
+    """``read BASE STATE [full]`` or ``load BASE ZIVVER STATE [full]``, in a process of its
+    own (its peak RSS its own)."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench.m365_bench",
-            "read",
-            base,
-            state,
-            *(["full"] if full else []),
-        ],
+        [sys.executable, "-m", "bench.m365_bench", *command],
         stdout=subprocess.PIPE,
         cwd=ROOT,
     )
@@ -238,11 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         base = json.loads(emulator.stdout.readline())["base"]
         tell(do="latency", seconds=args.latency)
         with tempfile.TemporaryDirectory() as state:
-            full = measured(base, state)
-            quiet = measured(base, state)
+            full = measured("read", base, state)
+            quiet = measured("read", base, state)
             tell(do="change", users=1000)
-            changed = measured(base, state)
-            weekly = measured(base, state, full=True)
+            changed = measured("read", base, state)
+            weekly = measured("read", base, state, "full")
             from zsync_core.store import Store
 
             store = Store.open(Path(state) / "state")
@@ -250,6 +303,14 @@ def main(argv: list[str] | None = None) -> int:
             store.close()
             bounds = list(kept.hints.get("user_bounds") or []) if kept else []
             bare = floor(base, bounds, CONCURRENCY)
+            from .zsync_bench import EmulatorHost
+
+            zivver = EmulatorHost(args.users)
+            try:
+                daily_load = measured("load", base, zivver.url, state)
+                weekly_load = measured("load", base, zivver.url, state, "full")
+            finally:
+                zivver.close()
     finally:
         emulator.stdin.close()
         emulator.wait(timeout=30)
@@ -274,22 +335,34 @@ def main(argv: list[str] | None = None) -> int:
         f"\nMicrosoft 365 source: {args.users:,} users, {args.groups:,} groups, {args.latency * 1000:.0f} ms per request"
     )
     print(
-        f"| {'Measurement':<34} | {'Whole':>7} | {'Pages in':>8} | {'Requests':>8} | {'Peak RSS':>8} | Notes"
+        f"| {'Measurement':<34} | {'Whole':>7} | {'Pages in':>8} | {'CPU':>7} | {'Requests':>8} "
+        f"| {'Peak RSS':>8} | Notes"
     )
-    print(f"|{'-' * 36}|{'-' * 9}|{'-' * 10}|{'-' * 10}|{'-' * 10}|------")
+    print(f"|{'-' * 36}|{'-' * 9}|{'-' * 10}|{'-' * 9}|{'-' * 10}|{'-' * 10}|------")
     for label, figure, note in rows:
         print(
             f"| {label:<34} | {figure['seconds']:6.2f}s | {figure['read_seconds']:7.2f}s | "
-            f"{figure['requests']:>8} | {figure['peak_mb']:6.0f}MB | {note}"
+            f"{figure['cpu_seconds']:6.2f}s | {figure['requests']:>8} | {figure['peak_mb']:6.0f}MB "
+            f"| {note}"
         )
     print(
         f"| {'Floor: the same requests, bare':<34} | {bare['seconds']:6.2f}s | {'':>8} | "
-        f"{bare['requests']:>8} | {'':>8} | the weekly read's requests by a loop that does "
-        f"nothing with the pages, {CONCURRENCY} at a time"
+        f"{bare['cpu_seconds']:6.2f}s | {bare['requests']:>8} | {'':>8} | the weekly read's "
+        f"requests by a loop that does nothing with the pages, {CONCURRENCY} at a time"
     )
+    for label, figure in (
+        ("Load step: daily (delta) + Zivver", daily_load),
+        ("Load step: weekly (full) + Zivver", weekly_load),
+    ):
+        print(
+            f"| {label:<34} | {figure['seconds']:6.2f}s | {'':>8} | {'':>7} | {'':>8} | "
+            f"{figure['peak_mb']:6.0f}MB | the source done at {figure['source_done_seconds']:.2f} s, "
+            f"Zivver's {figure['zivver_accounts']:,} accounts at {figure['zivver_done_seconds']:.2f} s"
+        )
     print(
         "Whole: sign-in, every page, the mapping and the mirror written; pages in: until the "
-        "last page had arrived (sign-in included)."
+        "last page had arrived (sign-in included); CPU: what the reading process spent "
+        "meanwhile (every thread)."
     )
     if not args.no_save:
         latest = json.loads(LATEST.read_text()) if LATEST.exists() else {}
@@ -302,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             "delta_1000_changed": changed,
             "full_read_weekly": weekly,
             "floor_weekly_requests": bare,
+            "load_daily_with_zivver": daily_load,
+            "load_weekly_with_zivver": weekly_load,
             "full_read_formula_seconds": formula,
             "user_chain_seconds": chain,
             "measured_at": time.strftime("%Y-%m-%d %H:%M"),
@@ -315,5 +390,8 @@ if __name__ == "__main__":
         raise SystemExit(host(int(sys.argv[2]), int(sys.argv[3]), 0.0))
     if sys.argv[1:2] == ["read"]:
         print(json.dumps(read(sys.argv[2], sys.argv[3], sys.argv[4:5] == ["full"])))
+        raise SystemExit(0)
+    if sys.argv[1:2] == ["load"]:
+        print(json.dumps(load(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:6] == ["full"])))
         raise SystemExit(0)
     raise SystemExit(main())

@@ -70,5 +70,12 @@ def test_the_microsoft_365_benchmark_runs_end_to_end_at_3000_users():
     for row in ("Full read (first run)", "Delta read, no change", "Full read (weekly)"):
         assert row in rows, result.stdout
     assert "Floor: the same requests, bare" in rows
+    # a run's load step: the source beside a Zivver organization of as many accounts
+    assert "Zivver's 3,030 accounts" in rows["Load step: daily (delta) + Zivver"]
+    assert "Load step: weekly (full) + Zivver" in rows
+    columns = [c.strip() for c in rows["Measurement"].split("|")]
+    cell = {name: n for n, name in enumerate(columns)}
     # a quiet delta sends one request per kind; a weekly read of 3,000 users is split
-    assert rows["Delta read, no change"].split("|")[4].strip() == "2"
+    assert rows["Delta read, no change"].split("|")[cell["Requests"]].strip() == "2"
+    spent = rows["Full read (weekly)"].split("|")[cell["CPU"]].strip()
+    assert float(spent.removesuffix("s")) > 0, "what the reading process spent is shown"
