@@ -21,7 +21,8 @@ its own, started from this small one, so its peak RSS is its own:
    the machine allow any client;
 6. a run's load step on the same store, as ``zsync --headless`` reads: the source and a
    Zivver organization of as many accounts (the Zivver emulator in a process of its own)
-   side by side, once as a daily run (a delta read) and once weekly (``--full-read``).
+   side by side, once as a daily run (a delta read) and once weekly (``--full-read``), with
+   the longest time its event loop did not run (what a key waits in the TUI meanwhile).
 
 The figures land in ``bench/latest.json`` under ``microsoft365``.
 """
@@ -46,6 +47,8 @@ LATEST = ROOT / "bench" / "latest.json"
 CLIENT = "bench-0000-4000-8000-000000000001"
 SECRET = "bench-secret"
 TENANT = "00000000-0000-4000-8000-00000000000a"
+HEARTBEAT = 0.005
+"""Seconds between two looks at the event loop during a load step."""
 CONCURRENCY = 4
 """The emulator's (and zsync's default) Graph requests at once per app."""
 
@@ -151,8 +154,26 @@ def load(base: str, zivver: str, state: str, full: bool) -> dict[str, Any]:
             done[side] = time.perf_counter() - started
 
     session = SyncSession(config, emit=emit, mode="headless", full_read=full)
+    stall = 0.0
+    """The longest the event loop did not run: what a key waits in the TUI meanwhile."""
+
+    async def loaded_with_heartbeat() -> Any:
+        async def beat() -> None:
+            nonlocal stall
+            last = time.perf_counter()
+            while True:
+                await asyncio.sleep(HEARTBEAT)
+                now = time.perf_counter()
+                stall, last = max(stall, now - last - HEARTBEAT), now
+
+        beating = asyncio.create_task(beat())
+        try:
+            return await session.load(dry_run=True)
+        finally:
+            beating.cancel()
+
     with collector_paused(freeze=True):  # as the headless run reads
-        loaded = asyncio.run(session.load(dry_run=True))
+        loaded = asyncio.run(loaded_with_heartbeat())
     seconds = time.perf_counter() - started
     session.close()
     if not loaded.ok:
@@ -163,6 +184,7 @@ def load(base: str, zivver: str, state: str, full: bool) -> dict[str, Any]:
         "zivver_done_seconds": done["zivver"],
         "accounts": sum(len(r.accounts) for r in loaded.sources),
         "zivver_accounts": len(loaded.zivver),
+        "longest_stall_seconds": stall,
     }
 
 
@@ -357,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {label:<34} | {figure['seconds']:6.2f}s | {'':>8} | {'':>7} | {'':>8} | "
             f"{figure['peak_mb']:6.0f}MB | the source done at {figure['source_done_seconds']:.2f} s, "
-            f"Zivver's {figure['zivver_accounts']:,} accounts at {figure['zivver_done_seconds']:.2f} s"
+            f"Zivver's {figure['zivver_accounts']:,} accounts at {figure['zivver_done_seconds']:.2f} s; "
+            f"the event loop's longest stall {figure['longest_stall_seconds'] * 1000:.0f} ms"
         )
     print(
         "Whole: sign-in, every page, the mapping and the mirror written; pages in: until the "

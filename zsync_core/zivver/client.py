@@ -293,8 +293,9 @@ class ZivverClient:
                 raise TargetError(
                     f"Reading {kind} from Zivver at {self.base_url} failed: {outcome.error}"
                 )
-            try:
-                data = scim.read_list(outcome.body or b"{}", each)
+            try:  # in a thread: 100,000 accounts are a second of decoding, which on the
+                # event loop would hold the TUI's keys and the sources read meanwhile
+                data = await asyncio.to_thread(scim.read_list, outcome.body or b"{}", each)
             except (ValueError, IndexError) as error:
                 raise TargetError(
                     f"Reading {kind} from {self.base_url}: the answer is not a SCIM list ({error}). "
