@@ -307,8 +307,8 @@ class Microsoft365Source:
     async def _replay(self, users: _Directory, groups: _Directory) -> None:
         """The mirror: every page kept since the last full read, taken in again in order. In
         a thread: at 100,000 users that is over half a second of decoding, which on the
-        event loop would hold the TUI's keys and the reading of Zivver (the store is read
-        here, on its connection's own thread)."""
+        event loop would hold the TUI's keys and the reading of Zivver (the store itself is
+        read here, in the loop's thread, which its connection belongs to)."""
         assert self.store is not None
         for directory in (users, groups):
             pages = self.store.mirror_pages(self.name, directory.kind)
@@ -418,7 +418,7 @@ class Microsoft365Source:
         link to follow from now on, the ids of the users the mirror had (the store still
         holds the last read's: it is written after this one) and where the next full read
         splits them, both found while the last request is on its way (the split from the
-        ranges' users: it only has to fall near whole pages).
+        users read by then: it only has to fall near whole pages).
 
         The link is asked for first (``$deltatoken=latest``: changes are tracked from the
         moment the ranges start) and followed once the ranges are in: whatever changed while
