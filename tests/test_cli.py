@@ -83,6 +83,29 @@ def test_check_says_what_to_do_when_zivver_does_not_answer(directory, make_profi
     assert "run 'zsync check' again" in out and "next run" not in out
 
 
+def test_a_target_url_that_is_no_scim_base_is_named_as_such(
+    directory, zivver, make_profile, capsys
+):
+    from zsync_tui.cli import main
+
+    directory.user("ann")
+    profile = make_profile([ldap_source(directory.slapd)])
+    server_root = zivver.url.removesuffix("/api/scim/v2")
+    profile.data["target"]["url"] = server_root  # the server, not its SCIM base
+    profile.write()
+
+    assert main(["check", "--config", str(profile.path)]) == 3
+    out = capsys.readouterr().out
+    assert f"FAIL  Zivver at {server_root}: {server_root} has no /Users (HTTP 404)" in out
+    assert "target.url must be Zivver's SCIM base URL, which ends in /api/scim/v2" in out
+    assert "deleted elsewhere" not in out, "no account is unknown: the URL is wrong"
+
+    code, err, _report = profile.run(capsys=capsys)
+    assert code == 3
+    assert "has no /Users (HTTP 404): target.url must be Zivver's SCIM base URL" in err
+    assert zivver.org.users == {}
+
+
 def test_the_command_runs_headless_against_the_emulator_command(tmp_path):
     port = free_port()
     emulator = subprocess.Popen(

@@ -246,7 +246,11 @@ class ZivverClient:
                 else:
                     await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
                 continue
-            return _outcome(journal, response, attempt, raw_body)
+            outcome = _outcome(journal, response, attempt, raw_body)
+            if response.status_code == 404 and method == "GET" and request.path in COLLECTIONS:
+                # no such collection: the URL is not a SCIM base, no account is unknown
+                outcome.error = _no_scim_text(self.base_url, request.path, response.content)
+            return outcome
 
     def _backoff(self, attempt: int) -> float:
         return backoff(self.backoff_seconds, attempt - 1)
@@ -352,6 +356,20 @@ RETRY_HEADERS = ("Retry-After", "RateLimit-Reset")
 """How long Zivver asks to wait: ``Retry-After``, else ``RateLimit-Reset`` (seconds until the
 window resets, draft-polli-ratelimit-headers, which Zivver's 429 refers to)."""
 MAX_WAIT = 60.0
+
+
+COLLECTIONS = ("/Users", "/Groups")
+SCIM_BASE = "https://app.zivver.com/api/scim/v2"
+
+
+def _no_scim_text(base_url: str, path: str, body: bytes) -> str:
+    said = scim.error_text(body)
+    quoted = f' Zivver said: "{said}".' if said else ""
+    return (
+        f"{base_url} has no {path} (HTTP 404): target.url must be Zivver's SCIM base URL, "
+        f"which ends in /api/scim/v2 ({SCIM_BASE} for Zivver's cloud). Correct target.url in "
+        "the profile." + quoted
+    )
 
 
 def _certificate_text(url: str, error: Exception) -> str:
