@@ -246,11 +246,8 @@ class ZivverClient:
                 else:
                     await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
                 continue
-            outcome = _outcome(journal, response, attempt, raw_body)
-            if response.status_code == 404 and method == "GET" and request.path in COLLECTIONS:
-                # no such collection: the URL is not a SCIM base, no account is unknown
-                outcome.error = _no_scim_text(self.base_url, request.path, response.content)
-            return outcome
+            listing = url if method == "GET" and request.path in COLLECTIONS else None
+            return _outcome(journal, response, attempt, raw_body, listing)
 
     def _backoff(self, attempt: int) -> float:
         return backoff(self.backoff_seconds, attempt - 1)
@@ -359,17 +356,7 @@ MAX_WAIT = 60.0
 
 
 COLLECTIONS = ("/Users", "/Groups")
-SCIM_BASE = "https://app.zivver.com/api/scim/v2"
-
-
-def _no_scim_text(base_url: str, path: str, body: bytes) -> str:
-    said = scim.error_text(body)
-    quoted = f' Zivver said: "{said}".' if said else ""
-    return (
-        f"{base_url} has no {path} (HTTP 404): target.url must be Zivver's SCIM base URL, "
-        f"which ends in /api/scim/v2 ({SCIM_BASE} for Zivver's cloud). Correct target.url in "
-        "the profile." + quoted
-    )
+"""What a GET lists (a 404 for one says the URL is no SCIM base: :func:`scim.explain`)."""
 
 
 def _certificate_text(url: str, error: Exception) -> str:
@@ -385,7 +372,11 @@ def _transport_text(error: Exception) -> str:
 
 
 def _outcome(
-    request: dict[str, Any], response: httpx.Response, attempts: int, raw_body: bool = False
+    request: dict[str, Any],
+    response: httpx.Response,
+    attempts: int,
+    raw_body: bool = False,
+    listing: str | None = None,
 ) -> Outcome:
     ok = response.status_code in (200, 201, 204)
     if raw_body and ok:
@@ -409,6 +400,8 @@ def _outcome(
         request=request,
         response={"status": response.status_code, "body": body},
         attempts=attempts,
-        error=None if ok else scim.explain(response.status_code, response.content, attempts),
+        error=None
+        if ok
+        else scim.explain(response.status_code, response.content, attempts, listing),
         body=body,
     )

@@ -272,10 +272,24 @@ RETRIED = "the change is retried on the next run"
 check``, which sends no change, says something else there)."""
 
 
-def explain(status: int | None, body: bytes | str, attempts: int = 1) -> str:
-    """An explanation of a failed request an admin can act on, with Zivver's own words."""
+SCIM_BASE = "https://app.zivver.com/api/scim/v2"
+
+
+def explain(
+    status: int | None, body: bytes | str, attempts: int = 1, listing: str | None = None
+) -> str:
+    """An explanation of a failed request an admin can act on, with Zivver's own words.
+    ``listing``: the URL of the list (Users, Groups) the request read, if it read one."""
     said = error_text(body) if body else ""
     quoted = f' Zivver said: "{said}".' if said else ""
+    if status == 404 and listing:
+        # no such list: the URL is no SCIM base (no account is unknown)
+        base, _, kind = listing.rpartition("/")
+        return (
+            f"{base} has no /{kind} (HTTP 404): target.url must be Zivver's SCIM base URL, "
+            f"which ends in /api/scim/v2 ({SCIM_BASE} for Zivver's cloud). Correct target.url "
+            "in the profile." + quoted
+        )
     for pattern, message in _KNOWN:
         match = pattern.search(said)
         if match:
