@@ -137,7 +137,7 @@ def write_ldif(path: Path, accounts: int) -> None:
 
 
 def start_directory(work: Path, accounts: int) -> Slapd:
-    slapd = Slapd(work / "slapd")
+    slapd = Slapd(work / "slapd", unlimited_service=True)  # as its admin would
     slapd.conf.write_text(slapd.conf.read_text().replace("maxsize 268435456", "maxsize 8589934592"))
     ldif = work / "directory.ldif"
     write_ldif(ldif, accounts)

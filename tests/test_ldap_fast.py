@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from zsync_core.sources.ldap_fast import parse_search_entry
+import pytest
+
+from zsync_core.sources.ldap_fast import MalformedMessage, parse_search_entry
 
 
 def tlv(tag: int, content: bytes) -> bytes:
@@ -48,7 +50,9 @@ def test_what_it_does_not_take_is_left_to_ldap3():
     done = entry(7, "", {}, op=0x65)  # searchResDone
     assert parse_search_entry(ranged) is None, "AD's ranged attributes: ldap3's auto-range"
     assert parse_search_entry(done) is None
-    assert parse_search_entry(entry(7, "cn=x", {"mail": [b"x"]})[:-3]) is None, "truncated"
+    truncated = entry(7, "cn=x", {"mail": [b"x"]})[:-3]
+    with pytest.raises(MalformedMessage):  # an entry that does not decode stops the read
+        parse_search_entry(truncated)
 
 
 def test_guid_text_is_what_uuid_says():

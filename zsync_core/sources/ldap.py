@@ -12,6 +12,7 @@ import asyncio
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import ldap3
@@ -193,7 +194,7 @@ class LdapSource:
             raise_exceptions=False,
             auto_referrals=False,
         )
-        use_fast_search(connection)
+        use_fast_search(connection, source.page_size)
         try:
             connection.open()
             if source.start_tls:
@@ -290,10 +291,24 @@ class LdapSource:
     def _paged(
         self, connection: ldap3.Connection, search_filter: str, attributes: list[str]
     ) -> Iterator[dict[str, Raw]]:
+        """Each page of a paged search, until the server's last page.
+
+        Only a ``searchResDone`` with result 0 (success) ends a page: a server that stops at a
+        size, time or administrative limit still sends the entries it had (ldap3 then calls
+        the search a success), and taking those as the whole directory would suspend everyone
+        after the cut. A paging cookie seen twice would loop for ever.
+
+        Raises:
+            SourceError: the search failed, stopped early or cannot be trusted (nothing from
+                it may be synced).
+        """
         cookie: bytes | None = None
+        cookies: set[bytes] = set()
+        count = 0
+        where = f"under {self.config.base_dn} on {self.config.url}"
         while True:
             try:
-                ok = connection.search(
+                connection.search(
                     self.config.base_dn,
                     search_filter,
                     search_scope=ldap3.SUBTREE,
@@ -307,20 +322,9 @@ class LdapSource:
                 ) from error
             except ldap_errors.LDAPException as error:
                 raise SourceError(
-                    f"Source {self.name!r}: the search under {self.config.base_dn} on {self.config.url} "
-                    f"broke off ({error}); the read is incomplete, so nothing is synced from it."
+                    f"Source {self.name!r}: the search {where} broke off ({error}); "
+                    "the read is incomplete, so nothing is synced from it."
                 ) from error
-            result = connection.result or {}
-            if not ok and result.get("description") not in ("success", None):
-                description = result.get("description")
-                if description == "noSuchObject":
-                    raise SourceError(
-                        f"Source {self.name!r}: base_dn {self.config.base_dn!r} does not exist on {self.config.url}."
-                    )
-                raise SourceError(
-                    f"Source {self.name!r}: search {search_filter!r} under {self.config.base_dn} failed: "
-                    f"{description} {result.get('message', '')}".strip()
-                )
             page: dict[str, Raw] = {}
             for item in connection.response or []:
                 if item.get("type") == "searchResEntry":
@@ -328,11 +332,63 @@ class LdapSource:
                     page[item["dn"].lower()] = (
                         raw if item.get(LOWERED) else {k.lower(): v for k, v in raw.items()}
                     )
+            count += len(page)
+            result = connection.result or {}
+            if result.get("type") != "searchResDone" or result.get("result") != 0:
+                raise SourceError(self._incomplete(search_filter, result, count))
             yield page
             controls = result.get("controls") or {}
             cookie = controls.get(PAGED_RESULTS, {}).get("value", {}).get("cookie")
             if not cookie:
                 return
+            if cookie in cookies:
+                raise SourceError(
+                    f"Source {self.name!r}: the search {where} sent a paging cookie it had sent "
+                    f"before, after {count} entries: the server would page for ever. The read "
+                    "is incomplete, so nothing is synced from it."
+                )
+            cookies.add(cookie)
+
+    def _incomplete(self, search_filter: str, result: dict[str, Any], count: int) -> str:
+        """What to tell the admin about a search that did not end with success."""
+        description = result.get("description") or f"result {result.get('result')}"
+        said = f" ({result['message']})" if result.get("message") else ""
+        head = f"Source {self.name!r}: the search {search_filter!r} under {self.config.base_dn} on {self.config.url}"
+        incomplete = "the read is incomplete, so nothing is synced from it"
+        bind = self.config.bind_dn or "the anonymous bind"
+        if result.get("type") != "searchResDone":
+            return (
+                f"{head} ended with a {result.get('type') or 'missing'} answer instead of the end "
+                f"of the search (searchResDone), after {count} entries; {incomplete}."
+            )
+        if description == "noSuchObject":
+            return f"Source {self.name!r}: base_dn {self.config.base_dn!r} does not exist on {self.config.url}."
+        limits = {
+            "sizeLimitExceeded": (
+                "size limit",
+                f'OpenLDAP: `limits dn.exact="{bind}" size=unlimited` in slapd.conf (or '
+                "olcLimits on the database); Active Directory: MaxPageSize and "
+                "MaxResultSetSize in its LDAP query policy",
+            ),
+            "timeLimitExceeded": (
+                "time limit",
+                f'OpenLDAP: `limits dn.exact="{bind}" time=unlimited`; Active Directory: '
+                "MaxQueryDuration in its LDAP query policy",
+            ),
+            "adminLimitExceeded": (
+                "administrative limit",
+                "Active Directory: the LDAP query policy (MaxPageSize, MaxResultSetSize, "
+                "MaxQueryDuration); OpenLDAP: the limits directive for the bind account",
+            ),
+        }
+        if description in limits:
+            limit, setting = limits[description]
+            return (
+                f"{head} was stopped by the server's {limit} after {count} entries "
+                f"({description}{said}); {incomplete}. Raise the limit for {bind} "
+                f"({setting}), or narrow base_dn or the filter."
+            )
+        return f"{head} failed after {count} entries: {description}{said}; {incomplete}."
 
 
 def read(
