@@ -124,30 +124,44 @@ def parse_search_entry(data: bytes) -> tuple[int, dict[str, Any]] | None:
         attributes: dict[str, list[bytes]] = {}
         names = _NAMES
         while index < op_end:
-            if data[index] != 0x30:  # one PartialAttribute: its type and its values
-                raise IndexError
+            # one PartialAttribute (0x30): its type (0x04) and the SET (0x31) of its values,
+            # which ends the attribute. Most have short lengths: checked in a few comparisons
             size = data[index + 1]
-            size, index = (size, index + 2) if size < 0x80 else _long_length(data, index + 1)
-            attribute_end = index + size
-            if attribute_end > op_end or data[index] != 0x04:
-                raise IndexError
-            size = data[index + 1]
-            size, index = (size, index + 2) if size < 0x80 else _long_length(data, index + 1)
-            if index + size > attribute_end:
-                raise IndexError
-            raw_name = data[index : index + size]
-            index += size
-            if data[index] != 0x31:  # the SET of values, which ends the attribute
-                raise IndexError
-            size = data[index + 1]
-            if size < 0x80:
-                index += 2
+            name_size = data[index + 3]
+            if (
+                size < 0x80
+                and name_size < 0x80
+                and data[index] == 0x30
+                and data[index + 2] == 0x04
+                and data[index + 4 + name_size] == 0x31
+                and data[index + 5 + name_size] == size - 4 - name_size
+            ):
+                attribute_end = index + 2 + size
+                if attribute_end > op_end:
+                    raise IndexError
+                raw_name = data[index + 4 : index + 4 + name_size]
+                index += 6 + name_size
             else:
-                size, index = _long_length(data, index + 1)
-            if index + size != attribute_end:
-                raise IndexError
+                if data[index] != 0x30:
+                    raise IndexError
+                size, index = (size, index + 2) if size < 0x80 else _long_length(data, index + 1)
+                attribute_end = index + size
+                if attribute_end > op_end or data[index] != 0x04:
+                    raise IndexError
+                size = data[index + 1]
+                size, index = (size, index + 2) if size < 0x80 else _long_length(data, index + 1)
+                if index + size > attribute_end:
+                    raise IndexError
+                raw_name = data[index : index + size]
+                index += size
+                if data[index] != 0x31:
+                    raise IndexError
+                size = data[index + 1]
+                size, index = (size, index + 2) if size < 0x80 else _long_length(data, index + 1)
+                if index + size != attribute_end:
+                    raise IndexError
             values = []
-            while index < attribute_end:
+            while index < attribute_end:  # a value that runs past the end is caught below
                 if data[index] != 0x04:
                     raise IndexError
                 size = data[index + 1]
@@ -155,11 +169,10 @@ def parse_search_entry(data: bytes) -> tuple[int, dict[str, Any]] | None:
                     index += 2
                 else:
                     size, index = _long_length(data, index + 1)
-                value_end = index + size
-                if value_end > attribute_end:
-                    raise IndexError
-                values.append(data[index:value_end])
-                index = value_end
+                values.append(data[index : index + size])
+                index += size
+            if index != attribute_end:
+                raise IndexError
             name = names.get(raw_name)
             if name is None:
                 try:
