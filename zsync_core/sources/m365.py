@@ -39,7 +39,15 @@ from ..errors import SourceError
 from ..model import Notice, StepEvent
 from . import Emit, SourceResult
 from .m365_map import NOT_PEOPLE, SHARED, Options, Person, map_tenant, person
-from .microsoft import EXCHANGE, GRAPH, BadRequest, DeltaExpired, MicrosoftHttp, SignIn
+from .microsoft import (
+    EXCHANGE,
+    GRAPH,
+    BadRequest,
+    DeltaExpired,
+    MicrosoftHttp,
+    SignIn,
+    origin,
+)
 
 if TYPE_CHECKING:
     from ..store import DeltaState, Store
@@ -222,10 +230,26 @@ class Microsoft365Source:
         notices = self._notices = []
         if why_full and state is not None:
             notices.append(Notice("info", f"Source {self.name!r}: full read ({why_full})."))
+        stray = sorted({link for link in links.values() if origin(link) != self._graph_origin})
+        if stray:
+            # kept by an older zsync from an answer that pointed elsewhere: never followed
+            notices.append(
+                Notice(
+                    "warning",
+                    f"Source {self.name!r}: the stored delta link leads to "
+                    f"{', '.join(str(origin(link) or '?') for link in stray)}, outside graph_url's "
+                    f"origin {self._graph_origin}; it is not followed and everything is read "
+                    "again.",
+                )
+            )
+            links = {}
         users, groups = _Directory("user"), _Directory("group")
+        replayed: tuple[int, int] | None = None
+        """Users and groups the mirror held before this read's changes (a delta read)."""
         if links:
             try:
                 await self._replay(users, groups)
+                replayed = (len(users.objects), len(groups.objects))
             except (ValueError, TypeError, AttributeError) as unreadable:
                 # the store's copy is damaged: Graph still has the directory
                 notices.append(
@@ -236,6 +260,7 @@ class Microsoft365Source:
                     )
                 )
                 links = {}
+                replayed = None
                 users, groups = _Directory("user"), _Directory("group")
         try:
             fresh = await self._read(http, emit, links, users, groups, hints)
@@ -244,12 +269,13 @@ class Microsoft365Source:
                 raise
             notices.append(Notice("warning", str(expired)))
             links = {}
+            replayed = None
             users, groups = _Directory("user"), _Directory("group")
             fresh = await self._read(http, emit, links, users, groups, hints)
         self.full = not links
         step = f"{self.name}: map accounts"
         emit(StepEvent(step, step, "running"))
-        saved: asyncio.Future[None] | None = None
+        update = None
         if self.store is not None:
             from ..store import DeltaState, MirrorUpdate
 
@@ -266,28 +292,71 @@ class Microsoft365Source:
                 pages,
                 frozenset(replace),
             )
-            # written in a thread while the accounts are mapped (SQLite lets go of the GIL
-            # while it writes): 100,000 users are 30 MB of pages
-            saved = asyncio.get_running_loop().run_in_executor(
-                None, self.store.save_mirror, self.name, update
-            )
         mailboxes, permissions = fresh.exchange if fresh.exchange else (None, None)
-        try:  # in a thread, as the replay (a third of a second at 100,000 users)
-            result = await asyncio.to_thread(
-                map_tenant,
-                users.objects,
-                groups.groups(),
-                self._options(),
-                mailboxes,
-                permissions,
-                users.persons,
-            )
-        finally:
-            if saved is not None:
-                await saved
+        # in a thread, as the replay (a third of a second at 100,000 users)
+        result = await asyncio.to_thread(
+            map_tenant,
+            users.objects,
+            groups.groups(),
+            self._options(),
+            mailboxes,
+            permissions,
+            users.persons,
+        )
+        if self.store is not None and update is not None:
+            shrunk = self._shrunk(len(result.accounts), replayed, users, groups)
+            if shrunk:
+                notices.append(Notice("warning", shrunk))
+            else:
+                # in a thread (SQLite lets go of the GIL while it writes): 100,000 users are
+                # 30 MB of pages
+                await asyncio.to_thread(self.store.save_mirror, self.name, update)
         result.notices[:0] = notices
         emit(StepEvent(step, step, "done", len(result.accounts), len(result.accounts)))
         return result
+
+    @property
+    def _graph_origin(self) -> str | None:
+        return origin(self.config.graph_url)
+
+    def _shrunk(
+        self,
+        accounts: int,
+        replayed: tuple[int, int] | None,
+        users: _Directory,
+        groups: _Directory,
+    ) -> str | None:
+        """Why this read must not move the mirror and the links: it has far fewer accounts
+        than the last good run, the very rule by which the session refuses the read
+        (``sync.shrink_guard_percent``). Kept as they were, the next run asks Graph for the
+        same changes again: a change Graph sent by mistake is not built into the mirror for
+        good, and a real drop is seen again until the admin accepts it. None: keep the read."""
+        assert self.store is not None
+        before = self.store.last_good_counts().get(self.name)
+        share = self.profile.sync.shrink_guard_percent
+        if not before or (before - accounts) * 100 <= share * before:
+            return None
+        drop = (before - accounts) * 100 / before
+        changes = ""
+        if replayed is not None:
+            gone_users = replayed[0] - len(users.objects)
+            gone_groups = replayed[1] - len(groups.objects)
+            changes = (
+                f" The changes Graph sent since the last run take {max(gone_users, 0)} users "
+                f"with a mailbox and {max(gone_groups, 0)} groups out of the directory."
+            )
+        return (
+            f"Source {self.name!r}: this read has {accounts} accounts against {before} at the "
+            f"last good run, {drop:.0f} % fewer (sync.shrink_guard_percent = {share:g}).{changes} "
+            "The local mirror and the delta links were left as they were: the next run asks "
+            "Graph for the same changes again, and nothing is changed until you decide. Check "
+            "the directory (Entra admin center → Users and Groups: were these accounts "
+            "deleted, did they lose their mailbox or licence?). If they were not, this read is "
+            "wrong: run again later, or with --full-read to read the whole directory anew. If "
+            "the drop is intended, run once with sync.shrink_guard_percent raised above "
+            f"{drop:.0f} (in the profile, or for this run in the TUI's options), then set it "
+            "back."
+        )
 
     def _mirrored_ids(self) -> set[str]:
         """The ids of the mirror's users: kept beside its pages (50 ms at 100,000 users);
@@ -453,6 +522,7 @@ class Microsoft365Source:
                     f"Source {self.name!r}: read users: Graph answered $deltatoken=latest "
                     "without an @odata.deltaLink; nothing was changed."
                 )
+            link = http.follow("read users", "@odata.deltaLink", link, GRAPH)
             learned = [str(b) for b in hints.get("user_bounds") or ()]
             spans = _spans(learned or list(FIRST_BOUNDS))
             options = self._options()
@@ -578,9 +648,11 @@ class Microsoft365Source:
                 headers={"Prefer": f"odata.maxpagesize={PAGE}"},
                 keep=pages,
             ):
+                if "@odata.deltaLink" in page:  # checked before anything of the page is taken
+                    new_link = http.follow(
+                        f"read {plural}", "@odata.deltaLink", page["@odata.deltaLink"], GRAPH
+                    )
                 seen += into.take_page(page)
-                if "@odata.deltaLink" in page:
-                    new_link = page["@odata.deltaLink"]
                 emit(StepEvent(step, step, "running", seen))
         except DeltaExpired:
             raise

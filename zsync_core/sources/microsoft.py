@@ -12,6 +12,14 @@ OpenID configuration it reads), so the emulator can be served without TLS.
 :class:`MicrosoftHttp` sends Graph's and Exchange's requests: it waits ``Retry-After`` on
 429/503, backs off on other 5xx and dropped connections, renews an expired token once, and
 turns Microsoft's error answers into a :class:`SourceError` that says what to fix.
+
+An answer is never trusted to say where to go next: a link in it (``@odata.nextLink``,
+``@odata.deltaLink``, MSAL's token endpoint) is followed only within the configured origins
+(scheme, host and port), so the bearer token or the client secret never leaves them. A request
+is bounded first byte to last (``timeout_seconds``: httpx's own timeout is per read, which a
+server sending a byte now and then never reaches) and in size (:data:`MAX_PAGE_BYTES`), and a
+chain of pages that comes back to a link it followed is a read that cannot end. Each of these
+ends the read as incomplete: nothing is changed and nothing is stored.
 """
 
 from __future__ import annotations
@@ -39,6 +47,22 @@ GRAPH = "graph"
 EXCHANGE = "exchange"
 """The two services a source signs in to (one token each)."""
 PUBLIC = {GRAPH: "https://graph.microsoft.com", EXCHANGE: "https://outlook.office365.com"}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> str | None:
+    """``scheme://host:port`` of an absolute http(s) URL (the host in lower case, the port
+    always written), None for anything else: what two URLs must share for a token sent to one
+    to be safe at the other."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:  # a port that is no number
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname or port is None:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host.lower()}:{port}"
 
 
 def scopes(source: Microsoft365SourceConfig) -> dict[str, str]:
@@ -57,6 +81,12 @@ BACKOFF = 1.0
 """Seconds before the first retry of a 5xx or a dropped connection (then doubling)."""
 MAX_RETRY_AFTER = 300.0
 """A Retry-After longer than this is an outage, not throttling: the read fails."""
+MAX_PAGE_BYTES = 64 * 2**20
+"""The most one answer may hold once decoded (64 MiB). A real page is far smaller: 999 users
+with the selected properties are about 1 MB (the bench's 100,000 users are 30 MB in 100
+pages), a page of 999 groups with their ``members@delta`` or of 1000 mailbox permissions a few
+MB. Anything near this is no page Graph or Exchange sends, and reading on would only eat the
+server's memory."""
 
 PERMISSIONS_HELP = (
     "In the Entra admin center, App registrations → {app} → API permissions: add Microsoft "
@@ -194,17 +224,32 @@ class _Answer:
 
 
 class MsalHttp:
-    """MSAL's ``http_client``: httpx with the source's TLS, form values sent as text."""
+    """MSAL's ``http_client``: httpx with the source's TLS, form values sent as text, and
+    nothing sent outside the authority's origin (MSAL posts the client secret or assertion to
+    the token endpoint the tenant's OpenID configuration names: an answer that names another
+    host must not receive it)."""
 
-    def __init__(self, authority_url: str, context: ssl.SSLContext, timeout: float) -> None:
+    def __init__(
+        self, authority_url: str, context: ssl.SSLContext, timeout: float, name: str = ""
+    ) -> None:
         self.client = httpx.Client(verify=context, timeout=timeout)
         parts = urlsplit(authority_url)
         self.plain = parts.netloc if parts.scheme == "http" else None
         """The loopback host:port served over plain http, if any."""
+        self.authority_url = authority_url
+        self.origin = origin(authority_url)
+        self.name = name
 
     def _wire(self, url: str) -> str:
         if self.plain and url.startswith(f"https://{self.plain}/"):
-            return "http://" + url[len("https://") :]
+            url = "http://" + url[len("https://") :]
+        if origin(url) != self.origin:
+            raise SourceError(
+                f"Source {self.name!r}: the sign-in service's answer sends zsync to "
+                f"{origin(url) or url[:80]!r}, outside authority_url's origin {self.origin}; "
+                "zsync did not go there and sent it no credential, and nothing was changed. "
+                "Check authority_url and tenant_id, and any proxy that may rewrite the answers."
+            )
         return url
 
     def _answer(self, response: httpx.Response) -> _Answer:
@@ -236,7 +281,9 @@ class SignIn:
         self.config = config
         self.context = _ssl_context(source, config)
         self._credential = client_credential(source, config)
-        self._http = MsalHttp(source.authority_url, self.context, source.timeout_seconds)
+        self._http = MsalHttp(
+            source.authority_url, self.context, source.timeout_seconds, source.name
+        )
         self._app: Any = None
         self._lock = asyncio.Lock()
         self._scopes = scopes(source)
@@ -371,6 +418,8 @@ class MicrosoftHttp:
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
         )
         self.requests = 0
+        self.origins = {GRAPH: origin(source.graph_url), EXCHANGE: origin(source.exchange_url)}
+        """Service → the only origin its requests (and so its token) may go to."""
         self._gates = {
             GRAPH: asyncio.Semaphore(source.graph_concurrency),
             EXCHANGE: asyncio.Semaphore(source.exchange_concurrency),
@@ -395,8 +444,26 @@ class MicrosoftHttp:
         ``keep`` gets each page's body as it came (what the mirror stores).
 
         Raises:
-            SourceError: a page could not be read (after the retries): the read is incomplete.
+            SourceError: a page could not be read (after the retries), a link leaves the
+                service's origin, or the chain comes back to a link it followed: the read
+                is incomplete.
         """
+        followed = {str(httpx.URL(url, params=params))}
+        read = 0
+
+        def next_page(link: object) -> str:
+            """The link to the next page, if it may be followed."""
+            link = self.follow(what, "@odata.nextLink", link, scope)
+            if link in followed:
+                raise SourceError(
+                    f"Source {self.source.name!r}: {what}: page {read} of {_host(url)} links "
+                    f"back to a page already read ({_short(link)}): the pages go round in a "
+                    "loop and would never end. The read is incomplete, so nothing was changed "
+                    "and nothing was stored; run again later, and if it repeats, report it to "
+                    "Microsoft with the time of the run."
+                )
+            followed.add(link)
+            return link
 
         async def fetch(at: str, first: bool) -> bytes:
             return await self._fetch(
@@ -410,16 +477,19 @@ class MicrosoftHttp:
             while pending is not None:
                 content = await pending
                 pending = None
+                read += 1
                 ahead = _next_link(content)
                 if ahead is not None:
-                    pending = asyncio.ensure_future(fetch(ahead, False))
+                    pending = asyncio.ensure_future(fetch(next_page(ahead), False))
                     await asyncio.sleep(0)  # let it send before this page is decoded
                 page = self._decode(what, url, content)
                 following = page.get("@odata.nextLink")
                 if following != ahead:  # not where it was looked for: follow what was decoded
                     if pending is not None:
                         pending.cancel()
-                    pending = asyncio.ensure_future(fetch(following, False)) if following else None
+                    pending = None
+                    if following is not None:
+                        pending = asyncio.ensure_future(fetch(next_page(following), False))
                 if keep is not None:
                     keep.append(content)
                 yield page
@@ -443,6 +513,29 @@ class MicrosoftHttp:
             what, url, scope=scope, params=params, headers=headers, body=body
         )
         return self._decode(what, url, content)
+
+    def follow(self, what: str, name: str, link: object, scope: str) -> str:
+        """``link`` (an answer's ``name``, e.g. ``@odata.deltaLink``) if zsync may follow it
+        with the token of ``scope``: an absolute URL at that service's configured origin.
+
+        Raises:
+            SourceError: anything else; the read is incomplete (the link is neither followed
+                nor kept, so no token reaches another host and no stored link leads there).
+        """
+        expected = self.origins[scope]
+        found = origin(link) if isinstance(link, str) else None
+        if found is not None and found == expected:
+            assert isinstance(link, str)
+            return link
+        key = "graph_url" if scope == GRAPH else "exchange_url"
+        shown = found or (f"{link[:80]!r}" if isinstance(link, str) else type(link).__name__)
+        raise SourceError(
+            f"Source {self.source.name!r}: {what}: the answer's {name} leads to {shown}, "
+            f"outside the configured origin {expected} ({key}). zsync did not follow it and "
+            "sent it no token; the read is incomplete, so nothing was changed and nothing was "
+            f"stored. Check {key} (the cloud the tenant lives in) and whether a proxy between "
+            "this server and Microsoft rewrites the answers, then run again."
+        )
 
     def _decode(self, what: str, url: str, content: bytes) -> dict[str, Any]:
         try:
@@ -469,8 +562,10 @@ class MicrosoftHttp:
         """One request's body, with retries (429/503 after ``Retry-After``, other 5xx and
         dropped connections with back-off), a renewed token when Graph says it expired, and
         every refusal explained."""
+        self.follow(what, "URL", url, scope)  # never a token outside the service's origin
         renewed = renew = False
         attempt = 0
+        limit = self.source.timeout_seconds
         while True:
             self.requests += 1
             try:
@@ -483,12 +578,20 @@ class MicrosoftHttp:
                         "Accept": "application/json",
                         **(headers or {}),
                     }
-                    if body is None:
-                        response = await self.client.get(url, params=params, headers=send)
-                    else:
-                        response = await self.client.post(
-                            url, params=params, headers=send, json=body
-                        )
+                    async with asyncio.timeout(limit):  # first byte to last
+                        response, content = await self._exchange(what, url, params, send, body)
+            except TimeoutError:
+                if attempt >= self.source.max_retries:
+                    raise SourceError(
+                        f"Source {self.source.name!r}: {what}: {_host(url)} did not send its "
+                        f"whole answer within timeout_seconds = {limit:g} s (first byte to "
+                        f"last), {attempt + 1} attempts. The read is incomplete, so nothing was "
+                        "changed; check the network and any proxy, or raise timeout_seconds if "
+                        "the service is only slow."
+                    ) from None
+                await asyncio.sleep(backoff(BACKOFF, attempt))
+                attempt += 1
+                continue
             except httpx.TransportError as dropped:
                 if certificate_problem(dropped):
                     raise SourceError(
@@ -507,8 +610,8 @@ class MicrosoftHttp:
                 continue
             status = response.status_code
             if status == 200:
-                return response.content
-            error = _error_of(response)
+                return content
+            error = _error_of(response, content)
             if status == 410:
                 raise DeltaExpired(
                     f"Source {self.source.name!r}: {what}: the delta link has expired "
@@ -530,6 +633,40 @@ class MicrosoftHttp:
                 continue
             refusal = BadRequest if status == 400 else SourceError
             raise refusal(self.explain(what, url, status, error))
+
+    async def _exchange(
+        self,
+        what: str,
+        url: str,
+        params: dict[str, str] | None,
+        headers: dict[str, str],
+        body: dict[str, Any] | None,
+    ) -> tuple[httpx.Response, bytes]:
+        """One request and its whole body (at most :data:`MAX_PAGE_BYTES`, decoded)."""
+        method = "GET" if body is None else "POST"
+        async with self.client.stream(
+            method, url, params=params, headers=headers, json=body
+        ) as response:
+            declared = response.headers.get("Content-Length", "")
+            too_big = declared.isdigit() and int(declared) > MAX_PAGE_BYTES
+            chunks: list[bytes] = []
+            size = 0
+            if not too_big:
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > MAX_PAGE_BYTES:
+                        too_big = True
+                        break
+                    chunks.append(chunk)
+            if too_big:
+                raise SourceError(
+                    f"Source {self.source.name!r}: {what}: {_host(url)} sent an answer of more "
+                    f"than {MAX_PAGE_BYTES // 2**20} MiB, far more than any page of Graph or "
+                    "Exchange holds; it was not read. The read is incomplete, so nothing was "
+                    "changed; check whether a proxy between this server and Microsoft alters "
+                    "the answers, then run again."
+                )
+            return response, b"".join(chunks)
 
     def explain(self, what: str, url: str, status: int, error: _Error) -> str:
         app = self.source.client_id
@@ -565,12 +702,13 @@ class _Error:
     message: str
 
 
-def _error_of(response: httpx.Response) -> _Error:
+def _error_of(response: httpx.Response, content: bytes) -> _Error:
     """Graph's ``{"error": {"code", "message"}}``, or the text Exchange or a proxy sent."""
     try:
-        data = response.json()
+        data = json.loads(content)
     except ValueError:
-        return _Error("", response.text.strip()[:300] or response.reason_phrase)
+        text = content.decode(response.charset_encoding or "utf-8", errors="replace")
+        return _Error("", text.strip()[:300] or response.reason_phrase)
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict):
         return _Error(str(error.get("code") or ""), str(error.get("message") or "").strip())
@@ -588,6 +726,12 @@ def _next_link(content: bytes) -> str | None:
         return None
     link = json.loads(found.group(1))
     return link if isinstance(link, str) else None
+
+
+def _short(url: str) -> str:
+    """A link as a message shows it: its origin and path (its query is a long opaque token)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")
 
 
 def _host(url: str) -> str:
