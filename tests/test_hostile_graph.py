@@ -357,3 +357,27 @@ def test_a_token_endpoint_elsewhere_gets_no_client_secret(
     assert f"sends zsync to '{elsewhere_base}', outside authority_url's origin" in err
     assert "sent it no credential" in err
     assert zivver.org.users == {}
+
+
+def test_a_delta_link_stored_elsewhere_by_an_older_zsync_is_dropped_for_a_full_read(
+    microsoft, recorder, zivver, make_profile, capsys
+):
+    tenant = microsoft.tenant
+    staff(tenant)
+    profile = make_profile([m365_source(microsoft)])
+    assert profile.run(capsys=capsys)[0] == 0
+    store = profile.store()
+    links = store.delta_state("Microsoft 365").links
+    stray = {kind: link.replace(microsoft.base, recorder.base) for kind, link in links.items()}
+    with store.db:  # what a rewritten deltaLink left in the store before links were checked
+        store.db.execute("UPDATE source_delta SET links = ?", (json.dumps(stray),))
+    tenant.add_user("new@example.org", "New")
+
+    code, err, _report = profile.run(capsys=capsys)
+
+    assert code == 0, err
+    assert recorder.seen == [], "the stored link was never followed"
+    assert f"the stored delta link leads to {recorder.base}" in err
+    assert "everything is read again" in err
+    assert zivver.org.user_by_email("new@example.org") is not None
+    assert store.delta_state("Microsoft 365").links["user"].startswith(microsoft.base)
