@@ -440,3 +440,34 @@ def test_an_entry_larger_than_one_read_arrives_whole(directory, zivver, make_pro
     assert ann[ZIVVER_USER]["aliases"] == aliases
     assert zivver.org.user_by_email("user008@example.org") is not None
     assert report["summary"] == {"create-user": 10}
+
+
+def test_leavers_held_for_confirmation_stay_delegates_until_confirmed(
+    directory, zivver, make_profile, capsys
+):
+    """Four leavers of 40 (10 %, above the 5 % default): their suspensions are held, and the
+    functional account keeps them as delegates until the suspensions are confirmed."""
+    people = [f"user{n:03}" for n in range(40)]
+    for uid in people:
+        directory.user(uid)
+    directory.group("team", "team@example.org", [directory.user_dn(uid) for uid in people])
+    profile = make_profile([ldap_source(directory.slapd)])
+    assert profile.run(capsys=capsys)[0] == 0
+    everyone = {f"{uid}@example.org" for uid in people}
+    assert zivver.org.delegates_of("team@example.org") == everyone
+    for uid in people[:4]:
+        directory.disable(uid)
+
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code == 2, err
+    assert zivver.org.delegates_of("team@example.org") == everyone
+    assert sum(1 for u in zivver.org.users.values() if not u["active"]) == 0
+
+    code, err, report = profile.run("--confirm", "suspend-users", capsys=capsys)
+
+    assert code == 0, err
+    assert zivver.org.delegates_of("team@example.org") == everyone - {
+        f"{uid}@example.org" for uid in people[:4]
+    }
+    assert sum(1 for u in zivver.org.users.values() if not u["active"]) == 4

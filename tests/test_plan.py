@@ -407,3 +407,71 @@ def test_the_suspension_guard_is_exact_at_any_boundary(total, data, threshold):
     assert len([c for c in result.changes if c.action is Action.SUSPEND_USER]) == disabled
     guarded = bool(result.guards)
     assert guarded == (disabled / total * 100 > threshold) == (disabled * 100 > threshold * total)
+
+
+# --- delegates who leave follow their departure ----------------------------------------------
+
+
+def leavers_org(staff: int, leaving: int):
+    """``staff`` users (the first ``leaving`` of them gone from the sources) who are all
+    delegates of one functional account, team@, which the sources still hold with the rest."""
+    people = [f"p{n:03}@example.org" for n in range(staff)]
+    stay = people[leaving:]
+    sources = [src(p) for p in stay] + [
+        src("team@example.org", kind=Kind.FUNCTIONAL, delegates=stay)
+    ]
+    zivver = [ziv(p) for p in people] + [
+        ziv("team@example.org", kind=Kind.FUNCTIONAL, delegates=people)
+    ]
+    mapping = {f"id-{a.email}": MappingEntry(a.zivver_id) for a in zivver}
+    return sources, zivver, mapping, people[:leaving]
+
+
+def test_delegate_removals_of_held_suspensions_are_held_with_them():
+    """Ten leavers of 100 (above 5 %): their suspensions wait for confirmation, and so does the
+    removal of those ten as delegates; confirmed, both go."""
+    sources, zivver, mapping, gone = leavers_org(100, 10)
+
+    result = plan(sources, zivver, mapping, OPTIONS)
+
+    team = next(c for c in result.changes if c.email == "team@example.org")
+    assert team.action is Action.UPDATE_FUNCTIONAL
+    assert set(gone) <= set(team.before["delegates"]) - set(team.after["delegates"])
+    assert team.guard is GuardedAction.SUSPEND_USERS
+    assert team in result.held(set()), "held while the suspensions are"
+    assert team not in result.held({GuardedAction.SUSPEND_USERS})
+
+
+def test_delegate_removals_of_suspensions_below_the_threshold_go_with_them():
+    sources, zivver, mapping, gone = leavers_org(100, 2)
+
+    result = plan(sources, zivver, mapping, OPTIONS)
+
+    team = next(c for c in result.changes if c.email == "team@example.org")
+    assert team.guard is None and not result.held(set())
+    assert set(team.after["delegates"]).isdisjoint(gone)
+
+
+def test_delegates_whose_suspension_is_blocked_are_kept():
+    """An unhealthy read blocks the suspensions: the leavers stay delegates as well."""
+    sources, zivver, mapping, gone = leavers_org(20, 3)
+
+    result = plan(sources, zivver, mapping, OPTIONS, removals_blocked="a source was unreadable")
+
+    assert [c for c in result.changes if c.email == "team@example.org"] == []
+    assert not any(c.action is Action.SUSPEND_USER for c in result.changes)
+    assert any("3 delegate(s) kept" in n.message for n in result.notices)
+
+
+def test_a_delegate_removed_from_the_group_but_staying_is_removed_unguarded():
+    sources, zivver, mapping, gone = leavers_org(100, 10)
+    sources = (
+        [s for s in sources if s.kind is Kind.PERSONAL]
+        + [src(p) for p in gone]
+        + [src("team@example.org", kind=Kind.FUNCTIONAL, delegates=["p050@example.org"])]
+    )
+
+    result = plan(sources, zivver, mapping, OPTIONS)
+
+    team = next(c for c in result.changes if c.email == "team@example.org")
+    assert team.after["delegates"] == ["p050@example.org"] and team.guard is None

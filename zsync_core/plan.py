@@ -167,6 +167,11 @@ class _Planner:
         self.renamed: dict[str, str] = {}
         self.held_writes: list[HeldWrite] = []
         self.sso_unknown: list[str] = []
+        self.staying: set[str] = set()
+        """Addresses of the sources' active personal accounts."""
+        self.leavers_dropped: list[tuple[Change, ZivverAccount, frozenset[str]]] = []
+        """Changes that remove delegates because those people leave (missing or disabled in
+        the sources, active in Zivver): (change, the account now, those delegates)."""
 
     def in_domain(self, address: str) -> bool:
         return in_domains(address, self.domains)
@@ -175,6 +180,7 @@ class _Planner:
         wanted = [account for account in sources if self._admit(account)]
         source_ids = {account.source_id for account in wanted}
         personal = {a.email for a in wanted if a.kind is Kind.PERSONAL and a.active}
+        self.staying = personal
         primaries = {a.email for a in wanted} | set(self.by_email)
         find = self._find
         # one list beside ``wanted``, not 100,000 pairs: fewer objects for the cycle collector
@@ -541,30 +547,121 @@ class _Planner:
         fields: set[str],
         sso_key: str | None,
     ) -> None:
-        self.pending.append(
-            _change(
-                action,
-                account.email,
-                current,
-                account.source_id,
-                account.source,
-                desired,
-                fields,
-                sso_key,
-            )
+        change = _change(
+            action,
+            account.email,
+            current,
+            account.source_id,
+            account.source,
+            desired,
+            fields,
+            sso_key,
+        )
+        self.pending.append(change)
+        if current is not None and "delegates" in fields:
+            leavers = self._leavers(current.delegates - desired.delegates)
+            if leavers:
+                self.leavers_dropped.append((change, current, leavers))
+
+    def _leavers(self, removed: frozenset[str]) -> frozenset[str]:
+        """The removed delegates who are removed because they leave: active users in Zivver
+        whom the sources no longer hold as active people (a renamed one is no removal)."""
+        renamed, staying, by_email = self.renamed, self.staying, self.by_email
+        return frozenset(
+            address
+            for address in removed
+            if renamed.get(address, address) not in staying
+            and (user := by_email.get(address)) is not None
+            and user.kind is Kind.PERSONAL
+            and user.active
         )
 
+    def _departures(self) -> dict[str, Change]:
+        """The planned suspensions and deletions of users, by address."""
+        return {
+            item.email: item
+            for item in self.pending
+            if item.action in (Action.SUSPEND_USER, Action.DELETE_USER)
+        }
+
+    def _keep_leaving_delegates(self) -> None:
+        """A delegate removal follows the departure that causes it (nothing unintended is
+        destroyed): when the departure is not planned (removals blocked by the read, an
+        unreadable entry), the delegate stays. A change left with nothing to do is dropped."""
+        departures = self._departures()
+        kept: list[str] = []
+        position = {id(item): number for number, item in enumerate(self.pending)}
+        dropped: set[int] = set()
+        followed = []
+        for change, current, leavers in self.leavers_dropped:
+            staying = leavers - departures.keys()
+            if not staying:
+                followed.append((change, current, leavers))
+                continue
+            kept += sorted(f"{address} (of {current.email})" for address in staying)
+            delegates = change.desired.delegates | staying
+            fields = set(change.fields)
+            if delegates == current.delegates:
+                fields.discard("delegates")
+            number = position[id(change)]
+            if not fields:
+                dropped.add(number)
+                continue
+            action = change.action
+            if action is Action.SUSPEND_FUNCTIONAL:
+                action = Action.UPDATE_FUNCTIONAL  # some of its delegates stay
+            change = self.pending[number] = _change(
+                action,
+                change.email,
+                current,
+                change.source_id,
+                change.source,
+                change.desired._replace(delegates=delegates),
+                fields,
+                change.sso_key,
+            )
+            followed.append((change, current, leavers - staying))
+        self.leavers_dropped = followed
+        if dropped:
+            self.pending = [item for n, item in enumerate(self.pending) if n not in dropped]
+        if kept:
+            more = f" and {len(kept) - 20} more" if len(kept) > 20 else ""
+            self.notices.append(
+                Notice(
+                    "warning",
+                    f"{len(kept)} delegate(s) kept, as the departure of these people is not "
+                    f"planned this run: {', '.join(kept[:20])}{more}.",
+                )
+            )
+
+    def _held_with_departures(self, guarded: set[GuardedAction]) -> dict[int, GuardedAction]:
+        """The guard each change that removes leaving delegates shares with their departure,
+        when that departure waits for a confirmation (by ``id()`` of the change)."""
+        departures = self._departures()
+        linked: dict[int, GuardedAction] = {}
+        for change, _current, leavers in self.leavers_dropped:
+            held = {
+                guard
+                for address in leavers
+                if (guard := _guard_of(departures[address].action, frozenset())) in guarded
+            }
+            if held:
+                linked[id(change)] = min(held)
+        return linked
+
     def _finish(self, source_count: int) -> Plan:
+        self._keep_leaving_delegates()
         rank = {action: index for index, action in enumerate(ACTION_ORDER)}
         self.pending.sort(key=lambda item: (rank[item.action], item.email))
         guards = self._guards()
         guarded = {guard.action for guard in guards}
+        linked = self._held_with_departures(guarded)
         changes = []
         for number, item in enumerate(self.pending, 1):
             guard = _guard_of(item.action, item.fields)
-            changes.append(
-                dataclasses.replace(item, id=number, guard=guard if guard in guarded else None)
-            )
+            if guard not in guarded:
+                guard = linked.get(id(item))
+            changes.append(dataclasses.replace(item, id=number, guard=guard))
         users = self.zivver_users
         return Plan(
             changes=changes,
