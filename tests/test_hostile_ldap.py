@@ -321,3 +321,87 @@ def test_the_seeds_are_read_as_ldap3_reads_them():
     assert parse_search_entry(SEEDS[4]) is None, "searchResDone: ldap3's"
     with pytest.raises(MalformedMessage):
         parse_search_entry(SEEDS[5])
+
+
+# --- entries that cannot be used -------------------------------------------------------------
+
+
+def test_an_entry_with_no_id_and_no_usable_address_blocks_removals(
+    directory, zivver, make_profile, capsys
+):
+    """It may be the leaver, renamed with a typo: with no objectGUID nothing says who it is,
+    so nobody is suspended this run (as for a CSV row or a Microsoft 365 object)."""
+    for number in range(20):
+        directory.user(f"user{number:03}")
+    profile = make_profile([ldap_source(directory.slapd)])
+    assert profile.run(capsys=capsys)[0] == 0
+    directory.delete(directory.user_dn("user019"))
+    directory.conn.add(
+        "cn=mystery,ou=Staff,dc=example,dc=org",
+        ["top", "person", "organizationalPerson", "user"],
+        {"cn": "mystery", "sn": "m", "mail": "user019 at example.org", "userAccountControl": 512},
+    )
+
+    code, err, report = profile.run("--confirm", "suspend-users", capsys=capsys)
+
+    assert code == 2, err
+    assert "cn=mystery,ou=staff,dc=example,dc=org has mail 'user019 at example.org'" in err
+    assert "have entries that could not be read" in err
+    assert active(zivver) == 20, "user019 is not suspended while an unknown entry could be them"
+
+
+def test_sigterm_ends_the_ldap_reader_too(zivver, make_profile, tmp_path):
+    """systemd stops a run with SIGTERM: the process reading the directory must not live on,
+    waiting on a stalled server."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def script(message_id: int, search: int):
+        yield person(message_id, 0)[:10]
+        yield 120.0
+
+    server = ScriptedLdap(script)
+    profile = hostile_profile(make_profile, server, timeout_seconds=300)
+    zsync = str(Path(sys.executable).parent / "zsync")
+    run = subprocess.Popen(
+        [zsync, "--headless", "--config", str(profile.path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def children() -> list[int]:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == run.pid:
+                found.append(int(stat.parent.name))
+        return found
+
+    deadline = time.monotonic() + 30
+    while server.searches == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.searches == 1, "the reader is searching"
+    reader = children()
+    assert reader, "the reader runs in a process of its own"
+    run.send_signal(signal.SIGTERM)
+    run.wait(10)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in reader) and time.monotonic() < deadline:
+        for pid in reader:  # reap it if it is ours to reap (it is not: init adopts it)
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        time.sleep(0.1)
+    alive = [
+        pid
+        for pid in reader
+        if Path(f"/proc/{pid}").exists()
+        and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    ]
+    assert not alive, "the LDAP reader outlived the zsync run that was stopped"

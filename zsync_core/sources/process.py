@@ -22,6 +22,8 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +34,8 @@ from . import Emit, SourceResult
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 CHUNK = 10_000
+PARENT_ENV = "ZSYNC_READER_PARENT"
+"""The pid of the zsync that started the child (the child ends when it has gone)."""
 """Accounts per message: the child pickles the next chunk while the parent unpickles one."""
 
 
@@ -77,6 +81,7 @@ def start(reader: str, *arguments: Any) -> Child:
         OSError: the child could not be started (the caller reads in-process instead).
     """
     env = dict(os.environ)
+    env[PARENT_ENV] = str(os.getpid())
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
     stderr = tempfile.TemporaryFile()
     try:
@@ -140,7 +145,22 @@ def _collect(child: Child, answer: IO[bytes], emit: Emit, name: str) -> SourceRe
             raise value
 
 
+def _end_with_parent(parent: int) -> None:
+    """End this process as soon as the zsync that started it has ended (a SIGTERM from
+    systemd, a kill from cron's time-out: the parent ends without stopping its child, and a
+    reader left behind holds the directory's connection, or waits on a stalled server, for
+    ever). Polled by a daemon thread: an orphan is adopted by another process."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _child() -> int:
+    _end_with_parent(int(os.environ.get(PARENT_ENV, os.getppid())))
     gc.disable()  # a short life building 100,000 acyclic records: reference counting frees
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the answer
