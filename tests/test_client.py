@@ -294,7 +294,9 @@ async def test_sending_requests_looks_up_no_module(zivver):
 
 def _paging_server(users: int, honour_start: bool) -> httpx.MockTransport:
     """A misbehaving server (fault injection): pages of 2, honouring startIndex or not."""
-    resources = [{"id": f"u{n}", "userName": f"u{n}@example.org"} for n in range(users)]
+    resources = [
+        {"id": f"u{n}", "userName": f"u{n}@example.org", "active": True} for n in range(users)
+    ]
 
     def handle(request: httpx.Request) -> httpx.Response:
         start = int(request.url.params.get("startIndex", 1)) if honour_start else 1

@@ -372,8 +372,11 @@ def test_a_disk_that_fills_up_mid_run_stops_before_an_unjournaled_change(
 
     assert code == 1
     assert re.search(
-        r"stopped after \d change\(s\): Local store: write failed \(database or disk is full\)", err
+        r"Stopped after sending \d change\(s\) to Zivver \(\d succeeded, 0 failed\), because the "
+        r"local store failed: Local store: write failed \(database or disk is full\)",
+        err,
     )
+    assert "Nothing was changed" not in err
     journaled = calls[:6].count("sending")
     assert len(zivver.org.users) == journaled < 6, (
         "nothing is sent that the journal does not know of"

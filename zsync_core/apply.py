@@ -28,6 +28,11 @@ class ApplyResult:
     cancelled: int = 0
     stopped: str | None = None
     """Why the run stopped early (the journal could not be written), if it did."""
+    unrecorded: list[Change] = field(default_factory=list)
+    """Changes Zivver answered whose outcome the store could not record (the journal still
+    says "sending", or the account mapping lacks the account), when the store failed."""
+    not_sent: int = 0
+    """Changes never sent because the run stopped first."""
 
     @property
     def done(self) -> int:
@@ -81,12 +86,18 @@ class Applier:
             await asyncio.gather(*workers)
             if stop.is_set() or cancel.is_set():
                 break
+        done = {c.id for c in result.succeeded} | {c.id for c, _ in result.failed}
+        rest = [c for c in changes if c.id not in done]
         if result.stopped is None:
-            done = {c.id for c in result.succeeded} | {c.id for c, _ in result.failed}
-            rest = [c for c in changes if c.id not in done]
-            for change in rest:
-                self.store.journal(self.run_id, change, ChangeState.CANCELLED)
-            result.cancelled = len(rest)
+            try:
+                for change in rest:
+                    self.store.journal(self.run_id, change, ChangeState.CANCELLED)
+            except StoreError as error:  # they were not sent either way
+                result.stopped = str(error)
+            else:
+                result.cancelled = len(rest)
+        if result.stopped is not None:
+            result.not_sent = len(rest)
         return result
 
     async def _work(
@@ -116,10 +127,16 @@ class Applier:
             outcome = await self._send(change)
         except Exception as error:  # a bug must not lose the journal: record and go on
             outcome = Outcome(False, None, {}, None, 1, f"Internal error while sending: {error!r}")
+        unrecorded = False
         if outcome.ok:
-            self._remember(change, outcome)
             result.succeeded.append(change)
             state = ChangeState.SUCCEEDED
+            try:
+                self._remember(change, outcome)
+            except StoreError as error:  # Zivver has the change; the mapping does not
+                result.stopped = result.stopped or str(error)
+                stop.set()
+                unrecorded = True
         else:
             result.failed.append((change, outcome.error or "failed"))
             state = ChangeState.FAILED
@@ -135,9 +152,11 @@ class Applier:
                 attempts=outcome.attempts,
             )
         except StoreError as error:
-            result.stopped = str(error)
+            result.stopped = result.stopped or str(error)
             stop.set()
-            return
+            unrecorded = True
+        if unrecorded:
+            result.unrecorded.append(change)
         self.emit(
             ChangeEvent(change, outcome.ok, outcome.error, result.done, total, len(result.failed))
         )
@@ -196,7 +215,8 @@ class Applier:
             return
         zivver_id = change.zivver_id
         if action in (Action.CREATE_USER, Action.CREATE_FUNCTIONAL):
-            zivver_id = str((outcome.body or {}).get("id") or "") or None
+            body = outcome.body if isinstance(outcome.body, dict) else {}
+            zivver_id = str(body.get("id") or "") or None
         if zivver_id and action.kind is Kind.PERSONAL:
             self.user_ids[change.email] = zivver_id  # created or renamed: delegations find it
         elif zivver_id:

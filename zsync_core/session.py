@@ -30,6 +30,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 import httpx
 
@@ -37,7 +38,17 @@ from .apply import Applier, ApplyResult
 from .collector import collector_paused
 from .config import Config, GuardedAction, SyncConfig, api_key
 from .errors import TargetError, ZsyncError
-from .model import Change, Event, LogEvent, Notice, Plan, SourceAccount, StepEvent, ZivverAccount
+from .model import (
+    Change,
+    Event,
+    HeldWrite,
+    LogEvent,
+    Notice,
+    Plan,
+    SourceAccount,
+    StepEvent,
+    ZivverAccount,
+)
 from .outcome import ChangeOutcome, ChangeState, ExitCode, RunRecord, RunStatus
 from .plan import MappingEntry, ZivverIndex, merge_sources, plan
 from .sources import SourceResult, make_source
@@ -85,6 +96,9 @@ class LoadResult:
     target_error: str | None = None
     zivver: list[ZivverAccount] = field(default_factory=list)
     user_ids: dict[str, str] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Zivver accounts answered in a shape that cannot be read whole (id: what is wrong):
+    nothing is written to them (see :meth:`SyncSession.plan`)."""
 
     @property
     def ok(self) -> bool:
@@ -300,8 +314,27 @@ class SyncSession:
             result.target_error = str(error)
             self.emit(StepEvent(step, step, "failed", detail=str(error)))
             return
+        except Exception as error:  # an answer zsync did not foresee: unreadable, not a crash
+            message = (
+                f"Reading Zivver at {client.base_url} failed on an answer zsync could not read "
+                f"({error!r}), so nothing was planned from it. Try again later; if it repeats, "
+                "report it with this message."
+            )
+            result.target_error = message
+            self.emit(StepEvent(step, step, "failed", detail=message))
+            return
         finally:
             await client.aclose()
+        result.unreadable = dict(client.unreadable)
+        for what in result.unreadable.values():
+            self.emit(
+                LogEvent(
+                    "warning",
+                    f"Zivver at {client.base_url} answered the {what}, so zsync cannot tell what "
+                    "Zivver holds for it and writes nothing to it this run. If it repeats, tell "
+                    "Zivver support (or check the proxy between zsync and Zivver).",
+                )
+            )
         self.emit(StepEvent(step, step, "done", len(result.zivver), len(result.zivver)))
 
     # --- step 2 -------------------------------------------------------------------------------
@@ -359,6 +392,7 @@ class SyncSession:
             index[1],
         )
         result.refused = refused
+        _hold_unreadable(result, loaded.unreadable)
         result.notices[:0] = self.merge_notices
         result.counts.update({f"source:{r.name}": len(r.accounts) for r in loaded.sources})
         return result
@@ -425,7 +459,11 @@ class SyncSession:
                 result = await applier.run(to_send, cancel, self.config.target.concurrency)
             finally:
                 await client.aclose()
-            return self._conclude(plan, result, confirmed, excluded)
+            try:
+                return self._conclude(plan, result, confirmed, excluded)
+            except ZsyncError as error:  # changes were sent: never "nothing was changed"
+                result.stopped = result.stopped or str(error)
+                return self._conclude(plan, result, confirmed, excluded)
         except ZsyncError as error:  # the lock, the client or the store, outside the journal
             if not recorded:
                 return self._refuse([str(error)], f"Not started: {error} Nothing was changed.")
@@ -485,10 +523,7 @@ class SyncSession:
         counts = {"succeeded": len(result.succeeded), "failed": len(result.failed)}
         if result.stopped:
             code = ExitCode.FAILED if result.done else ExitCode.CANNOT_RUN
-            message = (
-                f"stopped after {result.done} change(s): {result.stopped}. Fix the state directory "
-                "and run again; the next run converges."
-            )
+            message = _stopped_message(result, self._store.directory)
             try:
                 self._finish(RunStatus.STOPPED, counts, healthy=False)
             except ZsyncError:
@@ -526,8 +561,15 @@ class SyncSession:
             message = f"{len(result.failed)} of {result.done} change(s) failed."
         elif held or not_sent:
             parts = [f"{len(held)} held for confirmation"] if held else []
-            if not_sent:
-                parts.append(f"{len(not_sent)} not sent (an SsoAccountKey zsync does not know)")
+            unreadable = sum(1 for h in not_sent if h.reason == UNREADABLE_HELD)
+            if len(not_sent) > unreadable:
+                parts.append(
+                    f"{len(not_sent) - unreadable} not sent (an SsoAccountKey zsync does not know)"
+                )
+            if unreadable:
+                parts.append(
+                    f"{unreadable} not sent (Zivver's answer for the account was unreadable)"
+                )
             message = f"Applied {result.done} change(s); {'; '.join(parts)}."
         elif result.done:
             message = "Task completed successfully."
@@ -615,6 +657,67 @@ class SyncSession:
         except ZsyncError:
             pass  # closing must not hide the error that ended the run
         self._store.close()
+
+
+UNREADABLE_HELD = (
+    "Zivver answered these accounts in a shape zsync cannot read whole (see the warnings), so "
+    "it cannot tell what a write would remove and sends nothing to them"
+)
+
+
+def _hold_unreadable(plan: Plan, unreadable: Mapping[str, str]) -> None:
+    """Take every change to an account Zivver answered unreadably out of ``plan``, into its
+    held writes (exit 2, named), with the accounts the sources hold that need none: what
+    Zivver has of them is unknown, so "in step" is not known either."""
+    if not unreadable:
+        return
+    held: dict[str, list[str]] = {}
+    emails: dict[str, str] = {}
+    kept = []
+    for change in plan.changes:
+        if change.zivver_id is not None and change.zivver_id in unreadable:
+            held.setdefault(change.zivver_id, []).append(change.action.value)
+            emails[change.zivver_id] = change.email
+        else:
+            kept.append(change)
+    plan.changes[:] = kept
+    for match in plan.matches:
+        if match.zivver_id in unreadable and match.zivver_id not in held:
+            held[match.zivver_id] = ["(not compared)"]
+            emails[match.zivver_id] = match.email
+    plan.held_writes += [
+        HeldWrite(emails[zivver_id], tuple(actions), UNREADABLE_HELD)
+        for zivver_id, actions in held.items()
+    ]
+
+
+def _stopped_message(result: ApplyResult, state_dir: Path) -> str:
+    """What a run that the local store stopped did, in Zivver and in the journal, and how to
+    go on: never "nothing was changed" once a change was sent."""
+    if not result.done:
+        return f"Stopped before sending anything: {result.stopped}. Nothing was changed."
+    text = (
+        f"Stopped after sending {result.done} change(s) to Zivver ({len(result.succeeded)} "
+        f"succeeded, {len(result.failed)} failed), because the local store failed: "
+        f"{result.stopped}."
+    )
+    if result.unrecorded:
+        shown = ", ".join(f"{c.action.value} {c.email}" for c in result.unrecorded[:5])
+        more = f" and {len(result.unrecorded) - 5} more" if len(result.unrecorded) > 5 else ""
+        text += (
+            f" Zivver answered {len(result.unrecorded)} of them that the store could not record "
+            f"whole ({shown}{more}): the journal may still show them as sending; it holds the "
+            "outcome of the others."
+        )
+    else:
+        text += " The journal holds the outcome of each."
+    if result.not_sent:
+        text += f" {result.not_sent} change(s) were not sent."
+    return (
+        f"{text} Free space on the disk of the state directory {state_dir} (or fix its "
+        "permissions), then run zsync again: it reads Zivver anew, takes over what was created "
+        "by its address and sends only what is still to do."
+    )
 
 
 def _cannot_run(error: str, plan: Plan | None = None) -> RunOutcome:

@@ -145,6 +145,9 @@ class ZivverClient:
         self.backoff_seconds = backoff_seconds
         self.requests_sent = 0
         self.rate_limited = 0
+        self.unreadable: dict[str, str] = {}
+        """Accounts of the last :meth:`read_organization` that Zivver answered in a shape
+        that cannot be read whole: their id and what is wrong."""
 
     async def aclose(self) -> None:
         for http in self._owned:
@@ -209,10 +212,13 @@ class ZivverClient:
             self.requests_sent += 1
             http = self._connection()
             try:
-                response = await http.request(
-                    method, url, json=body, params=params, headers=headers
-                )
-            except (httpx.TimeoutException, httpx.TransportError) as error:
+                # httpx's timeout is per read: a server that drips a byte now and then would
+                # hold the run (and its lock) for ever; this bounds the whole exchange
+                async with asyncio.timeout(self._timeout):
+                    response = await http.request(
+                        method, url, json=body, params=params, headers=headers
+                    )
+            except (httpx.TimeoutException, httpx.TransportError, TimeoutError) as error:
                 self.pacer.release()
                 if certificate_problem(error):  # retrying cannot help
                     return Outcome(
@@ -220,13 +226,15 @@ class ZivverClient:
                     )
                 lost_answer = True
                 if attempt > self.max_retries:
+                    if isinstance(error, TimeoutError | httpx.TimeoutException):
+                        said = (
+                            f"{url} sent no complete answer within target.timeout_seconds = "
+                            f"{self._timeout:g} s"
+                        )
+                    else:
+                        said = _transport_text(error)
                     return Outcome(
-                        False,
-                        None,
-                        journal,
-                        None,
-                        attempt,
-                        scim.explain(None, _transport_text(error), attempt),
+                        False, None, journal, None, attempt, scim.explain(None, said, attempt)
                     )
                 await asyncio.sleep(self._backoff(attempt))
                 continue
@@ -275,15 +283,16 @@ class ZivverClient:
         items: list[T] = []
         ids: set[str] = set()
         params: dict[str, Any] | None = None
+        url = f"{self.base_url}/{kind}"
 
         def each(resource: Any) -> None:
             if not isinstance(resource, dict):
-                return
+                raise scim.Unreadable(f"an item of Resources is {scim.shape_of(resource)}")
             resource_id = resource.get("id")
             if str(resource_id) in ids:
                 return
-            ids.add(str(resource_id))
             parsed = parse(resource)
+            ids.add(str(resource_id))
             if parsed is not None:
                 items.append(parsed)
 
@@ -291,27 +300,32 @@ class ZivverClient:
             known = len(ids)
             outcome = await self.send(Request("GET", f"/{kind}"), params=params, raw_body=True)
             if not outcome.ok:
-                raise TargetError(
-                    f"Reading {kind} from Zivver at {self.base_url} failed: {outcome.error}"
-                )
+                raise TargetError(f"Reading {kind} from Zivver at {url} failed: {outcome.error}")
             try:  # in a thread: 100,000 accounts are a second of decoding, which on the
                 # event loop would hold the TUI's keys and the sources read meanwhile
-                data = await asyncio.to_thread(scim.read_list, outcome.body or b"{}", each)
-            except (ValueError, IndexError) as error:
+                if not outcome.body:
+                    raise scim.Unreadable("the answer was empty")
+                data = await asyncio.to_thread(scim.read_list, outcome.body, each)
+                page = data.get("Resources")
+                total = data.get("totalResults")
+                if type(total) is not int:
+                    raise scim.Unreadable(
+                        f"totalResults is {scim.shape_of(total)}, so zsync cannot tell whether "
+                        "the list is complete"
+                    )
+                if type(page) is not int and not (page is None and total == 0):
+                    raise scim.Unreadable(
+                        "Resources is missing" if page is None else "Resources is not a list"
+                    )
+            except scim.Unreadable as error:
+                raise TargetError(_unreadable_text(url, str(error))) from error
+            except (ValueError, IndexError, RecursionError) as error:
                 raise TargetError(
-                    f"Reading {kind} from {self.base_url}: the answer is not a SCIM list ({error}). "
-                    "Is target.url the SCIM base URL?"
+                    _unreadable_text(url, f"it is not a SCIM list in JSON ({error})")
                 ) from error
-            page = data.get("Resources", 0)
-            if not isinstance(page, int) or isinstance(page, bool):  # not a list
-                raise TargetError(
-                    f"Reading {kind} from {self.base_url}: the answer is not a SCIM list. Is target.url the SCIM base URL?"
-                )
-            total = data.get("totalResults")
-            total = total if isinstance(total, int) and not isinstance(total, bool) else None
             if on_page:
                 on_page(len(ids), total)
-            if total is None or len(ids) >= total:
+            if len(ids) >= total:
                 return items
             if len(ids) == known:
                 raise TargetError(
@@ -325,14 +339,25 @@ class ZivverClient:
     async def read_organization(
         self, on_page: Callable[[str, int, int | None], None] | None = None
     ) -> tuple[list[ZivverAccount], dict[str, str]]:
-        """All accounts (users and functional accounts) and the user ids by address."""
+        """All accounts (users and functional accounts) and the user ids by address.
+
+        Accounts Zivver answered in a shape that cannot be read whole are among them, and in
+        :attr:`unreadable` (id: what is wrong): nothing may be written to them this run.
+
+        Raises:
+            TargetError: as :meth:`list_resources` says.
+        """
+        unreadable: dict[str, str] = {}
+        self.unreadable = unreadable
         users = await self.list_resources(
-            "Users", scim.parse_user, (lambda d, t: on_page("Users", d, t)) if on_page else None
+            "Users",
+            lambda resource: scim.parse_user(resource, unreadable),
+            (lambda d, t: on_page("Users", d, t)) if on_page else None,
         )
         emails_by_id = {u.zivver_id: u.email for u in users}
         groups = await self.list_resources(
             "Groups",
-            lambda resource: scim.parse_group(resource, emails_by_id),
+            lambda resource: scim.parse_group(resource, emails_by_id, unreadable),
             (lambda d, t: on_page("Groups", d, t)) if on_page else None,
         )
         return users + groups, {u.email: u.zivver_id for u in users}
@@ -342,8 +367,11 @@ class ZivverClient:
         outcome = await self.send(
             Request("GET", f"/{kind}"), params={"filter": f'{attribute} eq "{value}"'}
         )
-        if outcome.ok and isinstance(outcome.body, dict):
-            for resource in outcome.body.get("Resources") or []:
+        resources = outcome.body.get("Resources") if isinstance(outcome.body, dict) else None
+        if outcome.ok and isinstance(resources, list):
+            for resource in resources:
+                if not isinstance(resource, dict) or not resource.get("id"):
+                    continue
                 if str(resource.get(attribute, "")).lower() == value.lower():
                     return resource
         return None
@@ -392,16 +420,43 @@ def _outcome(
     if response.content:
         try:  # from the bytes: response.json() would first copy 100,000 accounts into a str
             body = json.loads(response.content)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = response.text[:2000]
+    error = None
+    if not ok:
+        error = scim.explain(response.status_code, response.content, attempts, listing)
+    elif request["method"] != "GET":
+        error = _not_zivvers(request["method"], request["url"], response, body)
     return Outcome(
-        ok=ok,
+        ok=error is None,
         status=response.status_code,
         request=request,
         response={"status": response.status_code, "body": body},
         attempts=attempts,
-        error=None
-        if ok
-        else scim.explain(response.status_code, response.content, attempts, listing),
+        error=error,
         body=body,
+    )
+
+
+def _not_zivvers(method: str, url: str, response: httpx.Response, body: Any) -> str | None:
+    """Why a write's successful status cannot be believed, or None when the answer is Zivver's.
+
+    Zivver answers a create or a PUT with the account (a JSON object with its id), a PATCH
+    with the group or nothing, a DELETE with nothing. Anything else came from something that
+    is not Zivver (a proxy's page), or is an answer zsync cannot read: the change is not
+    known to be done, so it is a failed change, never a success.
+    """
+    if not response.content and method in ("PATCH", "DELETE"):
+        return None
+    if isinstance(body, dict) and (method not in ("POST", "PUT") or body.get("id")):
+        return None
+    return scim.not_zivvers(method, url, response.status_code, response.headers, body)
+
+
+def _unreadable_text(url: str, what: str) -> str:
+    return (
+        f"Reading {url}: the answer is not in Zivver's shape ({what}), so nothing can be "
+        f"planned from it. Check that target.url is Zivver's SCIM base URL ({scim.SCIM_BASE} for "
+        "Zivver's cloud) and that no proxy between zsync and Zivver changes its answers; if it "
+        "repeats, tell Zivver support."
     )

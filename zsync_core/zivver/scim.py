@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..addresses import normalize_address
@@ -85,20 +85,93 @@ def _each_item(text: str, index: int, each: Callable[[Any], None]) -> tuple[int,
         index = _skip(text, index + 1)
 
 
-def _addresses(values: Any) -> frozenset[str]:
-    if not values:
+class Unreadable(ValueError):
+    """Zivver's answer, or an account in it, is not in Zivver's shape; the text says what is
+    wrong, in words an admin can pass on to Zivver support."""
+
+
+def _addresses(values: Any, where: str, wrong: list[str]) -> frozenset[str]:
+    """The addresses of a list of strings or ``{"value": …}``; what is no list (or an item
+    that is neither) goes to ``wrong``: an unknown list is never read as empty."""
+    if values is None:
+        return NO_ADDRESSES
+    if not isinstance(values, list):
+        wrong.append(f"{where} is {shape_of(values)}, not a list")
         return NO_ADDRESSES
     found = set()
-    for value in values or []:
+    for value in values:
         text = value.get("value") if isinstance(value, dict) else value
-        address = normalize_address(text if isinstance(text, str) else None)
+        if not isinstance(text, str):
+            wrong.append(f"{where} holds {shape_of(value)}, not an address")
+            continue
+        address = normalize_address(text)
         if address:
             found.add(address)
-    return address_set(found)
+    return address_set(found) if found else NO_ADDRESSES
 
 
-def _division(resource: dict[str, Any]) -> str | None:
-    value = (resource.get(ENTERPRISE_USER) or {}).get("division")
+def _block(resource: dict[str, Any], key: str, wrong: list[str]) -> dict[str, Any]:
+    """A complex attribute (``name``, a schema block); {} when absent, else it must be an object."""
+    value = resource.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        wrong.append(f"{_short(key)} is {shape_of(value)}, not an object")
+        return {}
+    return value
+
+
+def shape_of(value: Any) -> str:
+    """What a JSON value is, in a few words (for messages; never the whole value)."""
+    if isinstance(value, bool | int | float) or value is None:
+        return json.dumps(value)
+    if isinstance(value, str):
+        return json.dumps(value[:40] + ("…" if len(value) > 40 else ""))
+    return "an object" if isinstance(value, dict) else "a list"
+
+
+def _inert(text: str) -> str:
+    """An id from the answer as it can be shown: as it is when plainly printable, else quoted
+    with its control characters escaped (nothing from outside reaches a terminal raw)."""
+    return text if text.isprintable() and len(text) <= 80 else json.dumps(text[:80])
+
+
+def _short(key: str) -> str:
+    return {ENTERPRISE_USER: "the enterprise block", ZIVVER_USER: "the zivver block"}.get(
+        key, "the zivver block" if key == ZIVVER_GROUP else key
+    )
+
+
+def _identity(resource: dict[str, Any], kind: str, address_key: str) -> tuple[str, str | None]:
+    """The id and the address of a resource; without them it is no account zsync can know.
+
+    Raises:
+        Unreadable: the id or the address attribute is missing or not a string.
+    """
+    resource_id = resource.get("id")
+    if not isinstance(resource_id, str) or not resource_id:
+        raise Unreadable(f"a {kind} has id {shape_of(resource_id)}, not a string")
+    text = resource.get(address_key)
+    if not isinstance(text, str):
+        raise Unreadable(
+            f"the {kind} with id {_inert(resource_id)} has {address_key} {shape_of(text)}, "
+            "not an address"
+        )
+    return resource_id, normalize_address(text)
+
+
+def _unreadable(
+    wrong: list[str], what: str, unreadable: dict[str, str] | None, resource_id: str
+) -> None:
+    """Record what is wrong with one account (or, with nobody to record it, refuse it)."""
+    text = f"{what}: {'; '.join(wrong)}"
+    if unreadable is None:
+        raise Unreadable(text)
+    unreadable[resource_id] = text
+
+
+def _division(enterprise: dict[str, Any]) -> str | None:
+    value = enterprise.get("division")
     return None if value in (None, "", NO_DIVISION) else str(value)
 
 
@@ -147,13 +220,37 @@ _ENTERPRISE_KEYS: frozenset[str] = USER_MANAGED[ENTERPRISE_USER] or frozenset()
 _ZIVVER_USER_KEYS: frozenset[str] = USER_MANAGED[ZIVVER_USER] or frozenset()
 
 
-def parse_user(resource: dict[str, Any]) -> ZivverAccount | None:
-    email = normalize_address(resource.get("userName"))
-    if email is None or not resource.get("id"):
+def parse_user(
+    resource: dict[str, Any], unreadable: dict[str, str] | None = None
+) -> ZivverAccount | None:
+    """A personal account; None when its userName is no usable address (never touched).
+
+    What cannot be read as Zivver writes it (``active`` that is not true or false, a block
+    that is not an object, aliases that are not a list) is never guessed: the account goes
+    into ``unreadable`` (its id, what is wrong) so that nothing is written to it, or, when no
+    ``unreadable`` is given, :class:`Unreadable` is raised.
+
+    Raises:
+        Unreadable: the user has no id or userName (or see above).
+    """
+    user_id, email = _identity(resource, "user", "userName")
+    if email is None:
         return None
-    extension = resource.get(ZIVVER_USER) or {}
-    name = resource.get("name") or {}
-    enterprise = resource.get(ENTERPRISE_USER) or {}
+    wrong: list[str] = []
+    extension = _block(resource, ZIVVER_USER, wrong)
+    name = _block(resource, "name", wrong)
+    enterprise = _block(resource, ENTERPRISE_USER, wrong)
+    active = resource.get("active")
+    if type(active) is not bool:
+        wrong.append(
+            "active is missing"
+            if "active" not in resource
+            else f"active is {shape_of(active)}, not true or false"
+        )
+    aliases = _addresses(extension.get("aliases"), "aliases", wrong)
+    delegates = _addresses(extension.get("delegates"), "delegates", wrong)
+    if wrong:
+        _unreadable(wrong, f"user {email} (id {_inert(user_id)})", unreadable, user_id)
     division = enterprise.get("division")
     # the usual user has nothing zsync must keep: say so without building anything
     # (this runs 100,000 times a daily run)
@@ -164,49 +261,77 @@ def parse_user(resource: dict[str, Any]) -> ZivverAccount | None:
         and enterprise.keys() <= _ENTERPRISE_KEYS
         and extension.keys() <= _ZIVVER_USER_KEYS
     )
+    display = name.get("formatted") or resource.get("displayName") or resource.get("nickName")
     return ZivverAccount(  # positional: 100,000 users a run
         Kind.PERSONAL,
-        str(resource["id"]),
+        user_id,
         email,
-        name.get("formatted") or resource.get("displayName") or resource.get("nickName") or "",
-        bool(resource.get("active", True)),
-        _addresses(extension.get("aliases")),
-        _addresses(extension.get("delegates")),
+        display if isinstance(display, str) else "",
+        active is not False,  # unreadable (held) when it is no boolean
+        aliases,
+        delegates,
         None if division in (None, "", NO_DIVISION) else str(division),
         None if usual else kept_of(resource, USER_MANAGED),
     )
 
 
 def parse_group(
-    resource: dict[str, Any], emails_by_user_id: dict[str, str]
+    resource: dict[str, Any],
+    emails_by_user_id: dict[str, str],
+    unreadable: dict[str, str] | None = None,
 ) -> ZivverAccount | None:
     """A functional account. Members that are no user (other groups, the group itself, ids
-    that resolve to nothing) cannot be delegates; they are kept in ``other_members``."""
-    email = normalize_address(resource.get("externalId"))
-    group_id = resource.get("id")
-    if email is None or not group_id:
+    that resolve to nothing) cannot be delegates; they are kept in ``other_members``.
+
+    Zivver always answers ``members`` as a list (``[]`` when there are none). Missing, or not
+    a list, or with an item that is no ``{"value": id}``, the members are unknown, not none: a
+    write would remove the ones zsync cannot see (a nested functional account), so the group
+    goes into ``unreadable`` as :func:`parse_user` says.
+
+    Raises:
+        Unreadable: the group has no id or externalId (or see above).
+    """
+    group_id, email = _identity(resource, "functional account", "externalId")
+    if email is None:
         return None
+    wrong: list[str] = []
     delegates: set[str] = set()
     others: list[str] = []
-    for member in resource.get("members") or []:
+    members = resource.get("members")
+    if not isinstance(members, list):
+        wrong.append(
+            "members is missing"
+            if members is None
+            else f"members is {shape_of(members)}, not a list"
+        )
+        members = []
+    for member in members:
         value = member.get("value") if isinstance(member, dict) else None
         if not isinstance(value, str) or not value:
+            wrong.append(f'a member is {shape_of(member)}, not {{"value": id}}')
             continue
         address = emails_by_user_id.get(value)
         if address is not None and value != group_id:
             delegates.add(address)
         elif value not in others:
             others.append(value)
+    block = _block(resource, ZIVVER_GROUP, wrong)
+    enterprise = _block(resource, ENTERPRISE_USER, wrong)
+    aliases = _addresses(block.get("aliases"), "aliases", wrong)
+    display = resource.get("displayName")
+    if wrong:
+        what = f"functional account {email} (id {_inert(group_id)})"
+        _unreadable(wrong, what, unreadable, group_id)
     found = address_set(delegates)
     return ZivverAccount(
         kind=Kind.FUNCTIONAL,
-        zivver_id=str(group_id),
+        zivver_id=group_id,
         email=email,
-        display_name=resource.get("displayName") or "",
+        display_name=display if isinstance(display, str) else "",
         active=bool(found),
-        aliases=_addresses((resource.get(ZIVVER_GROUP) or {}).get("aliases")),
+        aliases=aliases,
         delegates=found,
-        division=_division(resource),
+        division=_division(enterprise),
         kept=kept_of(resource, GROUP_MANAGED),
         other_members=tuple(others),
     )
@@ -334,3 +459,34 @@ def explain(
     if status is None:
         return f"No answer from Zivver after {attempts} attempts ({said}); {RETRIED}."
     return f"Zivver rejected the change (HTTP {status})." + quoted
+
+
+def not_zivvers(method: str, url: str, status: int, headers: Mapping[str, str], body: Any) -> str:
+    """Why a write answered with a success status but no Zivver answer counts as failed, and
+    what the admin should do (a create that Zivver may have done is said to be so)."""
+    kind = _inert(headers.get("content-type", "").split(";")[0].strip() or "no content type")
+    if isinstance(body, str) and (kind == "text/html" or body.lstrip()[:1] == "<"):
+        what = f"HTML ({kind}) from a proxy?"
+    elif isinstance(body, str):
+        what = f"{kind}, not JSON"
+    elif body is None:
+        what = "an empty answer"
+    elif not isinstance(body, dict):
+        what = f"JSON {shape_of(body)} instead of the account"
+    else:
+        what = "a JSON object without the account's id"
+    text = (
+        f"The answer from {url} was not Zivver's ({what}), so the change is not known to be done."
+    )
+    if method == "POST":
+        text += (
+            f" It came with HTTP {status}, so Zivver may have created the account: the next "
+            "run reads Zivver and takes an account with this address over instead of creating it "
+            "again (look it up in the Zivver WebApp if it does not)."
+        )
+    else:
+        text += " The next run reads Zivver again and sends what is still to do."
+    return (
+        text + " If this repeats, check the proxy between zsync and Zivver, and that target.url "
+        "is Zivver's SCIM base URL."
+    )
