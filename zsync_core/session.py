@@ -314,7 +314,15 @@ class SyncSession:
             result.target_error = str(error)
             self.emit(StepEvent(step, step, "failed", detail=str(error)))
             return
-        except Exception as error:  # an answer zsync did not foresee: unreadable, not a crash
+        except (
+            ValueError,
+            TypeError,
+            AttributeError,
+            KeyError,
+            IndexError,
+            RecursionError,
+        ) as error:
+            # what a Zivver answer zsync did not foresee would raise: unreadable, not a crash
             message = (
                 f"Reading Zivver at {client.base_url} failed on an answer zsync could not read "
                 f"({error!r}), so nothing was planned from it. Try again later; if it repeats, "
