@@ -303,3 +303,45 @@ def test_the_example_microsoft365_source_loads_when_uncommented(tmp_path):
         "entra-object-id",
     )
     assert source.certificate_file is not None and source.client_secret_file is None
+
+
+PASTED = {
+    "target.api_key": "zv_live_4f8a9c2b1e3d5a7f9e0c",
+    "sources (AD).password": "S3cr3t-Passw0rd!",
+    "notify.webhook.url": "https://hooks.example.org/services/T0123/B4567/abcdefgh",
+}
+
+
+@pytest.mark.parametrize("key", PASTED)
+def test_a_secret_pasted_as_a_variable_name_is_never_echoed(tmp_path, capsys, monkeypatch, key):
+    """A key in ``*_env`` would go to stderr, the report, a notification and the log."""
+    data = with_changes("target")
+    data["sources"] = [{"name": "AD", "type": "csv", "path": "a.csv"}]
+    (tmp_path / "a.csv").write_text("email\nann@example.org\n")
+    monkeypatch.setenv("ZIVVER_API_KEY", "the-real-key")
+    if key == "target.api_key":
+        data["target"]["api_key_env"] = PASTED[key]
+    elif key.startswith("sources"):
+        data["sources"] = [dict(GOOD["sources"][0], password_env=PASTED[key])]
+    else:
+        data["notify"] = {"webhook": {"url_env": PASTED[key]}}
+    path = write(tmp_path, data)
+    report = tmp_path / "report.json"
+
+    code = main(["--headless", "--config", str(path), "--report", str(report)])
+
+    err = capsys.readouterr().err
+    assert code == 3
+    assert f"the value of {key}_env is not an environment variable's name" in err
+    assert "it looks like a key itself: put the key in the environment or a file" in err
+    assert PASTED[key] not in err + report.read_text()
+    assert not (tmp_path / "zsync-state").exists()
+
+
+def test_an_ordinary_variable_name_that_is_unset_is_still_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("AZURE_CLIENT_SECRET_2", raising=False)
+    config = load_config(
+        write(tmp_path, with_changes("target", api_key_env="AZURE_CLIENT_SECRET_2"))
+    )
+    with pytest.raises(ConfigError, match="names the environment variable AZURE_CLIENT_SECRET_2"):
+        api_key(config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -565,6 +566,15 @@ def read_secret(env: str | None, file: Path | None, key: str, config: Config) ->
     """
     if env:
         value = os.environ.get(env, "").strip()
+        if not value and looks_like_a_secret(env):
+            # never echoed: it goes to stderr, the report and the webhook
+            raise ConfigError(
+                f"{config.path}: the value of {key}_env is not an environment variable's name "
+                "(it looks like a key itself: put the key in the environment or a file, never "
+                f"in the profile). Set {key}_env to the variable's name (e.g. "
+                f"{_example_name(key)}) or use {key}_file, and replace that key: it has been "
+                "written in the profile."
+            )
         if not value:
             raise ConfigError(
                 f"{config.path}: {key}_env names the environment variable {env}, which is not "
@@ -586,6 +596,32 @@ def read_secret(env: str | None, file: Path | None, key: str, config: Config) ->
             )
         return value.splitlines()[0].strip()
     return None
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def looks_like_a_secret(name: str) -> bool:
+    """True when a ``*_env`` value is no environment variable's name but, most likely, the
+    secret pasted in its place: not a name's shape (``A-Z a-z 0-9 _``, at most 64), or a
+    part between underscores that is long, or mixes letters and digits as generated keys do
+    (``zv_live_4f8a9c2b1e3d``; ``M365_SECRET``, ``ZsyncLdapPassword`` are names)."""
+    if not _ENV_NAME.fullmatch(name):
+        return True
+    for part in name.split("_"):
+        digits = sum(char.isdigit() for char in part)
+        if len(part) >= 32 or (len(part) >= 12 and digits >= 3 and len(part) - digits >= 3):
+            return True
+        if len(part) >= 16 and digits and not part.isupper() and not part.islower():
+            return True  # base64 or base62, e.g. a token's header eyJhbGciOiJIUzI1NiJ9
+    return False
+
+
+def _example_name(key: str) -> str:
+    """A variable's name for a message, from the key (``sources (AD).password`` gives
+    ``ZSYNC_PASSWORD``)."""
+    last = key.rsplit(".", 1)[-1]
+    return "ZIVVER_API_KEY" if last == "api_key" else f"ZSYNC_{last.upper()}"
 
 
 def credential_path(file: Path) -> Path | None:
