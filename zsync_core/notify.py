@@ -2,8 +2,10 @@
 
 What is sent says what happened in one subject line, then the held and failed changes; it
 never carries a secret (the messages are the run's own, which name variables and files,
-never their contents). A notification that cannot be delivered is reported as a warning and
-changes nothing else: the run's exit code stays the run's.
+never their contents). What came from outside in it (names, addresses, Zivver's error texts)
+is made inert (``output.inert``): a mail client, a chat or a terminal showing it sees
+escapes, not control sequences. A notification that cannot be delivered is reported as a
+warning and changes nothing else: the run's exit code stays the run's.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import smtplib
 import socket
 import ssl
+import stat
 import tempfile
 import time
 from collections import Counter
@@ -26,6 +29,7 @@ from . import __version__
 from .config import Config, EmailConfig, WebhookConfig, read_secret
 from .errors import ZsyncError
 from .outcome import ChangeOutcome, ChangeState, ExitCode
+from .output import ADMIN_FILE_MODE, inert
 from .session import RunOutcome
 
 SHOWN = 50
@@ -41,7 +45,7 @@ class Message:
 
 
 def message(config: Config, outcome: RunOutcome, changes: list[ChangeOutcome]) -> Message:
-    host = socket.gethostname()
+    host = inert(socket.gethostname())
     failed = [c for c in changes if c.state is ChangeState.FAILED]
     held = [c for c in changes if c.state is ChangeState.HELD]
     what = {
@@ -50,17 +54,20 @@ def message(config: Config, outcome: RunOutcome, changes: list[ChangeOutcome]) -
         ExitCode.HELD: "changes held",
         ExitCode.CANNOT_RUN: "could not run",
     }[outcome.exit_code]
-    subject = f"zsync on {host}: {what} — {outcome.message}"
+    said = inert(outcome.message, lines=True)  # a bad profile's message has a line per key
+    subject = inert(f"zsync on {host}: {what} — {said.splitlines()[0] if said else ''}")
     lines = [
-        f"zsync {__version__} on {host}, profile {config.path}",
-        f"Exit code {int(outcome.exit_code)} ({outcome.status.value}): {outcome.message}",
+        f"zsync {__version__} on {host}, profile {inert(str(config.path))}",
+        f"Exit code {int(outcome.exit_code)} ({outcome.status.value}): {said}",
         "",
     ]
     for error in outcome.errors:
-        lines.append(f"Error: {error}")
+        lines.append(f"Error: {inert(error, lines=True)}")
     if failed:
         lines += ["", f"Failed ({len(failed)}):"]
-        lines += [f"  {c.action.value} {c.email}: {c.error}" for c in failed[:SHOWN]]
+        lines += [
+            f"  {c.action.value} {inert(c.email)}: {inert(c.error or '')}" for c in failed[:SHOWN]
+        ]
     if held:
         names = sorted({c.guard.value for c in held if c.guard})
         lines += [
@@ -68,25 +75,30 @@ def message(config: Config, outcome: RunOutcome, changes: list[ChangeOutcome]) -
             f"Held for confirmation ({len(held)}; run again with "
             f"{' '.join('--confirm ' + n for n in names)} once reviewed):",
         ]
-        lines += [f"  {c.action.value} {c.email}" for c in held[:SHOWN]]
+        lines += [f"  {c.action.value} {inert(c.email)}" for c in held[:SHOWN]]
     if outcome.plan is not None and outcome.plan.held_writes:
         lines += [
             "",
             f"Not sent ({len(outcome.plan.held_writes)}, an SsoAccountKey zsync does not know):",
         ]
-        lines += [f"  {h.email}: {', '.join(h.fields)}" for h in outcome.plan.held_writes[:SHOWN]]
+        lines += [
+            f"  {inert(h.email)}: {', '.join(h.fields)}" for h in outcome.plan.held_writes[:SHOWN]
+        ]
     if len(failed) > SHOWN or len(held) > SHOWN:
         lines += ["", "All of them: zsync history --run N (or the --report file)."]
     data = {
         "zsync": __version__,
         "host": host,
-        "profile": str(config.path),
+        "profile": inert(str(config.path)),
         "exit_code": int(outcome.exit_code),
         "status": outcome.status.value,
-        "message": outcome.message,
-        "errors": list(outcome.errors),
-        "failed": [{"action": c.action.value, "email": c.email, "error": c.error} for c in failed],
-        "held": [{"action": c.action.value, "email": c.email} for c in held],
+        "message": said,
+        "errors": [inert(e, lines=True) for e in outcome.errors],
+        "failed": [
+            {"action": c.action.value, "email": inert(c.email), "error": inert(c.error or "")}
+            for c in failed
+        ],
+        "held": [{"action": c.action.value, "email": inert(c.email)} for c in held],
     }
     return Message(subject, "\n".join(lines).rstrip() + "\n", data)
 
@@ -140,7 +152,7 @@ def send_webhook(config: Config, webhook: WebhookConfig, note: Message) -> None:
     assert url is not None  # exactly one of url_env / url_file is set (the model checks)
     body: dict[str, Any]
     if webhook.format == "slack":
-        body = {"text": f"*{note.subject}*\n```{note.body}```"}
+        body = {"text": f"*{_slack(note.subject)}*\n```{_slack(note.body)}```"}
     elif webhook.format == "teams":
         body = {
             "type": "message",
@@ -173,6 +185,12 @@ def send_webhook(config: Config, webhook: WebhookConfig, note: Message) -> None:
         body = note.data | {"subject": note.subject, "text": note.body}
     response = httpx.post(url, json=body, timeout=webhook.timeout_seconds)
     response.raise_for_status()
+
+
+def _slack(text: str) -> str:
+    """Slack reads ``<!channel>`` and ``<url|label>`` in a message: the three characters it
+    asks to escape are escaped, so a name cannot call everyone or hide a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _without_url(error: Exception) -> str:
@@ -222,11 +240,15 @@ def write_textfile(
             f'zsync_last_run_changes{{profile="{profile}",action="{action}",result="{state}"}} {count}'
         )
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # the file it replaces keeps its mode, no wider than 0640
+        mode = stat.S_IMODE(path.stat().st_mode) & ADMIN_FILE_MODE
+    except FileNotFoundError:
+        mode = ADMIN_FILE_MODE
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write("\n".join(lines) + "\n")
-        os.chmod(temporary, 0o644)
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -234,7 +256,7 @@ def write_textfile(
 
 
 def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return inert(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _previous(path: Path, metric: str) -> float | None:

@@ -24,6 +24,7 @@ from .config import GuardedAction
 from .errors import LockedError, StoreError
 from .model import Action, Change, Match, Plan
 from .outcome import ChangeOutcome, ChangeState, RunRecord, RunStatus
+from .output import inert
 from .plan import MappingEntry
 
 SCHEMA_V1 = """
@@ -614,20 +615,23 @@ class Store:
     # --- events ---------------------------------------------------------------------------
 
     def add_event(self, run_id: int | None, level: str, message: str) -> None:
+        """Keep an event for Recent events; it is stored inert (see ``output.inert``), as
+        every reader shows it to a person."""
         with self._write() as db:
             db.execute(
                 "INSERT INTO events (run_id, at, level, message) VALUES (?, ?, ?, ?)",
-                (run_id, time.time(), level, message),
+                (run_id, time.time(), level, inert(message, lines=True)),
             )
 
     def events(self, run_id: int | None = None) -> list[tuple[float, str, str]]:
+        """The events, oldest first, inert (also those an earlier version stored raw)."""
         if run_id is None:
             rows = self.db.execute("SELECT at, level, message FROM events ORDER BY rowid")
         else:
             rows = self.db.execute(
                 "SELECT at, level, message FROM events WHERE run_id = ? ORDER BY rowid", (run_id,)
             )
-        return list(rows)
+        return [(at, inert(level), inert(message, lines=True)) for at, level, message in rows]
 
 
 def _tune(db: sqlite3.Connection) -> sqlite3.Connection:

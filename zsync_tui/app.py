@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
@@ -107,6 +108,25 @@ class ZsyncApp(App[int]):
         self.cancel_update = asyncio.Event()
         self.outcome_code: int | None = None
         self._review_message = ""
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """A notification (screens' ``notify`` comes here too). Its text is mostly a server's
+        or a profile's: shown inert and never read as markup, whatever the caller asks."""
+        super().notify(
+            fmt.block(message),
+            title=fmt.plain(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     @property
     def busy(self) -> str | None:

@@ -10,6 +10,9 @@ zsync history [--config PATH] [--run N] [--json]   earlier runs, or one run's ch
 zsync emulator --port N --api-key KEY       serve a Zivver-compatible SCIM API
 zsync emulator --microsoft --client-secret S   serve a Microsoft 365 tenant (trials)
 zsync completion bash                       a bash completion script
+
+What these commands print from outside (a server's error, an address, a stored event) goes
+through ``zsync_core.output.inert`` first, as the TUI and the headless run do.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from zsync_core import __version__
 from zsync_core.config import GuardedAction, default_config_path, load_config
 from zsync_core.errors import ZsyncError
 from zsync_core.outcome import ChangeOutcome, ExitCode, RunRecord
+from zsync_core.output import inert, inert_json
 
 COMMANDS = ("demo", "check", "status", "history", "emulator", "completion")
 
@@ -162,14 +166,14 @@ def _tui(config_path: str | None, full_read: bool = False) -> int:
     try:
         config = load_config(config_path)
     except ZsyncError as error:
-        print(f"zsync: {error}", file=sys.stderr)
+        print(f"zsync: {inert(str(error), lines=True)}", file=sys.stderr)
         return ExitCode.CANNOT_RUN
     from zsync_core.session import SyncSession
 
     try:
         session = SyncSession(config, mode="tui", full_read=full_read)
     except ZsyncError as error:
-        print(f"zsync: {error}", file=sys.stderr)
+        print(f"zsync: {inert(str(error), lines=True)}", file=sys.stderr)
         return ExitCode.CANNOT_RUN
     from .app import ZsyncApp
 
@@ -201,12 +205,12 @@ def _check(argv: list[str]) -> int:
     try:
         config = load_config(args.config)
     except ZsyncError as error:
-        print(f"FAIL  {error}")
+        print(f"FAIL  {inert(str(error), lines=True)}")
         return ExitCode.CANNOT_RUN
     results = asyncio.run(check(config))
     for result in results:
         label = "WARN" if result.warning else "ok  " if result.ok else "FAIL"
-        print(f"{label}  {result.what}: {result.message}")
+        print(f"{label}  {inert(f'{result.what}: {result.message}')}")
     failed = sum(not r.ok for r in results)
     print(
         "All checks passed."
@@ -231,9 +235,9 @@ def _status(argv: list[str]) -> int:
     try:
         found = status(load_config(args.config))
     except ZsyncError as error:
-        print(f"zsync: {error}", file=sys.stderr)
+        print(f"zsync: {inert(str(error), lines=True)}", file=sys.stderr)
         return ExitCode.CANNOT_RUN
-    print(f"Profile {found.profile} · state {found.state_dir}")
+    print(inert(f"Profile {found.profile} · state {found.state_dir}"))
     last = found.last
     if last is None:
         print("No run has finished yet: run 'zsync check', then 'zsync --headless'.")
@@ -255,7 +259,7 @@ def _status(argv: list[str]) -> int:
             print(f"Not sent in run {last.id}: {not_sent} (an SsoAccountKey zsync does not know).")
         errors = last.summary.get("errors")
         if errors:
-            print(f"Why it could not run: {errors[0]}")
+            print(f"Why it could not run: {inert(str(errors[0]), lines=True)}")
     going = found.lock_holder
     print(f"A run is going now: process {going}." if going else "No run is going now.")
     print(f"Next timer run: {found.next_timer_run or 'not known (no enabled zsync.timer here)'}")
@@ -283,7 +287,7 @@ def _history(argv: list[str]) -> int:
         if args.run is None:
             runs = history(config, args.limit)
             if args.json:
-                print(json.dumps([dataclasses.asdict(r) for r in runs], indent=2))
+                print(inert_json(json.dumps([dataclasses.asdict(r) for r in runs], indent=2)))
             elif not runs:
                 print("No runs yet.")
             for run in [] if args.json else runs:
@@ -291,7 +295,7 @@ def _history(argv: list[str]) -> int:
             return ExitCode.OK
         found = run_changes(config, args.run)
     except ZsyncError as error:
-        print(f"zsync: {error}", file=sys.stderr)
+        print(f"zsync: {inert(str(error), lines=True)}", file=sys.stderr)
         return ExitCode.CANNOT_RUN
     if found is None:
         print(
@@ -301,11 +305,13 @@ def _history(argv: list[str]) -> int:
         return ExitCode.CANNOT_RUN
     run, changes = found
     if args.json:
-        print(
-            json.dumps(
-                {"run": dataclasses.asdict(run), "changes": [_change(c) for c in changes]},
-                indent=2,
-                ensure_ascii=False,
+        print(  # exact JSON, inert on a terminal
+            inert_json(
+                json.dumps(
+                    {"run": dataclasses.asdict(run), "changes": [_change(c) for c in changes]},
+                    indent=2,
+                    ensure_ascii=False,
+                )
             )
         )
         return ExitCode.OK
@@ -313,10 +319,9 @@ def _history(argv: list[str]) -> int:
     if not changes:
         print("  no changes")
     for change in changes:
-        said = change.error or ""
-        print(
-            f"  {change.state.value:<10} {change.action.value:<20} {change.email}  {said}".rstrip()
-        )
+        said = inert(change.error or "")
+        line = f"  {change.state.value:<10} {change.action.value:<20} {inert(change.email)}  {said}"
+        print(line.rstrip())
     return ExitCode.OK
 
 

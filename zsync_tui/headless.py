@@ -14,7 +14,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any, TextIO
 
 from zsync_core import __version__, notify
@@ -37,6 +36,7 @@ from zsync_core.model import (
     summary_line,
 )
 from zsync_core.outcome import ChangeOutcome, ChangeState, ExitCode, RunStatus
+from zsync_core.output import inert, inert_json, open_for_admin
 from zsync_core.session import Mode, RunOutcome, SyncSession
 
 SHOWN_HELD = 20
@@ -44,6 +44,10 @@ SHOWN_HELD = 20
 
 class Printer:
     """Turns progress events into plain lines on stderr, and into the log file.
+
+    Every line is made inert (``zsync_core.output``) here, where it leaves: names, DNs and
+    servers' error texts in it cannot drive the terminal, and a line break from outside
+    cannot forge a line of its own.
 
     ``verbosity`` 0 (``-q``): only warnings, errors and a run's bad outcome, so cron mails
     only when something needs the admin; 1: progress too; 2 (``-v``): every change and
@@ -60,8 +64,12 @@ class Printer:
         # under systemd, a <N> prefix gives each line its priority in the journal
         self.journald = bool(os.environ.get("JOURNAL_STREAM"))
 
-    def line(self, text: str, priority: int | None = None, level: int = 1) -> None:
-        """One line; ``level`` is the least verbosity that shows it (2: only with -v)."""
+    def line(
+        self, text: str, priority: int | None = None, level: int = 1, *, lines: bool = False
+    ) -> None:
+        """One line; ``level`` is the least verbosity that shows it (2: only with -v).
+        ``lines`` keeps the line breaks of a message written in several (a bad profile's)."""
+        text = inert(text, lines=lines)
         priority = _priority(text) if priority is None else priority
         if self.log is not None and level <= max(self.verbosity, 1):
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -121,10 +129,10 @@ def run_headless(
     log = None
     if log_file:
         try:
-            log = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+            log = open_for_admin(log_file, "a")  # closed below
         except OSError as error:
             print(
-                f"zsync: --log-file {log_file}: cannot be written ({error.strerror}). Create its "
+                f"zsync: --log-file {inert(log_file)}: cannot be written ({error.strerror}). Create its "
                 "directory for this user (e.g. install -d -o zsync /var/log/zsync). Nothing was "
                 "changed.",
                 file=err or sys.stderr,
@@ -159,7 +167,7 @@ def _run_headless(
         check_secrets(config)
         session = SyncSession(config, emit=printer, mode=Mode.HEADLESS, full_read=full_read)
     except ZsyncError as error:
-        printer.line(f"zsync: {error}")
+        printer.line(f"zsync: {error}", lines=True)  # a bad profile: a line per key
         printer.line("Nothing was changed.")
         outcome = RunOutcome(
             ExitCode.CANNOT_RUN, RunStatus.ABORTED, f"{error} Nothing was changed.", (str(error),)
@@ -280,7 +288,7 @@ def _write_report(
                 "guard": change.guard.value if change.guard else None,
                 "state": (done.state if done else ChangeState.PLANNED).value,
                 "http_status": done.http_status if done else None,
-                "error": done.error if done else None,
+                "error": _human(done.error) if done else None,
             }
         )
     loaded = session.loaded if session else None
@@ -293,8 +301,8 @@ def _write_report(
         "dry_run": dry_run,
         "exit_code": int(outcome.exit_code),
         "status": outcome.status.value,
-        "message": outcome.message,
-        "errors": list(outcome.errors),
+        "message": _human(outcome.message),
+        "errors": [_human(e) for e in outcome.errors],
         "sources": {r.name: len(r.accounts) for r in loaded.sources} if loaded else {},
         "zivver_accounts": len(loaded.zivver) if loaded else None,
         "summary": {a.value: n for a, n in plan.by_action().items() if n} if plan else {},
@@ -303,19 +311,19 @@ def _write_report(
                 "action": g.action.value,
                 "count": g.count,
                 "total": g.total,
-                "text": g.text,
+                "text": _human(g.text),
                 "confirmed": g.action in confirmed,
             }
             for g in (plan.guards if plan else [])
         ],
-        "removals_blocked": plan.removals_blocked if plan else None,
+        "removals_blocked": _human(plan.removals_blocked) if plan else None,
         "takeover": _takeover(plan.takeover) if plan and plan.takeover else None,
         "not_sent": [
-            {"email": h.email, "fields": list(h.fields), "reason": h.reason}
+            {"email": h.email, "fields": list(h.fields), "reason": _human(h.reason)}
             for h in (plan.held_writes if plan else [])
         ],
         "notices": [
-            {"level": n.level, "message": n.message} for n in (plan.notices if plan else [])
+            {"level": n.level, "message": _human(n.message)} for n in (plan.notices if plan else [])
         ],
         "result": {
             "succeeded": len(result.succeeded),
@@ -326,12 +334,18 @@ def _write_report(
         else None,
         "changes": changes,
     }
+    # the data (addresses, fields before and after) stays exact; inert_json escapes what
+    # JSON leaves raw, so that printing the file is safe too
     try:
-        Path(path).write_text(
-            json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        with open_for_admin(path) as out:
+            out.write(inert_json(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
     except OSError as error:
-        print(f"zsync: cannot write the report {path}: {error}", file=sys.stderr)
+        print(f"zsync: cannot write the report {inert(path)}: {error}", file=sys.stderr)
+
+
+def _human(text: str | None) -> str | None:
+    """A message in the report, inert as zsync prints it, for whoever prints it next."""
+    return None if text is None else inert(text, lines=True)
 
 
 def _takeover(takeover: Takeover) -> dict[str, Any]:
@@ -342,7 +356,7 @@ def _takeover(takeover: Takeover) -> dict[str, Any]:
         "outside_domain_filter": takeover.outside_filter,
         "sso_key_unknown": list(takeover.sso_unknown),
         "members_kept": list(takeover.foreign_members),
-        "text": takeover.lines(),
+        "text": [inert(line) for line in takeover.lines()],
     }
 
 

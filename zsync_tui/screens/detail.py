@@ -72,28 +72,33 @@ class DetailScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(Text(self.heading, style="bold"), id="title")
+            yield Static(Text(fmt.plain(self.heading), style="bold"), id="title")
             with VerticalScroll(id="content"):
                 facts = Text()
                 for name, value in self.facts:
                     facts.append(f"{name}: ", style="bold")
-                    facts.append(f"{value}\n")
+                    facts.append(f"{fmt.plain(value)}\n")
                 yield Static(facts)
                 if self.problem:
                     yield Static(Text("What went wrong", style="bold"), classes="heading")
-                    yield Static(Text(self.problem), classes="section problem")
+                    yield Static(Text(fmt.block(self.problem)), classes="section problem")
                 table = Table(expand=True, box=None, header_style="bold", pad_edge=False)
                 table.add_column("Field", ratio=1, no_wrap=True)
                 table.add_column("Before (in Zivver)", ratio=3)
                 table.add_column("→ After", ratio=3)
                 for field, before, after in self.rows:
                     changed = before != after
-                    table.add_row(field, before, Text(after, style="bold" if changed else ""))
+                    # Text, not str: a table reads a str as markup ("[/]" in a name)
+                    table.add_row(
+                        Text(fmt.plain(field)),
+                        Text(fmt.plain(before)),
+                        Text(fmt.plain(after), style="bold" if changed else ""),
+                    )
                 if self.rows:
                     yield Static(table, id="diff")
                 for heading, body in self.sections:
                     yield Static(Text(heading, style="bold"), classes="heading")
-                    yield Static(Text(body), classes="section")
+                    yield Static(Text(fmt.block(body)), classes="section")
             yield Footer()
 
     def action_close(self) -> None:

@@ -45,7 +45,7 @@ class EventsScreen(ModalScreen[None]):
         for at, level, message in self.events:
             line = Text(f"{fmt.clock(at)} ", style="dim")
             line.append(f"{level.upper():7}", style=LEVEL_STYLE.get(level, ""))
-            line.append(message)
+            line.append(fmt.block(message))
             log.write(line)
         log.focus()
 

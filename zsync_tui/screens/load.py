@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from zsync_core.model import StepEvent
 
+from .. import fmt
 from ..widgets.table import Column, VirtualTable
 from .base import StepScreen
 
@@ -52,8 +53,13 @@ class LoadScreen(StepScreen):
     def body(self) -> Iterable[Widget]:
         listed = ", ".join(repr(s) for s in self.sources)
         yield Static(
-            f"[b]Step 1 — Load and parse.[/b] Press [b]s[/b] (Start) to read the latest data from "
-            f"{listed} and from Zivver ({self.target}). Nothing is changed in this step.",
+            fmt.styled(
+                ("Step 1 — Load and parse.", "b"),
+                " Press ",
+                ("s", "b"),
+                f" (Start) to read the latest data from {listed} and from Zivver ({self.target}). "
+                "Nothing is changed in this step.",
+            ),
             id="intro",
         )
         yield VirtualTable(
@@ -133,8 +139,14 @@ class LoadScreen(StepScreen):
         panel = self.query_one("#errors", Static)
         lines = "\n".join(f"• {error}" for error in errors)
         panel.update(
-            f"[b]Loading failed, so nothing can be changed.[/b]\n{lines}\n"
-            "Fix the cause, then press [b]s[/b] to start again. [b]e[/b] shows Recent events."
+            fmt.styled(
+                ("Loading failed, so nothing can be changed.", "b"),
+                f"\n{lines}\nFix the cause, then press ",
+                ("s", "b"),
+                " to start again. ",
+                ("e", "b"),
+                " shows Recent events.",
+            )
         )
         panel.display = True
 

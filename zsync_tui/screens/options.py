@@ -25,6 +25,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from zsync_core.config import SyncConfig
 from zsync_core.model import Plan
 
+from .. import fmt
 from ..widgets.tick import Tick
 
 GROUPS: dict[str, list[tuple[str, str]]] = {
@@ -159,7 +160,7 @@ class OptionsScreen(ModalScreen[OptionsResult | None]):
         try:
             options = self._read()
         except ValueError as error:
-            effect.update(f"[b red]{error}[/]")
+            effect.update(fmt.styled((str(error), "b red")))
             return
         if self.latest is not None and self.latest[0] == options:
             self._show(self.latest[1])
@@ -177,8 +178,11 @@ class OptionsScreen(ModalScreen[OptionsResult | None]):
         if event.state is WorkerState.ERROR:
             self.latest = None
             self.query_one("#effect", Static).update(
-                f"[b red]The plan could not be recomputed:[/] {event.worker.error!r}. This is a bug "
-                "in zsync; Escape keeps the options as they were."
+                fmt.styled(
+                    ("The plan could not be recomputed:", "b red"),
+                    f" {event.worker.error!r}. This is a bug in zsync; Escape keeps the options "
+                    "as they were.",
+                )
             )
 
     @on(Replanned)
@@ -193,11 +197,16 @@ class OptionsScreen(ModalScreen[OptionsResult | None]):
 
     def _show(self, plan: Plan) -> None:
         guards = "; ".join(g.text for g in plan.guards)
+        refused = (("\nUpdate now would be refused:", "b red"), f" {plan.refused}.")
         self.query_one("#effect", Static).update(
-            f"With these options: [b]{len(plan.changes):,}[/b] change(s)"
-            + (f", needing confirmation: {guards}" if guards else ", none needing confirmation")
-            + "."
-            + (f"\n[b red]Update now would be refused:[/] {plan.refused}." if plan.refused else "")
+            fmt.styled(
+                "With these options: ",
+                (f"{len(plan.changes):,}", "b"),
+                " change(s)"
+                + (f", needing confirmation: {guards}" if guards else ", none needing confirmation")
+                + ".",
+                *(refused if plan.refused else ()),
+            )
         )
 
     @on(Button.Pressed, "#use")

@@ -101,9 +101,8 @@ class ReviewScreen(StepScreen):
         self.state: ChangeState | None = None
 
     def body(self) -> Iterable[Widget]:
-        heading = "[b]Step 4 — Review.[/b] " + (self.message or "")
-        yield Static(heading, id="intro")
-        yield Static(run_line(self.run), id="run")
+        yield Static(fmt.styled(("Step 4 — Review.", "b"), " " + self.message), id="intro")
+        yield Static(fmt.styled(run_line(self.run)), id="run")
         yield VirtualTable(
             [
                 Column("Result", 9),

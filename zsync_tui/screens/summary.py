@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 
 from zsync_core.model import Action, Plan, held_lines, summary_line
 
+from .. import fmt
 from .base import StepScreen
 
 
@@ -55,7 +56,7 @@ class SummaryScreen(StepScreen):
             "[b]u[/b] starts the update.",
             id="intro",
         )
-        yield Static(self.read, id="read")
+        yield Static(Text(fmt.plain(self.read)), id="read")
         yield OptionList(id="lines")
         with VerticalScroll(id="notes"):
             yield Static(id="notes-text")
@@ -97,31 +98,32 @@ class SummaryScreen(StepScreen):
         if plan.takeover is not None and plan.takeover.worth_showing:
             text.append("Taking over this organization:\n", style="bold")
             for line in plan.takeover.lines():
-                text.append(f"  • {line}\n")
+                text.append(f"  • {fmt.plain(line)}\n")
         if plan.held_writes:
             text.append("Not sent, to keep what zsync cannot see:\n", style="bold yellow")
             for line in held_lines(plan.held_writes, shown=10):
-                text.append(f"  {line}\n")
+                text.append(f"  {fmt.plain(line)}\n")
         if plan.guards:
             text.append("Needs your confirmation at Update now:\n", style="bold")
             for guard in plan.guards:
-                text.append(f"  ⚠ {guard.text}\n", style="bold yellow")
+                text.append(f"  ⚠ {fmt.plain(guard.text)}\n", style="bold yellow")
         if plan.refused:
             text.append("Update now is refused: ", style="bold red")
             text.append(
-                f"{plan.refused}. Nothing will be sent from this read; the changes below are for "
+                f"{fmt.plain(plan.refused)}. Nothing will be sent from this read; the changes below are for "
                 "looking only (no suspension or deletion is shown).\n"
             )
         elif plan.removals_blocked:
             text.append("No suspension or deletion is planned: ", style="bold yellow")
-            text.append(f"{plan.removals_blocked}.\n")
+            text.append(f"{fmt.plain(plan.removals_blocked)}.\n")
         notices = [n for n in plan.notices if n.level != "info"]
         if notices:
             text.append(f"{len(notices)} note(s) about the data", style="bold")
             text.append(" (all are in Recent events, key e):\n")
             for notice in notices[:50]:
                 text.append(
-                    f"  • {notice.message}\n", style="red" if notice.level == "error" else ""
+                    f"  • {fmt.plain(notice.message)}\n",
+                    style="red" if notice.level == "error" else "",
                 )
         return text
 

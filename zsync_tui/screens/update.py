@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from zsync_core.model import ChangeEvent
 
+from .. import fmt
 from ..widgets.table import Column, VirtualTable
 from .base import StepScreen
 
@@ -79,7 +80,9 @@ class UpdateScreen(StepScreen):
             table.show_at_top(failed)  # the first failure, in view
         outcome = self.query_one("#outcome", Static)
         outcome.set_class(not ok, "failed")
-        outcome.update(f"[b]{message}[/b]  Press [b]v[/b] to review the changes.")
+        outcome.update(
+            fmt.styled((message, "b"), "  Press ", ("v", "b"), " to review the changes.")
+        )
         outcome.display = True
 
     def action_cancel(self) -> None:

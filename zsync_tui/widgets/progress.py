@@ -36,7 +36,7 @@ class Progress:
     def text(self) -> Text:
         line = Text()
         line.append("● " if self.running else "  ", style="bold")
-        line.append(self.task)
+        line.append(fmt.plain(self.task))
         if self.total:
             filled = min(BAR_WIDTH, self.done * BAR_WIDTH // self.total)
             line.append("  ")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from .. import fmt
+
 STEPS = ("Load", "Summary", "Update", "Review")
 
 
@@ -26,5 +28,5 @@ class StepBar(Static):
                 line.append(" › ", style="dim")
             style = "bold reverse" if number == self.step else "dim" if number > self.step else ""
             line.append(f" {number} {name} ", style=style)
-        line.append(f"   {self.where}", style="italic")
+        line.append(f"   {fmt.plain(self.where)}", style="italic")
         self.update(line)

@@ -22,6 +22,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from .. import fmt
+
 Row = TypeVar("Row")
 
 
@@ -173,7 +175,7 @@ class VirtualTable(ScrollView, Generic[Row], can_focus=True):
 
     def _line(self, cells: Sequence[str], widths: list[int], style: Style) -> Strip:
         text = " ".join(
-            set_cell_size(_ellipsis(cell, width), width)
+            set_cell_size(_ellipsis(fmt.plain(cell), width), width)
             for cell, width in zip(cells, widths, strict=False)
         )
         return Strip([Segment(text, style)]).crop_extend(0, self.size.width, style)
@@ -202,7 +204,6 @@ class VirtualTable(ScrollView, Generic[Row], can_focus=True):
 
 
 def _ellipsis(text: str, width: int) -> str:
-    text = text.replace("\n", " ")
     if cell_len(text) <= width:
         return text
     return set_cell_size(text, max(0, width - 1)) + "…"
