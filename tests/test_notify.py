@@ -197,3 +197,22 @@ def test_the_textfile_says_how_the_last_run_went_and_keeps_the_last_success(
     assert 'status="aborted"} 1' in second
     assert success in second.splitlines(), "the last success is kept from the run before"
     assert [p.name for p in prom.parent.iterdir()] == ["zsync.prom"]
+
+
+def test_a_slack_message_cannot_call_everyone_or_hide_a_link(
+    directory, zivver, make_profile, hook, monkeypatch, capsys
+):
+    """Zivver's error repeats the directory's text; Slack would read <!channel> in it."""
+    directory.user("mallory")
+    directory.modify(directory.user_dn("mallory"), ou="<!channel> <https://evil.example|Zivver>")
+    profile = make_profile([ldap_source(directory.slapd, attributes={"division": "ou"})])
+    monkeypatch.setenv("HOOK_URL", hook[0])
+    profile.data["notify"] = {"webhook": {"url_env": "HOOK_URL", "format": "slack"}}
+    profile.write()
+
+    code, err, _ = profile.run(capsys=capsys)
+
+    assert code == 1 and "Invalid division: <!channel>" in err
+    [(_path, sent)] = hook[1]
+    assert "Invalid division: &lt;!channel&gt; &lt;https://evil.example|Zivver&gt;" in sent["text"]
+    assert "<!channel>" not in sent["text"] and "<https:" not in sent["text"]
