@@ -24,7 +24,8 @@ def test_hostile_entries_are_named_and_the_rest_syncs(
 
     code, err, report = profile.run(capsys=capsys)
 
-    assert code == 0, err
+    assert code == 2, "an entry skipped as unusable needs the admin (product.md's exit codes)"
+    assert "1 source entry skipped as unusable" in err
     messages = "\n".join(n["message"] for n in report["notices"]) + err
     assert (
         "cn=badmail,ou=staff,dc=example,dc=org has mail 'not an address', which is not a valid address; entry skipped"
@@ -51,7 +52,7 @@ def test_hostile_entries_are_named_and_the_rest_syncs(
     # the bad entry's account is not a leaver: fixing or breaking its mail never suspends it
     directory.modify(directory.user_dn("good"), mail="bro ken")
     code, err, report = profile.run(capsys=capsys)
-    assert code == 0, err
+    assert code == 2, err
     assert org.user_by_email("good@example.org")["active"] is True
     assert report["changes"] == []
 

@@ -494,8 +494,11 @@ class SyncSession:
             {"planned": len(plan.changes), "held": len(held)},
             plan.removals_blocked is None,
         )
-        code = ExitCode.HELD if held or plan.held_writes else ExitCode.OK
+        attention = self._needs_admin(plan)
+        code = ExitCode.HELD if held or plan.held_writes or attention else ExitCode.OK
         message = f"Dry run: {len(plan.changes)} change(s) planned, nothing was sent to Zivver."
+        if attention:
+            message += f" {'; '.join(attention).capitalize()}."
         return RunOutcome(
             code,
             RunStatus.DRY_RUN,
@@ -547,9 +550,10 @@ class SyncSession:
                 frozenset(confirmed),
             )
         not_sent = plan.held_writes
+        attention = self._needs_admin(plan)
         if result.failed:
             code, status = ExitCode.FAILED, RunStatus.FAILED_CHANGES
-        elif held or not_sent:
+        elif held or not_sent or attention:
             code, status = ExitCode.HELD, RunStatus.HELD
         else:
             code, status = ExitCode.OK, RunStatus.COMPLETED
@@ -567,7 +571,7 @@ class SyncSession:
             )
         elif result.failed:
             message = f"{len(result.failed)} of {result.done} change(s) failed."
-        elif held or not_sent:
+        elif held or not_sent or attention:
             parts = [f"{len(held)} held for confirmation"] if held else []
             unreadable = sum(1 for h in not_sent if h.reason == UNREADABLE_HELD)
             if len(not_sent) > unreadable:
@@ -578,7 +582,7 @@ class SyncSession:
                 parts.append(
                     f"{unreadable} not sent (Zivver's answer for the account was unreadable)"
                 )
-            message = f"Applied {result.done} change(s); {'; '.join(parts)}."
+            message = f"Applied {result.done} change(s); {'; '.join(parts + attention)}."
         elif result.done:
             message = "Task completed successfully."
         else:
@@ -592,6 +596,23 @@ class SyncSession:
             held=held,
             confirmed=frozenset(confirmed),
         )
+
+    def _needs_admin(self, plan: Plan) -> list[str]:
+        """What else in this run needs the admin (exit 2; product.md: a run that skipped or
+        blocked anything never exits 0): source entries skipped as unusable, and suspensions
+        or deletions not planned because the read was not healthy."""
+        parts = []
+        loaded = self.loaded
+        skipped = (
+            sum(len(r.unreadable_ids) + r.unidentified for r in loaded.sources) if loaded else 0
+        )
+        if skipped:
+            parts.append(
+                f"{skipped} source entr{'y' if skipped == 1 else 'ies'} skipped as unusable (see the errors above)"
+            )
+        if plan.removals_blocked:
+            parts.append(f"no suspension or deletion was planned: {plan.removals_blocked}")
+        return parts
 
     def _aborted(self, errors: list[str], message: str) -> RunOutcome:
         """End this run without sending anything (an incomplete or unhealthy read)."""

@@ -155,7 +155,10 @@ class Mapper:
                     f"Source {self.source!r}: {dn} has mail {value!r}, which is not a valid address; entry skipped.",
                 )
             )
-            result.unreadable_ids.add(self._id(raw, dn, n))
+            if raw.get(n.id):
+                result.unreadable_ids.add(self._id(raw, dn, n))
+            else:  # no id: it may be any account (one renamed, say), so no removal is safe
+                result.unidentified += 1
         return email
 
     def _id(self, raw: Raw, dn: str, n: Names) -> str:
