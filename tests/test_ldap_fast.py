@@ -4,24 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.ldap_hostile import entry
 from zsync_core.sources.ldap_fast import MalformedMessage, parse_search_entry
-
-
-def tlv(tag: int, content: bytes) -> bytes:
-    size = len(content)
-    if size < 0x80:
-        return bytes([tag, size]) + content
-    raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(raw)]) + raw + content
-
-
-def entry(message_id: int, dn: str, attributes: dict[str, list[bytes]], op: int = 0x64) -> bytes:
-    partials = b"".join(
-        tlv(0x30, tlv(0x04, name.encode()) + tlv(0x31, b"".join(tlv(0x04, v) for v in values)))
-        for name, values in attributes.items()
-    )
-    body = tlv(0x04, dn.encode()) + tlv(0x30, partials)
-    return tlv(0x30, tlv(0x02, message_id.to_bytes(2, "big")) + tlv(op, body))
 
 
 def test_an_entry_with_long_values_and_many_attributes_is_read_exactly():

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..addresses import normalize_address
 from ..model import NO_ADDRESSES, Kept, Kind, ZivverAccount, address_set
+from ..output import inert
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -131,9 +132,9 @@ def shape_of(value: Any) -> str:
 
 
 def _inert(text: str) -> str:
-    """An id from the answer as it can be shown: as it is when plainly printable, else quoted
-    with its control characters escaped (nothing from outside reaches a terminal raw)."""
-    return text if text.isprintable() and len(text) <= 80 else json.dumps(text[:80])
+    """An id or header from the answer as a message may carry it: at most 80 characters, its
+    control characters escaped (:func:`~zsync_core.output.inert`)."""
+    return inert(text[:80])
 
 
 def _short(key: str) -> str:
