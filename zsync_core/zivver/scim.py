@@ -94,7 +94,7 @@ class Unreadable(ValueError):
 def _addresses(values: Any, where: str, wrong: list[str]) -> frozenset[str]:
     """The addresses of a list of strings or ``{"value": …}``; what is no list (or an item
     that is neither) goes to ``wrong``: an unknown list is never read as empty."""
-    if values is None:
+    if values is None or (type(values) is list and not values):  # most accounts: none
         return NO_ADDRESSES
     if not isinstance(values, list):
         wrong.append(f"{where} is {shape_of(values)}, not a list")
@@ -238,9 +238,13 @@ def parse_user(
     if email is None:
         return None
     wrong: list[str] = []
-    extension = _block(resource, ZIVVER_USER, wrong)
-    name = _block(resource, "name", wrong)
-    enterprise = _block(resource, ENTERPRISE_USER, wrong)
+    extension = resource.get(ZIVVER_USER)
+    name = resource.get("name")
+    enterprise = resource.get(ENTERPRISE_USER)
+    if type(extension) is not dict or type(name) is not dict or type(enterprise) is not dict:
+        extension = _block(resource, ZIVVER_USER, wrong)  # the usual user has all three
+        name = _block(resource, "name", wrong)
+        enterprise = _block(resource, ENTERPRISE_USER, wrong)
     active = resource.get("active")
     if type(active) is not bool:
         wrong.append(
