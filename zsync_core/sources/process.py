@@ -34,9 +34,9 @@ from . import Emit, SourceResult
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 CHUNK = 10_000
+"""Accounts per message: the child pickles the next chunk while the parent unpickles one."""
 PARENT_ENV = "ZSYNC_READER_PARENT"
 """The pid of the zsync that started the child (the child ends when it has gone)."""
-"""Accounts per message: the child pickles the next chunk while the parent unpickles one."""
 
 
 class Child:
