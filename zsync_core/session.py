@@ -608,7 +608,7 @@ class SyncSession:
         )
         if skipped:
             parts.append(
-                f"{skipped} source entr{'y' if skipped == 1 else 'ies'} skipped as unusable (see the errors above)"
+                f"{skipped} source entr{'y' if skipped == 1 else 'ies'} skipped as unusable (each is named in the errors)"
             )
         if plan.removals_blocked:
             parts.append(f"no suspension or deletion was planned: {plan.removals_blocked}")
