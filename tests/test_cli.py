@@ -364,3 +364,20 @@ def test_bash_completes_commands_options_and_guarded_actions(tmp_path):
         "delete-users delete-functional",
         "--json",
     ]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`zsync history | head -3`: the pipe closes while zsync still writes."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    zsync = str(Path(sys.executable).parent / "zsync")
+    child = subprocess.Popen(
+        [zsync, "completion", "bash"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # before the child has started writing
+    said = child.stderr.read().decode()
+    child.wait(30)
+    assert "Traceback" not in said and "BrokenPipeError" not in said, said

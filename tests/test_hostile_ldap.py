@@ -346,7 +346,13 @@ def test_an_entry_with_no_id_and_no_usable_address_blocks_removals(
 
     assert code == 2, err
     assert "cn=mystery,ou=staff,dc=example,dc=org has mail 'user019 at example.org'" in err
-    assert "have entries that could not be read" in err
+    assert "have entries that could not be read and carry no id" in err
+    notices = [n["message"] for n in report["notices"]]
+    assert any(
+        "1 suspension(s) or deletion(s) were not planned (user019@example.org)" in n
+        for n in notices
+    )
+    assert "1 source entry skipped as unusable" in err
     assert active(zivver) == 20, "user019 is not suspended while an unknown entry could be them"
 
 

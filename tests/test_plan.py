@@ -156,7 +156,8 @@ def test_an_unhealthy_read_plans_no_suspension_or_deletion():
     )
     assert actions(result) == [("create-user", "c@example.org")]
     assert any(
-        "2 suspension(s) or deletion(s) were not planned: source AD failed" in n.message
+        "2 suspension(s) or deletion(s) were not planned (a@example.org, b@example.org): "
+        "source AD failed" in n.message
         for n in result.notices
     )
 

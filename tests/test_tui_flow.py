@@ -513,3 +513,29 @@ async def test_a_shrunk_source_is_refused_by_the_tui_as_by_headless(
         assert is_on(app, SummaryScreen), "nothing was started"
         assert any("returned 4 accounts" in message for message in shown)
     assert len([r for r in zivver.org.requests if r[0] != "GET"]) == writes
+
+
+async def test_a_read_with_an_unusable_entry_is_never_shown_as_in_step(
+    directory: Directory, zivver: EmulatorServer, make_profile, capsys
+) -> None:
+    """An entry with no id and a broken address blocks suspensions: with nothing else to do,
+    the summary says Zivver may not be in step and why, not "nothing to do"."""
+    for number in range(5):
+        directory.user(f"user{number}")
+    profile = make_profile([ldap_source(directory.slapd)])
+    assert (await asyncio.to_thread(profile.run, capsys=capsys))[0] == 0
+    directory.delete(directory.user_dn("user4"))
+    directory.conn.add(
+        "cn=mystery,ou=Staff,dc=example,dc=org",
+        ["top", "person", "organizationalPerson", "user"],
+        {"cn": "mystery", "sn": "m", "mail": "user4 at example.org", "userAccountControl": 512},
+    )
+
+    app = app_for(profile.path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await load(pilot)
+        first = str(app.screen.query_one("OptionList").options[0].prompt)
+        assert first.startswith("No change is planned, but Zivver may not be in step")
+        assert "1 source entry skipped as unusable" in first
+        assert "nothing to do" not in first
+    assert zivver.org.user_by_email("user4@example.org")["active"] is True

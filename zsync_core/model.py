@@ -331,6 +331,10 @@ class Plan:
     held_writes: list[HeldWrite] = field(default_factory=list)
     """Parts of changes zsync does not send because they could destroy what it cannot see."""
     takeover: Takeover | None = None
+    attention: list[str] = field(default_factory=list)
+    """What else needs the admin, one phrase each (source entries skipped as unusable,
+    suspensions and deletions not planned): the session sets it, and a run with any ends
+    held (exit 2), never "in step"."""
 
     def by_action(self) -> dict[Action, int]:
         result = {action: 0 for action in ACTION_ORDER}

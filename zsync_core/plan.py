@@ -163,7 +163,8 @@ class _Planner:
         """Changes before they get their id and guard (see _finish)."""
         self.notices: list[Notice] = []
         self.matches: list[Match] = []
-        self.skipped_removals = 0
+        self.skipped_removals: list[str] = []
+        """Accounts whose suspension or deletion was not planned: removals are blocked."""
         self.renamed: dict[str, str] = {}
         self.held_writes: list[HeldWrite] = []
         self.sso_unknown: list[str] = []
@@ -199,11 +200,13 @@ class _Planner:
             plan_account(account, current, personal, primaries)
         self._plan_missing()
         if self.skipped_removals and self.removals_blocked:
+            skipped = sorted(self.skipped_removals)
+            more = f" and {len(skipped) - 20} more" if len(skipped) > 20 else ""
             self.notices.append(
                 Notice(
                     "warning",
-                    f"{self.skipped_removals} suspension(s) or deletion(s) were not planned: "
-                    f"{self.removals_blocked}",
+                    f"{len(skipped)} suspension(s) or deletion(s) were not planned "
+                    f"({', '.join(skipped[:20])}{more}): {self.removals_blocked}",
                 )
             )
         return self._finish(len(sources))
@@ -433,7 +436,7 @@ class _Planner:
             allowed = (
                 options.reactivate_users
                 if account.active
-                else self._removal_allowed(options.suspend_users)
+                else self._removal_allowed(options.suspend_users, current.email)
             )
             if allowed:
                 action = Action.REACTIVATE_USER if account.active else Action.SUSPEND_USER
@@ -486,7 +489,9 @@ class _Planner:
     ) -> None:
         options = self.options
         if not account.active or (options.sync_delegations and not delegates and current.delegates):
-            if current.delegates and self._removal_allowed(options.suspend_functional_accounts):
+            if current.delegates and self._removal_allowed(
+                options.suspend_functional_accounts, current.email
+            ):
                 desired = current.state._replace(delegates=NO_ADDRESSES)
                 self._add(Action.SUSPEND_FUNCTIONAL, account, current, desired, {"delegates"}, None)
             return
@@ -514,13 +519,17 @@ class _Planner:
             action: Action | None = None
             if current.kind is Kind.PERSONAL:
                 if options.delete_users:
-                    action = Action.DELETE_USER if self._removal_allowed(True) else None
-                elif current.active and self._removal_allowed(options.suspend_users):
+                    allowed = self._removal_allowed(True, current.email)
+                    action = Action.DELETE_USER if allowed else None
+                elif current.active and self._removal_allowed(options.suspend_users, current.email):
                     action, fields = Action.SUSPEND_USER, {"active"}
                     desired = desired._replace(active=False)
             elif options.delete_functional_accounts:
-                action = Action.DELETE_FUNCTIONAL if self._removal_allowed(True) else None
-            elif current.delegates and self._removal_allowed(options.suspend_functional_accounts):
+                allowed = self._removal_allowed(True, current.email)
+                action = Action.DELETE_FUNCTIONAL if allowed else None
+            elif current.delegates and self._removal_allowed(
+                options.suspend_functional_accounts, current.email
+            ):
                 action, fields = Action.SUSPEND_FUNCTIONAL, {"delegates"}
                 desired = desired._replace(delegates=NO_ADDRESSES)
             if action is not None:
@@ -528,11 +537,11 @@ class _Planner:
                     _change(action, current.email, current, source_id, None, desired, fields, None)
                 )
 
-    def _removal_allowed(self, option: bool) -> bool:
+    def _removal_allowed(self, option: bool, email: str) -> bool:
         if not option:
             return False
         if self.removals_blocked:
-            self.skipped_removals += 1
+            self.skipped_removals.append(email)
             return False
         return True
 

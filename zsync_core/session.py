@@ -358,7 +358,11 @@ class SyncSession:
             return f"source(s) {', '.join(loaded.source_errors)} could not be read completely"
         unsure = [r.name for r in loaded.sources if r.unidentified]
         if unsure:
-            return f"source(s) {', '.join(unsure)} have entries that could not be read (see the warnings)"
+            return (
+                f"source(s) {', '.join(unsure)} have entries that could not be read and carry no "
+                "id (each is named in an error): any of them may be an account that would "
+                "otherwise be suspended or deleted"
+            )
         return refused
 
     def _shrunk(self, loaded: LoadResult, options: SyncConfig) -> str | None:
@@ -401,6 +405,7 @@ class SyncSession:
         )
         result.refused = refused
         _hold_unreadable(result, loaded.unreadable)
+        result.attention = self._needs_admin(loaded, result)
         result.notices[:0] = self.merge_notices
         result.counts.update({f"source:{r.name}": len(r.accounts) for r in loaded.sources})
         return result
@@ -494,11 +499,12 @@ class SyncSession:
             {"planned": len(plan.changes), "held": len(held)},
             plan.removals_blocked is None,
         )
-        attention = self._needs_admin(plan)
+        attention = plan.attention
         code = ExitCode.HELD if held or plan.held_writes or attention else ExitCode.OK
         message = f"Dry run: {len(plan.changes)} change(s) planned, nothing was sent to Zivver."
         if attention:
-            message += f" {'; '.join(attention).capitalize()}."
+            said = "; ".join(attention)
+            message += f" {said[:1].upper()}{said[1:]}."
         return RunOutcome(
             code,
             RunStatus.DRY_RUN,
@@ -550,7 +556,7 @@ class SyncSession:
                 frozenset(confirmed),
             )
         not_sent = plan.held_writes
-        attention = self._needs_admin(plan)
+        attention = plan.attention
         if result.failed:
             code, status = ExitCode.FAILED, RunStatus.FAILED_CHANGES
         elif held or not_sent or attention:
@@ -597,18 +603,16 @@ class SyncSession:
             confirmed=frozenset(confirmed),
         )
 
-    def _needs_admin(self, plan: Plan) -> list[str]:
-        """What else in this run needs the admin (exit 2; product.md: a run that skipped or
-        blocked anything never exits 0): source entries skipped as unusable, and suspensions
-        or deletions not planned because the read was not healthy."""
+    def _needs_admin(self, loaded: LoadResult, plan: Plan) -> list[str]:
+        """What else in this run needs the admin (product.md: a run that skipped or blocked
+        anything never exits 0): source entries skipped as unusable, and suspensions or
+        deletions not planned because the read was not healthy (:attr:`Plan.attention`)."""
         parts = []
-        loaded = self.loaded
-        skipped = (
-            sum(len(r.unreadable_ids) + r.unidentified for r in loaded.sources) if loaded else 0
-        )
+        skipped = sum(len(r.unreadable_ids) + r.unidentified for r in loaded.sources)
         if skipped:
             parts.append(
-                f"{skipped} source entr{'y' if skipped == 1 else 'ies'} skipped as unusable (each is named in the errors)"
+                f"{skipped} source entr{'y' if skipped == 1 else 'ies'} skipped as unusable "
+                "(each is named in an error)"
             )
         if plan.removals_blocked:
             parts.append(f"no suspension or deletion was planned: {plan.removals_blocked}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from zsync_core import __version__
@@ -109,7 +110,12 @@ def main(argv: list[str] | None = None) -> int:
             "emulator": _emulator,
             "completion": _completion,
         }
-        return commands[command](rest)
+        try:
+            return commands[command](rest)
+        except BrokenPipeError:  # `zsync history | head`: the reader has what it wanted
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit must not fail too
+            return 1
     parser = _main_parser()
     args = parser.parse_args(argv)
     if args.headless:

@@ -84,7 +84,18 @@ class SummaryScreen(StepScreen):
                 line.append(f" ({left_out[action]} excluded from this run)", style="italic")
             line.append("  Open details ›", style="bold")
             lines.add_option(Option(line, id=action.value))
-        if not plan.changes:
+        if not plan.changes and plan.attention:
+            lines.add_option(
+                Option(
+                    Text(
+                        "No change is planned, but Zivver may not be in step with the sources: "
+                        f"{fmt.plain('; '.join(plan.attention))}. See the notes below.",
+                        style="bold yellow",
+                    ),
+                    id="none",
+                )
+            )
+        elif not plan.changes:
             lines.add_option(
                 Option("Zivver is in step with the sources: there is nothing to do.", id="none")
             )
