@@ -440,6 +440,11 @@ def test_delegate_removals_of_held_suspensions_are_held_with_them():
     assert set(gone) <= set(team.before["delegates"]) - set(team.after["delegates"])
     assert team.guard is GuardedAction.SUSPEND_USERS
     assert team in result.held(set()), "held while the suspensions are"
+    (guard,) = result.guards
+    assert guard.text == (
+        "Suspend 10 of 100 users (10.0 %), and the update of 1 account(s) that have them as "
+        "delegates"
+    )
     assert team not in result.held({GuardedAction.SUSPEND_USERS})
 
 

@@ -665,6 +665,8 @@ class _Planner:
         guards = self._guards()
         guarded = {guard.action for guard in guards}
         linked = self._held_with_departures(guarded)
+        if linked:
+            guards = _with_followers(guards, list(linked.values()))
         changes = []
         for number, item in enumerate(self.pending, 1):
             guard = _guard_of(item.action, item.fields)
@@ -791,6 +793,22 @@ def _guard_of(action: Action, fields: frozenset[str]) -> GuardedAction | None:
     if action is Action.UPDATE_USER and SSO_KEY in fields:
         return GuardedAction.UPDATE_SSO_KEYS
     return None
+
+
+def _with_followers(guards: list[Guard], followers: list[GuardedAction]) -> list[Guard]:
+    """The guards, each saying how many changes of other accounts wait with it (a functional
+    account's update that removes the leavers as delegates): the checklist names all it sends."""
+    result = []
+    for guard in guards:
+        count = followers.count(guard.action)
+        if count:
+            guard = dataclasses.replace(
+                guard,
+                text=f"{guard.text}, and the update of {count} account(s) that have them as "
+                "delegates",
+            )
+        result.append(guard)
+    return result
 
 
 def _percent(count: int, total: int) -> str:
