@@ -216,3 +216,25 @@ def test_a_slack_message_cannot_call_everyone_or_hide_a_link(
     [(_path, sent)] = hook[1]
     assert "Invalid division: &lt;!channel&gt; &lt;https://evil.example|Zivver&gt;" in sent["text"]
     assert "<!channel>" not in sent["text"] and "<https:" not in sent["text"]
+
+
+def test_a_write_not_sent_is_told_with_its_own_reason(
+    directory, zivver, make_profile, hook, monkeypatch, capsys
+):
+    """An account Zivver answers unreadably is not sent; the webhook says why, not that an
+    SsoAccountKey was unknown."""
+    staff(directory, 3)
+    profile = make_profile([ldap_source(directory.slapd)])
+    monkeypatch.setenv("HOOK_URL", hook[0])
+    profile.data["notify"] = {"webhook": {"url_env": "HOOK_URL", "format": "slack"}}
+    profile.write()
+    assert profile.run(capsys=capsys)[0] == 0
+    zivver.org.user_by_email("user001@example.org")["active"] = "false"
+
+    code, err, _ = profile.run(capsys=capsys)
+
+    assert code == 2, err
+    [(_path, sent)] = hook[1]
+    assert "1 change(s) not sent: Zivver answered these accounts in a shape" in sent["text"]
+    assert "user001@example.org" in sent["text"]
+    assert "SsoAccountKey" not in sent["text"]

@@ -28,6 +28,7 @@ import httpx
 from . import __version__
 from .config import Config, EmailConfig, WebhookConfig, read_secret
 from .errors import ZsyncError
+from .model import held_lines
 from .outcome import ChangeOutcome, ChangeState, ExitCode
 from .output import ADMIN_FILE_MODE, inert
 from .session import RunOutcome
@@ -77,13 +78,8 @@ def message(config: Config, outcome: RunOutcome, changes: list[ChangeOutcome]) -
         ]
         lines += [f"  {c.action.value} {inert(c.email)}" for c in held[:SHOWN]]
     if outcome.plan is not None and outcome.plan.held_writes:
-        lines += [
-            "",
-            f"Not sent ({len(outcome.plan.held_writes)}, an SsoAccountKey zsync does not know):",
-        ]
-        lines += [
-            f"  {inert(h.email)}: {', '.join(h.fields)}" for h in outcome.plan.held_writes[:SHOWN]
-        ]
+        lines.append("")  # grouped by why they were not sent (a key zsync does not know, …)
+        lines += [inert(line) for line in held_lines(outcome.plan.held_writes, shown=SHOWN)]
     if len(failed) > SHOWN or len(held) > SHOWN:
         lines += ["", "All of them: zsync history --run N (or the --report file)."]
     data = {
