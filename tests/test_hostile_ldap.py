@@ -353,6 +353,8 @@ def test_an_entry_with_no_id_and_no_usable_address_blocks_removals(
         for n in notices
     )
     assert "1 source entry skipped as unusable" in err
+    assert report["attention"][0].startswith("1 source entry skipped as unusable")
+    assert report["attention"][1].startswith("no suspension or deletion was planned")
     assert active(zivver) == 20, "user019 is not suspended while an unknown entry could be them"
 
 

@@ -495,3 +495,26 @@ def test_a_disk_that_fills_up_after_five_creates_says_what_was_sent(
     assert code == 0, err
     names = sorted(u["userName"] for u in zivver.org.users.values())
     assert names == [f"user{n}@example.org" for n in range(8)], "resumed, nothing twice"
+
+
+def test_no_confirmation_is_asked_for_a_change_that_is_not_sent(
+    directory, zivver, make_profile, capsys
+):
+    """The leaver's deletion is guarded, but Zivver answers that account unreadably, so it is
+    not sent: the run does not ask for --confirm delete-users for it."""
+    from tests.conftest import ldap_source
+
+    for uid in ("ann", "bob"):
+        directory.user(uid)
+    profile = make_profile([ldap_source(directory.slapd)], delete_users=True)
+    assert profile.run(capsys=capsys)[0] == 0
+    directory.delete(directory.user_dn("bob"))
+    zivver.org.user_by_email("bob@example.org")["active"] = "false"
+
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code == 2, err
+    assert "--confirm delete-users" not in err
+    assert report["guards"] == []
+    assert [h["email"] for h in report["not_sent"]] == ["bob@example.org"]
+    assert zivver.org.user_by_email("bob@example.org") is not None

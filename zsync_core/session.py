@@ -714,6 +714,8 @@ def _hold_unreadable(plan: Plan, unreadable: Mapping[str, str]) -> None:
         else:
             kept.append(change)
     plan.changes[:] = kept
+    # a confirmation is asked only for what will be sent
+    plan.guards[:] = [g for g in plan.guards if any(c.guard is g.action for c in kept)]
     for match in plan.matches:
         if match.zivver_id in unreadable and match.zivver_id not in held:
             held[match.zivver_id] = ["(not compared)"]

@@ -317,6 +317,7 @@ def _write_report(
             for g in (plan.guards if plan else [])
         ],
         "removals_blocked": _human(plan.removals_blocked) if plan else None,
+        "attention": [_human(a) for a in (plan.attention if plan else [])],
         "takeover": _takeover(plan.takeover) if plan and plan.takeover else None,
         "not_sent": [
             {"email": h.email, "fields": list(h.fields), "reason": _human(h.reason)}
