@@ -20,7 +20,7 @@ from ldap3.protocol.rfc4511 import LDAPMessage
 from pyasn1.codec.ber import decoder
 
 from tests.conftest import ldap_source
-from tests.ldap_hostile import ScriptedLdap, entry, result, tlv
+from tests.ldap_hostile import ScriptedLdap, entry, message, result, tlv
 from zsync_core.sources.ldap_fast import MalformedMessage, parse_search_entry
 
 GUIDS = {n: uuid.uuid4() for n in range(40)}
@@ -413,3 +413,103 @@ def test_sigterm_ends_the_ldap_reader_too(zivver, make_profile, tmp_path):
         and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     ]
     assert not alive, "the LDAP reader outlived the zsync run that was stopped"
+
+
+# --- ranged values and referrals --------------------------------------------------------------
+
+GROUP_GUIDS = [uuid.uuid4() for _ in range(21)]
+
+
+def desk(message_id: int, number: int, attribute: str = "member", members=range(4)) -> bytes:
+    """A mail-enabled group of users 0-3 (or ``members``, under ``attribute``)."""
+    return entry(
+        message_id,
+        f"CN=desk{number},OU=Groups,DC=example,DC=org",
+        {
+            "objectGUID": [GROUP_GUIDS[number].bytes_le],
+            "mail": [f"desk{number}@example.org".encode()],
+            "displayName": [f"Desk {number}".encode()],
+            attribute: [f"CN=user{n:03},OU=Staff,DC=example,DC=org".encode() for n in members],
+        },
+    )
+
+
+def ranged_directory(state: dict):
+    """Users 0-3; 21 groups (disabling one is under the 5 % threshold); desk0 as
+    ``state["first"]`` says, and each follow-up base search answered by ``state["rest"]``."""
+
+    def script(message_id: int, search: int):
+        kind = state["order"].pop(0) if state["order"] else "follow-up"
+        if kind == "users":
+            yield from (person(message_id, n) for n in range(4))
+        elif kind == "groups":
+            yield desk(message_id, 0, *state["first"]) if state["first"] else desk(message_id, 0)
+            yield from (desk(message_id, g) for g in range(1, 21))
+        else:
+            yield from state["rest"](message_id)
+        if kind != "follow-up" or state.get("done", True):
+            yield result(message_id, code=state.get("code", 0) if kind == "follow-up" else 0)
+
+    return script
+
+
+@pytest.mark.parametrize(
+    "first, rest, code",
+    [
+        (("member;range=0-1", range(2)), lambda m: [], 51),  # the follow-up: busy
+        (("member;range=0-1", range(2)), lambda m: [], 0),  # the follow-up: nothing
+        (("member;range=0-0", range(1)), lambda m: [], 0),  # 0-0: one value, then nothing
+        (("member;range=0-1", range(2)), lambda m: [desk(m, 0, "member", range(2, 4))], 0),
+    ],
+    ids=["busy", "empty", "zero-zero", "no-next-range"],
+)
+def test_members_read_in_ranges_are_read_whole_or_the_read_is_incomplete(
+    first, rest, code, zivver, make_profile, capsys
+):
+    """AD sends a group of many members as member;range=0-1499 and the rest on request. A
+    follow-up that fails or gives no next range must not leave the group with the first
+    range only: its other delegates would be removed, or the group disabled, with exit 0."""
+    state: dict = {"first": None, "order": ["users", "groups"], "rest": rest, "code": code}
+    profile = hostile_profile(make_profile, ScriptedLdap(ranged_directory(state)))
+    assert profile.run(capsys=capsys)[0] == 0
+    state.update(first=first, order=["users", "groups"])
+
+    code, err, _ = profile.run(capsys=capsys)
+
+    assert code == 3, err
+    assert "has more member values than" in err and "reading the rest failed" in err
+    assert len(zivver.org.delegates_of("desk0@example.org")) == 4
+
+
+def test_members_read_in_ranges_are_all_delegates(zivver, make_profile, capsys):
+    state: dict = {"first": ("member;range=0-1", range(2)), "order": ["users", "groups"]}
+    state["rest"] = lambda m: [desk(m, 0, "member;range=2-*", range(2, 4))]
+    profile = hostile_profile(make_profile, ScriptedLdap(ranged_directory(state)))
+
+    code, err, _ = profile.run(capsys=capsys)
+
+    assert code == 0, err
+    assert zivver.org.delegates_of("desk0@example.org") == {
+        f"user{n:03}@example.org" for n in range(4)
+    }
+
+
+def test_a_referral_into_base_dn_is_an_incomplete_read(zivver, make_profile, capsys):
+    """Part of the staff lives on another server: its people are not leavers."""
+    seed_zivver(zivver, 4)
+
+    def script(message_id: int, search: int):
+        if search == 1:
+            yield from (person(message_id, n) for n in range(3))
+            uri = b"ldap://other.example.org/OU=Remote,OU=Staff,DC=example,DC=org"
+            yield message(message_id, tlv(0x73, tlv(0x04, uri)))  # searchResRef
+        yield result(message_id)
+
+    server = ScriptedLdap(script)
+    code, err, _ = hostile_profile(make_profile, server, base_dn="DC=example,DC=org").run(
+        "--confirm", "suspend-users", capsys=capsys
+    )
+
+    assert code == 3, err
+    assert "referred part of it to another server" in err
+    assert active(zivver) == 4

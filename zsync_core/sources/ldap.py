@@ -13,7 +13,7 @@ import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
@@ -193,6 +193,7 @@ class LdapSource:
             receive_timeout=max(1, round(source.timeout_seconds)),
             raise_exceptions=False,
             auto_referrals=False,
+            auto_range=False,  # ranged values are followed in _whole, where a gap is an error
         )
         use_fast_search(connection, source.page_size)
         try:
@@ -336,8 +337,12 @@ class LdapSource:
             result = connection.result or {}
             if result.get("type") != "searchResDone" or result.get("result") != 0:
                 raise SourceError(self._incomplete(search_filter, result, count))
-            yield page
+            self._no_referral_inside(connection.response or [], count)
+            for dn, raw in page.items():
+                if any(";range=" in name for name in raw):
+                    page[dn] = self._whole(connection, dn, raw)
             controls = result.get("controls") or {}
+            yield page
             cookie = controls.get(PAGED_RESULTS, {}).get("value", {}).get("cookie")
             if not cookie:
                 return
@@ -348,6 +353,97 @@ class LdapSource:
                     "is incomplete, so nothing is synced from it."
                 )
             cookies.add(cookie)
+
+    def _no_referral_inside(self, items: list[dict[str, Any]], count: int) -> None:
+        """A reference (searchResRef) to a part of base_dn held by another server means that
+        part was not read: its people would look like leavers. References elsewhere (AD's
+        ForestDnsZones, DomainDnsZones) are not the accounts' subtree and are passed over.
+
+        Raises:
+            SourceError: a reference into base_dn.
+        """
+        base = _dn_key(self.config.base_dn)
+        for item in items:
+            if item.get("type") != "searchResRef":
+                continue
+            for uri in item.get("uri") or []:
+                referred = _dn_key(unquote(urlsplit(uri).path.lstrip("/")).split("?")[0])
+                if referred == base or referred.endswith("," + base):
+                    raise SourceError(
+                        f"Source {self.name!r}: the search under {self.config.base_dn} on "
+                        f"{self.config.url} referred part of it to another server ({uri}) after "
+                        f"{count} entries; zsync does not follow referrals, so the read is "
+                        "incomplete and nothing is synced from it. Point url at a server that "
+                        "holds all of base_dn (a global catalog, port 3268/3269, for a forest)."
+                    )
+
+    def _whole(self, connection: ldap3.Connection, dn: str, raw: Raw) -> Raw:
+        """``raw`` with each ranged attribute (AD sends ``member;range=0-1499`` for a group of
+        more members than its MaxValRange) read to its end by base searches for the next
+        range, under its plain name.
+
+        Raises:
+            SourceError: a follow-up failed, came back empty or without the next range: the
+                values would be cut short (delegates lost), so the read is incomplete.
+        """
+        whole: Raw = {name: values for name, values in raw.items() if ";range=" not in name}
+        for name, values in raw.items():
+            if ";range=" not in name:
+                continue
+            attribute, _, span = name.partition(";range=")
+            collected = list(values)
+            while True:
+                low, _, high = span.partition("-")
+                if high == "*":
+                    break
+                if not (low.isdigit() and high.isdigit()) or int(high) < int(low):
+                    raise SourceError(
+                        self._cut(dn, attribute, f"a range {span!r} that makes no sense")
+                    )
+                wanted = f"{attribute};range={int(high) + 1}-*"
+                try:
+                    connection.search(
+                        dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=[wanted]
+                    )
+                except ldap_errors.LDAPException as error:
+                    raise SourceError(
+                        self._cut(dn, attribute, f"the search broke off ({error})")
+                    ) from error
+                result = connection.result or {}
+                entries = [
+                    item
+                    for item in connection.response or []
+                    if item.get("type") == "searchResEntry"
+                ]
+                if result.get("result") != 0 or len(entries) != 1:
+                    said = result.get("description") or f"result {result.get('result')}"
+                    raise SourceError(
+                        self._cut(
+                            dn, attribute, f"the server answered {said} with {len(entries)} entries"
+                        )
+                    )
+                follow = {k.lower(): v for k, v in entries[0]["raw_attributes"].items()}
+                ranged = [k for k in follow if k.startswith(f"{attribute};range=")]
+                if len(ranged) != 1:
+                    raise SourceError(self._cut(dn, attribute, "the answer held no next range"))
+                span = ranged[0].partition(";range=")[2]
+                if not span.startswith(f"{int(high) + 1}-"):
+                    raise SourceError(
+                        self._cut(
+                            dn, attribute, f"the next range was {span!r}, not from {int(high) + 1}"
+                        )
+                    )
+                collected += follow[ranged[0]]
+            whole[attribute] = collected
+        return whole
+
+    def _cut(self, dn: str, attribute: str, why: str) -> str:
+        return (
+            f"Source {self.name!r}: {dn} has more {attribute} values than {self.config.url} sends "
+            f"at once, and reading the rest failed: {why}. The read is incomplete (its values "
+            "would be cut short), so nothing is synced from it; run again, and if it repeats, "
+            "check the server's MaxValRange and the service account's rights."
+        )
 
     def _incomplete(self, search_filter: str, result: dict[str, Any], count: int) -> str:
         """What to tell the admin about a search that did not end with success."""
@@ -399,3 +495,8 @@ def read(
 
 
 READER = f"{__name__}:{read.__name__}"
+
+
+def _dn_key(dn: str) -> str:
+    """A DN compared as LDAP does for these purposes: case and spaces around separators aside."""
+    return ",".join(part.strip() for part in dn.lower().split(","))
