@@ -54,7 +54,7 @@ def inert(text: str, *, lines: bool = False) -> str:
 
 def inert_json(serialized: str) -> str:
     """JSON text (``json.dumps(..., ensure_ascii=False)``) with what JSON itself leaves raw
-    (DEL, C1 controls, bidi controls, line separators) written as ``\\uXXXX`` escapes: the
+    (DEL, C1 controls, bidi controls, line separators) written as ``\\u`` escapes of four hex digits: the
     same JSON to a parser, inert on a terminal (``cat report.json``). Those characters can
     only stand inside JSON strings, where the escape means the same character."""
     return _IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", serialized)

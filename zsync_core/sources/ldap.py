@@ -327,20 +327,24 @@ class LdapSource:
                     "the read is incomplete, so nothing is synced from it."
                 ) from error
             page: dict[str, Raw] = {}
+            ranged: list[str] = []  # only entries ldap_fast left to ldap3 can hold ranges
             for item in connection.response or []:
                 if item.get("type") == "searchResEntry":
                     raw = item["raw_attributes"]
-                    page[item["dn"].lower()] = (
-                        raw if item.get(LOWERED) else {k.lower(): v for k, v in raw.items()}
-                    )
+                    dn = item["dn"].lower()
+                    if item.get(LOWERED):
+                        page[dn] = raw
+                        continue
+                    page[dn] = raw = {k.lower(): v for k, v in raw.items()}
+                    if any(";range=" in name for name in raw):
+                        ranged.append(dn)
             count += len(page)
             result = connection.result or {}
             if result.get("type") != "searchResDone" or result.get("result") != 0:
                 raise SourceError(self._incomplete(search_filter, result, count))
             self._no_referral_inside(connection.response or [], count)
-            for dn, raw in page.items():
-                if any(";range=" in name for name in raw):
-                    page[dn] = self._whole(connection, dn, raw)
+            for dn in ranged:
+                page[dn] = self._whole(connection, dn, page[dn])
             controls = result.get("controls") or {}
             yield page
             cookie = controls.get(PAGED_RESULTS, {}).get("value", {}).get("cookie")
