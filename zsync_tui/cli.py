@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             "completion": _completion,
         }
         try:
-            return commands[command](rest)
+            code = commands[command](rest)
+            sys.stdout.flush()  # here, not at exit, where a closed pipe can only be ignored
+            return code
         except BrokenPipeError:  # `zsync history | head`: the reader has what it wanted
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit must not fail too
