@@ -53,10 +53,14 @@ Script = Callable[[int, int], Iterable[bytes | float]]
 
 
 class ScriptedLdap:
-    """Accepts any simple bind; answers each search with what ``script`` yields."""
+    """Accepts any simple bind (or answers it with what ``bind`` yields); answers each search
+    with what ``script`` yields."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(
+        self, script: Script, bind: Callable[[int], Iterable[bytes | float]] | None = None
+    ) -> None:
         self.script = script
+        self.bind = bind
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(4)
@@ -95,21 +99,27 @@ class ScriptedLdap:
                     id_size, id_start = _length(request, start)
                     message_id = int.from_bytes(request[id_start : id_start + id_size], "big")
                     op = request[id_start + id_size]
-                    if op == 0x60:  # bindRequest
+                    if op == 0x60 and self.bind is not None:  # bindRequest, scripted
+                        _send(client, self.bind(message_id))
+                    elif op == 0x60:  # bindRequest
                         client.sendall(result(message_id, op=0x61))
                     elif op == 0x63:  # searchRequest
                         self.searches += 1
-                        for part in self.script(message_id, self.searches):
-                            if isinstance(part, float):
-                                time.sleep(part)
-                            else:
-                                client.sendall(part)
+                        _send(client, self.script(message_id, self.searches))
                     elif op == 0x42:  # unbindRequest
                         return
         except OSError:
             pass
         finally:
             client.close()
+
+
+def _send(client: socket.socket, parts: Iterable[bytes | float]) -> None:
+    for part in parts:
+        if isinstance(part, float):
+            time.sleep(part)
+        else:
+            client.sendall(part)
 
 
 def _length(data: bytes, index: int) -> tuple[int, int]:

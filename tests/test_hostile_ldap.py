@@ -155,6 +155,28 @@ def test_a_server_that_drips_is_cut_off_at_the_timeout(zivver, make_profile, cap
     assert active(zivver) == 2
 
 
+@pytest.mark.parametrize("how", ["silent", "drip"])
+def test_a_bind_that_never_completes_is_cut_off_at_the_timeout(how, zivver, make_profile, capsys):
+    seed_zivver(zivver, 2)
+
+    def bind(message_id: int):
+        if how == "silent":
+            yield 30.0
+            return
+        for byte in result(message_id, op=0x61):
+            yield 0.4
+            yield bytes([byte])
+
+    server = ScriptedLdap(lambda *_: iter(()), bind=bind)
+    started = time.monotonic()
+    code, err, _ = hostile_profile(make_profile, server).run(capsys=capsys)
+
+    assert time.monotonic() - started < 12, "the run ended near its timeout"
+    assert code == 3, err
+    assert "bind" in err and "2 s" in err, err
+    assert active(zivver) == 2
+
+
 def test_an_announced_length_of_two_gigabytes_is_refused_at_once(zivver, make_profile, capsys):
     seed_zivver(zivver, 2)
 

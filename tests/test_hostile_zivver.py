@@ -8,6 +8,7 @@ the exit code, the message, the report, the run's status and what Zivver holds.
 
 from __future__ import annotations
 
+import gzip
 import json
 import sqlite3
 import threading
@@ -26,8 +27,8 @@ from tests.conftest import Profile, ProfileFactory
 from zsync_core.store import Store
 from zsync_emulator import EmulatorServer
 
-Answer = tuple[int, str, bytes]
-"""A rewritten answer: status, content type, body."""
+Answer = tuple[int, str, bytes] | tuple[int, str, bytes, dict[str, str]]
+"""A rewritten answer: status, content type, body (and more headers)."""
 Rewrite = Callable[[str, str, int, bytes], "Answer | str | None"]
 """(method, path, status, body) of the emulator's answer -> a new answer, "drip", or None."""
 
@@ -70,14 +71,17 @@ class HostileZivver:
                     hostile.dripped += 1
                     self._drip(answer.content)
                     return
+                more: list[dict[str, str]] = []
                 if new is None:
                     status = answer.status_code
                     kind = answer.headers.get("content-type", "application/json")
                     content = answer.content
                 else:
                     assert isinstance(new, tuple)
-                    status, kind, content = new
+                    status, kind, content, *more = new
                 self.send_response(status)
+                for header, value in (more[0] if more else {}).items():
+                    self.send_header(header, value)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
@@ -518,3 +522,57 @@ def test_no_confirmation_is_asked_for_a_change_that_is_not_sent(
     assert report["guards"] == []
     assert [h["email"] for h in report["not_sent"]] == ["bob@example.org"]
     assert zivver.org.user_by_email("bob@example.org") is not None
+
+
+# --- an answer that unpacks without end ------------------------------------------------------
+
+
+def _bomb(megabytes: int) -> bytes:
+    """A gzip body of about ``megabytes`` MiB of spaces once unpacked (a few dozen KiB sent)."""
+    return gzip.compress(b" " * (megabytes * 2**20), compresslevel=9)
+
+
+def test_a_list_that_unpacks_past_its_bound_is_not_read(
+    zivver, make_profile, hostile, tmp_path, capsys, monkeypatch
+):
+    from zsync_core.zivver import client
+
+    monkeypatch.setattr(client, "MAX_LIST_BYTES", 4 * 2**20)  # 1 GiB in production
+    profile = csv_profile(make_profile, tmp_path, PEOPLE)
+    assert profile.run(capsys=capsys)[0] == 0
+    before = json.dumps(zivver.org.users, sort_keys=True)
+
+    def rewrite(method: str, path: str, status: int, body: bytes) -> Answer | None:
+        if method == "GET" and path.endswith("/Users"):
+            return 200, "application/scim+json", _bomb(16), {"Content-Encoding": "gzip"}
+        return None
+
+    server = hostile(rewrite)
+    through(profile, server)
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code == 3, err
+    assert f"The answer from {server.url}/Users was larger than 4 MiB" in err
+    assert report is not None and report["status"] == "aborted"
+    assert json.dumps(zivver.org.users, sort_keys=True) == before
+
+
+def test_a_write_answered_with_a_bomb_is_a_failed_change(
+    zivver, make_profile, hostile, tmp_path, capsys
+):
+    profile = csv_profile(make_profile, tmp_path, PEOPLE)
+
+    def rewrite(method: str, path: str, status: int, body: bytes) -> Answer | None:
+        if method == "POST" and b"user1@" in body:
+            return 201, "application/scim+json", _bomb(40), {"Content-Encoding": "gzip"}
+        return None
+
+    through(profile, hostile(rewrite))
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code == 1, err
+    failed = [c for c in report["changes"] if c["state"] == "failed"]
+    assert [c["email"] for c in failed] == ["user1@example.org"]
+    assert "was not Zivver's (larger than 16 MiB" in failed[0]["error"]
+    assert "Zivver may have created the account" in failed[0]["error"]
+    assert zivver.org.user_by_email("user2@example.org") is not None, "the rest synced"

@@ -161,3 +161,37 @@ def test_an_entry_without_its_id_attribute_is_keyed_by_its_dn():
 
     assert eve.source_id == f"dn:{dn('eve')}" and eve.sso_key is None
     assert eve.display_name == "eve@example.org"
+
+
+def test_an_object_guid_that_is_not_16_bytes_makes_the_entry_unusable_not_an_id():
+    broken = ad_user("bob")
+    broken["objectguid"] = [b"short"]
+
+    result = map_entries({dn("ann"): ad_user("ann"), dn("bob"): broken}, {}, AD, source="AD")
+
+    assert list(by_email(result)) == ["ann@example.org"]
+    [notice] = result.notices
+    assert notice.level == "error" and dn("bob") in notice.message
+    assert "objectguid of 5 bytes, not the 16 of a GUID" in notice.message
+    assert result.unidentified == 1, "which account it is, is unknown: removals are unsafe"
+
+
+def test_one_dn_read_twice_with_different_ids_blocks_removals():
+    mapper = Mapper("AD", AD)
+    mapper.users({dn("ann"): ad_user("ann")})
+    mapper.users({dn("ann"): ad_user("ann", guid=uuid.uuid4())})
+    result = mapper.finish({})
+
+    assert [a.email for a in result.accounts] == ["ann@example.org"]
+    assert "came twice in the read with different ids" in result.notices[0].message
+    assert result.unidentified == 1
+
+
+def test_one_dn_read_twice_alike_is_one_account_and_no_problem():
+    mapper = Mapper("AD", AD)
+    mapper.users({dn("ann"): ad_user("ann")})
+    mapper.users({dn("ann"): ad_user("ann")})
+    result = mapper.finish({})
+
+    assert [a.email for a in result.accounts] == ["ann@example.org"]
+    assert result.notices == [] and result.unidentified == 0

@@ -218,6 +218,29 @@ def test_a_slack_message_cannot_call_everyone_or_hide_a_link(
     assert "<!channel>" not in sent["text"] and "<https:" not in sent["text"]
 
 
+def test_a_teams_card_shows_a_name_as_text_never_as_markdown(
+    directory, zivver, make_profile, hook, monkeypatch, capsys
+):
+    """Teams reads Markdown in a TextBlock: a division like this would become a link."""
+    directory.user("mallory")
+    directory.modify(directory.user_dn("mallory"), ou="[Zivver](https://evil.example) **now**")
+    profile = make_profile([ldap_source(directory.slapd, attributes={"division": "ou"})])
+    monkeypatch.setenv("HOOK_URL", hook[0])
+    profile.data["notify"] = {"webhook": {"url_env": "HOOK_URL", "format": "teams"}}
+    profile.write()
+
+    code, err, _ = profile.run(capsys=capsys)
+
+    assert code == 1 and "Invalid division: [Zivver](https://evil.example)" in err
+    [(_path, sent)] = hook[1]
+    card = sent["attachments"][0]["content"]
+    blocks = card["body"]
+    assert {block["type"] for block in blocks} == {"RichTextBlock"}, "no Markdown is read"
+    runs = [run for block in blocks for run in block["inlines"]]
+    assert {run["type"] for run in runs} == {"TextRun"}
+    assert any("[Zivver](https://evil.example) **now**" in run["text"] for run in runs)
+
+
 def test_a_write_not_sent_is_told_with_its_own_reason(
     directory, zivver, make_profile, hook, monkeypatch, capsys
 ):

@@ -159,18 +159,20 @@ def send_webhook(config: Config, webhook: WebhookConfig, note: Message) -> None:
                         "type": "AdaptiveCard",
                         "version": "1.4",
                         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        # RichTextBlock, not TextBlock: a TextRun's text is never read as
+                        # Markdown, so a name from a source cannot add a link or a heading
                         "body": [
                             {
-                                "type": "TextBlock",
-                                "text": note.subject,
-                                "weight": "Bolder",
-                                "wrap": True,
+                                "type": "RichTextBlock",
+                                "inlines": [
+                                    {"type": "TextRun", "text": note.subject, "weight": "Bolder"}
+                                ],
                             },
                             {
-                                "type": "TextBlock",
-                                "text": note.body,
-                                "wrap": True,
-                                "fontType": "Monospace",
+                                "type": "RichTextBlock",
+                                "inlines": [
+                                    {"type": "TextRun", "text": note.body, "fontType": "Monospace"}
+                                ],
                             },
                         ],
                     },

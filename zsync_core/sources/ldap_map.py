@@ -64,9 +64,14 @@ class Mapper:
         name = self.source
         accounts = result.accounts
         for dn, raw in page.items():
-            if dn in users.dns:
-                continue  # the same entry again (the directory changed while it was read)
-            users.dns.add(dn)
+            first_id = _first(raw, n.id)
+            if dn in users.dns:  # the same entry again (the directory changed while it was read)
+                if users.dns[dn] != first_id:
+                    self._unusable(dn, "came twice in the read with different ids")
+                continue
+            users.dns[dn] = first_id
+            if self._bad_guid(dn, raw, n):
+                continue
             email = self._email(dn, raw, result, n)
             if email is None:
                 continue
@@ -123,6 +128,8 @@ class Mapper:
             accounts[index] = accounts[index]._replace(delegates=delegates)
         all_groups = {**(nested or {}), **groups}
         for dn, raw in groups.items():
+            if self._bad_guid(dn, raw, n):
+                continue
             email = self._email(dn, raw, result, n)
             if email is None:
                 continue
@@ -160,6 +167,27 @@ class Mapper:
             else:  # no id: it may be any account (one renamed, say), so no removal is safe
                 result.unidentified += 1
         return email
+
+    def _bad_guid(self, dn: str, raw: Raw, n: Names) -> bool:
+        """Whether the entry's binary id is not a GUID (16 bytes): then it is unusable."""
+        for name in {n.id, n.sso_key} & BINARY_IDS:
+            value = _first(raw, name)
+            if value is not None and len(value) != 16:
+                self._unusable(dn, f"has an {name} of {len(value)} bytes, not the 16 of a GUID")
+                return True
+        return False
+
+    def _unusable(self, dn: str, why: str) -> None:
+        """An entry that cannot be read as one account: which account it is is unknown, so
+        no removal is safe this run."""
+        self.result.notices.append(
+            Notice(
+                "error",
+                f"Source {self.source!r}: {dn} {why}; entry skipped, and no account is "
+                "suspended or deleted this run. Check the entry in the directory.",
+            )
+        )
+        self.result.unidentified += 1
 
     def _id(self, raw: Raw, dn: str, n: Names) -> str:
         value = _first(raw, n.id)
@@ -239,8 +267,9 @@ class Names:
 class _Users:
     """What the pages of users leave for the end of the read."""
 
-    dns: set[str] = field(default_factory=set)
-    """Every user entry's DN, read or not (a group member that is none of these is a group)."""
+    dns: dict[str, bytes | None] = field(default_factory=dict)
+    """Every user entry's DN, read or not (a group member that is none of these is a group),
+    and the first value of its id attribute."""
     emails: dict[str, str] = field(default_factory=dict)
     active: dict[str, bool] = field(default_factory=dict)
     delegating: list[tuple[int, list[str]]] = field(default_factory=list)

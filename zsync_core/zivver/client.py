@@ -215,9 +215,12 @@ class ZivverClient:
                 # httpx's timeout is per read: a server that drips a byte now and then would
                 # hold the run (and its lock) for ever; this bounds the whole exchange
                 async with asyncio.timeout(self._timeout):
-                    response = await http.request(
-                        method, url, json=body, params=params, headers=headers
+                    response, content = await _exchange(
+                        http, method, url, body, params, headers, listing=raw_body
                     )
+            except TooBig as error:
+                self.pacer.release()
+                return Outcome(False, error.status, journal, None, attempt, error.explain(method))
             except (httpx.TimeoutException, httpx.TransportError, TimeoutError) as error:
                 self.pacer.release()
                 if certificate_problem(error):  # retrying cannot help
@@ -255,7 +258,7 @@ class ZivverClient:
                     await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
                 continue
             listing = url if method == "GET" and request.path in COLLECTIONS else None
-            return _outcome(journal, response, attempt, raw_body, listing)
+            return _outcome(journal, response, content, attempt, raw_body, listing)
 
     def _backoff(self, attempt: int) -> float:
         return backoff(self.backoff_seconds, attempt - 1)
@@ -383,6 +386,66 @@ window resets, draft-polli-ratelimit-headers, which Zivver's 429 refers to)."""
 MAX_WAIT = 60.0
 
 
+MAX_LIST_BYTES = 2**30
+"""The largest list answer read (decoded): 100,000 accounts are about 65 MB of JSON (an
+account with an alias is 655 bytes), so this leaves room for organizations 15 times larger
+and still bounds a compressed answer that unpacks without end."""
+MAX_ANSWER_BYTES = 16 * 2**20
+"""The largest answer to anything but a list: one account, or an error."""
+
+
+class TooBig(Exception):
+    """An answer went past its bound: it was not read."""
+
+    def __init__(self, url: str, limit: int, response: httpx.Response) -> None:
+        super().__init__(url)
+        self.url = url
+        self.what = f"larger than {limit // 2**20} MiB, more than Zivver sends"
+        self.status = response.status_code
+        self.headers = response.headers
+
+    def explain(self, method: str) -> str:
+        if method != "GET":
+            return scim.not_zivvers(method, self.url, self.status, self.headers, None, self.what)
+        return (
+            f"The answer from {self.url} was {self.what} (HTTP {self.status}); it was not read, "
+            "so nothing was changed from it. Check that no proxy between zsync and Zivver alters "
+            "its answers; if it repeats, tell Zivver support."
+        )
+
+
+async def _exchange(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    body: Any,
+    params: Mapping[str, Any] | None,
+    headers: Mapping[str, str],
+    *,
+    listing: bool,
+) -> tuple[httpx.Response, bytes]:
+    """One request and its whole answer, decoded, read no further than its bound.
+
+    Raises:
+        TooBig: the answer (as announced, or as it unpacks) is larger than any Zivver sends.
+    """
+    limit = MAX_LIST_BYTES if listing else MAX_ANSWER_BYTES
+    async with http.stream(method, url, json=body, params=params, headers=headers) as response:
+        declared = response.headers.get("Content-Length", "")
+        size = int(declared) if declared.isdigit() else 0
+        chunks: list[bytes] = []
+        if size <= limit:
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    break
+                chunks.append(chunk)
+        if size > limit:
+            raise TooBig(url, limit, response)
+        return response, b"".join(chunks)
+
+
 COLLECTIONS = ("/Users", "/Groups")
 """What a GET lists (a 404 for one says the URL is no SCIM base: :func:`scim.explain`)."""
 
@@ -402,6 +465,7 @@ def _transport_text(error: Exception) -> str:
 def _outcome(
     request: dict[str, Any],
     response: httpx.Response,
+    content: bytes,
     attempts: int,
     raw_body: bool = False,
     listing: str | None = None,
@@ -414,19 +478,19 @@ def _outcome(
             request,
             {"status": response.status_code},
             attempts,
-            body=response.content,
+            body=content,
         )
     body: Any = None
-    if response.content:
+    if content:
         try:  # from the bytes: response.json() would first copy 100,000 accounts into a str
-            body = json.loads(response.content)
+            body = json.loads(content)
         except (ValueError, RecursionError):
-            body = response.text[:2000]
+            body = content[:2000].decode(response.encoding or "utf-8", "replace")
     error = None
     if not ok:
-        error = scim.explain(response.status_code, response.content, attempts, listing)
+        error = scim.explain(response.status_code, content, attempts, listing)
     elif request["method"] != "GET":
-        error = _not_zivvers(request["method"], request["url"], response, body)
+        error = _not_zivvers(request["method"], request["url"], response, content, body)
     return Outcome(
         ok=error is None,
         status=response.status_code,
@@ -438,7 +502,9 @@ def _outcome(
     )
 
 
-def _not_zivvers(method: str, url: str, response: httpx.Response, body: Any) -> str | None:
+def _not_zivvers(
+    method: str, url: str, response: httpx.Response, content: bytes, body: Any
+) -> str | None:
     """Why a write's successful status cannot be believed, or None when the answer is Zivver's.
 
     Zivver answers a create or a PUT with the account (a JSON object with its id), a PATCH
@@ -446,7 +512,7 @@ def _not_zivvers(method: str, url: str, response: httpx.Response, body: Any) -> 
     is not Zivver (a proxy's page), or is an answer zsync cannot read: the change is not
     known to be done, so it is a failed change, never a success.
     """
-    if not response.content and method in ("PATCH", "DELETE"):
+    if not content and method in ("PATCH", "DELETE"):
         return None
     if isinstance(body, dict) and (method not in ("POST", "PUT") or body.get("id")):
         return None

@@ -466,11 +466,21 @@ def explain(
     return f"Zivver rejected the change (HTTP {status})." + quoted
 
 
-def not_zivvers(method: str, url: str, status: int, headers: Mapping[str, str], body: Any) -> str:
+def not_zivvers(
+    method: str,
+    url: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: Any,
+    what: str | None = None,
+) -> str:
     """Why a write answered with a success status but no Zivver answer counts as failed, and
-    what the admin should do (a create that Zivver may have done is said to be so)."""
+    what the admin should do (a create that Zivver may have done is said to be so). ``what``
+    says what was wrong with the answer when its body says nothing (it was not read)."""
     kind = _inert(headers.get("content-type", "").split(";")[0].strip() or "no content type")
-    if isinstance(body, str) and (kind == "text/html" or body.lstrip()[:1] == "<"):
+    if what is not None:
+        pass
+    elif isinstance(body, str) and (kind == "text/html" or body.lstrip()[:1] == "<"):
         what = f"HTML ({kind}) from a proxy?"
     elif isinstance(body, str):
         what = f"{kind}, not JSON"
