@@ -17,7 +17,9 @@ def many(count: int, emit) -> SourceResult:
         for n in range(count)
     ]
     emit(StepEvent("read", "read", "done", count, count))
-    return SourceResult("S", accounts, unreadable_ids={"id-x"})
+    result = SourceResult("S", accounts)
+    result.skip("e-x", "a test's unusable entry", source_id="id-x")
+    return result
 
 
 def refuses(emit) -> SourceResult:

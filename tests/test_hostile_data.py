@@ -27,10 +27,15 @@ def test_hostile_entries_are_named_and_the_rest_syncs(
     assert code == 2, "an entry skipped as unusable needs the admin (product.md's exit codes)"
     assert "1 source entry skipped as unusable" in err
     messages = "\n".join(n["message"] for n in report["notices"]) + err
-    assert (
-        "cn=badmail,ou=staff,dc=example,dc=org has mail 'not an address', which is not a valid address; entry skipped"
-        in messages
+    said = (
+        "Source 'Active Directory', cn=badmail,ou=staff,dc=example,dc=org: mail 'not an address' "
+        "is not a valid address; entry skipped."
     )
+    assert f"ERROR {said}" in err
+    [unusable] = report["unusable"]
+    assert unusable["where"] == "cn=badmail,ou=staff,dc=example,dc=org"
+    assert unusable["reason"] == "mail 'not an address' is not a valid address"
+    assert unusable["source"] == "Active Directory" and unusable["id"]
     assert "same@example.org appears twice" in messages
     assert "someone@other.com" in messages and "outside the domain filter" in messages
     assert "Skipping desk@example.org: it is a functional account" in messages

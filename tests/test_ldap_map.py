@@ -126,11 +126,9 @@ def test_an_entry_without_a_valid_address_is_skipped_with_an_error_and_protected
     result = map_entries(users, {}, AD, source="AD")
 
     assert [a.email for a in result.accounts] == ["ok@example.org"]
-    [notice] = result.notices
-    assert notice.level == "error"
-    assert notice.message == (
-        f"Source 'AD': {dn('bad')} has mail 'not an address', which is not a valid address; "
-        "entry skipped."
+    [bad] = result.unusable
+    assert bad.text() == (
+        f"Source 'AD', {dn('bad')}: mail 'not an address' is not a valid address; entry skipped."
     )
     assert result.unreadable_ids == {str(uuid.uuid5(uuid.NAMESPACE_DNS, "bad"))}, (
         "never suspended for being unreadable"
@@ -170,10 +168,11 @@ def test_an_object_guid_that_is_not_16_bytes_makes_the_entry_unusable_not_an_id(
     result = map_entries({dn("ann"): ad_user("ann"), dn("bob"): broken}, {}, AD, source="AD")
 
     assert list(by_email(result)) == ["ann@example.org"]
-    [notice] = result.notices
-    assert notice.level == "error" and dn("bob") in notice.message
-    assert "objectguid of 5 bytes, not the 16 of a GUID" in notice.message
-    assert result.unidentified == 1, "which account it is, is unknown: removals are unsafe"
+    [bad] = result.unusable
+    assert (
+        bad.where == dn("bob") and bad.reason == "its objectguid is 5 bytes, not the 16 of a GUID"
+    )
+    assert bad.address == "bob@example.org", "its address is left alone this run"
 
 
 def test_one_dn_read_twice_with_different_ids_blocks_removals():
@@ -183,8 +182,8 @@ def test_one_dn_read_twice_with_different_ids_blocks_removals():
     result = mapper.finish({})
 
     assert [a.email for a in result.accounts] == ["ann@example.org"]
-    assert "came twice in the read with different ids" in result.notices[0].message
-    assert result.unidentified == 1
+    assert "came twice in the read, with different ids" in result.unusable[0].reason
+    assert result.unidentified == 1, "which account it is, is unknown: removals are unsafe"
 
 
 def test_one_dn_read_twice_alike_is_one_account_and_no_problem():
@@ -194,4 +193,4 @@ def test_one_dn_read_twice_alike_is_one_account_and_no_problem():
     result = mapper.finish({})
 
     assert [a.email for a in result.accounts] == ["ann@example.org"]
-    assert result.notices == [] and result.unidentified == 0
+    assert result.unusable == [] and result.unidentified == 0

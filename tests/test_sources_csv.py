@@ -54,17 +54,88 @@ def test_bad_rows_are_named_and_skipped(tmp_path):
         "dan@example.org,,,,E5\n",
     )
     assert [a.email for a in result.accounts] == ["dan@example.org"]
-    messages = [n.message for n in result.notices]
+    messages = [u.text() for u in result.unusable]
     assert (
-        "Source 'People', people.csv:2: 'not-an-address' is not a valid e-mail address; row skipped."
+        "Source 'People', people.csv:2: 'not-an-address' is not a valid e-mail address; entry skipped."
         in messages
     )
     assert any(
-        "people.csv:3: kind 'robot' must be 'personal' or 'functional'" in m for m in messages
+        "people.csv:3 (ann@example.org): kind 'robot' must be 'personal' or 'functional'" in m
+        for m in messages
     )
-    assert any("people.csv:4: active 'maybe' must be true or false" in m for m in messages)
-    assert any("people.csv:5: aliases has invalid address(es) bad alias" in m for m in messages)
-    assert result.unreadable_ids == {"E1", "E3"} and result.unidentified == 2
+    assert any("people.csv:4 (bob@example.org): active 'maybe' must be" in m for m in messages)
+    assert any(
+        "people.csv:5 (cat@example.org): aliases has invalid address(es) bad alias" in m
+        for m in messages
+    )
+    assert [u.address for u in result.unusable] == [
+        None,
+        "ann@example.org",
+        "bob@example.org",
+        "cat@example.org",
+    ], "a readable address protects that account only"
+    assert result.unreadable_ids == {"E1", "ann@example.org", "E3", "cat@example.org"}
+    assert result.unidentified == 0
+
+
+def test_an_unclosed_quote_spoils_its_own_row_only(tmp_path):
+    """The rows after it were swallowed into one display name and never created."""
+    result = load(
+        tmp_path,
+        "email,name,kind,active,aliases,delegates\n"
+        "extern.one@example.org,Extern One,personal,true,,\n"
+        'extern.two@example.org,"Extern Two,personal,true,,\n'
+        "extern.three@example.org,Extern Three,personal,true,,\n",
+    )
+    assert [(a.email, a.display_name) for a in result.accounts] == [
+        ("extern.one@example.org", "Extern One"),
+        ("extern.three@example.org", "Extern Three"),
+    ]
+    [bad] = result.unusable
+    assert bad.where == "people.csv:3" and bad.address == "extern.two@example.org"
+    assert "a quoted field is not closed on its line" in bad.reason
+
+
+@pytest.mark.parametrize(
+    ("row", "reason", "address"),
+    [
+        (
+            "ann@example.org,Ann,personal",
+            "the row has 3 fields where the header has 4",
+            "ann@example.org",
+        ),
+        (
+            "ann@example.org,Ann,personal,true,x",
+            "the row has 5 fields where the header has 4",
+            "ann@example.org",
+        ),
+        (
+            "ann@example.org,Ann\x00,personal,true",
+            "name holds \\x00, a control character",
+            "ann@example.org",
+        ),
+        (
+            "ann@example.org,Ann\x1b]0;pwned\x07,personal,true",
+            "name holds \\x1b",
+            "ann@example.org",
+        ),
+        ("ann@example.org,Ann\u202eevil,personal,true", "name holds \\u202e", "ann@example.org"),
+        ('"ann@example.org,Ann,personal,true', "not closed on its line", None),
+    ],
+    ids=[
+        "fewer fields",
+        "more fields",
+        "NUL",
+        "escape",
+        "bidi override",
+        "quote before the address",
+    ],
+)
+def test_a_bad_row_is_unusable_and_named(tmp_path, row, reason, address):
+    result = load(tmp_path, f"email,name,kind,active\n{row}\nbob@example.org,Bob,personal,true\n")
+    assert [a.email for a in result.accounts] == ["bob@example.org"]
+    [bad] = result.unusable
+    assert bad.where == "people.csv:2" and reason in bad.reason and bad.address == address
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,8 @@ class CheckResult:
     message: str
     warning: bool = False
     """Works, but the admin should know (e.g. what a first run would take over)."""
+    unusable: bool = False
+    """A source entry a run would skip (the run would exit 2): named with where and why."""
 
 
 async def check(config: Config) -> list[CheckResult]:
@@ -47,12 +49,18 @@ async def check(config: Config) -> list[CheckResult]:
         except ZsyncError as error:
             results.append(CheckResult(what, False, str(error)))
             continue
+        loaded.clean()
         read.append(loaded)
-        problems = sum(1 for n in loaded.notices if n.level == "error")
+        problems = len(loaded.unusable)
         detail = f"{len(loaded.accounts)} accounts read" + (
-            f", {problems} entries unusable" if problems else ""
+            f", {problems} entr{'y' if problems == 1 else 'ies'} unusable" if problems else ""
         )
         results.append(CheckResult(what, True, detail))
+        for unusable in loaded.unusable:
+            results.append(CheckResult(what, True, unusable.text(), warning=True, unusable=True))
+        for notice in loaded.notices:
+            if notice.level != "info":
+                results.append(CheckResult(what, True, notice.message, warning=True))
     target = config.target
     what = f"Zivver at {target.url}"
     zivver: list[ZivverAccount] | None = None
@@ -103,7 +111,14 @@ def _what_a_run_would_meet(
 ) -> list[CheckResult]:
     """Warnings from the plan a run would make now: what it takes over, what it holds."""
     merged, _notices = merge_sources((r.name, r.accounts) for r in read)
-    planned = plan(merged, zivver, mapping, config.sync)
+    planned = plan(
+        merged,
+        zivver,
+        mapping,
+        config.sync,
+        protected_ids=frozenset(i for r in read for i in r.unreadable_ids),
+        protected_addresses=frozenset(u.address for r in read for u in r.unusable if u.address),
+    )
     found: list[CheckResult] = []
     if planned.takeover is not None and planned.takeover.worth_showing:
         for line in planned.takeover.lines():

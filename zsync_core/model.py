@@ -31,6 +31,10 @@ class Kind(StrEnum):
     FUNCTIONAL = "functional"
 
 
+NO_DIVISION = "/"
+"""Zivver's name for "no division" (its root); a source that says "/" means no division."""
+
+
 class SourceAccount(NamedTuple):
     """One account as the directory (or a CSV file) describes it, already normalized."""
 
@@ -213,6 +217,40 @@ class Notice:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Unusable:
+    """A source entry that could not be used as an account: where it is, whose it may be,
+    and why. Its account is left alone this run (see ``protects``)."""
+
+    source: str
+    where: str
+    """A ``file:line``, a DN, or a Microsoft 365 object ("user <id>", "group <name>")."""
+    reason: str
+    address: str | None = None
+    """Its address, when that could be read: the account with it is left alone this run."""
+    source_id: str | None = None
+    """Its id, when that could be read: the account mapped to it is left alone this run."""
+
+    @property
+    def unidentified(self) -> bool:
+        """Neither its address nor its id could be read: it may be any account, so no
+        suspension or deletion is safe this run."""
+        return self.address is None and self.source_id is None
+
+    def text(self) -> str:
+        who = f" ({self.address})" if self.address else ""
+        return f"Source {self.source!r}, {self.where}{who}: {self.reason}; entry skipped."
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "source": self.source,
+            "where": self.where,
+            "address": self.address,
+            "id": self.source_id,
+            "reason": self.reason,
+        }
+
+
 class Match(NamedTuple):
     """A source account matched to a Zivver account (kept in the local account mapping).
 
@@ -335,6 +373,13 @@ class Plan:
     """What else needs the admin, one phrase each (source entries skipped as unusable,
     suspensions and deletions not planned): the session sets it, and a run with any ends
     held (exit 2), never "in step"."""
+    blocked_removals: list[str] = field(default_factory=list)
+    """The accounts whose suspension or deletion was not planned because removals were
+    blocked (``removals_blocked``), sorted."""
+    unusable: list[Unusable] = field(default_factory=list)
+    """The source entries that could not be used (the session sets it from the read)."""
+    left_alone: list[str] = field(default_factory=list)
+    """Accounts not changed this run because an entry with their address is unusable."""
 
     def by_action(self) -> dict[Action, int]:
         result = {action: 0 for action in ACTION_ORDER}

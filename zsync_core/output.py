@@ -87,3 +87,15 @@ def narrow(descriptor: int) -> None:
             os.fchmod(descriptor, current & ADMIN_FILE_MODE)
         except PermissionError:
             pass  # another user's file: its owner decides its mode
+
+
+def first_control(text: str) -> str | None:
+    """The first control, line break, tab or bidi control in ``text``, made visible
+    (``\\n``, ``\\x1b``, ``\\u202e``), or None: none of them belongs in a value sent to Zivver."""
+    found = _ONE_LINE.search(text)
+    return None if found is None else _visible(found)
+
+
+def without_controls(text: str) -> str:
+    """``text`` with each run of controls, line breaks and bidi controls made one space."""
+    return " ".join(_ONE_LINE.sub(" ", text).split())

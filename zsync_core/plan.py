@@ -21,6 +21,7 @@ from .config import GuardedAction, SyncConfig
 from .model import (
     ACTION_ORDER,
     NO_ADDRESSES,
+    NO_DIVISION,
     SSO_KEY,
     SSO_UNKNOWN,
     AccountState,
@@ -124,6 +125,7 @@ def plan(
     removals_blocked: str | None = None,
     protected_ids: frozenset[str] = frozenset(),
     index: ZivverIndex | None = None,
+    protected_addresses: frozenset[str] = frozenset(),
 ) -> Plan:
     """Compute every change that brings Zivver in step with the (merged) sources.
 
@@ -133,12 +135,16 @@ def plan(
         mapping: source id -> what the store remembers (Zivver id, SsoAccountKey sent).
         options: the sync options.
         removals_blocked: when set, the reason no suspension or deletion may be planned.
-        protected_ids: source ids of entries a source could not parse: their accounts are
+        protected_ids: source ids of entries a source could not use: their accounts are
             not "missing", so they are never suspended or deleted because of it.
         index: ``ZivverIndex.of(zivver, mapping)``, when the caller keeps one.
+        protected_addresses: addresses of entries a source could not use: the accounts with
+            them are left as they are this run (no suspension, deletion, update or rename).
     """
     index = index or ZivverIndex.of(zivver, mapping)
-    return _Planner(zivver, mapping, options, removals_blocked, protected_ids, index).run(sources)
+    planner = _Planner(zivver, mapping, options, removals_blocked, protected_ids, index)
+    planner.protected_addresses = protected_addresses
+    return planner.run(sources)
 
 
 class _Planner:
@@ -154,6 +160,8 @@ class _Planner:
         self.options = options
         self.domains = frozenset(options.domains)
         self.protected_ids = protected_ids
+        self.protected_addresses: frozenset[str] = frozenset()
+        self.left_alone: list[str] = []
         self.mapping = mapping
         self.removals_blocked = removals_blocked
         self.zivver = zivver
@@ -257,6 +265,8 @@ class _Planner:
     ) -> None:
         if current is _SKIP:
             return
+        if self.protected_addresses and self._protected(account, current):
+            return
         if current is not None and current.kind is not account.kind:
             self.claimed[current.zivver_id] = account.source_id
             self.notices.append(
@@ -281,6 +291,27 @@ class _Planner:
             self._plan_user(account, current, aliases, delegates)
         else:
             self._plan_functional(account, current, aliases, delegates)
+
+    def _protected(self, account: SourceAccount, current: ZivverAccount | None) -> bool:
+        """Whether the account is left alone: an entry with its address (or the address of
+        its Zivver account, before a rename) is unusable in a source this run."""
+        protected = self.protected_addresses
+        address = account.email if account.email in protected else None
+        if address is None and current is not None and current.email in protected:
+            address = current.email
+        if address is None:
+            return False
+        if current is not None:
+            self.claimed[current.zivver_id] = account.source_id
+        self.left_alone.append(account.email)
+        self.notices.append(
+            Notice(
+                "warning",
+                f"{account.email} is left as it is this run: an entry with {address} in a "
+                "source is unusable (named in an error). Fix that entry; the next run syncs it.",
+            )
+        )
+        return True
 
     def _aliases(
         self, account: SourceAccount, current: ZivverAccount | None, primaries: set[str]
@@ -344,7 +375,7 @@ class _Planner:
             True,
             aliases if self.options.sync_aliases else NO_ADDRESSES,
             delegates if self.options.sync_delegations else NO_ADDRESSES,
-            account.division,
+            None if account.division == NO_DIVISION else account.division,
         )
         fields = {"email", "display_name"} | {
             name for name in ("aliases", "delegates", "division") if getattr(desired, name)
@@ -375,7 +406,8 @@ class _Planner:
         wanted_aliases = aliases if options.sync_aliases else current.aliases
         if wanted_aliases != current.aliases:
             fields.add("aliases")
-        division = account.division or current.division
+        # "/" from a source is Zivver's "none", which Zivver answers as no division
+        division = None if account.division == NO_DIVISION else account.division or current.division
         if division != current.division:
             fields.add("division")
         wanted_delegates = current.delegates
@@ -511,6 +543,7 @@ class _Planner:
                 current is None
                 or current.zivver_id in self.claimed
                 or source_id in self.protected_ids
+                or current.email in self.protected_addresses
                 or not self.in_domain(current.email)
             ):
                 continue
@@ -687,6 +720,8 @@ class _Planner:
             },
             held_writes=self.held_writes,
             takeover=self._takeover(),
+            blocked_removals=sorted(self.skipped_removals),
+            left_alone=sorted(self.left_alone),
         )
 
     def _takeover(self) -> Takeover:

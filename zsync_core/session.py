@@ -272,6 +272,8 @@ class SyncSession:
         for source_result in result.sources:
             for notice in source_result.notices:
                 self.emit(LogEvent(notice.level, notice.message))
+            for unusable in source_result.unusable:
+                self.emit(LogEvent("error", unusable.text()))
         for notice in self.merge_notices:
             self.emit(LogEvent(notice.level, notice.message))
         if not result.ok:
@@ -284,7 +286,9 @@ class SyncSession:
                 source = make_source(
                     source_config, self.config, store=self._store, full_read=self.full_read
                 )
-                result.sources.append(await source.load(self.emit))
+                loaded = await source.load(self.emit)
+                loaded.clean()
+                result.sources.append(loaded)
             except ZsyncError as error:
                 result.source_errors[source_config.name] = str(error)
                 self.emit(LogEvent("error", str(error)))
@@ -356,12 +360,14 @@ class SyncSession:
     def _removals_blocked(self, loaded: LoadResult, refused: str | None) -> str | None:
         if loaded.source_errors:
             return f"source(s) {', '.join(loaded.source_errors)} could not be read completely"
-        unsure = [r.name for r in loaded.sources if r.unidentified]
+        unsure = [u for r in loaded.sources for u in r.unusable if u.unidentified]
         if unsure:
+            named = ", ".join(f"{u.source} {u.where}" for u in unsure[:5])
+            more = f" and {len(unsure) - 5} more" if len(unsure) > 5 else ""
             return (
-                f"source(s) {', '.join(unsure)} have entries that could not be read and carry no "
-                "id (each is named in an error): any of them may be an account that would "
-                "otherwise be suspended or deleted"
+                f"{len(unsure)} source entr{'y' if len(unsure) == 1 else 'ies'} could not be "
+                f"read, neither address nor id ({named}{more}): any of them may be an account "
+                "that would otherwise be suspended or deleted"
             )
         return refused
 
@@ -390,6 +396,7 @@ class SyncSession:
         loaded = self._require_loaded()
         options = options or self.options
         protected = frozenset(i for r in loaded.sources for i in r.unreadable_ids)
+        addresses = frozenset(u.address for r in loaded.sources for u in r.unusable if u.address)
         refused = self._refused(loaded, options)
         index = self._index
         if index is None or index[0] is not loaded:
@@ -402,11 +409,13 @@ class SyncSession:
             self._removals_blocked(loaded, refused),
             protected,
             index[1],
+            addresses,
         )
         result.refused = refused
+        result.unusable = [u for r in loaded.sources for u in r.unusable]
         _hold_unreadable(result, loaded.unreadable)
         result.attention = self._needs_admin(loaded, result)
-        result.notices[:0] = self.merge_notices
+        result.notices[:0] = [n for r in loaded.sources for n in r.notices] + self.merge_notices
         result.counts.update({f"source:{r.name}": len(r.accounts) for r in loaded.sources})
         return result
 
@@ -608,7 +617,7 @@ class SyncSession:
         anything never exits 0): source entries skipped as unusable, and suspensions or
         deletions not planned because the read was not healthy (:attr:`Plan.attention`)."""
         parts = []
-        skipped = sum(len(r.unreadable_ids) + r.unidentified for r in loaded.sources)
+        skipped = sum(len(r.unusable) for r in loaded.sources)
         if skipped:
             parts.append(
                 f"{skipped} source entr{'y' if skipped == 1 else 'ies'} skipped as unusable "

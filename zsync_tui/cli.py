@@ -220,12 +220,20 @@ def _check(argv: list[str]) -> int:
         label = "WARN" if result.warning else "ok  " if result.ok else "FAIL"
         print(f"{label}  {inert(f'{result.what}: {result.message}')}")
     failed = sum(not r.ok for r in results)
-    print(
-        "All checks passed."
-        if not failed
-        else f"{failed} check(s) failed; fix them and run 'zsync check' again."
-    )
-    return ExitCode.OK if not failed else ExitCode.CANNOT_RUN
+    unusable = sum(r.unusable for r in results)
+    if failed:
+        print(f"{failed} check(s) failed; fix them and run 'zsync check' again.")
+        return ExitCode.CANNOT_RUN
+    if unusable:
+        print(
+            f"Every connection works, but {unusable} source entr"
+            f"{'y is' if unusable == 1 else 'ies are'} unusable (each WARN above names where "
+            "and why): a run skips them, leaves their accounts alone and exits 2. Fix them in "
+            "the source and run 'zsync check' again."
+        )
+        return ExitCode.HELD
+    print("All checks passed.")
+    return ExitCode.OK
 
 
 def _status(argv: list[str]) -> int:

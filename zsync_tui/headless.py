@@ -318,6 +318,9 @@ def _write_report(
         ],
         "removals_blocked": _human(plan.removals_blocked) if plan else None,
         "attention": [_human(a) for a in (plan.attention if plan else [])],
+        "unusable": [u.as_dict() for u in (plan.unusable if plan else [])],
+        "removals_not_planned": list(plan.blocked_removals) if plan else [],
+        "left_alone": list(plan.left_alone) if plan else [],
         "takeover": _takeover(plan.takeover) if plan and plan.takeover else None,
         "not_sent": [
             {"email": h.email, "fields": list(h.fields), "reason": _human(h.reason)}

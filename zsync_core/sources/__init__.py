@@ -18,7 +18,8 @@ from ..config import (
     Microsoft365SourceConfig,
     SourceConfig,
 )
-from ..model import Event, Notice, SourceAccount
+from ..model import Event, Notice, SourceAccount, Unusable
+from ..output import first_control, without_controls
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -31,15 +32,60 @@ class SourceResult:
     name: str
     accounts: list[SourceAccount]
     notices: list[Notice] = field(default_factory=list)
-    unreadable_ids: set[str] = field(default_factory=set)
-    """Ids of entries that could not be parsed (their accounts must not count as missing)."""
-    unidentified: int = 0
-    """Entries that could not be parsed and have no id: removals are unsafe this run."""
+    unusable: list[Unusable] = field(default_factory=list)
+    """Entries that could not be used, each with where, whose and why."""
+
+    def skip(
+        self, where: str, reason: str, *, address: str | None = None, source_id: str | None = None
+    ) -> None:
+        """An entry this source cannot use: kept as :class:`Unusable` (its account is left
+        alone this run; one that is nobody's blocks every removal)."""
+        self.unusable.append(Unusable(self.name, where, reason, address, source_id or None))
+
+    @property
+    def unreadable_ids(self) -> set[str]:
+        """Ids of unusable entries (their accounts must not count as missing)."""
+        return {u.source_id for u in self.unusable if u.source_id}
+
+    @property
+    def unidentified(self) -> int:
+        """Unusable entries with neither an address nor an id: removals are unsafe."""
+        return sum(1 for u in self.unusable if u.unidentified)
+
+    def clean(self) -> None:
+        """Display names and divisions from a directory with a control character or a line
+        break in them (nothing sent to Zivver may hold one): each run made one space, and
+        the entry named in a warning. CSV rows with one are unusable instead (the source
+        says so itself)."""
+        accounts = self.accounts
+        for number, account in enumerate(accounts):
+            name, division = account.display_name, account.division or ""
+            if name.isprintable() and division.isprintable():
+                continue  # nearly every account: no control, no separator but a space
+            fixed = {}
+            for field_name, value in (("display name", name), ("division", division)):
+                control = first_control(value)
+                if control is None:
+                    continue
+                fixed[field_name] = without_controls(value)
+                self.notices.append(
+                    Notice(
+                        "warning",
+                        f"Source {self.name!r}, {account.entry} ({account.email}): the "
+                        f"{field_name} holds {control}, a control character; it is sent as "
+                        f"{fixed[field_name]!r}. Fix it in the source.",
+                    )
+                )
+            if fixed:
+                accounts[number] = account._replace(
+                    display_name=fixed.get("display name", name) or account.email,
+                    division=fixed.get("division", account.division) or None,
+                )
 
     def __repr__(self) -> str:
         # short: Python 3.11's asyncio.run reprs the main task's result (its SIGINT handler
         # is a partial holding the task, and signal.getsignal formats it), 1 s at 100,000
-        return f"SourceResult({self.name!r}, {len(self.accounts)} accounts, {len(self.notices)} notices)"
+        return f"SourceResult({self.name!r}, {len(self.accounts)} accounts, {len(self.unusable)} unusable)"
 
 
 class Source(Protocol):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterable
 
 from ..addresses import normalize_address
 from ..config import Config, CsvSourceConfig
 from ..errors import SourceError
-from ..model import Kind, Notice, SourceAccount, StepEvent, address_set
+from ..model import Kind, SourceAccount, StepEvent, address_set
+from ..output import first_control
 from . import Emit, SourceResult
 
 COLUMNS = ("email", "name", "kind", "active", "aliases", "delegates", "id", "sso_key", "division")
@@ -43,20 +44,28 @@ class CsvSource:
     def _read(self) -> SourceResult:
         try:
             with self.path.open(encoding=self.config.encoding, newline="") as handle:
-                return self._parse(csv.reader(handle, delimiter=self.config.delimiter))
+                return self._parse(handle)
         except FileNotFoundError:
             raise SourceError(
                 f"Source {self.name!r}: CSV file {self.path} does not exist. Check sources.path."
             ) from None
-        except (OSError, UnicodeDecodeError, csv.Error) as error:
+        except (OSError, UnicodeDecodeError) as error:
             raise SourceError(
                 f"Source {self.name!r}: cannot read CSV file {self.path}: {error}"
             ) from error
 
-    def _parse(self, rows: Iterator[list[str]]) -> SourceResult:
+    def _parse(self, lines: Iterable[str]) -> SourceResult:
+        """One row per line, each parsed on its own: no value may hold a line break, so a
+        quote left open ends its row as unusable instead of swallowing the rows after it."""
         result = SourceResult(self.name, [])
-        header = next(rows, None)
-        if not header:
+        delimiter = self.config.delimiter
+        numbered = enumerate(lines, start=1)
+        header: list[str] = []
+        for _number, line in numbered:
+            if line.strip():
+                header = self._row(line) or []
+                break
+        if not any(cell.strip() for cell in header):
             raise SourceError(
                 f"Source {self.name!r}: {self.path} is empty; it needs a header row with at least 'email'."
             )
@@ -72,29 +81,63 @@ class CsvSource:
                 f"Source {self.name!r}: {self.path} has unknown column(s) {', '.join(unknown)}. "
                 f"Known columns: {', '.join(COLUMNS)}."
             )
-        for line, row in enumerate(rows, start=2):
+        at = names.index("email")
+        for number, line in numbered:
+            if not line.strip():
+                continue
+            where = f"{self.path.name}:{number}"
+            row = self._row(line)
+            if row is None:
+                # the fields before the first quote are where the header says
+                before = line.partition('"')[0].split(delimiter)
+                address = normalize_address(before[at]) if len(before) > at + 1 else None
+                result.skip(
+                    where,
+                    'a quoted field is not closed on its line (a missing or an extra ")',
+                    address=address,
+                )
+                continue
             if not any(cell.strip() for cell in row):
                 continue
-            record = dict(zip(names, (cell.strip() for cell in row), strict=False))
-            where = f"{self.path.name}:{line}"
+            if len(row) != len(names):
+                # a missing or extra delimiter shifts what follows it: only a first column is sure
+                address = normalize_address(row[0]) if at == 0 else None
+                result.skip(
+                    where,
+                    f"the row has {len(row)} fields where the header has {len(names)} "
+                    f"(a missing or an extra {delimiter!r}?)",
+                    address=address,
+                )
+                continue
+            record = dict(zip(names, (cell.strip() for cell in row), strict=True))
             account = self._account(record, where, result)
             if account is not None:
                 result.accounts.append(account)
         return result
 
+    def _row(self, line: str) -> list[str] | None:
+        """The fields of one line, or None when a quote is not closed on it."""
+        try:
+            return next(csv.reader((line,), delimiter=self.config.delimiter, strict=True), [])
+        except csv.Error:
+            return None
+
     def _account(
         self, record: dict[str, str], where: str, result: SourceResult
     ) -> SourceAccount | None:
-        def reject(message: str) -> None:
-            result.notices.append(
-                Notice("error", f"Source {self.name!r}, {where}: {message}; row skipped.")
-            )
-            if record.get("id"):
-                result.unreadable_ids.add(record["id"])
-            else:
-                result.unidentified += 1
+        address = normalize_address(record.get("email"))
 
-        email = normalize_address(record.get("email"))
+        def reject(message: str) -> None:
+            result.skip(where, message, address=address, source_id=record.get("id") or address)
+
+        for column, value in record.items():
+            control = first_control(value)
+            if control is not None:
+                reject(
+                    f"{column} holds {control}, a control character (nothing sent to Zivver may)"
+                )
+                return None
+        email = address
         if email is None:
             reject(f"{record.get('email', '')!r} is not a valid e-mail address")
             return None

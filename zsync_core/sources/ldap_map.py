@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..addresses import normalize_address
 from ..config import LdapAttributes
-from ..model import NO_ADDRESSES, Kind, Notice, SourceAccount, address_set
+from ..model import NO_ADDRESSES, Kind, SourceAccount, address_set
 from . import SourceResult
 
 SHARED_MAILBOX = 4
@@ -66,8 +66,8 @@ class Mapper:
         for dn, raw in page.items():
             first_id = _first(raw, n.id)
             if dn in users.dns:  # the same entry again (the directory changed while it was read)
-                if users.dns[dn] != first_id:
-                    self._unusable(dn, "came twice in the read with different ids")
+                if users.dns[dn] != first_id:  # which one is the account is not known
+                    self.result.skip(dn, "it came twice in the read, with different ids")
                 continue
             users.dns[dn] = first_id
             if self._bad_guid(dn, raw, n):
@@ -156,16 +156,8 @@ class Mapper:
         value = _text(_first(raw, n.mail))
         email = normalize_address(value)
         if email is None:
-            result.notices.append(
-                Notice(
-                    "error",
-                    f"Source {self.source!r}: {dn} has mail {value!r}, which is not a valid address; entry skipped.",
-                )
-            )
-            if raw.get(n.id):
-                result.unreadable_ids.add(self._id(raw, dn, n))
-            else:  # no id: it may be any account (one renamed, say), so no removal is safe
-                result.unidentified += 1
+            source_id = self._id(raw, dn, n) if raw.get(n.id) else None
+            result.skip(dn, f"mail {value!r} is not a valid address", source_id=source_id)
         return email
 
     def _bad_guid(self, dn: str, raw: Raw, n: Names) -> bool:
@@ -173,21 +165,13 @@ class Mapper:
         for name in {n.id, n.sso_key} & BINARY_IDS:
             value = _first(raw, name)
             if value is not None and len(value) != 16:
-                self._unusable(dn, f"has an {name} of {len(value)} bytes, not the 16 of a GUID")
+                self.result.skip(
+                    dn,
+                    f"its {name} is {len(value)} bytes, not the 16 of a GUID",
+                    address=normalize_address(_text(_first(raw, n.mail))),
+                )
                 return True
         return False
-
-    def _unusable(self, dn: str, why: str) -> None:
-        """An entry that cannot be read as one account: which account it is is unknown, so
-        no removal is safe this run."""
-        self.result.notices.append(
-            Notice(
-                "error",
-                f"Source {self.source!r}: {dn} {why}; entry skipped, and no account is "
-                "suspended or deleted this run. Check the entry in the directory.",
-            )
-        )
-        self.result.unidentified += 1
 
     def _id(self, raw: Raw, dn: str, n: Names) -> str:
         value = _first(raw, n.id)

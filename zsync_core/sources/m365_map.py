@@ -134,13 +134,11 @@ def map_tenant(
             if found.state == "guest":
                 skipped_guests += 1
             elif found.state == "bad mail":
-                result.notices.append(
-                    Notice(
-                        "error",
-                        f"Source {name!r}: {found.where} has mail {found.email!r}, which is not a valid address; entry skipped.",
-                    )
+                result.skip(
+                    f"{found.where} (object id {user_id})",
+                    f"mail {found.email!r} is not a valid address",
+                    source_id=user_id,
                 )
-                result.unreadable_ids.add(user_id)
             continue  # no mail: no mailbox (the source keeps no such user)
         email = found.email
         if found.active:
@@ -196,13 +194,11 @@ def _groups(
         email = normalize_address(group["mail"])
         where = f"group {group.get('displayName') or group_id}"
         if email is None:
-            result.notices.append(
-                Notice(
-                    "error",
-                    f"Source {name!r}: {where} has mail {group['mail']!r}, which is not a valid address; entry skipped.",
-                )
+            result.skip(
+                f"{where} (object id {group_id})",
+                f"mail {group['mail']!r} is not a valid address",
+                source_id=group_id,
             )
-            result.unreadable_ids.add(group_id)
             continue
         members = _transitive(group_id, groups, users)
         result.accounts.append(
@@ -242,16 +238,11 @@ def _shared(
         email = normalize_address(primary)
         where = f"shared mailbox {box.get('DisplayName') or primary}"
         if email is None or not box_id:
-            result.notices.append(
-                Notice(
-                    "error",
-                    f"Source {name!r}: {where} has address {primary!r} or no ExternalDirectoryObjectId; entry skipped.",
-                )
+            why = f"address {primary!r} is not valid" if email is None else ""
+            why += (" and " if why else "") + (
+                "it has no ExternalDirectoryObjectId" if not box_id else ""
             )
-            if box_id:
-                result.unreadable_ids.add(box_id)
-            else:
-                result.unidentified += 1
+            result.skip(where, why, address=email, source_id=box_id or None)
             continue
         delegates: set[str] = set()
         for entry in permissions.get(box_id, ()):

@@ -31,12 +31,11 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import SSO_KEY, Action, Change, Kind, ZivverAccount
+from ..model import NO_DIVISION, SSO_KEY, Action, Change, Kind, ZivverAccount
 from .scim import (
     CORE_GROUP,
     CORE_USER,
     ENTERPRISE_USER,
-    NO_DIVISION,
     PATCH_OP,
     SCIM_JSON,
     ZIVVER_GROUP,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..addresses import normalize_address
-from ..model import NO_ADDRESSES, Kept, Kind, ZivverAccount, address_set
+from ..model import NO_ADDRESSES, NO_DIVISION, Kept, Kind, ZivverAccount, address_set
 from ..output import inert
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -22,7 +22,6 @@ CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ZIVVER_GROUP = "urn:ietf:params:scim:schemas:zivver:0.1:Group"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SCIM_JSON = "application/scim+json"
-NO_DIVISION = "/"
 
 
 _SPACE = re.compile(r"[ \t\n\r]*")
