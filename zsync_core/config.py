@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
+import stat
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -63,7 +65,8 @@ class TargetConfig(_Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        return _check_url(value, ("http", "https"), "https://app.zivver.com/api/scim/v2")
+        value = _check_url(value, ("http", "https"), "https://app.zivver.com/api/scim/v2")
+        return _tls_unless_loopback(value, "the API key")
 
     @model_validator(mode="after")
     def _one_secret(self) -> TargetConfig:
@@ -116,6 +119,10 @@ class LdapSourceConfig(_Section):
     overrides either."""
     start_tls: bool = False
     """Upgrade an ``ldap://`` connection with StartTLS before binding."""
+    allow_cleartext: bool = False
+    """Allow ``ldap://`` without ``start_tls`` to a host other than this machine: the bind
+    password and every entry read cross the network unencrypted, and every run warns. Off by
+    default; use ``ldaps://`` or ``start_tls = true`` instead wherever the directory offers it."""
     verify_tls: bool = True
     """Verify the directory's TLS certificate (on by default)."""
     ca_file: Path | None = None
@@ -167,7 +174,22 @@ class LdapSourceConfig(_Section):
             )
         if self.start_tls and self.url.lower().startswith("ldaps:"):
             raise ValueError("start_tls is for ldap:// URLs; ldaps:// is already encrypted")
+        if self.cleartext and not self.allow_cleartext:
+            raise ValueError(
+                f"url {self.url!r} is ldap:// without start_tls to another host, so the bind "
+                "password and the directory data would travel unencrypted. Use ldaps:// (port "
+                "636) or add start_tls = true; only on a network you trust entirely, "
+                "allow_cleartext = true accepts it (and every run warns)"
+            )
         return self
+
+    @property
+    def cleartext(self) -> bool:
+        """True when this source is read unencrypted across a network: ``ldap://`` without
+        ``start_tls`` to a host other than this machine."""
+        return (
+            urlsplit(self.url).scheme == "ldap" and not self.start_tls and not is_loopback(self.url)
+        )
 
 
 class CsvSourceConfig(_Section):
@@ -236,13 +258,7 @@ class Microsoft365SourceConfig(_Section):
     @classmethod
     def _endpoint(cls, value: str) -> str:
         value = _check_url(value, ("http", "https"), "https://graph.microsoft.com")
-        parts = urlsplit(value)
-        if parts.scheme == "http" and parts.hostname not in LOOPBACK:
-            raise ValueError(
-                f"{value!r} is plain http: only a loopback address (127.0.0.1, ::1, localhost) "
-                "may be served without TLS; use https://"
-            )
-        return value
+        return _tls_unless_loopback(value, "the app's credentials and the directory data")
 
     @model_validator(mode="after")
     def _credentials(self) -> Microsoft365SourceConfig:
@@ -264,6 +280,24 @@ class Microsoft365SourceConfig(_Section):
 
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+"""The hosts that are this machine: what is sent to them never crosses a network."""
+
+
+def is_loopback(url: str) -> bool:
+    """True when ``url``'s host is one of :data:`LOOPBACK`."""
+    return urlsplit(url).hostname in LOOPBACK
+
+
+def _tls_unless_loopback(url: str, what: str) -> str:
+    """``url`` unchanged, unless it is plain ``http://`` to another host: ``what`` it carries
+    would cross the network readable by anyone on the way."""
+    if urlsplit(url).scheme == "http" and not is_loopback(url):
+        raise ValueError(
+            f"{url!r} is plain http, so {what} would travel unencrypted: only a loopback "
+            "address (127.0.0.1, ::1, localhost) may be served without TLS; use https://"
+        )
+    return url
+
 
 SourceConfig = Annotated[
     LdapSourceConfig | CsvSourceConfig | Microsoft365SourceConfig, Field(discriminator="type")
@@ -653,31 +687,58 @@ def check_secrets(config: Config) -> None:
         ConfigError: naming the key and the variable or file.
     """
     api_key(config)
+    for env, file, key in _secrets(config):
+        read_secret(env, file, key, config)
+
+
+def _secrets(config: Config) -> list[tuple[str | None, Path | None, str]]:
+    """Every secret the profile can name: (``*_env``, ``*_file``, the key for messages)."""
+    found = [(config.target.api_key_env, config.target.api_key_file, "target.api_key")]
     for source in config.sources:
+        where = f"sources ({source.name})"
         if isinstance(source, LdapSourceConfig):
-            read_secret(
-                source.password_env,
-                source.password_file,
-                f"sources ({source.name}).password",
-                config,
-            )
+            found.append((source.password_env, source.password_file, f"{where}.password"))
         elif isinstance(source, Microsoft365SourceConfig):
-            where = f"sources ({source.name})"
-            read_secret(
-                source.client_secret_env,
-                source.client_secret_file,
-                f"{where}.client_secret",
-                config,
+            found.append(
+                (source.client_secret_env, source.client_secret_file, f"{where}.client_secret")
             )
-            read_secret(
-                source.certificate_password_env,
-                source.certificate_password_file,
-                f"{where}.certificate_password",
-                config,
+            found.append(
+                (
+                    source.certificate_password_env,
+                    source.certificate_password_file,
+                    f"{where}.certificate_password",
+                )
             )
     # a notification that cannot be sent must not go unnoticed until the day it matters
     email, webhook = config.notify.email, config.notify.webhook
     if email is not None:
-        read_secret(email.password_env, email.password_file, "notify.email.password", config)
+        found.append((email.password_env, email.password_file, "notify.email.password"))
     if webhook is not None:
-        read_secret(webhook.url_env, webhook.url_file, "notify.webhook.url", config)
+        found.append((webhook.url_env, webhook.url_file, "notify.webhook.url"))
+    return found
+
+
+def exposed_secret_files(config: Config) -> list[str]:
+    """A warning for each secret file of the profile that every user of this machine may
+    read (mode ``o+r``), with the ``chmod`` that fixes it. The file checked is the one zsync
+    reads: under systemd, the credential (which systemd keeps private) when there is one.
+    A file that cannot be read is not named here: reading it says what is wrong."""
+    files = [(f"{key}_file", file) for _env, file, key in _secrets(config) if file]
+    for source in config.sources:
+        if isinstance(source, Microsoft365SourceConfig) and source.certificate_file:
+            files.append((f"sources ({source.name}).certificate_file", source.certificate_file))
+    warnings: list[str] = []
+    for key, file in files:
+        path = (credential_path(file) or config.resolve(file)).absolute()  # for a chmod anywhere
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        if mode & stat.S_IROTH:
+            shown = shlex.quote(str(path))
+            warnings.append(
+                f"{config.path}: {key} {path} can be read by every user of this machine (mode "
+                f"{stat.S_IMODE(mode):04o}). Run chmod 640 {shown} (or chmod o-r {shown}) so "
+                "that only its owner and group can."
+            )
+    return warnings

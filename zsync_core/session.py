@@ -36,7 +36,7 @@ import httpx
 
 from .apply import Applier, ApplyResult
 from .collector import collector_paused
-from .config import Config, GuardedAction, SyncConfig, api_key
+from .config import Config, GuardedAction, SyncConfig, api_key, exposed_secret_files
 from .errors import TargetError, ZsyncError
 from .model import (
     Change,
@@ -251,6 +251,8 @@ class SyncSession:
         if self.run_id is None or self._finished:
             self.run_id = self._store.start_run(self.mode.value, dry_run)
             self._finished = False
+        for warning in exposed_secret_files(self.config):  # o+r secret files, at every run
+            self.emit(LogEvent("warning", warning))
         result = LoadResult()
         # Zivver is read while the sources are (a directory is read in a process of its
         # own); the store's mapping while the sources may still be on their way

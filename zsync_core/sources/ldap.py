@@ -20,7 +20,7 @@ from ldap3.core import exceptions as ldap_errors
 
 from ..config import Config, LdapAttributes, LdapSourceConfig, read_secret
 from ..errors import SourceError
-from ..model import Event, StepEvent
+from ..model import Event, LogEvent, StepEvent
 from . import Emit, SourceResult, process
 from .ldap_fast import LOWERED, use_fast_search
 from .ldap_map import Mapper, Raw
@@ -95,6 +95,15 @@ class LdapSource:
         def threadsafe(event: Event) -> None:
             loop.call_soon_threadsafe(emit, event)
 
+        if self.config.cleartext:  # allowed by allow_cleartext (config.py), never silently
+            emit(
+                LogEvent(
+                    "warning",
+                    f"Source {self.name!r}: {self.config.url} is ldap:// without start_tls "
+                    "(allow_cleartext = true): the bind password and the directory data travel "
+                    "unencrypted over the network. Use ldaps:// or start_tls = true.",
+                )
+            )
         password = read_secret(
             self.config.password_env,
             self.config.password_file,
