@@ -367,8 +367,9 @@ def test_an_entry_with_no_id_and_no_usable_address_blocks_removals(
     code, err, report = profile.run("--confirm", "suspend-users", capsys=capsys)
 
     assert code == 2, err
-    assert "cn=mystery,ou=staff,dc=example,dc=org has mail 'user019 at example.org'" in err
-    assert "have entries that could not be read and carry no id" in err
+    assert "cn=mystery,ou=staff,dc=example,dc=org: mail 'user019 at example.org'" in err
+    assert "1 source entry could not be read, neither address nor id" in err
+    assert report["removals_not_planned"] == ["user019@example.org"]
     notices = [n["message"] for n in report["notices"]]
     assert any(
         "1 suspension(s) or deletion(s) were not planned (user019@example.org)" in n

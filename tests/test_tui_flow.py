@@ -538,4 +538,16 @@ async def test_a_read_with_an_unusable_entry_is_never_shown_as_in_step(
         assert first.startswith("No change is planned, but Zivver may not be in step")
         assert "1 source entry skipped as unusable" in first
         assert "nothing to do" not in first
+        options = app.screen.query_one("OptionList")
+        ids = [option.id for option in options.options]
+        assert ids[1:] == ["unusable", "blocked"], "each problem is a line with its list"
+        options.highlighted = 1
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "LinesScreen", "the list")
+        listed = " ".join(line.text for line in app.screen.query_one("RichLog").lines)
+        assert "cn=mystery,ou=staff,dc=example,dc=org: mail 'user4 at example.org'" in listed
+        await pilot.press("escape", "e")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "EventsScreen", "events")
+        events = "\n".join(line.text for line in app.screen.query_one("RichLog").lines)
+        assert "cn=mystery" in events and "entry skipped" in events
     assert zivver.org.user_by_email("user4@example.org")["active"] is True

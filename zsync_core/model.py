@@ -122,6 +122,11 @@ class Action(StrEnum):
 ACTION_ORDER = list(Action)
 """Apply order: users before functional accounts (members need user ids)."""
 
+REMOVALS = frozenset(
+    {Action.SUSPEND_USER, Action.DELETE_USER, Action.SUSPEND_FUNCTIONAL, Action.DELETE_FUNCTIONAL}
+)
+"""The changes that take access away."""
+
 SUMMARY_TEXT: dict[Action, str] = {
     Action.CREATE_USER: "users added to your Zivver organization",
     Action.UPDATE_USER: "users updated",
@@ -185,6 +190,23 @@ class Change:
     the key itself changes (or for a create), else the key Zivver is known to have (``""``:
     known to have none). None: unknown, so the block must not be sent."""
 
+    @property
+    def why(self) -> str | None:
+        """Why a suspension or deletion is planned, in words (None for other changes)."""
+        if self.action not in REMOVALS:
+            return None
+        if self.source is None:
+            return (
+                "no source holds it any more (removed from the directory, or moved out of "
+                "base_dn, a filter or the scope group)"
+            )
+        if self.action is Action.SUSPEND_FUNCTIONAL:
+            return (
+                f"disabled in source {self.source!r}, or none of its delegates is an active "
+                "person there any more"
+            )
+        return f"disabled in source {self.source!r}"
+
 
 def shown(state: AccountState, fields: Iterable[str]) -> Fields:
     """The values of ``fields`` of ``state`` as plain data (sets become sorted lists), in
@@ -207,6 +229,14 @@ class Guard:
     count: int
     total: int
     text: str
+    accounts: tuple[str, ...] = ()
+    """The addresses of the accounts it holds, sorted."""
+
+    def named(self, shown: int = 5) -> str:
+        """'a@x, b@x, c@x and 7 more': the first ``shown`` of its accounts."""
+        names = ", ".join(self.accounts[:shown])
+        more = len(self.accounts) - shown
+        return f"{names} and {more} more" if more > 0 else names
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from .errors import ZsyncError
 from .model import held_lines
 from .outcome import ChangeOutcome, ChangeState, ExitCode
 from .output import ADMIN_FILE_MODE, inert
-from .session import RunOutcome
+from .session import PROBLEM_KINDS, RunOutcome
 
 SHOWN = 50
 """Held and failed changes listed in a message (all are in the report and the history)."""
@@ -77,9 +77,19 @@ def message(config: Config, outcome: RunOutcome, changes: list[ChangeOutcome]) -
             f"{' '.join('--confirm ' + n for n in names)} once reviewed):",
         ]
         lines += [f"  {c.action.value} {inert(c.email)}" for c in held[:SHOWN]]
-    if outcome.plan is not None and outcome.plan.held_writes:
+    plan = outcome.plan
+    if plan is not None and plan.held_writes:
         lines.append("")  # grouped by why they were not sent (a key zsync does not know, …)
-        lines += [inert(line) for line in held_lines(outcome.plan.held_writes, shown=SHOWN)]
+        lines += [inert(line) for line in held_lines(plan.held_writes, shown=SHOWN)]
+    if plan is not None and plan.unusable:
+        lines += ["", f"Source entries skipped as unusable ({len(plan.unusable)}):"]
+        lines += [f"  {inert(u.text())}" for u in plan.unusable[:SHOWN]]
+    if plan is not None and plan.removals_blocked:
+        blocked = plan.blocked_removals
+        lines += ["", f"No suspension or deletion planned: {inert(plan.removals_blocked)}"]
+        if blocked:
+            more = f" and {len(blocked) - SHOWN} more" if len(blocked) > SHOWN else ""
+            lines.append(f"  not suspended or deleted: {inert(', '.join(blocked[:SHOWN]))}{more}")
     if len(failed) > SHOWN or len(held) > SHOWN:
         lines += ["", "All of them: zsync history --run N (or the --report file)."]
     data = {
@@ -95,6 +105,12 @@ def message(config: Config, outcome: RunOutcome, changes: list[ChangeOutcome]) -
             for c in failed
         ],
         "held": [{"action": c.action.value, "email": inert(c.email)} for c in held],
+        "problems": outcome.problems,
+        "unusable": [
+            {k: inert(v) if v else v for k, v in u.as_dict().items()}
+            for u in (plan.unusable if plan else [])
+        ],
+        "removals_not_planned": [inert(a) for a in (plan.blocked_removals if plan else [])],
     }
     return Message(subject, "\n".join(lines).rstrip() + "\n", data)
 
@@ -236,6 +252,16 @@ def write_textfile(
     for (action, state), count in sorted(counts.items()):
         lines.append(
             f'zsync_last_run_changes{{profile="{profile}",action="{action}",result="{state}"}} {count}'
+        )
+    lines += [
+        "# HELP zsync_last_run_problems What kept the last run from a clean success, by kind "
+        "(failed, held, not_sent, unusable, removals_blocked, left_alone; 0 when none).",
+        "# TYPE zsync_last_run_problems gauge",
+    ]
+    problems = outcome.problems
+    for kind in PROBLEM_KINDS:
+        lines.append(
+            f'zsync_last_run_problems{{profile="{profile}",kind="{kind}"}} {problems.get(kind, 0)}'
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     try:  # the file it replaces keeps its mode, no wider than 0640

@@ -757,10 +757,12 @@ class _Planner:
 
     def _guards(self) -> list[Guard]:
         counts = {action: 0 for action in GuardedAction}
+        named: dict[GuardedAction, list[str]] = {action: [] for action in GuardedAction}
         for item in self.pending:
             guard = _guard_of(item.action, item.fields)
             if guard is not None:
                 counts[guard] += 1
+                named[guard].append(item.email)
         users = self.zivver_users
         functional = len(self.zivver) - users
         threshold = self.options.suspend_threshold_percent
@@ -778,7 +780,8 @@ class _Planner:
                 and count * 100 <= threshold * total
             ):
                 continue
-            guards.append(Guard(guarded, count, total, guard_text(guarded, count, total)))
+            text = guard_text(guarded, count, total)
+            guards.append(Guard(guarded, count, total, text, tuple(sorted(named[guarded]))))
         return guards
 
 

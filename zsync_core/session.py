@@ -48,6 +48,7 @@ from .model import (
     SourceAccount,
     StepEvent,
     ZivverAccount,
+    held_lines,
 )
 from .outcome import ChangeOutcome, ChangeState, ExitCode, RunRecord, RunStatus
 from .plan import MappingEntry, ZivverIndex, merge_sources, plan
@@ -83,10 +84,36 @@ class RunOutcome:
     confirmed: frozenset[GuardedAction] = frozenset()
     """The guarded actions this run was allowed (command line, TUI and profile)."""
 
+    @property
+    def problems(self) -> dict[str, int]:
+        """What kept this run from being a clean success, counted by kind (none are 0):
+        ``failed`` changes, changes ``held`` for a confirmation, writes ``not_sent``,
+        ``unusable`` source entries, removals not planned (``removals_blocked``) and
+        accounts ``left_alone`` because an entry with their address is unusable."""
+        return problems_of(self.plan, self.result, len(self.held))
+
     def __repr__(self) -> str:
         # short: asyncio.run on Python 3.11 reprs the main task's result (see SourceResult)
         changes = len(self.plan.changes) if self.plan else 0
         return f"RunOutcome({self.exit_code!r}, {self.status!r}, {changes} changes planned)"
+
+
+def problems_of(plan: Plan | None, result: ApplyResult | None, held: int) -> dict[str, int]:
+    """See :attr:`RunOutcome.problems`."""
+    counts = (
+        len(result.failed) if result else 0,
+        held,
+        len(plan.held_writes) if plan else 0,
+        len(plan.unusable) if plan else 0,
+        len(plan.blocked_removals) if plan else 0,
+        len(plan.left_alone) if plan else 0,
+    )
+    return {kind: count for kind, count in zip(PROBLEM_KINDS, counts, strict=True) if count}
+
+
+PROBLEM_KINDS = ("failed", "held", "not_sent", "unusable", "removals_blocked", "left_alone")
+"""Every kind :func:`problems_of` counts (the monitoring textfile writes each, 0 included,
+so that an alert on one has a series to look at)."""
 
 
 @dataclass(slots=True)
@@ -379,7 +406,7 @@ class SyncSession:
         share = options.shrink_guard_percent
         for source in loaded.sources:
             before = previous.get(source.name)
-            now = len(source.accounts)
+            now = source.size
             if before and (before - now) * 100 > share * before:
                 return (
                     f"source {source.name!r} returned {now} accounts, against {before} at the last good run "
@@ -505,13 +532,16 @@ class SyncSession:
         assert self.run_id is not None
         held = plan.held(confirmed)
         self._store.record_plan(self.run_id, plan, {c.id: ChangeState.HELD for c in held})
-        self._finish(
-            RunStatus.DRY_RUN,
-            {"planned": len(plan.changes), "held": len(held)},
-            plan.removals_blocked is None,
-        )
         attention = plan.attention
         code = ExitCode.HELD if held or plan.held_writes or attention else ExitCode.OK
+        self._keep_plan(plan, tuple(held))
+        self._finish(
+            RunStatus.DRY_RUN,
+            {"planned": len(plan.changes)}
+            | problems_of(plan, None, len(held))
+            | {"attention": attention, "exit_code": int(code)},
+            plan.removals_blocked is None,
+        )
         message = f"Dry run: {len(plan.changes)} change(s) planned, nothing was sent to Zivver."
         if attention:
             said = "; ".join(attention)
@@ -576,9 +606,12 @@ class SyncSession:
             code, status = ExitCode.OK, RunStatus.COMPLETED
         if result.cancelled:
             status = RunStatus.CANCELLED
+        self._keep_plan(plan, held)
         self._finish(
             status,
-            counts | {"held": len(held), "not_sent": len(not_sent), "cancelled": result.cancelled},
+            counts
+            | problems_of(plan, result, len(held))
+            | {"cancelled": result.cancelled, "attention": plan.attention},
             plan.removals_blocked is None and not result.cancelled,
         )
         if result.cancelled:
@@ -613,6 +646,33 @@ class SyncSession:
             held=held,
             confirmed=frozenset(confirmed),
         )
+
+    def _keep_plan(self, plan: Plan, held: tuple[Change, ...] | list[Change]) -> None:
+        """Keep in Recent events what the plan wanted to tell (the source's own notices and
+        unusable entries were kept as they were read): the data's notices, what a takeover
+        meets, writes not sent, removals not planned, changes held for a confirmation."""
+        loaded = self.loaded
+        told = {n.message for r in loaded.sources for n in r.notices} if loaded else set()
+        for notice in plan.notices:
+            if notice.level != "info" and notice.message not in told:
+                self._keep(notice.level, notice.message)
+        if plan.takeover is not None and plan.takeover.worth_showing:
+            for line in plan.takeover.lines():
+                self._keep("warning", f"Taking over: {line}")
+        if plan.held_writes:
+            self._keep("warning", "\n".join(held_lines(plan.held_writes, shown=10)))
+        for phrase in plan.attention:
+            self._keep("warning", f"{phrase[:1].upper()}{phrase[1:]}.")
+        if held:
+            guards = sorted({c.guard.value for c in held if c.guard})
+            shown = ", ".join(c.email for c in held[:10])
+            more = f" and {len(held) - 10} more" if len(held) > 10 else ""
+            self._keep(
+                "warning",
+                f"{len(held)} change(s) held for confirmation ({', '.join(guards)}): "
+                f"{shown}{more}. Review them, then run with "
+                f"{' '.join('--confirm ' + g for g in guards)}.",
+            )
 
     def _needs_admin(self, loaded: LoadResult, plan: Plan) -> list[str]:
         """What else in this run needs the admin (product.md: a run that skipped or blocked
@@ -656,7 +716,7 @@ class SyncSession:
         assert self.run_id is not None
         if healthy and self.loaded is not None:
             self._store.record_source_counts(
-                self.run_id, {r.name: len(r.accounts) for r in self.loaded.sources}
+                self.run_id, {r.name: r.size for r in self.loaded.sources}
             )
         self._store.finish_run(self.run_id, status, dict(summary))
         self._finished = True

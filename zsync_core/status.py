@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .config import Config
-from .outcome import ChangeOutcome, ChangeState, ExitCode, RunRecord
+from .outcome import ChangeOutcome, ChangeState, ExitCode, RunRecord, RunStatus
 from .store import Store
 
 TIMER = "zsync.timer"
@@ -46,7 +46,11 @@ class Status:
     def exit_code(self) -> ExitCode:
         """The last finished run's exit code; CANNOT_RUN when there is none yet."""
         last = self.last
-        return last.status.exit_code if last else ExitCode.CANNOT_RUN
+        if last is None:
+            return ExitCode.CANNOT_RUN
+        if last.dry_run and isinstance(last.summary.get("exit_code"), int):
+            return ExitCode(last.summary["exit_code"])  # a dry run that would have held
+        return last.status.exit_code
 
 
 @contextmanager
@@ -86,7 +90,12 @@ def run_changes(config: Config, run_id: int) -> tuple[RunRecord, list[ChangeOutc
 
 
 def _last_finished(runs: list[RunRecord]) -> RunRecord | None:
-    return next((r for r in runs if r.finished_at is not None), None)
+    """The newest finished run that was meant to sync: a dry run or a look in the TUI that
+    was left without updating says nothing of whether the sync works (the newest finished
+    run of any kind when there is no other)."""
+    finished = [r for r in runs if r.finished_at is not None]
+    real = (r for r in finished if not r.dry_run and r.status is not RunStatus.NOT_APPLIED)
+    return next(real, finished[0] if finished else None)
 
 
 def next_timer_run() -> str | None:

@@ -368,7 +368,9 @@ class ZsyncApp(App[int]):
     @on(PreviewScreen.Inspect)
     def _inspect_change(self, message: PreviewScreen.Inspect) -> None:
         change = message.change
-        facts = [("Action", change.action.value), ("Source", change.source or "—")]
+        facts = [("Action", change.action.value), ("Source", change.source or "none")]
+        if change.why:
+            facts.append(("Why", change.why))
         if change.guard:
             facts.append(("Needs confirmation", change.guard.value))
         if change.id in self._excluded_ids():

@@ -272,7 +272,13 @@ def _status(argv: list[str]) -> int:
             )
         not_sent = last.summary.get("not_sent")
         if not_sent:
-            print(f"Not sent in run {last.id}: {not_sent} (an SsoAccountKey zsync does not know).")
+            print(
+                f"Not sent in run {last.id}: {not_sent} write(s) (see 'zsync history --run {last.id}')."
+            )
+        attention = last.summary.get("attention")
+        if isinstance(attention, list) and attention:
+            said = "; ".join(inert(str(a)) for a in attention)
+            print(f"Needs you in run {last.id}: {said}.")
         errors = last.summary.get("errors")
         if errors:
             print(f"Why it could not run: {inert(str(errors[0]), lines=True)}")

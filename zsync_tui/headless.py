@@ -26,6 +26,7 @@ from zsync_core.config import (
 )
 from zsync_core.errors import ZsyncError
 from zsync_core.model import (
+    Change,
     ChangeEvent,
     Event,
     LogEvent,
@@ -182,7 +183,9 @@ def _run_headless(
     confirmed = {GuardedAction(c) for c in confirm}
     try:
         outcome = asyncio.run(
-            session.run_once(dry_run, confirmed, lambda plan, ok: _print_summary(printer, plan, ok))
+            session.run_once(
+                dry_run, confirmed, lambda plan, ok: _print_summary(printer, plan, ok, dry_run)
+            )
         )
         _print_outcome(printer, outcome)
         _write_report(report, session, outcome, dry_run, started)
@@ -236,7 +239,9 @@ def _print_outcome(printer: Printer, outcome: RunOutcome) -> None:
             )
 
 
-def _print_summary(printer: Printer, plan: Plan, confirmed: frozenset[GuardedAction]) -> None:
+def _print_summary(
+    printer: Printer, plan: Plan, confirmed: frozenset[GuardedAction], dry_run: bool = False
+) -> None:
     if plan.takeover is not None and plan.takeover.worth_showing:
         printer.line("Taking over:")
         for line in plan.takeover.lines():
@@ -252,10 +257,43 @@ def _print_summary(printer: Printer, plan: Plan, confirmed: frozenset[GuardedAct
     for guard in plan.guards:
         state = "confirmed" if guard.action in confirmed else "NEEDS CONFIRMATION"
         printer.line(f"  [{state}] {guard.text} (--confirm {guard.action.value})")
+        if guard.accounts:
+            printer.line(f"      {guard.named()}")
+    if dry_run:  # with -v, the plan itself: a dry run is read for it (a run prints each change)
+        for change in plan.changes:
+            held = (
+                " (held: --confirm " + change.guard.value + ")"
+                if (change.guard and change.guard not in confirmed)
+                else ""
+            )
+            printer.line(
+                f"PLAN {change.action.value} {change.email}: {_fields(change)}{held}", level=2
+            )
     if plan.removals_blocked:
         printer.line(f"WARN no suspension or deletion planned: {plan.removals_blocked}")
     for line in held_lines(plan.held_writes):
         printer.line("HELD " + line)
+
+
+def _fields(change: Change) -> str:
+    """'display_name "Ann" -> "Ann Smith", aliases +a@x -b@x' for one change."""
+    said = []
+    for name in sorted(change.fields):
+        before, after = change.before.get(name), change.after.get(name)
+        if isinstance(after, list | tuple) or isinstance(before, list | tuple):
+            old, new = set(before or ()), set(after or ())
+            moves = [f"+{a}" for a in sorted(new - old)] + [f"-{a}" for a in sorted(old - new)]
+            said.append(f"{name} {' '.join(moves) or '(same)'}")
+        elif name == "sso_key":
+            said.append("sso_key (set)")
+        elif before is None:
+            said.append(f"{name} {json.dumps(after, ensure_ascii=False)}")
+        else:
+            said.append(
+                f"{name} {json.dumps(before, ensure_ascii=False)} -> "
+                f"{json.dumps(after, ensure_ascii=False)}"
+            )
+    return ", ".join(said) or "(no field)"
 
 
 def _write_report(

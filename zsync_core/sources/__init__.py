@@ -43,6 +43,12 @@ class SourceResult:
         self.unusable.append(Unusable(self.name, where, reason, address, source_id or None))
 
     @property
+    def size(self) -> int:
+        """The entries read, usable or not (what the shrink guard compares: an entry that
+        became unusable is protected, not gone)."""
+        return len(self.accounts) + len(self.unusable)
+
+    @property
     def unreadable_ids(self) -> set[str]:
         """Ids of unusable entries (their accounts must not count as missing)."""
         return {u.source_id for u in self.unusable if u.source_id}

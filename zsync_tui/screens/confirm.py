@@ -15,7 +15,9 @@ from textual.widgets import Button, Footer, Static
 from zsync_core.config import GuardedAction
 from zsync_core.model import Guard
 
+from .. import fmt
 from ..widgets.tick import Tick
+from .lines import LinesScreen
 
 WHY = {
     GuardedAction.SUSPEND_USERS: "Suspending a large part of your organization is unusual and often unintended.",
@@ -35,6 +37,7 @@ class ConfirmScreen(ModalScreen[set[GuardedAction] | None]):
     #explain { height: auto; padding: 0 0 1 0; }
     #checklist { height: auto; max-height: 14; }
     #checklist Tick { border: none; padding: 0; height: auto; background: $surface; }
+    #checklist .names { height: auto; padding: 0 0 0 4; }
     #missing { height: auto; padding: 1 0 0 0; color: $warning; }
     #buttons { height: 3; margin: 1 0 0 0; }
     #buttons Button { margin: 0 1 0 0; }
@@ -43,6 +46,7 @@ class ConfirmScreen(ModalScreen[set[GuardedAction] | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("u", "start", "Update now"),
+        Binding("l", "list", "List the accounts"),
         Binding("down", "app.focus_next", "Next", show=False),
         Binding("up", "app.focus_previous", "Previous", show=False),
     ]
@@ -61,6 +65,8 @@ class ConfirmScreen(ModalScreen[set[GuardedAction] | None]):
             with Vertical(id="checklist"):
                 for guard in self.guards:
                     yield Tick(Text(guard.text, style="bold"), id=guard.action.value)
+                    if guard.accounts:
+                        yield Static(fmt.styled((guard.named(), "dim")), classes="names")
             yield Static(
                 "\n".join(f"• {g.text.split(' (')[0]}: {WHY[g.action]}" for g in self.guards),
                 id="why",
@@ -97,6 +103,15 @@ class ConfirmScreen(ModalScreen[set[GuardedAction] | None]):
             )
             return
         self.dismiss(selected)
+
+    def action_list(self) -> None:
+        """Every account of the item in focus (the first item when none is)."""
+        focused = self.focused
+        guard = next((g for g in self.guards if focused and g.action.value == focused.id), None)
+        guard = guard or self.guards[0]
+        self.app.push_screen(
+            LinesScreen(f"{guard.text}: {len(guard.accounts)}", list(guard.accounts))
+        )
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

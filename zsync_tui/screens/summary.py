@@ -18,6 +18,7 @@ from zsync_core.model import Action, Plan, held_lines, summary_line
 
 from .. import fmt
 from .base import StepScreen
+from .lines import LinesScreen
 
 
 class SummaryScreen(StepScreen):
@@ -99,6 +100,20 @@ class SummaryScreen(StepScreen):
             lines.add_option(
                 Option("Zivver is in step with the sources: there is nothing to do.", id="none")
             )
+        if plan.unusable:
+            count = len(plan.unusable)
+            line = Text(
+                f"{count} source entr{'y' if count == 1 else 'ies'} could not be used and "
+                f"{'is' if count == 1 else 'are'} skipped",
+                style="bold red",
+            )
+            line.append("  List ›", style="bold")
+            lines.add_option(Option(line, id="unusable"))
+        if plan.blocked_removals:
+            count = len(plan.blocked_removals)
+            line = Text(f"{count} suspension(s) or deletion(s) not planned", style="bold yellow")
+            line.append("  List ›", style="bold")
+            lines.add_option(Option(line, id="blocked"))
         lines.highlighted = (
             highlighted if highlighted is not None and highlighted < lines.option_count else 0
         )
@@ -118,6 +133,8 @@ class SummaryScreen(StepScreen):
             text.append("Needs your confirmation at Update now:\n", style="bold")
             for guard in plan.guards:
                 text.append(f"  ⚠ {fmt.plain(guard.text)}\n", style="bold yellow")
+                if guard.accounts:
+                    text.append(f"    {fmt.plain(guard.named())}\n", style="dim")
         if plan.refused:
             text.append("Update now is refused: ", style="bold red")
             text.append(
@@ -140,7 +157,25 @@ class SummaryScreen(StepScreen):
 
     @on(OptionList.OptionSelected)
     def _open(self, event: OptionList.OptionSelected) -> None:
-        if event.option.id and event.option.id != "none":
+        plan = self.plan
+        if event.option.id == "unusable":
+            self.app.push_screen(
+                LinesScreen(
+                    f"Source entries that could not be used: {len(plan.unusable)}. An account "
+                    "whose address can be read is left as it is this run; an entry with neither "
+                    "address nor id blocks every suspension and deletion",
+                    [u.text() for u in plan.unusable],
+                )
+            )
+        elif event.option.id == "blocked":
+            self.app.push_screen(
+                LinesScreen(
+                    f"Not suspended or deleted this run: {len(plan.blocked_removals)} — "
+                    f"{plan.removals_blocked}",
+                    list(plan.blocked_removals),
+                )
+            )
+        elif event.option.id and event.option.id != "none":
             self.post_message(self.Chosen("preview", Action(event.option.id)))
 
     def action_choose(self, what: str) -> None:
