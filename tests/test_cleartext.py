@@ -180,6 +180,12 @@ def test_a_secret_file_every_user_may_read_is_named_with_the_chmod(
     events = [message for _at, level, message in profile.store().events() if level == "warning"]
     assert any(f"chmod 640 {key_file}" in message for message in events)
 
+    from zsync_tui.cli import main
+
+    code = main(["check", "--config", str(profile.path)])
+    out = capsys.readouterr().out
+    assert f"WARN  secret file: {profile.path}: target.api_key_file {key_file} can be read" in out
+
     key_file.chmod(0o640)
     code, err, _report = profile.run("--dry-run", capsys=capsys)
     assert code == 0, err

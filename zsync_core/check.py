@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config, Microsoft365SourceConfig, api_key
+from .config import Config, Microsoft365SourceConfig, api_key, exposed_secret_files
 from .errors import TargetError, ZsyncError
-from .model import Event, ZivverAccount, held_lines
+from .model import Event, LogEvent, ZivverAccount, held_lines
 from .plan import MappingEntry, merge_sources, plan
 from .sources import SourceResult, make_source
 from .store import Store
@@ -30,9 +30,16 @@ async def check(config: Config) -> list[CheckResult]:
     """Read each source and Zivver once (nothing is sent to Zivver) and report each outcome,
     with what the next run would take over or hold."""
     results = [CheckResult(f"profile {config.path}", True, "valid")]
+    results += [
+        CheckResult("secret file", True, warning, warning=True)
+        for warning in exposed_secret_files(config)
+    ]
+    what = ""
 
     def ignore(event: Event) -> None:
-        return None
+        """Progress is not shown; a source's warning (cleartext, say) is a WARN line."""
+        if isinstance(event, LogEvent) and event.level != "info":
+            results.append(CheckResult(what, True, event.message, warning=True))
 
     read: list[SourceResult] = []
     for source_config in config.sources:

@@ -142,9 +142,9 @@ def plan(
             them are left as they are this run (no suspension, deletion, update or rename).
     """
     index = index or ZivverIndex.of(zivver, mapping)
-    planner = _Planner(zivver, mapping, options, removals_blocked, protected_ids, index)
-    planner.protected_addresses = protected_addresses
-    return planner.run(sources)
+    return _Planner(
+        zivver, mapping, options, removals_blocked, protected_ids, index, protected_addresses
+    ).run(sources)
 
 
 class _Planner:
@@ -156,12 +156,14 @@ class _Planner:
         removals_blocked: str | None,
         protected_ids: frozenset[str],
         index: ZivverIndex,
+        protected_addresses: frozenset[str] = frozenset(),
     ) -> None:
         self.options = options
         self.domains = frozenset(options.domains)
         self.protected_ids = protected_ids
-        self.protected_addresses: frozenset[str] = frozenset()
+        self.protected_addresses = protected_addresses
         self.left_alone: list[str] = []
+        """Accounts not changed because an unusable entry has their address."""
         self.mapping = mapping
         self.removals_blocked = removals_blocked
         self.zivver = zivver
@@ -542,10 +544,11 @@ class _Planner:
             if (
                 current is None
                 or current.zivver_id in self.claimed
-                or source_id in self.protected_ids
-                or current.email in self.protected_addresses
                 or not self.in_domain(current.email)
             ):
+                continue
+            if source_id in self.protected_ids or current.email in self.protected_addresses:
+                self.left_alone.append(current.email)  # its entry is there, but unusable
                 continue
             desired = current.state
             fields: set[str] = set()
