@@ -113,8 +113,7 @@ def test_headless_stderr_log_events_history_and_webhook_show_no_raw_sequence(
     # the division reaches Zivver with its controls made spaces (nothing sent may hold one)
     assert "Invalid division: Sales ]52;c;" in failed[0]["error"], "Zivver's text"
     assert (
-        "FAILED create-user mallory@example.org: Zivver does not know the division Sales ]52"
-        in err
+        "FAILED create-user mallory@example.org: Zivver does not know the division Sales ]52" in err
     )
     assert "the division holds \\x1b, a control character; it is sent as 'Sales ]52" in err
     assert "\\u202e" in err and "cn=eve\\x1b]52" in err, "Eve's DN is named, inert"
@@ -197,6 +196,7 @@ async def test_the_tui_shows_hostile_names_dns_and_zivver_errors_as_escapes(
     detail = seen["detail of a change"]
     assert "\\x1b]52;c;cm0gLXJmIH4vKgo=" in detail, "Tom's name in Zivver, as escapes"
     assert "\\u202e[/]" in detail, "markup in a name is shown as written"
+
     def squeezed(where: str) -> str:  # a wrapped line loses its space, and a dialog has borders
         return re.sub(r"[\s█]", "", seen[where])
 
