@@ -184,7 +184,7 @@ def test_a_secret_file_every_user_may_read_is_named_with_the_chmod(
 
     code = main(["check", "--config", str(profile.path)])
     out = capsys.readouterr().out
-    assert f"WARN  secret file: {profile.path}: target.api_key_file {key_file} can be read" in out
+    assert f"WARN  {profile.path}: target.api_key_file {key_file} can be read" in out
 
     key_file.chmod(0o640)
     code, err, _report = profile.run("--dry-run", capsys=capsys)

@@ -96,7 +96,8 @@ def test_a_target_url_that_is_no_scim_base_is_named_as_such(
 
     assert main(["check", "--config", str(profile.path)]) == 3
     out = capsys.readouterr().out
-    assert f"FAIL  Zivver at {server_root}: {server_root} has no /Users (HTTP 404)" in out
+    assert f"FAIL  Zivver at {server_root}: " in out, out
+    assert f"{server_root} has no /Users (HTTP 404)" in out
     assert "target.url must be Zivver's SCIM base URL, which ends in /api/scim/v2" in out
     assert "deleted elsewhere" not in out, "no account is unknown: the URL is wrong"
 
@@ -381,3 +382,23 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     said = child.stderr.read().decode()
     child.wait(30)
     assert "Traceback" not in said and "BrokenPipeError" not in said, said
+
+
+def test_check_refuses_what_the_run_would_refuse(directory, zivver, make_profile, capsys):
+    """check is the run's own load and plan: a source that shrank past the guard fails the
+    check as it would stop the run (check used to plan without the guard and pass)."""
+    from zsync_tui.cli import main
+
+    for number in range(10):
+        directory.user(f"user{number}")
+    profile = make_profile([ldap_source(directory.slapd)])
+    assert profile.run(capsys=capsys)[0] == 0
+    for number in range(8):
+        directory.delete(directory.user_dn(f"user{number}"))
+
+    assert main(["check", "--config", str(profile.path)]) == 3
+    out = capsys.readouterr().out
+    assert "FAIL  next run: would change nothing: source 'Active Directory' returned 2" in out
+    assert "shrink_guard_percent" in out
+    code, err, _ = profile.run(capsys=capsys)
+    assert code == 3 and "shrink_guard_percent" in err, "the run agrees"

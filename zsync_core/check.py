@@ -1,23 +1,27 @@
-"""``zsync check``: test the profile and every connection, and say what is wrong."""
+"""``zsync check``: test the profile and every connection, and say what is wrong.
+
+A check is a session of its own mode (:attr:`Mode.CHECK`): the same load and the same plan,
+with the same read-health rules, as the run it announces, on a scratch copy of the store, so
+that ``check`` and the run cannot disagree about a plan. Nothing is sent to Zivver, and not a
+byte of the state directory changes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config, Microsoft365SourceConfig, api_key, exposed_secret_files
-from .errors import TargetError, ZsyncError
-from .model import Event, LogEvent, ZivverAccount, held_lines
-from .plan import MappingEntry, merge_sources, plan
-from .sources import SourceResult, make_source
+from .config import Config, Microsoft365SourceConfig
+from .errors import ZsyncError
+from .model import Event, LogEvent, Plan, held_groups
+from .session import LoadResult, Mode, SyncSession
 from .store import Store
-from .zivver.client import ZivverClient
-from .zivver.requests import Request
 from .zivver.scim import RETRIED
 
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     what: str
+    """What was checked ("" when the message names it itself)."""
     ok: bool
     message: str
     warning: bool = False
@@ -27,110 +31,117 @@ class CheckResult:
 
 
 async def check(config: Config) -> list[CheckResult]:
-    """Read each source and Zivver once (nothing is sent to Zivver) and report each outcome,
-    with what the next run would take over or hold."""
+    """Read each source and Zivver once as a run would (nothing is sent to Zivver) and report
+    each outcome, with what the next run would take over, hold or refuse."""
     results = [CheckResult(f"profile {config.path}", True, "valid")]
-    results += [
-        CheckResult("secret file", True, warning, warning=True)
-        for warning in exposed_secret_files(config)
-    ]
-    what = ""
-
-    def ignore(event: Event) -> None:
-        """Progress is not shown; a source's warning (cleartext, say) is a WARN line."""
-        if isinstance(event, LogEvent) and event.level != "info":
-            results.append(CheckResult(what, True, event.message, warning=True))
-
-    read: list[SourceResult] = []
-    for source_config in config.sources:
-        what = f"source {source_config.name!r} ({source_config.type})"
-        if isinstance(source_config, Microsoft365SourceConfig):
+    probed: set[str] = set()
+    """Sources whose permissions were tried one by one and found wanting (said once)."""
+    for source in config.sources:
+        if isinstance(source, Microsoft365SourceConfig):
             from .sources.m365 import probe
 
-            probes = await probe(source_config, config)
+            what = f"source {source.name!r} ({source.type})"
+            probes = await probe(source, config)
             results += [CheckResult(f"{what}: {p.what}", p.ok, p.message) for p in probes]
             if not all(p.ok for p in probes):
-                continue
-        try:
-            loaded = await make_source(source_config, config).load(ignore)
-        except ZsyncError as error:
-            results.append(CheckResult(what, False, str(error)))
-            continue
-        loaded.clean()
-        read.append(loaded)
-        problems = len(loaded.unusable)
-        detail = f"{len(loaded.accounts)} accounts read" + (
-            f", {problems} entr{'y' if problems == 1 else 'ies'} unusable" if problems else ""
-        )
-        results.append(CheckResult(what, True, detail))
-        for unusable in loaded.unusable:
-            results.append(CheckResult(what, True, unusable.text(), warning=True, unusable=True))
-        for notice in loaded.notices:
-            if notice.level != "info":
-                results.append(CheckResult(what, True, notice.message, warning=True))
-    target = config.target
-    what = f"Zivver at {target.url}"
-    zivver: list[ZivverAccount] | None = None
+                probed.add(source.name)
+    state = Store.check(config.state_path)  # read only: a check writes nothing
+    state_line = CheckResult(f"state directory {config.state_path}", state.ok, state.message)
+    if not state.ok:
+        return [*results, state_line]
+    warnings: list[str] = []
+
+    def told(event: Event) -> None:
+        if isinstance(event, LogEvent) and event.level == "warning":
+            warnings.append(event.message)
+
     try:
-        client = ZivverClient(
-            target.url,
-            api_key(config),
-            max_retries=1,
-            timeout_seconds=target.timeout_seconds,
-            verify=str(config.resolve(target.ca_file)) if target.ca_file else target.verify_tls,
+        session = SyncSession(
+            config, emit=told, mode=Mode.CHECK, store=Store.scratch(config.state_path)
         )
     except ZsyncError as error:
-        results.append(CheckResult(what, False, str(error)))
-    else:
-        try:
-            outcome = await client.send(
-                Request("GET", "/Users"),
-                params={"filter": 'userName eq "zsync-check@invalid.invalid"'},
-            )
-            if outcome.ok:
-                results.append(CheckResult(what, True, "reachable, API key accepted"))
-            else:
-                said = (outcome.error or "no answer").replace(
-                    RETRIED,
-                    "check the URL, the network and any proxy, then run 'zsync check' again",
-                )
-                results.append(CheckResult(what, False, said))
-            if outcome.ok and len(read) == len(config.sources):
-                try:
-                    zivver, _ids = await client.read_organization()
-                except TargetError as error:
-                    results.append(CheckResult(what, False, str(error)))
-        finally:
-            await client.aclose()
-    state = Store.check(config.state_path)  # read only: a check writes nothing
-    results.append(CheckResult(f"state directory {config.state_path}", state.ok, state.message))
-    mapping = state.mapping
-    if zivver is not None:
-        results += _what_a_run_would_meet(config, read, zivver, mapping)
+        return [*results, state_line, CheckResult("check", False, str(error))]
+    try:
+        loaded = await session.load()
+        results += _what_was_read(config, loaded, probed)
+        results += [CheckResult("", True, text, warning=True) for text in warnings]
+        results.append(state_line)
+        if loaded.ok:
+            results += _what_a_run_would_meet(session.plan())
+    finally:
+        session.close()
     return results
 
 
-def _what_a_run_would_meet(
-    config: Config,
-    read: list[SourceResult],
-    zivver: list[ZivverAccount],
-    mapping: dict[str, MappingEntry],
-) -> list[CheckResult]:
-    """Warnings from the plan a run would make now: what it takes over, what it holds."""
-    merged, _notices = merge_sources((r.name, r.accounts) for r in read)
-    planned = plan(
-        merged,
-        zivver,
-        mapping,
-        config.sync,
-        protected_ids=frozenset(i for r in read for i in r.unreadable_ids),
-        protected_addresses=frozenset(u.address for r in read for u in r.unusable if u.address),
-    )
+def _what_was_read(config: Config, loaded: LoadResult, probed: set[str]) -> list[CheckResult]:
     found: list[CheckResult] = []
-    if planned.takeover is not None and planned.takeover.worth_showing:
-        for line in planned.takeover.lines():
-            found.append(CheckResult("takeover", True, line, warning=True))
-    for line in held_lines(planned.held_writes, shown=5):
-        if not line.startswith(" "):
-            found.append(CheckResult("next run", True, line, warning=True))
+    read = {r.name: r for r in loaded.sources}
+    for source in config.sources:
+        what = f"source {source.name!r} ({source.type})"
+        error = loaded.source_errors.get(source.name)
+        if error is not None:
+            if source.name not in probed:  # else its probe said what is wrong
+                found.append(CheckResult(what, False, error))
+            continue
+        result = read[source.name]
+        problems = len(result.unusable)
+        detail = f"{len(result.accounts)} accounts read" + (
+            f", {problems} entr{'y' if problems == 1 else 'ies'} unusable" if problems else ""
+        )
+        found.append(CheckResult(what, True, detail))
+        found += [
+            CheckResult(what, True, u.text(), warning=True, unusable=True) for u in result.unusable
+        ]
+        found += [
+            CheckResult(what, True, n.message, warning=True)
+            for n in result.notices
+            if n.level != "info"
+        ]
+    what = f"Zivver at {config.target.url}"
+    if loaded.target_error is not None:
+        said = loaded.target_error.replace(
+            RETRIED, "check the URL, the network and any proxy, then run 'zsync check' again"
+        )
+        found.append(CheckResult(what, False, said))
+    else:
+        found.append(
+            CheckResult(
+                what, True, f"reachable, API key accepted: {len(loaded.zivver):,} accounts read"
+            )
+        )
+    return found
+
+
+def _what_a_run_would_meet(plan: Plan) -> list[CheckResult]:
+    """What the run would do with this read that the admin should know first: refuse it,
+    plan no removal, take accounts over, hold writes or changes for a confirmation."""
+    found: list[CheckResult] = []
+    if plan.refused:
+        found.append(CheckResult("next run", False, f"would change nothing: {plan.refused}."))
+    elif plan.removals_blocked:
+        found.append(
+            CheckResult(
+                "next run",
+                True,
+                f"would plan no suspension or deletion: {plan.removals_blocked}.",
+                warning=True,
+            )
+        )
+    if plan.takeover is not None and plan.takeover.worth_showing:
+        found += [
+            CheckResult("takeover", True, line, warning=True) for line in plan.takeover.lines()
+        ]
+    for reason, held in held_groups(plan.held_writes):
+        found.append(
+            CheckResult("next run", True, f"{len(held)} change(s) not sent: {reason}", warning=True)
+        )
+    for guard in plan.guards:
+        found.append(
+            CheckResult(
+                "next run",
+                True,
+                f"would hold for --confirm {guard.action.value}: {guard.text} ({guard.named()})",
+                warning=True,
+            )
+        )
     return found

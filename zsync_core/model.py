@@ -305,13 +305,18 @@ class HeldWrite:
     reason: str
 
 
-def held_lines(held: list[HeldWrite], shown: int = 20) -> list[str]:
-    """The held writes in lines, grouped by why they are held."""
+def held_groups(held: list[HeldWrite]) -> list[tuple[str, list[HeldWrite]]]:
+    """The held writes grouped by why they are held, in the order the reasons first come."""
     by_reason: dict[str, list[HeldWrite]] = {}
     for item in held:
         by_reason.setdefault(item.reason, []).append(item)
+    return list(by_reason.items())
+
+
+def held_lines(held: list[HeldWrite], shown: int = 20) -> list[str]:
+    """The held writes in lines, grouped by why they are held."""
     lines = []
-    for reason, items in by_reason.items():
+    for reason, items in held_groups(held):
         lines.append(f"{len(items)} change(s) not sent: {reason}")
         lines += [f"  {item.email}: {', '.join(item.fields)}" for item in items[:shown]]
         if len(items) > shown:

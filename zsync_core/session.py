@@ -65,6 +65,10 @@ class Mode(StrEnum):
     TUI = "tui"
     """An admin may look for hours: the lock is taken for an update only (a daily run in
     between makes the loaded data stale, see :meth:`SyncSession.superseded`)."""
+    CHECK = "check"
+    """``zsync check``: the same load and plan as a run, on a scratch copy of the store
+    (:meth:`Store.scratch`); nothing is sent, kept or locked, and each request is tried
+    twice at most."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +209,7 @@ class SyncSession:
             http=self._http,
             rate_limit_requests=target.rate_limit_requests,
             rate_limit_window_seconds=target.rate_limit_window_seconds,
-            max_retries=target.max_retries,
+            max_retries=1 if self.mode is Mode.CHECK else target.max_retries,
             timeout_seconds=target.timeout_seconds,
             verify=verify,
             pacer=self._pacer,
@@ -312,8 +316,11 @@ class SyncSession:
     async def _load_sources(self, result: LoadResult) -> None:
         for source_config in self.config.sources:  # in order: the first source wins a conflict
             try:
-                source = make_source(
-                    source_config, self.config, store=self._store, full_read=self.full_read
+                source = make_source(  # a check reads a delta source whole and keeps nothing
+                    source_config,
+                    self.config,
+                    store=None if self.mode is Mode.CHECK else self._store,
+                    full_read=self.full_read,
                 )
                 loaded = await source.load(self.emit)
                 loaded.clean()
@@ -465,6 +472,8 @@ class SyncSession:
     def why_not(self, plan: Plan) -> str | None:
         """Why an update of this plan would be refused before anything is sent, or None."""
         loaded = self._require_loaded()
+        if self.mode is Mode.CHECK:
+            return "a check sends nothing"
         if not loaded.ok:
             return "the last load was incomplete; nothing is applied. Reload and try again"
         return plan.refused or self.superseded()

@@ -260,6 +260,29 @@ class Store:
             ) from error
         return cls(directory, db)
 
+    @classmethod
+    def scratch(cls, directory: Path) -> Store:
+        """An in-memory copy of the store in ``directory`` (an empty store when there is
+        none), for ``zsync check``: a whole session runs on it, with the real mapping and
+        baseline, and nothing it writes is kept.
+
+        Raises:
+            StoreError: the store exists but cannot be read.
+        """
+        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        real = cls.open_read_only(directory)
+        if real is not None:
+            try:
+                real.db.backup(db)
+            except sqlite3.Error as error:
+                raise StoreError(
+                    f"Local store {directory / 'zsync.sqlite3'}: cannot be read ({error})."
+                ) from error
+            finally:
+                real.close()
+        _migrate(db, directory / "zsync.sqlite3", keep_copy=False)
+        return cls(directory, db)
+
     def lock_holder(self) -> int | None:
         """The process holding the run lock (a run is going), or None.
 
@@ -643,9 +666,10 @@ def _tune(db: sqlite3.Connection) -> sqlite3.Connection:
     return db
 
 
-def _migrate(db: sqlite3.Connection, path: Path) -> None:
+def _migrate(db: sqlite3.Connection, path: Path, *, keep_copy: bool = True) -> None:
     """Bring the database to SCHEMA_VERSION, one migration at a time, each in a transaction;
-    a store that already has runs is copied to ``zsync.sqlite3.v<N>.bak`` first.
+    a store that already has runs is copied to ``zsync.sqlite3.v<N>.bak`` first (unless
+    ``keep_copy`` is false: a scratch copy in memory).
 
     Raises:
         StoreError: the store was written by a newer zsync (it is left as it is).
@@ -662,7 +686,7 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
     has_runs = db.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'"
     ).fetchone()
-    if has_runs:
+    if has_runs and keep_copy:
         copy = path.with_name(f"{path.name}.v{version}.bak")
         backup = sqlite3.connect(copy)
         try:

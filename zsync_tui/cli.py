@@ -218,7 +218,8 @@ def _check(argv: list[str]) -> int:
     results = asyncio.run(check(config))
     for result in results:
         label = "WARN" if result.warning else "ok  " if result.ok else "FAIL"
-        print(f"{label}  {inert(f'{result.what}: {result.message}')}")
+        said = f"{result.what}: {result.message}" if result.what else result.message
+        print(f"{label}  {inert(said)}")
     failed = sum(not r.ok for r in results)
     unusable = sum(r.unusable for r in results)
     if failed:
@@ -228,8 +229,8 @@ def _check(argv: list[str]) -> int:
         print(
             f"Every connection works, but {unusable} source entr"
             f"{'y is' if unusable == 1 else 'ies are'} unusable (each WARN above names where "
-            "and why): a run skips them, leaves their accounts alone and exits 2. Fix them in "
-            "the source and run 'zsync check' again."
+            "and why): a run skips them and exits 2. Fix them in the source and run "
+            "'zsync check' again."
         )
         return ExitCode.HELD
     print("All checks passed.")
