@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from zsync_core.apply import _lanes
-from zsync_core.model import AccountState, Action, Change, address_set
+from zsync_core.model import AccountState, Action, Change, Kind, ZivverAccount, address_set
 
 
 def change(number: int, email: str, before: dict, after: dict, action=Action.UPDATE_USER) -> Change:
     desired = AccountState(
         email, after.get("display_name", ""), True, address_set(after.get("aliases", ()))
     )
+    current = None
+    if before:  # the account as Zivver has it: its address and aliases before the change
+        current = ZivverAccount(
+            Kind.PERSONAL,
+            f"z{number}",
+            before.get("email", email),
+            before.get("display_name", ""),
+            True,
+            address_set(before.get("aliases", ())),
+        )
     return Change(
         number,
         action,
@@ -21,6 +31,7 @@ def change(number: int, email: str, before: dict, after: dict, action=Action.UPD
         frozenset(after),
         before,
         after,
+        current=current,
     )
 
 

@@ -123,11 +123,11 @@ async def test_a_lost_answer_to_a_create_does_not_create_a_duplicate(zivver):
 
 
 async def _found(client: ZivverClient, email: str):
-    from zsync_core.zivver.client import Outcome
+    from zsync_core.zivver.client import RequestResult
 
     resource = await client.find("Users", "userName", email)
     return (
-        Outcome(True, 200, {}, {"status": 200, "body": resource}, 1, body=resource)
+        RequestResult(True, 200, {}, {"status": 200, "body": resource}, 1, body=resource)
         if resource
         else None
     )

@@ -25,18 +25,20 @@ def test_hostile_entries_are_named_and_the_rest_syncs(
     code, err, report = profile.run(capsys=capsys)
 
     assert code == 2, "an entry skipped as unusable needs the admin (product.md's exit codes)"
-    assert "1 source entry skipped as unusable" in err
+    assert "2 source entries skipped as unusable" in err  # badmail, and dup2 beside dup1
     messages = "\n".join(n["message"] for n in report["notices"]) + err
     said = (
         "Source 'Active Directory', cn=badmail,ou=staff,dc=example,dc=org: mail 'not an address' "
         "is not a valid address; entry skipped."
     )
     assert f"ERROR {said}" in err
-    [unusable] = report["unusable"]
+    unusable, twice = report["unusable"]
+    assert twice["where"] == "cn=dup2,ou=staff,dc=example,dc=org"
+    assert twice["address"] == "same@example.org"
+    assert "also held by cn=dup1,ou=staff,dc=example,dc=org in this source" in twice["reason"]
     assert unusable["where"] == "cn=badmail,ou=staff,dc=example,dc=org"
     assert unusable["reason"] == "mail 'not an address' is not a valid address"
     assert unusable["source"] == "Active Directory" and unusable["id"]
-    assert "same@example.org appears twice" in messages
     assert "someone@other.com" in messages and "outside the domain filter" in messages
     assert "Skipping desk@example.org: it is a functional account" in messages
     org = zivver.org

@@ -78,7 +78,7 @@ def test_a_row_whose_address_cannot_be_read_blocks_every_removal_and_is_heard(
     assert (
         "ERROR Source 'Extern', extern.csv:3: 'not-an-email' is not a valid e-mail address" in err
     )
-    assert report is not None and report["status"] == "held"
+    assert report is not None and report["status"] == "attention"
     assert report["unusable"] == [
         {
             "source": "Extern",
@@ -313,3 +313,81 @@ def test_any_source_data_converges_in_one_run(people, tmp_path_factory, monkeypa
         assert report is not None
         assert report["changes"] == [], f"written again: {report['changes']}"
         assert second == first or (first == 2 and second == 0)
+
+
+def test_an_address_twice_in_one_source_is_unusable_and_left_alone(
+    directory, zivver, make_profile, tmp_path, capsys
+):
+    """kim is active on one row and disabled on the next: which holds is not known."""
+    directory.user("ann")
+    profile = two_sources(
+        make_profile, directory, tmp_path, ["kim@example.org,Kim,personal,true,,"]
+    )
+    assert profile.run(capsys=capsys)[0] == 0
+    (tmp_path / "extern.csv").write_text(
+        f"{HEADER}\nkim@example.org,Kim,personal,true,,\nkim@example.org,Kim,personal,false,,\n"
+    )
+
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code == 2, err
+    assert active(zivver, "kim@example.org"), "left as it is"
+    assert report is not None
+    [twice] = report["unusable"]
+    assert twice["where"] == "extern.csv:3" and twice["address"] == "kim@example.org"
+    assert "also held by extern.csv:2 in this source" in twice["reason"]
+    assert report["left_alone"] == ["kim@example.org"]
+
+
+def test_values_a_directory_entry_loses_are_said_on_stderr(
+    directory, zivver, make_profile, tmp_path, capsys
+):
+    directory.user("ann", aliases=["not an alias", "a.two@example.org"])
+    directory.user("bob", delegates=["ann"])
+    directory.modify(
+        directory.user_dn("bob"),
+        msExchDelegateListLink=[directory.user_dn("ann"), "cn=gone,ou=staff,dc=example,dc=org"],
+    )
+    profile = two_sources(
+        make_profile,
+        directory,
+        tmp_path,
+        ["desk@example.org,Desk,functional,true,,ghost@example.org"],
+    )
+
+    code, err, report = profile.run(capsys=capsys)
+
+    assert "WARNING Source 'Active Directory': ann@example.org: the alias 'not an alias'" in err
+    assert "1 delegate(s) named by msexchdelegatelistlink are no user this source read" in err
+    assert "cn=gone,ou=staff,dc=example,dc=org" in err
+    assert (
+        "WARNING Delegate ghost@example.org of desk@example.org (extern.csv:2) is in no source"
+        in err
+    )
+    assert code == 0, err
+
+
+def test_status_names_what_needed_you_and_a_dry_run_is_no_success(
+    directory, zivver, make_profile, tmp_path, capsys
+):
+    directory.user("ann")
+    profile = two_sources(make_profile, directory, tmp_path, ["not-an-email,X,personal,true,,"])
+    assert profile.run("--dry-run", capsys=capsys)[0] == 2
+    zivver.org.divisions.discard("Sales")
+    (tmp_path / "extern.csv").write_text(
+        "email,name,division\nnot-an-email,X,\nquinn@example.org,Quinn,Sales\n"
+    )
+
+    code, err, _ = profile.run(capsys=capsys)
+    assert code == 1, err
+    assert "1 of 2 change(s) failed; 1 source entry skipped as unusable" in err
+
+    assert main(["status", "--config", str(profile.path)]) == 1
+    said = capsys.readouterr().out
+    assert "No run has completed without problems yet." in said, "a dry run synced nothing"
+    assert "Failed in run 2: 1 change(s)" in said
+    assert "Source entries skipped as unusable in run 2:" in said
+    assert "  Source 'Extern', extern.csv:2: 'not-an-email' is not a valid e-mail address" in said
+    assert main(["history", "--config", str(profile.path), "--run", "2"]) == 0
+    shown = capsys.readouterr().out
+    assert "1 source entries unusable" in shown and "extern.csv:2" in shown

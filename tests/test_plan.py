@@ -239,10 +239,13 @@ def test_delegates_that_are_not_synced_accounts_are_dropped():
     result = plan(sources, [], {}, OPTIONS)
     desk = next(c for c in result.changes if c.email == "desk@example.org")
     assert desk.after["delegates"] == ["ann@example.org"]
-    assert any(
-        "ext@example.org of desk@example.org is not a synced personal account" in n.message
-        for n in result.notices
+    said = {n.message: n.level for n in result.notices}
+    assert (
+        said["Delegate off@example.org of desk@example.org is not an active person; dropped."]
+        == "info"
     )
+    [(outside, level)] = [(m, v) for m, v in said.items() if "ext@example.org of desk" in m]
+    assert "is in no source (or outside the domain filter)" in outside and level == "warning"
 
 
 def test_users_come_before_functional_accounts():

@@ -158,3 +158,15 @@ def test_a_missing_file_names_the_path(tmp_path):
     )
     with pytest.raises(SourceError, match="nope.csv does not exist"):
         CsvSource(source, config)._read()
+
+
+def test_a_file_in_another_encoding_names_the_line_and_the_key(tmp_path):
+    path = tmp_path / "people.csv"
+    rows = ["email,name"] + [f"user{n}@example.org,User {n}" for n in range(3000)]
+    path.write_bytes(("\n".join(rows) + "\n").encode() + "zoe@example.org,Zoë\n".encode("cp1252"))
+    source = CsvSourceConfig(type="csv", name="People", path=path)
+    config = Config(
+        target=TargetConfig(api_key_env="X"), sources=[source], path=tmp_path / "zsync.toml"
+    )
+    with pytest.raises(SourceError, match=r"people\.csv:3002 is not utf-8-sig .*set encoding"):
+        CsvSource(source, config)._read()

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import StoreError
-from .model import Action, Change, ChangeEvent, Kind, ZivverAccount
+from .model import Action, Change, ChangeEvent, Kind
 from .outcome import ChangeState
 from .store import Store
 from .zivver import requests
-from .zivver.client import Outcome, ZivverClient
+from .zivver.client import RequestResult, ZivverClient
 from .zivver.requests import Ids
 
 
@@ -31,7 +31,7 @@ class ApplyResult:
     unrecorded: list[Change] = field(default_factory=list)
     """Changes Zivver answered whose outcome the store could not record (the journal still
     says "sending", or the account mapping lacks the account), when the store failed."""
-    not_sent: int = 0
+    never_sent: int = 0
     """Changes never sent because the run stopped first."""
 
     @property
@@ -47,16 +47,17 @@ class Applier:
         client: ZivverClient,
         store: Store,
         run_id: int,
-        accounts: Iterable[ZivverAccount],
         user_ids: dict[str, str],
+        group_ids: Iterable[str],
         emit: Callable[[ChangeEvent], None],
     ) -> None:
+        """``user_ids``: Zivver's users by address; ``group_ids``: the ids of its functional
+        accounts (a delegate or member is one of these); both grow with what is created."""
         self.client = client
         self.store = store
         self.run_id = run_id
-        self.by_id = {account.zivver_id: account for account in accounts}
         self.user_ids = dict(user_ids)
-        self.group_ids = {a.zivver_id for a in self.by_id.values() if a.kind is Kind.FUNCTIONAL}
+        self.group_ids = set(group_ids)
         self.emit = emit
 
     async def run(
@@ -97,7 +98,7 @@ class Applier:
             else:
                 result.cancelled = len(rest)
         if result.stopped is not None:
-            result.not_sent = len(rest)
+            result.never_sent = len(rest)
         return result
 
     async def _work(
@@ -126,7 +127,9 @@ class Applier:
         try:
             outcome = await self._send(change)
         except Exception as error:  # a bug must not lose the journal: record and go on
-            outcome = Outcome(False, None, {}, None, 1, f"Internal error while sending: {error!r}")
+            outcome = RequestResult(
+                False, None, {}, None, 1, f"Internal error while sending: {error!r}"
+            )
         unrecorded = False
         if outcome.ok:
             result.succeeded.append(change)
@@ -163,16 +166,15 @@ class Applier:
 
     # --- one change --------------------------------------------------------------------------------
 
-    async def _send(self, change: Change) -> Outcome:
+    async def _send(self, change: Change) -> RequestResult:
         """Send the requests that carry out ``change`` (built by ``requests.build``), in order."""
-        current = self.by_id.get(change.zivver_id) if change.zivver_id else None
         try:
-            built = requests.build(change, current, Ids(self.user_ids, self.group_ids))
+            built = requests.build(change, change.current, Ids(self.user_ids, self.group_ids))
         except requests.NotSendable as error:
-            return Outcome(
+            return RequestResult(
                 False, None, {"method": "(none)", "url": None, "body": None}, None, 0, str(error)
             )
-        outcome: Outcome | None = None
+        outcome: RequestResult | None = None
         for request in built.requests:
             before_retry = None
             if change.action is Action.CREATE_USER:
@@ -188,11 +190,11 @@ class Applier:
         return outcome
 
     def _lookup(self, kind: str, attribute: str, value: str) -> Callable[[], Any]:
-        async def look() -> Outcome | None:
+        async def look() -> RequestResult | None:
             found = await self.client.find(kind, attribute, value)
             if found is None:
                 return None
-            return Outcome(
+            return RequestResult(
                 True,
                 200,
                 {},
@@ -207,7 +209,7 @@ class Applier:
 
         return look
 
-    def _remember(self, change: Change, outcome: Outcome) -> None:
+    def _remember(self, change: Change, outcome: RequestResult) -> None:
         action = change.action
         if action in (Action.DELETE_USER, Action.DELETE_FUNCTIONAL):
             if change.source_id:
@@ -237,10 +239,9 @@ class Applier:
 def _addresses(change: Change) -> set[str]:
     """The addresses a change claims or frees (its own, old and new, and aliases)."""
     found = {change.email, *change.desired.aliases}
-    old = change.before.get("email")
-    if isinstance(old, str):
-        found.add(old)
-    found.update(change.before.get("aliases") or ())
+    if change.current is not None:
+        found.add(change.current.email)
+        found.update(change.current.aliases)
     return found
 
 

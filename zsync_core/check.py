@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .config import Config, Microsoft365SourceConfig
 from .errors import ZsyncError
-from .model import Event, LogEvent, Plan, held_groups
+from .model import Event, LogEvent, Plan, not_sent_groups
 from .session import LoadResult, Mode, SyncSession
 from .store import Store
 from .zivver.scim import RETRIED
@@ -131,7 +131,7 @@ def _what_a_run_would_meet(plan: Plan) -> list[CheckResult]:
         found += [
             CheckResult("takeover", True, line, warning=True) for line in plan.takeover.lines()
         ]
-    for reason, held in held_groups(plan.held_writes):
+    for reason, held in not_sent_groups(plan.not_sent):
         found.append(
             CheckResult("next run", True, f"{len(held)} change(s) not sent: {reason}", warning=True)
         )

@@ -9,7 +9,7 @@ pickle (the directory is read in a process of its own).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, NamedTuple
@@ -189,6 +189,9 @@ class Change:
     """The SsoAccountKey a request must carry if it sends the zivver block: the new key when
     the key itself changes (or for a create), else the key Zivver is known to have (``""``:
     known to have none). None: unknown, so the block must not be sent."""
+    current: ZivverAccount | None = None
+    """The account as Zivver had it when the plan was made (None for a create): what the
+    requests are built from, and what logic reads (``before`` is for showing)."""
 
     @property
     def why(self) -> str | None:
@@ -228,9 +231,18 @@ class Guard:
     action: GuardedAction
     count: int
     total: int
-    text: str
+    label: str
+    """What it does in a few words: "Suspend 12 of 140 users"."""
+    detail: str = ""
+    """What follows the label in the checklist line: " (8.6 %)", " — irreversible", and the
+    other changes that wait with it."""
     accounts: tuple[str, ...] = ()
     """The addresses of the accounts it holds, sorted."""
+
+    @property
+    def text(self) -> str:
+        """The checklist line: "Suspend 12 of 140 users (8.6 %)"."""
+        return self.label + self.detail
 
     def named(self, shown: int = 5) -> str:
         """'a@x, b@x, c@x and 7 more': the first ``shown`` of its accounts."""
@@ -296,7 +308,7 @@ class Match(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class HeldWrite:
+class NotSent:
     """Part of a change that zsync does not send, and why: sending it could destroy something
     zsync cannot see (an SsoAccountKey it does not know). The rest of the change still goes."""
 
@@ -305,18 +317,18 @@ class HeldWrite:
     reason: str
 
 
-def held_groups(held: list[HeldWrite]) -> list[tuple[str, list[HeldWrite]]]:
-    """The held writes grouped by why they are held, in the order the reasons first come."""
-    by_reason: dict[str, list[HeldWrite]] = {}
-    for item in held:
+def not_sent_groups(not_sent: list[NotSent]) -> list[tuple[str, list[NotSent]]]:
+    """The writes not sent, grouped by why, in the order the reasons first come."""
+    by_reason: dict[str, list[NotSent]] = {}
+    for item in not_sent:
         by_reason.setdefault(item.reason, []).append(item)
     return list(by_reason.items())
 
 
-def held_lines(held: list[HeldWrite], shown: int = 20) -> list[str]:
-    """The held writes in lines, grouped by why they are held."""
+def not_sent_lines(not_sent: list[NotSent], shown: int = 20) -> list[str]:
+    """The writes not sent in lines, grouped by why."""
     lines = []
-    for reason, items in held_groups(held):
+    for reason, items in not_sent_groups(not_sent):
         lines.append(f"{len(items)} change(s) not sent: {reason}")
         lines += [f"  {item.email}: {', '.join(item.fields)}" for item in items[:shown]]
         if len(items) > shown:
@@ -401,7 +413,7 @@ class Plan:
     """Why this plan must not be applied at all (an incomplete or shrunk read), if so: both
     front ends refuse it, and it is shown with its removals blocked."""
     counts: dict[str, int] = field(default_factory=dict)
-    held_writes: list[HeldWrite] = field(default_factory=list)
+    not_sent: list[NotSent] = field(default_factory=list)
     """Parts of changes zsync does not send because they could destroy what it cannot see."""
     takeover: Takeover | None = None
     attention: list[str] = field(default_factory=list)
@@ -460,3 +472,6 @@ class ChangeEvent:
 
 
 Event = StepEvent | LogEvent | ChangeEvent
+
+Emit = Callable[[Event], None]
+"""Where a source, the session or the applier sends its events (a front end listens)."""

@@ -28,7 +28,7 @@ import httpx
 from . import __version__
 from .config import Config, EmailConfig, WebhookConfig, read_secret
 from .errors import ZsyncError
-from .model import held_lines
+from .model import not_sent_lines
 from .outcome import ChangeOutcome, ChangeState, ExitCode
 from .output import ADMIN_FILE_MODE, inert
 from .session import PROBLEM_KINDS, RunOutcome
@@ -52,7 +52,9 @@ def message(config: Config, outcome: RunOutcome, changes: list[ChangeOutcome]) -
     what = {
         ExitCode.OK: "done",
         ExitCode.FAILED: "some changes failed",
-        ExitCode.HELD: "changes held",
+        ExitCode.HELD: "changes held"
+        if outcome.held or (outcome.plan and outcome.plan.not_sent)
+        else "needs you",
         ExitCode.CANNOT_RUN: "could not run",
     }[outcome.exit_code]
     said = inert(outcome.message, lines=True)  # a bad profile's message has a line per key
@@ -78,9 +80,9 @@ def message(config: Config, outcome: RunOutcome, changes: list[ChangeOutcome]) -
         ]
         lines += [f"  {c.action.value} {inert(c.email)}" for c in held[:SHOWN]]
     plan = outcome.plan
-    if plan is not None and plan.held_writes:
+    if plan is not None and plan.not_sent:
         lines.append("")  # grouped by why they were not sent (a key zsync does not know, …)
-        lines += [inert(line) for line in held_lines(plan.held_writes, shown=SHOWN)]
+        lines += [inert(line) for line in not_sent_lines(plan.not_sent, shown=SHOWN)]
     if plan is not None and plan.unusable:
         lines += ["", f"Source entries skipped as unusable ({len(plan.unusable)}):"]
         lines += [f"  {inert(u.text())}" for u in plan.unusable[:SHOWN]]
@@ -234,8 +236,9 @@ def write_textfile(
         "# HELP zsync_last_success_timestamp_seconds When the last run that exited 0 ended.",
         "# TYPE zsync_last_success_timestamp_seconds gauge",
     ]
-    if success is not None:
-        lines.append(f'zsync_last_success_timestamp_seconds{{profile="{profile}"}} {success:.3f}')
+    # 0 before the first success: an alert on its age fires then too (a profile that has
+    # never synced cleanly is as much a problem as one that stopped)
+    lines.append(f'zsync_last_success_timestamp_seconds{{profile="{profile}"}} {success or 0:.3f}')
     lines += [
         "# HELP zsync_last_run_exit_code The last run's exit code (0 done, 1 failed, 2 held, 3 could not run).",
         "# TYPE zsync_last_run_exit_code gauge",

@@ -35,6 +35,9 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
     FAILED_CHANGES = "failed-changes"
     HELD = "held"
+    """Applied, but changes wait for a confirmation or were not sent (exit 2)."""
+    ATTENTION = "attention"
+    """Applied, but source entries were skipped or removals not planned (exit 2)."""
     STOPPED = "stopped"
     """The journal could not be written, so sending stopped."""
     CANCELLED = "cancelled"
@@ -58,7 +61,7 @@ class RunStatus(StrEnum):
             return ExitCode.OK
         if self in (RunStatus.FAILED_CHANGES, RunStatus.CANCELLED):
             return ExitCode.FAILED
-        if self is RunStatus.HELD:
+        if self in (RunStatus.HELD, RunStatus.ATTENTION):
             return ExitCode.HELD
         return ExitCode.CANNOT_RUN
 
@@ -74,13 +77,20 @@ _APPLIED = frozenset(
         RunStatus.COMPLETED,
         RunStatus.FAILED_CHANGES,
         RunStatus.HELD,
+        RunStatus.ATTENTION,
         RunStatus.STOPPED,
         RunStatus.CANCELLED,
         RunStatus.INTERRUPTED,
     }
 )
 _GOOD = frozenset(
-    {RunStatus.COMPLETED, RunStatus.FAILED_CHANGES, RunStatus.HELD, RunStatus.DRY_RUN}
+    {
+        RunStatus.COMPLETED,
+        RunStatus.FAILED_CHANGES,
+        RunStatus.HELD,
+        RunStatus.ATTENTION,
+        RunStatus.DRY_RUN,
+    }
 )
 
 
@@ -124,6 +134,15 @@ class ChangeOutcome:
     attempts: int
 
 
+COUNTED = {
+    "not_sent": "not sent",
+    "unusable": "source entries unusable",
+    "removals_blocked": "removals not planned",
+    "left_alone": "left alone",
+}
+"""How a run's counts read in a line (the rest read as they are named: succeeded, held…)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     """One run in the history."""
@@ -140,7 +159,11 @@ class RunRecord:
     @property
     def counts(self) -> str:
         """'28 succeeded, 2 failed' from the run's summary ('' when it counted nothing)."""
-        return ", ".join(f"{v} {k}" for k, v in self.summary.items() if isinstance(v, int) and v)
+        return ", ".join(
+            f"{v} {COUNTED.get(k, k)}"
+            for k, v in self.summary.items()
+            if isinstance(v, int) and not isinstance(v, bool) and v and k != "exit"
+        )
 
     def describe(self, started: str, headless: str = "daily", label: str = "Run") -> str:
         """'Run 12 · manual · <started> · completed · 28 succeeded, 2 failed'."""

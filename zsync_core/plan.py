@@ -28,10 +28,10 @@ from .model import (
     Action,
     Change,
     Guard,
-    HeldWrite,
     Kind,
     Match,
     Notice,
+    NotSent,
     Plan,
     SourceAccount,
     Takeover,
@@ -41,7 +41,7 @@ from .model import (
 )
 
 BLOCK_FIELDS = frozenset({"aliases", "delegates"})
-SSO_HELD = (
+SSO_NOT_SENT = (
     "Zivver keeps aliases and delegates in the user block beside the user's SsoAccountKey; a "
     "write of that block without the key erases it, and zsync does not know these users' keys "
     "(Zivver never returns them, and zsync did not set them). Set sync.existing_sso_keys in the "
@@ -176,10 +176,12 @@ class _Planner:
         self.skipped_removals: list[str] = []
         """Accounts whose suspension or deletion was not planned: removals are blocked."""
         self.renamed: dict[str, str] = {}
-        self.held_writes: list[HeldWrite] = []
+        self.not_sent: list[NotSent] = []
         self.sso_unknown: list[str] = []
         self.staying: set[str] = set()
         """Addresses of the sources' active personal accounts."""
+        self.everyone: set[str] = set()
+        """Addresses of every account the sources hold (in the domain filter)."""
         self.leavers_dropped: list[tuple[Change, ZivverAccount, frozenset[str]]] = []
         """Changes that remove delegates because those people leave (missing or disabled in
         the sources, active in Zivver): (change, the account now, those delegates)."""
@@ -192,6 +194,7 @@ class _Planner:
         source_ids = {account.source_id for account in wanted}
         personal = {a.email for a in wanted if a.kind is Kind.PERSONAL and a.active}
         self.staying = personal
+        self.everyone = {a.email for a in wanted}
         primaries = {a.email for a in wanted} | set(self.by_email)
         find = self._find
         # one list beside ``wanted``, not 100,000 pairs: fewer objects for the cycle collector
@@ -297,14 +300,15 @@ class _Planner:
     def _protected(self, account: SourceAccount, current: ZivverAccount | None) -> bool:
         """Whether the account is left alone: an entry with its address (or the address of
         its Zivver account, before a rename) is unusable in a source this run."""
+        if current is None:
+            return False  # nothing in Zivver to leave alone: a create from a usable entry goes
         protected = self.protected_addresses
         address = account.email if account.email in protected else None
         if address is None and current is not None and current.email in protected:
             address = current.email
         if address is None:
             return False
-        if current is not None:
-            self.claimed[current.zivver_id] = account.source_id
+        self.claimed[current.zivver_id] = account.source_id
         self.left_alone.append(account.email)
         self.notices.append(
             Notice(
@@ -354,11 +358,19 @@ class _Planner:
                 continue
             if delegate in personal:
                 keep.add(delegate)
-            else:
+            elif delegate in self.everyone:  # disabled, or a functional account: as meant
                 self.notices.append(
                     Notice(
                         "info",
-                        f"Delegate {delegate} of {account.email} is not a synced personal account; dropped.",
+                        f"Delegate {delegate} of {account.email} is not an active person; dropped.",
+                    )
+                )
+            else:
+                self.notices.append(
+                    Notice(
+                        "warning",
+                        f"Delegate {delegate} of {account.email} ({account.entry}) is in no "
+                        "source (or outside the domain filter); dropped.",
                     )
                 )
         return address_set(keep)
@@ -465,7 +477,7 @@ class _Planner:
                 # Zivver erases it, and zsync cannot read it back
                 fields -= BLOCK_FIELDS
                 desired = desired._replace(aliases=current.aliases, delegates=current.delegates)
-                self.held_writes.append(HeldWrite(account.email, tuple(blocked), SSO_HELD))
+                self.not_sent.append(NotSent(account.email, tuple(blocked), SSO_NOT_SENT))
         if account.active != current.active:
             allowed = (
                 options.reactivate_users
@@ -721,7 +733,7 @@ class _Planner:
                 "zivver_users": users,
                 "zivver_functional_accounts": len(self.zivver) - users,
             },
-            held_writes=self.held_writes,
+            not_sent=self.not_sent,
             takeover=self._takeover(),
             blocked_removals=sorted(self.skipped_removals),
             left_alone=sorted(self.left_alone),
@@ -783,8 +795,11 @@ class _Planner:
                 and count * 100 <= threshold * total
             ):
                 continue
-            text = guard_text(guarded, count, total)
-            guards.append(Guard(guarded, count, total, text, tuple(sorted(named[guarded]))))
+            label = guard_label(guarded, count, total)
+            detail = guard_detail(guarded, count, total)
+            guards.append(
+                Guard(guarded, count, total, label, detail, tuple(sorted(named[guarded])))
+            )
         return guards
 
 
@@ -819,6 +834,7 @@ def _change(
         before,
         after,
         sso_key=sso_key,
+        current=current,
     )
 
 
@@ -845,7 +861,7 @@ def _with_followers(guards: list[Guard], followers: list[GuardedAction]) -> list
         if count:
             guard = dataclasses.replace(
                 guard,
-                text=f"{guard.text}, and the update of {count} account(s) that have them as "
+                detail=f"{guard.detail}, and the update of {count} account(s) that have them as "
                 "delegates",
             )
         result.append(guard)
@@ -856,14 +872,30 @@ def _percent(count: int, total: int) -> str:
     return f"{100 * count / total:.1f} %" if total else "100 %"
 
 
+def guard_label(action: GuardedAction, count: int, total: int) -> str:
+    """What a guarded action does, in a few words: "Suspend 12 of 140 users"."""
+    if action is GuardedAction.SUSPEND_USERS:
+        return f"Suspend {count} of {total} users"
+    if action is GuardedAction.SUSPEND_FUNCTIONAL:
+        return f"Disable {count} of {total} functional accounts"
+    if action is GuardedAction.DELETE_USERS:
+        return f"Delete {count} users"
+    if action is GuardedAction.DELETE_FUNCTIONAL:
+        return f"Delete {count} functional accounts"
+    return f"Update the SsoAccountKey of {count} existing users"
+
+
+def guard_detail(action: GuardedAction, count: int, total: int) -> str:
+    """What the checklist line says after the label: the share, or why it is guarded."""
+    if action in (GuardedAction.SUSPEND_USERS, GuardedAction.SUSPEND_FUNCTIONAL):
+        return f" ({_percent(count, total)})"
+    if action is GuardedAction.DELETE_USERS:
+        return " — irreversible, their messages are lost"
+    if action is GuardedAction.DELETE_FUNCTIONAL:
+        return " — irreversible"
+    return " — can break single sign-on"
+
+
 def guard_text(action: GuardedAction, count: int, total: int) -> str:
     """The checklist line, e.g. "Suspend 12 of 140 users (8.6 %)"."""
-    if action is GuardedAction.SUSPEND_USERS:
-        return f"Suspend {count} of {total} users ({_percent(count, total)})"
-    if action is GuardedAction.SUSPEND_FUNCTIONAL:
-        return f"Disable {count} of {total} functional accounts ({_percent(count, total)})"
-    if action is GuardedAction.DELETE_USERS:
-        return f"Delete {count} users — irreversible, their messages are lost"
-    if action is GuardedAction.DELETE_FUNCTIONAL:
-        return f"Delete {count} functional accounts — irreversible"
-    return f"Update the SsoAccountKey of {count} existing users — can break single sign-on"
+    return guard_label(action, count, total) + guard_detail(action, count, total)

@@ -40,23 +40,24 @@ from .config import Config, GuardedAction, SyncConfig, api_key, exposed_secret_f
 from .errors import TargetError, ZsyncError
 from .model import (
     Change,
+    Emit,
     Event,
-    HeldWrite,
+    Guard,
+    Kind,
     LogEvent,
     Notice,
+    NotSent,
     Plan,
     SourceAccount,
     StepEvent,
     ZivverAccount,
-    held_lines,
+    not_sent_lines,
 )
 from .outcome import ChangeOutcome, ChangeState, ExitCode, RunRecord, RunStatus
 from .plan import MappingEntry, ZivverIndex, merge_sources, plan
 from .sources import SourceResult, make_source
 from .store import Store
 from .zivver.client import Pacer, ZivverClient
-
-Emit = Callable[[Event], None]
 
 
 class Mode(StrEnum):
@@ -107,12 +108,27 @@ def problems_of(plan: Plan | None, result: ApplyResult | None, held: int) -> dic
     counts = (
         len(result.failed) if result else 0,
         held,
-        len(plan.held_writes) if plan else 0,
+        len(plan.not_sent) if plan else 0,
         len(plan.unusable) if plan else 0,
         len(plan.blocked_removals) if plan else 0,
         len(plan.left_alone) if plan else 0,
     )
     return {kind: count for kind, count in zip(PROBLEM_KINDS, counts, strict=True) if count}
+
+
+NAMED = 20
+"""Accounts and entries a run's record names for each problem (the report has them all)."""
+
+
+def _named(plan: Plan) -> dict[str, list[str]]:
+    """What the run's record names for ``zsync status`` and ``zsync history``: the first
+    unusable entries, removals not planned and accounts left alone."""
+    named = {
+        "unusable": [u.text() for u in plan.unusable[:NAMED]],
+        "removals_blocked": plan.blocked_removals[:NAMED],
+        "left_alone": plan.left_alone[:NAMED],
+    }
+    return {kind: items for kind, items in named.items() if items}
 
 
 PROBLEM_KINDS = ("failed", "held", "not_sent", "unusable", "removals_blocked", "left_alone")
@@ -171,7 +187,8 @@ class SyncSession:
         self.merge_notices: list[Notice] = []
         self._finished = False
         self._locked = False
-        self._last_kept: tuple[str, str] | None = None
+        self._kept: tuple[int | None, set[tuple[str, str]]] = (None, set())
+        """The run the events below were kept for, and those events (each is kept once)."""
         self.mapping: dict[str, MappingEntry] = {}
         self._index: tuple[LoadResult, ZivverIndex] | None = None
         """The organization indexed for planning, for the load it was made of."""
@@ -193,9 +210,14 @@ class SyncSession:
         self._emit(event)
 
     def _keep(self, level: str, message: str) -> None:
-        """Store an event once (a failed step is often reported again as the load's error)."""
-        if (level, message) != self._last_kept:
-            self._last_kept = (level, message)
+        """Store an event once per run (a failed step is often reported again as the load's
+        error; a reload in the TUI reads the same data again)."""
+        run, kept = self._kept
+        if run != self.run_id:
+            kept = set()
+            self._kept = (self.run_id, kept)
+        if (level, message) not in kept:
+            kept.add((level, message))
             self._store.add_event(self.run_id, level, message)
 
     def client(self) -> ZivverClient:
@@ -264,6 +286,11 @@ class SyncSession:
                 return self._aborted(
                     [the_plan.refused], f"Unhealthy read: {the_plan.refused}. Nothing was changed."
                 )
+            told = {n.message for r in loaded.sources for n in r.notices}
+            told.update(n.message for n in self.merge_notices)  # told as they were read
+            for notice in the_plan.notices:
+                if notice.level != "info" and notice.message not in told:
+                    self.emit(LogEvent(notice.level, notice.message))
             if planned is not None:
                 planned(the_plan, frozenset(confirmed))
             if dry_run:
@@ -469,6 +496,31 @@ class SyncSession:
         """The changes an update would look at (not excluded by the admin)."""
         return [c for c in plan.changes if c.id not in excluded]
 
+    def to_confirm(self, plan: Plan, excluded: frozenset[int] = frozenset()) -> list[Guard]:
+        """The guarded actions an update must have confirmed: those with a change left after
+        the admin's exclusions."""
+        left = {c.guard for c in plan.changes if c.guard is not None and c.id not in excluded}
+        return [g for g in plan.guards if g.action in left]
+
+    def to_send(
+        self,
+        plan: Plan,
+        confirmed: set[GuardedAction],
+        excluded: frozenset[int] = frozenset(),
+    ) -> list[Change]:
+        """The changes an update with these confirmations and exclusions sends."""
+        held = {c.id for c in plan.held(confirmed)}
+        return [c for c in plan.changes if c.id not in excluded and c.id not in held]
+
+    def use_options(self, options: SyncConfig) -> None:
+        """Plan with ``options`` from now on, for the rest of this run (the profile is as it was)."""
+        self.options = options
+
+    def use_profile(self, config: Config) -> None:
+        """The profile was saved with new options: the rest of this run uses it."""
+        self.config = config
+        self.options = config.sync
+
     def why_not(self, plan: Plan) -> str | None:
         """Why an update of this plan would be refused before anything is sent, or None."""
         loaded = self._require_loaded()
@@ -505,15 +557,15 @@ class SyncSession:
             self._store.record_plan(self.run_id, plan, states)
             self._store.remember_matches(plan.matches)
             self._store.set_run_status(self.run_id, RunStatus.APPLYING)
-            to_send = [c for c in plan.changes if c.id not in held and c.id not in excluded]
+            to_send = self.to_send(plan, confirmed, excluded)
             client = self.client()
             try:
                 applier = Applier(
                     client,
                     self._store,
                     self.run_id,
-                    self.loaded.zivver,
                     self.loaded.user_ids,
+                    (a.zivver_id for a in self.loaded.zivver if a.kind is Kind.FUNCTIONAL),
                     self.emit,
                 )
                 result = await applier.run(to_send, cancel, self.config.target.concurrency)
@@ -542,13 +594,13 @@ class SyncSession:
         held = plan.held(confirmed)
         self._store.record_plan(self.run_id, plan, {c.id: ChangeState.HELD for c in held})
         attention = plan.attention
-        code = ExitCode.HELD if held or plan.held_writes or attention else ExitCode.OK
+        code = ExitCode.HELD if held or plan.not_sent or attention else ExitCode.OK
         self._keep_plan(plan, tuple(held))
         self._finish(
             RunStatus.DRY_RUN,
             {"planned": len(plan.changes)}
             | problems_of(plan, None, len(held))
-            | {"attention": attention, "exit_code": int(code)},
+            | {"attention": attention, "exit": int(code), "named": _named(plan)},
             plan.removals_blocked is None,
         )
         message = f"Dry run: {len(plan.changes)} change(s) planned, nothing was sent to Zivver."
@@ -605,12 +657,13 @@ class SyncSession:
                 held,
                 frozenset(confirmed),
             )
-        not_sent = plan.held_writes
+        not_sent = plan.not_sent
         attention = plan.attention
         if result.failed:
             code, status = ExitCode.FAILED, RunStatus.FAILED_CHANGES
         elif held or not_sent or attention:
-            code, status = ExitCode.HELD, RunStatus.HELD
+            code = ExitCode.HELD
+            status = RunStatus.HELD if held or not_sent else RunStatus.ATTENTION
         else:
             code, status = ExitCode.OK, RunStatus.COMPLETED
         if result.cancelled:
@@ -620,28 +673,28 @@ class SyncSession:
             status,
             counts
             | problems_of(plan, result, len(held))
-            | {"cancelled": result.cancelled, "attention": plan.attention},
+            | {"cancelled": result.cancelled, "attention": plan.attention, "named": _named(plan)},
             plan.removals_blocked is None and not result.cancelled,
         )
+        parts = [f"{len(held)} held for confirmation"] if held else []
+        unreadable = sum(1 for h in not_sent if h.reason == UNREADABLE_NOT_SENT)
+        if len(not_sent) > unreadable:
+            parts.append(
+                f"{len(not_sent) - unreadable} not sent (an SsoAccountKey zsync does not know)"
+            )
+        if unreadable:
+            parts.append(f"{unreadable} not sent (Zivver's answer for the account was unreadable)")
+        also = "".join(f"; {part}" for part in parts + attention)
         if result.cancelled:
             failed = f" ({len(result.failed)} failed)" if result.failed else ""
             message = (
-                f"Cancelled: {result.done} change(s) sent{failed}, {result.cancelled} not sent."
+                f"Cancelled: {result.done} change(s) sent{failed}, {result.cancelled} not "
+                f"sent{also}."
             )
         elif result.failed:
-            message = f"{len(result.failed)} of {result.done} change(s) failed."
-        elif held or not_sent or attention:
-            parts = [f"{len(held)} held for confirmation"] if held else []
-            unreadable = sum(1 for h in not_sent if h.reason == UNREADABLE_HELD)
-            if len(not_sent) > unreadable:
-                parts.append(
-                    f"{len(not_sent) - unreadable} not sent (an SsoAccountKey zsync does not know)"
-                )
-            if unreadable:
-                parts.append(
-                    f"{unreadable} not sent (Zivver's answer for the account was unreadable)"
-                )
-            message = f"Applied {result.done} change(s); {'; '.join(parts + attention)}."
+            message = f"{len(result.failed)} of {result.done} change(s) failed{also}."
+        elif parts or attention:
+            message = f"Applied {result.done} change(s){also}."
         elif result.done:
             message = "Task completed successfully."
         else:
@@ -668,8 +721,8 @@ class SyncSession:
         if plan.takeover is not None and plan.takeover.worth_showing:
             for line in plan.takeover.lines():
                 self._keep("warning", f"Taking over: {line}")
-        if plan.held_writes:
-            self._keep("warning", "\n".join(held_lines(plan.held_writes, shown=10)))
+        if plan.not_sent:
+            self._keep("warning", "\n".join(not_sent_lines(plan.not_sent, shown=10)))
         for phrase in plan.attention:
             self._keep("warning", f"{phrase[:1].upper()}{phrase[1:]}.")
         if held:
@@ -772,7 +825,7 @@ class SyncSession:
         self._store.close()
 
 
-UNREADABLE_HELD = (
+UNREADABLE_NOT_SENT = (
     "Zivver answered these accounts in a shape zsync cannot read whole (see the warnings), so "
     "it cannot tell what a write would remove and sends nothing to them"
 )
@@ -800,8 +853,8 @@ def _hold_unreadable(plan: Plan, unreadable: Mapping[str, str]) -> None:
         if match.zivver_id in unreadable and match.zivver_id not in held:
             held[match.zivver_id] = ["(not compared)"]
             emails[match.zivver_id] = match.email
-    plan.held_writes += [
-        HeldWrite(emails[zivver_id], tuple(actions), UNREADABLE_HELD)
+    plan.not_sent += [
+        NotSent(emails[zivver_id], tuple(actions), UNREADABLE_NOT_SENT)
         for zivver_id, actions in held.items()
     ]
 
@@ -826,8 +879,8 @@ def _stopped_message(result: ApplyResult, state_dir: Path) -> str:
         )
     else:
         text += " The journal holds the outcome of each."
-    if result.not_sent:
-        text += f" {result.not_sent} change(s) were not sent."
+    if result.never_sent:
+        text += f" {result.never_sent} change(s) were not sent."
     return (
         f"{text} Free space on the disk of the state directory {state_dir} (or fix its "
         "permissions), then run zsync again: it reads Zivver anew, takes over what was created "

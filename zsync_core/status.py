@@ -40,7 +40,11 @@ class Status:
 
     @property
     def last_success(self) -> RunRecord | None:
-        return next((r for r in self.runs if r.status.exit_code is ExitCode.OK), None)
+        """The newest run that synced with nothing skipped, held or failed (a dry run syncs
+        nothing, whatever it found)."""
+        return next(
+            (r for r in self.runs if not r.dry_run and r.status.exit_code is ExitCode.OK), None
+        )
 
     @property
     def exit_code(self) -> ExitCode:
@@ -48,8 +52,8 @@ class Status:
         last = self.last
         if last is None:
             return ExitCode.CANNOT_RUN
-        if last.dry_run and isinstance(last.summary.get("exit_code"), int):
-            return ExitCode(last.summary["exit_code"])  # a dry run that would have held
+        if last.dry_run and isinstance(last.summary.get("exit"), int):
+            return ExitCode(last.summary["exit"])  # a dry run that would have held
         return last.status.exit_code
 
 

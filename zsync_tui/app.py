@@ -327,7 +327,7 @@ class ZsyncApp(App[int]):
                     self._event("error", str(error))
                     self.notify(str(error), severity="error", title="Not saved", timeout=15)
                     return
-                self.session.config = saved
+                self.session.use_profile(saved)
                 self.notify(
                     f"Saved to {self.session.config.path}: {', '.join(changes)}.",
                     title="Options saved",
@@ -335,7 +335,7 @@ class ZsyncApp(App[int]):
         elif changes:
             self.notify("These options apply to this run only; the profile is unchanged.")
         if result.plan is not None:  # the options screen already planned with these options
-            self.session.options = result.options
+            self.session.use_options(result.options)
             self._summary_shows(result.plan)
         else:
             self.progress = Progress.begin("Recomputing the plan with the new options")
@@ -353,7 +353,7 @@ class ZsyncApp(App[int]):
             return self.session.plan(options)
 
     def _replanned(self, options: SyncConfig, plan: Plan) -> None:
-        self.session.options = options  # from now on, for the rest of this run
+        self.session.use_options(options)
         self._summary_shows(plan)
         self.progress = self.progress.end(f"Plan recomputed: {len(plan.changes):,} change(s).")
 
@@ -393,11 +393,7 @@ class ZsyncApp(App[int]):
         if not self.session.sendable(plan, frozenset(excluded)):
             self.notify("There is nothing to update.", title="Update now")
             return
-        guards = [
-            g
-            for g in plan.guards
-            if any(c.guard is g.action and c.id not in excluded for c in plan.changes)
-        ]
+        guards = self.session.to_confirm(plan, frozenset(excluded))
         if guards:
             self.push_screen(ConfirmScreen(guards), self._confirmed)
         else:
@@ -414,8 +410,7 @@ class ZsyncApp(App[int]):
         plan = self.plan
         assert plan is not None
         excluded = frozenset(self._excluded_ids())
-        held = len([c for c in plan.held(confirmed) if c.id not in excluded])
-        total = len(plan.changes) - len(excluded) - held
+        total = len(self.session.to_send(plan, confirmed, excluded))
         self.cancel_update = asyncio.Event()
         await self.switch_screen(UpdateScreen(self.where, total))
         self.progress = Progress.begin("Updating Zivver", total, unit=" changes")

@@ -271,6 +271,12 @@ def _status(argv: list[str]) -> int:
                 f"Held in run {last.id}: {len(found.held)} change(s) need confirmation "
                 f"({', '.join(names)}); review them with 'zsync history --run {last.id}'."
             )
+        failed = last.summary.get("failed")
+        if failed:
+            print(
+                f"Failed in run {last.id}: {failed} change(s); 'zsync history --run {last.id}' "
+                "says why."
+            )
         not_sent = last.summary.get("not_sent")
         if not_sent:
             print(
@@ -280,6 +286,7 @@ def _status(argv: list[str]) -> int:
         if isinstance(attention, list) and attention:
             said = "; ".join(inert(str(a)) for a in attention)
             print(f"Needs you in run {last.id}: {said}.")
+        _print_named(last)
         errors = last.summary.get("errors")
         if errors:
             print(f"Why it could not run: {inert(str(errors[0]), lines=True)}")
@@ -287,6 +294,26 @@ def _status(argv: list[str]) -> int:
     print(f"A run is going now: process {going}." if going else "No run is going now.")
     print(f"Next timer run: {found.next_timer_run or 'not known (no enabled zsync.timer here)'}")
     return found.exit_code
+
+
+NAMED_AS = {
+    "unusable": "Source entries skipped as unusable",
+    "removals_blocked": "Not suspended or deleted (removals were blocked)",
+    "left_alone": "Left as they are (an entry with their address is unusable)",
+}
+
+
+def _print_named(run: RunRecord) -> None:
+    """The entries and accounts a run's record names for each problem (the first 20)."""
+    named = run.summary.get("named")
+    if not isinstance(named, dict):
+        return
+    for kind, heading in NAMED_AS.items():
+        items = named.get(kind)
+        if isinstance(items, list) and items:
+            print(f"{heading} in run {run.id}:")
+            for item in items:
+                print(f"  {inert(str(item))}")
 
 
 def _history(argv: list[str]) -> int:
@@ -339,6 +366,7 @@ def _history(argv: list[str]) -> int:
         )
         return ExitCode.OK
     print(_run_line(run))
+    _print_named(run)
     if not changes:
         print("  no changes")
     for change in changes:

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
 from zsync_core import __version__, notify
 from zsync_core.config import (
@@ -32,12 +32,12 @@ from zsync_core.model import (
     LogEvent,
     Plan,
     StepEvent,
-    Takeover,
-    held_lines,
+    not_sent_lines,
     summary_line,
 )
-from zsync_core.outcome import ChangeOutcome, ChangeState, ExitCode, RunStatus
+from zsync_core.outcome import ChangeOutcome, ExitCode, RunStatus
 from zsync_core.output import inert, inert_json, open_for_admin
+from zsync_core.report import run_report
 from zsync_core.session import Mode, RunOutcome, SyncSession
 
 SHOWN_HELD = 20
@@ -271,7 +271,7 @@ def _print_summary(
             )
     if plan.removals_blocked:
         printer.line(f"WARN no suspension or deletion planned: {plan.removals_blocked}")
-    for line in held_lines(plan.held_writes):
+    for line in not_sent_lines(plan.not_sent):
         printer.line("HELD " + line)
 
 
@@ -308,74 +308,7 @@ def _write_report(
     missing secret), so monitoring that reads it never sees yesterday's success."""
     if not path:
         return
-    plan, result, confirmed = outcome.plan, outcome.result, outcome.confirmed
-    journaled = {o.change_id: o for o in session.outcomes()} if session else {}
-    changes: list[dict[str, Any]] = []
-    for change in plan.changes if plan else []:
-        done = journaled.get(change.id)
-        changes.append(
-            {
-                "id": change.id,
-                "action": change.action.value,
-                "email": change.email,
-                "zivver_id": change.zivver_id,
-                "source": change.source,
-                "before": change.before,
-                "after": {k: v for k, v in change.after.items() if k != "sso_key"}
-                | ({"sso_key": "(set)"} if "sso_key" in change.after else {}),
-                "guard": change.guard.value if change.guard else None,
-                "state": (done.state if done else ChangeState.PLANNED).value,
-                "http_status": done.http_status if done else None,
-                "error": _human(done.error) if done else None,
-            }
-        )
-    loaded = session.loaded if session else None
-    data = {
-        "zsync": __version__,
-        "run_id": session.run_id if session else None,
-        "profile": str(session.config.path) if session else profile,
-        "started": _iso(started),
-        "finished": _iso(time.time()),
-        "dry_run": dry_run,
-        "exit_code": int(outcome.exit_code),
-        "status": outcome.status.value,
-        "message": _human(outcome.message),
-        "errors": [_human(e) for e in outcome.errors],
-        "sources": {r.name: len(r.accounts) for r in loaded.sources} if loaded else {},
-        "zivver_accounts": len(loaded.zivver) if loaded else None,
-        "summary": {a.value: n for a, n in plan.by_action().items() if n} if plan else {},
-        "guards": [
-            {
-                "action": g.action.value,
-                "count": g.count,
-                "total": g.total,
-                "text": _human(g.text),
-                "confirmed": g.action in confirmed,
-            }
-            for g in (plan.guards if plan else [])
-        ],
-        "removals_blocked": _human(plan.removals_blocked) if plan else None,
-        "attention": [_human(a) for a in (plan.attention if plan else [])],
-        "unusable": [u.as_dict() for u in (plan.unusable if plan else [])],
-        "removals_not_planned": list(plan.blocked_removals) if plan else [],
-        "left_alone": list(plan.left_alone) if plan else [],
-        "takeover": _takeover(plan.takeover) if plan and plan.takeover else None,
-        "not_sent": [
-            {"email": h.email, "fields": list(h.fields), "reason": _human(h.reason)}
-            for h in (plan.held_writes if plan else [])
-        ],
-        "notices": [
-            {"level": n.level, "message": _human(n.message)} for n in (plan.notices if plan else [])
-        ],
-        "result": {
-            "succeeded": len(result.succeeded),
-            "failed": len(result.failed),
-            "cancelled": result.cancelled,
-        }
-        if result
-        else None,
-        "changes": changes,
-    }
+    data = run_report(session, outcome, dry_run, started, profile)
     # the data (addresses, fields before and after) stays exact; inert_json escapes what
     # JSON leaves raw, so that printing the file is safe too
     try:
@@ -383,24 +316,3 @@ def _write_report(
             out.write(inert_json(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
     except OSError as error:
         print(f"zsync: cannot write the report {inert(path)}: {error}", file=sys.stderr)
-
-
-def _human(text: str | None) -> str | None:
-    """A message in the report, inert as zsync prints it, for whoever prints it next."""
-    return None if text is None else inert(text, lines=True)
-
-
-def _takeover(takeover: Takeover) -> dict[str, Any]:
-    return {
-        "first_run": takeover.first_run,
-        "matched_by_address": takeover.matched_by_address,
-        "untouched": list(takeover.untouched),
-        "outside_domain_filter": takeover.outside_filter,
-        "sso_key_unknown": list(takeover.sso_unknown),
-        "members_kept": list(takeover.foreign_members),
-        "text": [inert(line) for line in takeover.lines()],
-    }
-
-
-def _iso(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(timestamp))

@@ -7,7 +7,6 @@ raises :class:`~zsync_core.errors.SourceError` when it cannot read completely.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,13 +17,11 @@ from ..config import (
     Microsoft365SourceConfig,
     SourceConfig,
 )
-from ..model import Event, Notice, SourceAccount, Unusable
+from ..model import Emit, Notice, SourceAccount, Unusable
 from ..output import first_control, without_controls
 
 if TYPE_CHECKING:
     from ..store import Store
-
-Emit = Callable[[Event], None]
 
 
 @dataclass(slots=True)
@@ -62,7 +59,9 @@ class SourceResult:
         """Display names and divisions from a directory with a control character or a line
         break in them (nothing sent to Zivver may hold one): each run made one space, and
         the entry named in a warning. CSV rows with one are unusable instead (the source
-        says so itself)."""
+        says so itself). An address this source holds twice is unusable: which of the two
+        entries says how the account should be is not known, so it is left alone."""
+        self._once_each()
         accounts = self.accounts
         for number, account in enumerate(accounts):
             name, division = account.display_name, account.division or ""
@@ -87,6 +86,22 @@ class SourceResult:
                     display_name=fixed.get("display name", name) or account.email,
                     division=fixed.get("division", account.division) or None,
                 )
+
+    def _once_each(self) -> None:
+        first: dict[str, SourceAccount] = {}
+        twice = False
+        for account in self.accounts:
+            if first.setdefault(account.email, account) is not account:
+                twice = True
+                self.skip(
+                    account.entry,
+                    f"the address is also held by {first[account.email].entry} in this source, "
+                    "so which of the two says how the account should be is not known",
+                    address=account.email,
+                    source_id=account.source_id,
+                )
+        if twice:
+            self.accounts = [a for a in self.accounts if first[a.email] is a]
 
     def __repr__(self) -> str:
         # short: Python 3.11's asyncio.run reprs the main task's result (its SIGINT handler

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 from collections.abc import Iterable
+from pathlib import Path
 
 from ..addresses import normalize_address
 from ..config import Config, CsvSourceConfig
@@ -49,7 +50,14 @@ class CsvSource:
             raise SourceError(
                 f"Source {self.name!r}: CSV file {self.path} does not exist. Check sources.path."
             ) from None
-        except (OSError, UnicodeDecodeError) as error:
+        except UnicodeDecodeError as error:
+            line = _line_of_bad_byte(self.path, self.config.encoding)
+            raise SourceError(
+                f"Source {self.name!r}: {self.path.name}:{line} is not {self.config.encoding} "
+                f"({error.reason}). Save the file as UTF-8, or set encoding in the source "
+                '(e.g. encoding = "cp1252" for a file from Excel on Windows).'
+            ) from error
+        except OSError as error:
             raise SourceError(
                 f"Source {self.name!r}: cannot read CSV file {self.path}: {error}"
             ) from error
@@ -175,3 +183,13 @@ class CsvSource:
             sso_key=record.get("sso_key") or None,
             division=record.get("division") or None,
         )
+
+
+def _line_of_bad_byte(path: Path, encoding: str) -> int:
+    """The line of the first byte ``encoding`` cannot read (a text read sees one chunk)."""
+    data = path.read_bytes()
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as error:
+        return data[: error.start].count(b"\n") + 1
+    return 1

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..addresses import normalize_address
 from ..config import LdapAttributes
-from ..model import NO_ADDRESSES, Kind, SourceAccount, address_set
+from ..model import NO_ADDRESSES, Kind, Notice, SourceAccount, address_set
 from . import SourceResult
 
 SHARED_MAILBOX = 4
@@ -123,9 +123,22 @@ class Mapper:
         n = self.names
         accounts = result.accounts
         emails, active = users.emails, users.active
+        unknown: list[str] = []
         for index, dns in users.delegating:
             delegates = address_set(emails[d] for d in dns if d in emails and active[d])
             accounts[index] = accounts[index]._replace(delegates=delegates)
+            unknown += [d for d in dns if d not in users.dns]
+        if unknown:  # deleted entries, or outside base_dn and the user filter
+            shown = ", ".join(sorted(set(unknown))[:5])
+            more = f" and {len(set(unknown)) - 5} more" if len(set(unknown)) > 5 else ""
+            result.notices.append(
+                Notice(
+                    "warning",
+                    f"Source {self.source!r}: {len(set(unknown))} delegate(s) named by "
+                    f"{n.delegates} are no user this source read ({shown}{more}): outside "
+                    "base_dn or the user filter, or deleted; they get no delegated access.",
+                )
+            )
         all_groups = {**(nested or {}), **groups}
         for dn, raw in groups.items():
             if self._bad_guid(dn, raw, n):
@@ -212,7 +225,15 @@ class Mapper:
             if text.lower() == email:
                 continue  # the primary address, listed again (every AD mailbox has it)
             address = normalize_address(text)
-            if address and address != email:
+            if address is None:
+                self.result.notices.append(
+                    Notice(
+                        "warning",
+                        f"Source {self.source!r}: {email}: the alias {text!r} in {n.aliases} is "
+                        "not a valid address; it is left out.",
+                    )
+                )
+            elif address != email:
                 found.add(address)
         return address_set(found)
 

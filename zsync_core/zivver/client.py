@@ -98,7 +98,7 @@ class Pacer:
 
 
 @dataclass(slots=True)
-class Outcome:
+class RequestResult:
     """What happened to one request (after retries)."""
 
     ok: bool
@@ -185,13 +185,13 @@ class ZivverClient:
         request: Request,
         *,
         params: Mapping[str, Any] | None = None,
-        before_retry: Callable[[], Awaitable[Outcome | None]] | None = None,
+        before_retry: Callable[[], Awaitable[RequestResult | None]] | None = None,
         raw_body: bool = False,
-    ) -> Outcome:
+    ) -> RequestResult:
         """Send one request; retry what is worth retrying. Never raises for HTTP errors.
 
         ``before_retry`` runs before a retry that follows a lost answer; if it returns an
-        Outcome (the create did happen), that is the result. With ``raw_body`` a successful
+        RequestResult (the create did happen), that is the result. With ``raw_body`` a successful
         answer's body is left as bytes (for :func:`scim.read_list`) and not kept in ``response``.
         """
         method, body = request.method, request.body
@@ -220,11 +220,13 @@ class ZivverClient:
                     )
             except TooBig as error:
                 self.pacer.release()
-                return Outcome(False, error.status, journal, None, attempt, error.explain(method))
+                return RequestResult(
+                    False, error.status, journal, None, attempt, error.explain(method)
+                )
             except (httpx.TimeoutException, httpx.TransportError, TimeoutError) as error:
                 self.pacer.release()
                 if certificate_problem(error):  # retrying cannot help
-                    return Outcome(
+                    return RequestResult(
                         False, None, journal, None, attempt, _certificate_text(self.base_url, error)
                     )
                 lost_answer = True
@@ -236,7 +238,7 @@ class ZivverClient:
                         )
                     else:
                         said = _transport_text(error)
-                    return Outcome(
+                    return RequestResult(
                         False, None, journal, None, attempt, scim.explain(None, said, attempt)
                     )
                 await asyncio.sleep(self._backoff(attempt))
@@ -469,10 +471,10 @@ def _outcome(
     attempts: int,
     raw_body: bool = False,
     listing: str | None = None,
-) -> Outcome:
+) -> RequestResult:
     ok = response.status_code in (200, 201, 204)
     if raw_body and ok:
-        return Outcome(
+        return RequestResult(
             True,
             response.status_code,
             request,
@@ -491,7 +493,7 @@ def _outcome(
         error = scim.explain(response.status_code, content, attempts, listing)
     elif request["method"] != "GET":
         error = _not_zivvers(request["method"], request["url"], response, content, body)
-    return Outcome(
+    return RequestResult(
         ok=error is None,
         status=response.status_code,
         request=request,

@@ -387,7 +387,7 @@ _KNOWN: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(r"Invalid division:?\s*(?P<other>.*)", re.I),
         "Zivver does not know the division {other}. Create that organizational unit in Zivver or fix "
-        "the directory attribute.",
+        "the division in the source (the directory attribute, or the CSV column).",
     ),
     (
         re.compile(r"Unknown account with uuid:?\s*(?P<other>\S*)", re.I),

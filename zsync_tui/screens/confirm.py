@@ -64,11 +64,17 @@ class ConfirmScreen(ModalScreen[set[GuardedAction] | None]):
             )
             with Vertical(id="checklist"):
                 for guard in self.guards:
-                    yield Tick(Text(guard.text, style="bold"), id=guard.action.value)
-                    if guard.accounts:
-                        yield Static(fmt.styled((guard.named(), "dim")), classes="names")
+                    # a checkbox's label is one line: the rest of the item wraps below it
+                    yield Tick(Text(guard.label, style="bold"), id=guard.action.value)
+                    yield Static(
+                        fmt.styled(
+                            (guard.detail.strip(), "bold"),
+                            (f"\n{guard.named()}" if guard.accounts else "", "dim"),
+                        ),
+                        classes="names",
+                    )
             yield Static(
-                "\n".join(f"• {g.text.split(' (')[0]}: {WHY[g.action]}" for g in self.guards),
+                "\n".join(f"• {g.label}: {WHY[g.action]}" for g in self.guards),
                 id="why",
             )
             yield Static(id="missing")

@@ -24,6 +24,7 @@ STATUS_CLASS = {
     RunStatus.ABORTED: "error",
     RunStatus.INTERRUPTED: "error",
     RunStatus.HELD: "warning",
+    RunStatus.ATTENTION: "warning",
     RunStatus.CANCELLED: "warning",
 }
 

@@ -14,7 +14,7 @@ from textual.widget import Widget
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from zsync_core.model import Action, Plan, held_lines, summary_line
+from zsync_core.model import Action, Plan, not_sent_lines, summary_line
 
 from .. import fmt
 from .base import StepScreen
@@ -125,9 +125,9 @@ class SummaryScreen(StepScreen):
             text.append("Taking over this organization:\n", style="bold")
             for line in plan.takeover.lines():
                 text.append(f"  • {fmt.plain(line)}\n")
-        if plan.held_writes:
+        if plan.not_sent:
             text.append("Not sent, to keep what zsync cannot see:\n", style="bold yellow")
-            for line in held_lines(plan.held_writes, shown=10):
+            for line in not_sent_lines(plan.not_sent, shown=10):
                 text.append(f"  {fmt.plain(line)}\n")
         if plan.guards:
             text.append("Needs your confirmation at Update now:\n", style="bold")
