@@ -206,7 +206,8 @@ def floor(base: str, bounds: list[str], concurrency: int) -> dict[str, Any]:
     let a client that does nothing with the pages (from the bench's own process)."""
     import httpx
 
-    from zsync_core.sources.m365 import GROUP_SELECT, PAGE, USER_SELECT, _ranges
+    from zsync_core.sources.m365 import GROUP_SELECT, PAGE, USER_SELECT
+    from zsync_core.sources.m365.ranges import _ranges
 
     tail = re.compile(rb'"@odata.(next|delta)Link":"([^"]+)"')
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-import zsync_core.sources.microsoft as graph_http
+import zsync_core.sources.m365.http as graph_http
 from tests.conftest import m365_source
 from zsync_emulator.server import LoopbackServer, MicrosoftServer
 

@@ -181,7 +181,7 @@ ADDRESS_TEXT = st.text(
 @given(bounds=st.lists(ADDRESS_TEXT, max_size=9), mails=st.lists(ADDRESS_TEXT, max_size=20))
 def test_the_ranges_of_a_split_read_hold_every_address_whatever_its_letters(bounds, mails):
     """As the emulator (standing for Graph) reads the filters: quotes, case, any letter."""
-    from zsync_core.sources.m365 import _ranges
+    from zsync_core.sources.m365.ranges import _ranges
     from zsync_emulator.microsoft import _user_filter
 
     tests = [_user_filter(where, advanced=False) for where in _ranges(bounds)]
@@ -204,7 +204,9 @@ def test_a_crowded_span_cut_again_still_holds_every_address_of_it(
 ):
     """However a first page looks (crowded under a start or not, in address order or not),
     the spans a span is cut into hold every address the span holds, and nothing outside it."""
-    from zsync_core.sources.m365 import _refined, _spans, _where
+    from zsync_core.sources.m365.ranges import refined as _refined
+    from zsync_core.sources.m365.ranges import spans as _spans
+    from zsync_core.sources.m365.ranges import where as _where
     from zsync_emulator.microsoft import _user_filter
 
     low, high = ends
@@ -270,9 +272,10 @@ def test_a_first_read_of_ordinary_names_keeps_the_fixed_ranges(tmp_path, microso
 
 
 def small_pages(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
-    from zsync_core.sources import m365
+    from zsync_core.sources.m365 import graph, ranges
 
-    monkeypatch.setattr(m365, "PAGE", size)
+    monkeypatch.setattr(graph, "PAGE", size)
+    monkeypatch.setattr(ranges, "PAGE", size)
 
 
 def test_a_full_read_splits_the_users_by_address_and_misses_nobody(
@@ -459,7 +462,7 @@ def test_a_user_who_gets_a_mailbox_is_read_whole_and_one_who_loses_it_leaves(tmp
 def test_a_national_cloud_signs_in_for_its_own_graph_and_exchange(
     tmp_path, graph_url, exchange_url, expected
 ):
-    from zsync_core.sources.microsoft import EXCHANGE, GRAPH, scopes
+    from zsync_core.sources.m365.signin import EXCHANGE, GRAPH, scopes
 
     source = {
         "name": "M365",
@@ -554,26 +557,15 @@ def test_throttling_past_the_retries_fails_the_read(tmp_path, microsoft):
         load(source_for(tmp_path, microsoft, max_retries=1))
 
 
-def test_a_token_that_expires_during_the_read_is_renewed(tmp_path, microsoft):
+def test_a_token_that_expires_during_the_read_is_renewed(tmp_path, microsoft, monkeypatch):
     tenant = microsoft.tenant
     for n in range(30):
         tenant.add_user(f"user{n:03}@example.org")
     tenant.token_lifetime = 2  # whole seconds: a new token lasts one at least
     tenant.latency = 0.4  # ten pages of three, one after the other: the read outlives a token
+    small_pages(monkeypatch, 3)
 
-    source = source_for(tmp_path, microsoft)
-    original = source.load
-
-    async def small_pages(emit):
-        from zsync_core.sources import m365
-
-        m365.PAGE, saved = 3, m365.PAGE
-        try:
-            return await original(emit)
-        finally:
-            m365.PAGE = saved
-
-    result = asyncio.run(small_pages(lambda event: None))
+    result = load(source_for(tmp_path, microsoft))
 
     assert len(result.accounts) == 30
     assert tenant.count("POST /{tenant}/oauth2/v2.0/token") >= 2

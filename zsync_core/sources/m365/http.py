@@ -1,25 +1,16 @@
-"""Signing in to Microsoft 365 app-only, and asking Graph and Exchange Online over httpx.
-
-MSAL (Microsoft's own library) does the client-credentials flow: it reads the tenant's
-OpenID configuration, signs the client assertion with the certificate (PS256, with the
-certificate's SHA-256 thumbprint and chain) or sends the secret, and caches each token until
-shortly before it expires. It talks through :class:`MsalHttp`, an httpx client with the
-source's CA, so the three endpoints share one TLS setup. MSAL only speaks ``https://``; an
-``http://`` endpoint is allowed on loopback only (the config checks that), and for it
-MsalHttp maps the ``https://`` URLs MSAL builds back to ``http://`` (and the other way in the
-OpenID configuration it reads), so the emulator can be served without TLS.
+"""Asking Graph and Exchange Online over httpx: paged reads, retries, explained refusals.
 
 :class:`MicrosoftHttp` sends Graph's and Exchange's requests: it waits ``Retry-After`` on
 429/503, backs off on other 5xx and dropped connections, renews an expired token once, and
 turns Microsoft's error answers into a :class:`SourceError` that says what to fix.
 
 An answer is never trusted to say where to go next: a link in it (``@odata.nextLink``,
-``@odata.deltaLink``, MSAL's token endpoint) is followed only within the configured origins
-(scheme, host and port), so the bearer token or the client secret never leaves them. A request
-is bounded first byte to last (``timeout_seconds``: httpx's own timeout is per read, which a
-server sending a byte now and then never reaches) and in size (:data:`MAX_PAGE_BYTES`), and a
-chain of pages that comes back to a link it followed is a read that cannot end. Each of these
-ends the read as incomplete: nothing is changed and nothing is stored.
+``@odata.deltaLink``) is followed only within the configured origins (scheme, host and
+port), so the bearer token never leaves them. A request is bounded first byte to last
+(``timeout_seconds``: httpx's own timeout is per read, which a server sending a byte now and
+then never reaches) and in size (:data:`MAX_PAGE_BYTES`), and a chain of pages that comes
+back to a link it followed is a read that cannot end. Each of these ends the read as
+incomplete: nothing is changed and nothing is stored.
 """
 
 from __future__ import annotations
@@ -27,55 +18,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import ssl
-import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import msal
-from msal.exceptions import MsalServiceError
 
-from ..config import LOOPBACK, Config, Microsoft365SourceConfig, credential_path, read_secret
-from ..errors import ConfigError, SourceError
-from ..http import backoff, certificate_problem, retry_after
-
-GRAPH = "graph"
-EXCHANGE = "exchange"
-"""The two services a source signs in to (one token each)."""
-PUBLIC = {GRAPH: "https://graph.microsoft.com", EXCHANGE: "https://outlook.office365.com"}
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def origin(url: str) -> str | None:
-    """``scheme://host:port`` of an absolute http(s) URL (the host in lower case, the port
-    always written), None for anything else: what two URLs must share for a token sent to one
-    to be safe at the other."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
-    except ValueError:  # a port that is no number
-        return None
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname or port is None:
-        return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{parts.scheme}://{host.lower()}:{port}"
-
-
-def scopes(source: Microsoft365SourceConfig) -> dict[str, str]:
-    """Service → the app-only scope to ask for: the endpoint's own resource (a national
-    cloud's ``https://graph.microsoft.us/.default``); an endpoint on loopback (the tests'
-    emulator) stands for the public cloud."""
-    found = {}
-    for service, endpoint in ((GRAPH, source.graph_url), (EXCHANGE, source.exchange_url)):
-        parts = urlsplit(endpoint)
-        origin = PUBLIC[service] if parts.hostname in LOOPBACK else f"https://{parts.netloc}"
-        found[service] = f"{origin}/.default"
-    return found
-
+from ...config import Microsoft365SourceConfig
+from ...errors import SourceError
+from ...http import backoff, certificate_problem, retry_after
+from .signin import EXCHANGE, GRAPH, SignIn, origin
 
 BACKOFF = 1.0
 """Seconds before the first retry of a 5xx or a dropped connection (then doubling)."""
@@ -103,307 +56,6 @@ EXCHANGE_ROLE_HELP = (
     "Exchange Recipient Administrator → Add assignments → the app (or a custom Exchange role "
     "group with View-Only Recipients), then wait up to an hour; or set shared_mailboxes = false."
 )
-
-
-def _ssl_context(source: Microsoft365SourceConfig, config: Config) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if source.ca_file:
-        path = config.resolve(source.ca_file)
-        try:
-            context.load_verify_locations(cafile=str(path))
-        except (OSError, ssl.SSLError) as error:
-            raise ConfigError(
-                f"{config.path}: sources ({source.name}).ca_file {path} is not a readable PEM "
-                f"CA bundle ({error}). Fix the path or remove the key."
-            ) from None
-    return context
-
-
-# --- credentials ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Certificate:
-    private_key: str
-    """PEM, unencrypted (decrypted here when it had a password)."""
-    certificate: str
-    """PEM of the certificate (sent as ``x5c`` so Entra can match it)."""
-    thumbprint: str
-    """SHA-1, upper-case hex: what the Entra admin center shows for the uploaded certificate."""
-    expires: float
-
-
-def load_certificate(path: Path, password: str | None, where: str) -> Certificate:
-    """A PEM (key and certificate) or PFX file, checked and made into PEM text.
-
-    Raises:
-        ConfigError: naming the file and what is wrong with it.
-    """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.serialization import pkcs12
-
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ConfigError(
-            f"{where}: certificate_file {path} cannot be read ({error.strerror}). Check the "
-            "path and that this user may read it."
-        ) from None
-    secret = password.encode() if password else None
-    try:
-        if path.suffix.lower() in (".pfx", ".p12") or not data.lstrip().startswith(b"-----"):
-            key, cert, _chain = pkcs12.load_key_and_certificates(data, secret)
-        else:
-            key = serialization.load_pem_private_key(data, secret)
-            cert = x509.load_pem_x509_certificate(data)
-    except (ValueError, TypeError) as error:
-        hint = (
-            "it needs certificate_password_env or certificate_password_file"
-            if "encrypted" in str(error).lower() or "password" in str(error).lower()
-            else "it must hold the private key and the certificate, PEM or PFX"
-        )
-        raise ConfigError(
-            f"{where}: certificate_file {path} cannot be used: {error}; {hint}."
-        ) from None
-    if key is None or cert is None:
-        raise ConfigError(
-            f"{where}: certificate_file {path} has no {'private key' if key is None else 'certificate'}; "
-            "it must hold both (PEM: the key and the certificate one after the other)."
-        )
-    private_key = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return Certificate(
-        private_key,
-        cert.public_bytes(serialization.Encoding.PEM).decode(),
-        cert.fingerprint(hashes.SHA1()).hex().upper(),
-        cert.not_valid_after_utc.timestamp(),
-    )
-
-
-def client_credential(source: Microsoft365SourceConfig, config: Config) -> str | dict[str, str]:
-    """What MSAL signs in with: the certificate (as MSAL's dict) or the client secret."""
-    where = f"{config.path}: sources ({source.name})"
-    if source.certificate_file:
-        password = read_secret(
-            source.certificate_password_env,
-            source.certificate_password_file,
-            f"sources ({source.name}).certificate_password",
-            config,
-        )
-        path = config.resolve(source.certificate_file)
-        found = load_certificate(credential_path(source.certificate_file) or path, password, where)
-        return {"private_key": found.private_key, "public_certificate": found.certificate}
-    secret = read_secret(
-        source.client_secret_env,
-        source.client_secret_file,
-        f"sources ({source.name}).client_secret",
-        config,
-    )
-    assert secret is not None  # the config requires a credential
-    return secret
-
-
-# --- MSAL over httpx ------------------------------------------------------------------------
-
-
-class _Answer:
-    """An httpx response as MSAL reads one (``status_code``, ``text``, ``headers``)."""
-
-    def __init__(self, response: httpx.Response, text: str) -> None:
-        self.status_code = response.status_code
-        self.headers = response.headers
-        self.text = text
-        self._response = response
-
-    def raise_for_status(self) -> None:
-        self._response.raise_for_status()
-
-
-class MsalHttp:
-    """MSAL's ``http_client``: httpx with the source's TLS, form values sent as text, and
-    nothing sent outside the authority's origin (MSAL posts the client secret or assertion to
-    the token endpoint the tenant's OpenID configuration names: an answer that names another
-    host must not receive it)."""
-
-    def __init__(
-        self, authority_url: str, context: ssl.SSLContext, timeout: float, name: str = ""
-    ) -> None:
-        self.client = httpx.Client(verify=context, timeout=timeout)
-        parts = urlsplit(authority_url)
-        self.plain = parts.netloc if parts.scheme == "http" else None
-        """The loopback host:port served over plain http, if any."""
-        self.authority_url = authority_url
-        self.origin = origin(authority_url)
-        self.name = name
-
-    def _wire(self, url: str) -> str:
-        if self.plain and url.startswith(f"https://{self.plain}/"):
-            url = "http://" + url[len("https://") :]
-        if origin(url) != self.origin:
-            raise SourceError(
-                f"Source {self.name!r}: the sign-in service's answer sends zsync to "
-                f"{origin(url) or url[:80]!r}, outside authority_url's origin {self.origin}; "
-                "zsync did not go there and sent it no credential, and nothing was changed. "
-                "Check authority_url and tenant_id, and any proxy that may rewrite the answers."
-            )
-        return url
-
-    def _answer(self, response: httpx.Response) -> _Answer:
-        text = response.text
-        if self.plain:
-            text = text.replace(f"http://{self.plain}/", f"https://{self.plain}/")
-        return _Answer(response, text)
-
-    def post(
-        self, url: str, params: Any = None, data: Any = None, headers: Any = None, **kwargs: Any
-    ) -> _Answer:
-        if isinstance(data, dict):  # MSAL passes the client assertion as bytes
-            data = {k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
-        response = self.client.post(self._wire(url), params=params, data=data, headers=headers)
-        return self._answer(response)
-
-    def get(self, url: str, params: Any = None, headers: Any = None, **kwargs: Any) -> _Answer:
-        return self._answer(self.client.get(self._wire(url), params=params, headers=headers))
-
-    def close(self) -> None:
-        self.client.close()
-
-
-class SignIn:
-    """App-only tokens for Graph and Exchange, cached and renewed by MSAL."""
-
-    def __init__(self, source: Microsoft365SourceConfig, config: Config) -> None:
-        self.source = source
-        self.config = config
-        self.context = _ssl_context(source, config)
-        self._credential = client_credential(source, config)
-        self._http = MsalHttp(
-            source.authority_url, self.context, source.timeout_seconds, source.name
-        )
-        self._app: Any = None
-        self._lock = asyncio.Lock()
-        self._scopes = scopes(source)
-        self._tokens: dict[str, tuple[str, float]] = {}
-        """Service → (token, when to ask MSAL again): a minute before it expires."""
-
-    def _msal(self) -> Any:
-        if self._app is None:
-            parts = urlsplit(self.source.authority_url)
-            authority = f"https://{parts.netloc}{parts.path}/{self.source.tenant_id}"
-            try:
-                self._app = msal.ConfidentialClientApplication(
-                    self.source.client_id,
-                    client_credential=self._credential,
-                    authority=authority,
-                    http_client=self._http,
-                    # the authority is the profile's own choice: no call to Microsoft's
-                    # instance discovery (national clouds and the emulator are not in it)
-                    instance_discovery=False,
-                )
-            except ValueError as error:  # the tenant's OpenID configuration is not there
-                raise SourceError(
-                    f"Source {self.source.name!r}: tenant {self.source.tenant_id!r} is not known "
-                    f"at {self.source.authority_url} ({_first_line(error)}). Check tenant_id "
-                    "(Entra admin center → Overview → Tenant ID) and authority_url."
-                ) from None
-            except httpx.HTTPError as error:
-                raise SourceError(
-                    f"Source {self.source.name!r}: cannot reach {self.source.authority_url} to sign "
-                    f"in ({error}). Check the network, any proxy and ca_file."
-                ) from None
-        return self._app
-
-    def _acquire(self, service: str, renew: bool) -> str:
-        scope = self._scopes[service]
-        app = self._msal()
-        if renew:
-            app.remove_tokens_for_client()
-        try:
-            result = app.acquire_token_for_client(scopes=[scope])
-        except MsalServiceError as error:  # a 5xx from the token endpoint
-            raise SourceError(
-                f"Source {self.source.name!r}: the sign-in service at {self.source.authority_url} "
-                f"failed ({error}); nothing was changed. Run again later."
-            ) from None
-        except httpx.HTTPError as error:
-            raise SourceError(
-                f"Source {self.source.name!r}: cannot reach {self.source.authority_url} to sign "
-                f"in ({error}). Check the network, any proxy and ca_file."
-            ) from None
-        token = result.get("access_token")
-        if token:
-            lifetime = float(result.get("expires_in") or 300)
-            self._tokens[service] = (str(token), time.monotonic() + max(lifetime - 60, 0))
-            return str(token)
-        raise SourceError(explain_sign_in(self.source, result, scope))
-
-    async def token(self, service: str, renew: bool = False) -> str:
-        """A token for ``service`` (:data:`GRAPH`, :data:`EXCHANGE`); ``renew``: a new one
-        (the service said the last one expired)."""
-        cached = self._tokens.get(service)
-        if cached and not renew and cached[1] > time.monotonic():
-            return cached[0]
-        async with self._lock:
-            cached = self._tokens.get(service)
-            if cached and not renew and cached[1] > time.monotonic():
-                return cached[0]
-            return await asyncio.to_thread(self._acquire, service, renew)
-
-    def close(self) -> None:
-        self._http.close()
-
-
-def explain_sign_in(source: Microsoft365SourceConfig, result: dict[str, Any], scope: str) -> str:
-    """Entra's refusal of a token request, as what to fix."""
-    codes = result.get("error_codes") or []
-    description = _first_line(result.get("error_description") or result.get("error") or "no answer")
-    name, app = source.name, source.client_id
-    head = f"Source {name!r}: Entra ID refused to sign in the app {app}"
-    if 7000215 in codes:
-        return (
-            f"{head}: the client secret is wrong ({description}). Put the secret's Value (not "
-            "its Secret ID) from Certificates & secrets in client_secret_env/client_secret_file."
-        )
-    if 7000222 in codes:
-        return (
-            f"{head}: the client secret has expired ({description}). Create a new one under "
-            "Certificates & secrets, update the secret file, and consider a certificate instead."
-        )
-    if 700027 in codes:
-        return (
-            f"{head}: Entra refused the certificate ({description}). Upload the certificate "
-            "of certificate_file under Certificates & secrets → Certificates (the thumbprint "
-            "shown there must match), and check the server's clock."
-        )
-    if 700016 in codes:
-        return (
-            f"{head}: no such application in tenant {source.tenant_id} ({description}). Check "
-            "client_id (App registrations → Application (client) ID) and tenant_id."
-        )
-    if 90002 in codes:
-        return (
-            f"{head}: tenant {source.tenant_id!r} was not found ({description}). Check tenant_id."
-        )
-    if 1002012 in codes or 70011 in codes:
-        return (
-            f"{head}: the scope {scope} was refused ({description}). Check graph_url/exchange_url."
-        )
-    return f"{head}: {description}."
-
-
-def _first_line(value: object) -> str:
-    text = str(value).strip()
-    # Entra appends trace ids and timestamps that only make the message longer
-    for marker in (" Trace ID:", "\r\n", "\n"):
-        text = text.split(marker)[0]
-    return text.strip()
-
-
-# --- Graph and Exchange ----------------------------------------------------------------------
 
 
 class MicrosoftHttp:
@@ -737,3 +389,16 @@ def _short(url: str) -> str:
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+async def side_by_side(*steps: Awaitable[Any]) -> list[Any]:
+    """Each step's result, run side by side. When one fails, the others are cancelled (and
+    awaited) before its error goes on: nothing keeps reading after the read has failed."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

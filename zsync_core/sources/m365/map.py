@@ -25,11 +25,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ..addresses import normalize_address
-from ..errors import SourceError
-from ..model import NO_ADDRESSES, Kind, Notice, SourceAccount, address_set
-from . import SourceResult
-from .ldap_map import guid_text
+from ...addresses import normalize_address
+from ...errors import SourceError
+from ...model import NO_ADDRESSES, Kind, Notice, SourceAccount, address_set
+from .. import SourceResult
+from ..ldap_map import guid_text
 
 Obj = dict[str, Any]
 SHARED = "SharedMailbox"
