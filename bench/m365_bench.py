@@ -207,7 +207,7 @@ def floor(base: str, bounds: list[str], concurrency: int) -> dict[str, Any]:
     import httpx
 
     from zsync_core.sources.m365 import GROUP_SELECT, PAGE, USER_SELECT
-    from zsync_core.sources.m365.ranges import _ranges
+    from zsync_core.sources.m365.ranges import spans, where
 
     tail = re.compile(rb'"@odata.(next|delta)Link":"([^"]+)"')
 
@@ -255,7 +255,7 @@ def floor(base: str, bounds: list[str], concurrency: int) -> dict[str, Any]:
                 chain(f"{base}/v1.0/groups/delta", {"$select": ",".join(GROUP_SELECT)}),
                 *(
                     chain(f"{base}/v1.0/users", {**users, **({"$filter": f} if f else {})})
-                    for f in _ranges(bounds)
+                    for f in (where(span) for span in spans(bounds))
                 ),
             )
             await chain(latest, None)

@@ -216,12 +216,6 @@ def where(span: Span) -> str | None:
     return " and ".join(clauses) or None
 
 
-def _ranges(bounds: list[str]) -> list[str | None]:
-    """``$filter``s that split the users at ``bounds`` and together hold every user with a
-    mail."""
-    return [where(span) for span in spans(bounds)]
-
-
 def refined(mails: list[str], span: Span, parts: int) -> list[str]:
     """Where to cut a span whose first page listed ``mails`` (as Graph listed them, with more
     to come) when that page shows them crowded under one long start (student numbers,

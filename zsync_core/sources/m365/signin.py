@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -81,25 +80,20 @@ def _ssl_context(source: Microsoft365SourceConfig, config: Config) -> ssl.SSLCon
 # --- credentials ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Certificate:
-    private_key: str
-    """PEM, unencrypted (decrypted here when it had a password)."""
-    certificate: str
-    """PEM of the certificate (sent as ``x5c`` so Entra can match it)."""
-    thumbprint: str
-    """SHA-1, upper-case hex: what the Entra admin center shows for the uploaded certificate."""
-    expires: float
+def load_certificate(path: Path, password: str | None, where: str) -> dict[str, str]:
+    """A PEM (key and certificate) or PFX file, checked and made into what MSAL signs with:
+    the private key as unencrypted PEM and the certificate as PEM (MSAL sends it as ``x5c``
+    with its SHA-256 thumbprint, so Entra can match it).
 
-
-def load_certificate(path: Path, password: str | None, where: str) -> Certificate:
-    """A PEM (key and certificate) or PFX file, checked and made into PEM text.
+    msal (≥ 1.29) could read a PFX itself (``private_key_pfx_path``), but only once the app is
+    built, with errors of its own: read here, a file that cannot be used is named with what
+    is wrong with it before anything is sent.
 
     Raises:
         ConfigError: naming the file and what is wrong with it.
     """
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.serialization import pkcs12
 
     try:
@@ -135,12 +129,8 @@ def load_certificate(path: Path, password: str | None, where: str) -> Certificat
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    return Certificate(
-        private_key,
-        cert.public_bytes(serialization.Encoding.PEM).decode(),
-        cert.fingerprint(hashes.SHA1()).hex().upper(),
-        cert.not_valid_after_utc.timestamp(),
-    )
+    certificate = cert.public_bytes(serialization.Encoding.PEM).decode()
+    return {"private_key": private_key, "public_certificate": certificate}
 
 
 def client_credential(source: Microsoft365SourceConfig, config: Config) -> str | dict[str, str]:
@@ -154,8 +144,7 @@ def client_credential(source: Microsoft365SourceConfig, config: Config) -> str |
             config,
         )
         path = config.resolve(source.certificate_file)
-        found = load_certificate(credential_path(source.certificate_file) or path, password, where)
-        return {"private_key": found.private_key, "public_certificate": found.certificate}
+        return load_certificate(credential_path(source.certificate_file) or path, password, where)
     secret = read_secret(
         source.client_secret_env,
         source.client_secret_file,
