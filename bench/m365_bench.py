@@ -9,8 +9,9 @@ members, and adds ``--latency`` seconds to every request. Each measurement is a 
 its own, started from this small one, so its peak RSS is its own:
 
 1. full read: the source's first read (sign-in, the users listed by ranges of addresses
-   side by side, a fixed alphabet's, the one these addresses crowd into cut again, every
-   page of ``/groups/delta``, the mapping, the mirror written to the store);
+   side by side, a fixed alphabet's, which puts these addresses, all ``user…``, in one
+   range: one chain of pages; every page of ``/groups/delta``, the mapping, the mirror
+   written to the store);
 2. no-change delta read: the next read on the same store (one page of changes each);
 3. delta read after 1,000 changed users;
 4. weekly full read (``--full-read``): as 1, with the ranges split where the mirror's
@@ -347,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         (
             "Full read (first run)",
             full,
-            f"{target}; these addresses all start with 'user' (one range of the fixed alphabet, "
-            f"as one chain {chain:.2f} s): cut again where its first page shows them crowded",
+            f"{target}; these addresses all start with 'user': one range of the fixed alphabet, "
+            f"one chain ({chain:.2f} s), once per deployment; the next full read is split where "
+            "they fell",
         ),
         ("Delta read, no change", quiet, "target ≤ 3 s whole"),
         ("Delta read, 1,000 users changed", changed, ""),

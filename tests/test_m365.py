@@ -191,40 +191,8 @@ def test_the_ranges_of_a_split_read_hold_every_address_whatever_its_letters(boun
         assert any(t(user) for t in tests), f"{user['mail']!r} is in no range"
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    page=st.lists(ADDRESS_TEXT, min_size=2, max_size=12),
-    ends=st.lists(st.one_of(st.none(), ADDRESS_TEXT), min_size=2, max_size=2),
-    mails=st.lists(ADDRESS_TEXT, max_size=20),
-    crowd=st.sampled_from(["", "s20", "user000"]),
-    in_order=st.booleans(),
-)
-def test_a_crowded_span_cut_again_still_holds_every_address_of_it(
-    page, ends, mails, crowd, in_order
-):
-    """However a first page looks (crowded under a start or not, in address order or not),
-    the spans a span is cut into hold every address the span holds, and nothing outside it."""
-    from zsync_core.sources.m365.ranges import refined as _refined
-    from zsync_core.sources.m365.ranges import spans as _spans
-    from zsync_core.sources.m365.ranges import where as _where
-    from zsync_emulator.microsoft import _user_filter
-
-    low, high = ends
-    if low is not None and high is not None and low > high:
-        low, high = high, low
-    listed = [f"{crowd}{p}@example.org" for p in page]
-    cuts = _refined(sorted(listed) if in_order else listed, (low, high), 8)
-    assert len(cuts) <= 31
-    span = _user_filter(_where((low, high)), advanced=False)
-    parts = [_user_filter(_where(sub), advanced=False) for sub in _spans(cuts, low, high)]
-    assert not any(isinstance(t, str) for t in [span, *parts]), "Graph takes every filter"
-    for mail in [*listed, *(f"{crowd}{m}@example.org" for m in mails)]:
-        user = {"mail": mail}
-        assert span(user) == any(t(user) for t in parts), f"{mail!r}: {cuts}"
-
-
 @pytest.mark.parametrize("by_address", [True, False], ids=["lowest first", "any order"])
-def test_a_first_read_of_crowded_addresses_is_cut_again_and_misses_nobody(
+def test_a_first_read_of_crowded_addresses_misses_nobody_and_the_next_is_split_where_they_fell(
     tmp_path, microsoft, monkeypatch, by_address
 ):
     tenant = microsoft.tenant
@@ -243,32 +211,13 @@ def test_a_first_read_of_crowded_addresses_is_cut_again_and_misses_nobody(
     result = load(first)
 
     assert {a.source_id: a.email for a in result.accounts} == expected
-    assert len(starts) > 8 + 4, "the crowded range was cut into ranges of its own"
+    assert len(starts) == 8, "a first read lists the ranges of the fixed alphabet"
     assert tenant.overflows["graph"] == 0
     weekly = Microsoft365Source(first.config, first.profile, store=store, full_read=True)
     starts.clear()
     again = load(weekly)
     assert sorted(again.accounts) == sorted(result.accounts)
-    assert len(starts) == 6, "a later read cuts where the addresses fell, and no more"
-
-
-def test_a_first_read_of_ordinary_names_keeps_the_fixed_ranges(tmp_path, microsoft, monkeypatch):
-    tenant = microsoft.tenant
-    rng = random.Random(8)
-    first = "anna bas carla chris daan eva fleur hans ines jan joris kim lars maria noor".split()
-    last = "bakker de-vries jansen smit visser mulder bos peters hendriks dekker".split()
-    for n in range(300):
-        tenant.add_user(f"{rng.choice(first)}.{rng.choice(last)}{n}@example.org")
-    starts: list[str | None] = []
-    tenant.on_list = starts.append
-    # a page holds several first names, as 999 addresses do in all but the largest tenants
-    # (a first name a thousand people share is a crowd, and is cut again)
-    small_pages(monkeypatch, 40)
-
-    result = load(source_for(tmp_path, microsoft, Store.open(tmp_path / "state")))
-
-    assert len(result.accounts) == 300
-    assert len(starts) == 8, "spread addresses: no range is cut again"
+    assert len(starts) == 6, "a later read cuts where the addresses fell"
 
 
 def small_pages(monkeypatch: pytest.MonkeyPatch, size: int) -> None:

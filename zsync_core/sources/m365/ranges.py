@@ -7,10 +7,11 @@ the other). A full read lists the users instead, in ranges of ``mail`` read side
 whatever changed meanwhile. Each range is ``mail le a``, ``mail ge a and mail le b``, …,
 ``mail ge z``: together they hold every address, whatever its letters (a user on a boundary
 is in two and taken once). The ranges are cut where the last read's addresses fell, so that
-each is a few whole pages (:func:`next_bounds`); a first read cuts them by a fixed alphabet,
-and again where a range's first page shows its addresses crowded under one start
-(:func:`refined`). After the read, every user the mirror had that no range listed is
-looked up by id (:func:`verify`): a split read can lose no one the last read had.
+each is a few whole pages (:func:`next_bounds`); a first read, which has no last read, cuts
+them by a fixed alphabet (:data:`FIRST_BOUNDS`): addresses crowded under one start (student
+numbers) are then one long chain, once per deployment. After the read, every user the mirror
+had that no range listed is looked up by id (:func:`verify`): a split read can lose no one
+the last read had.
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
-import string
 from collections.abc import Callable, Iterable
-from contextlib import aclosing
 
 from ...config import Microsoft365SourceConfig
 from ...errors import SourceError
@@ -31,11 +29,6 @@ from .http import BadRequest, side_by_side
 from .map import Options
 from .signin import GRAPH
 
-CROWDED = 3
-"""A first page whose addresses share this many more letters at their start than its span's
-ends do is crowded (:func:`refined`): 999 addresses under three letters are no names."""
-MAX_CUTS = 31
-"""The most spans a crowded one is cut into, less one."""
 FIRST_BOUNDS = ("c", "f", "j", "l", "n", "r", "t")
 """Where a first full read splits the users by mail (later ones split where the last read's
 addresses fall)."""
@@ -92,44 +85,28 @@ async def all_users(
         kept: list[list[bytes]] = []
         """Each span's pages, in the order the spans were started."""
 
-        async def read_range(span: Span, refine: bool) -> None:
-            """One span's pages; with ``refine`` (a first read: no last read to cut the
-            spans by), a span whose first page is crowded is cut and read as spans of its
-            own instead (:func:`refined`)."""
+        async def read_range(span: Span) -> None:
             params = {"$select": select, "$top": str(PAGE)}
             filter_ = where(span)
             if filter_:
                 params["$filter"] = filter_
             keep: list[bytes] = []
             kept.append(keep)
-            cuts: list[str] = []
-            async with aclosing(
-                http.pages("read users", url, scope=GRAPH, params=params, keep=keep)
-            ) as listed:
-                async for page in listed:
-                    users.take_page(page)
-                    await users.work_out(page, options)
-                    # users on a boundary or listed again by a cut span count once
-                    emit(StepEvent(step, step, "running", len(users.objects)))
-                    if refine and "@odata.nextLink" in page:
-                        mails = [str(u.get("mail") or "") for u in page.get("value", ())]
-                        cuts = refined(mails, span, 2 * config.graph_concurrency)
-                        if cuts:
-                            break  # its next page, already asked for, is cancelled
-                    refine = False
-            if cuts:
-                await side_by_side(*(read_range(sub, False) for sub in spans(cuts, *span)))
+            async for page in http.pages("read users", url, scope=GRAPH, params=params, keep=keep):
+                users.take_page(page)
+                await users.work_out(page, options)
+                # users on a boundary count once
+                emit(StepEvent(step, step, "running", len(users.objects)))
 
         try:
-            first = spans(learned or list(FIRST_BOUNDS))
-            await side_by_side(*(read_range(span, not learned) for span in first))
+            await side_by_side(*(read_range(span) for span in spans(learned or FIRST_BOUNDS)))
         except BadRequest as refused:
             # a Graph that will not list users by ranges of mail: one list of them all
             reader.notices.append(
                 Notice("warning", f"{refused} Listed the users in one range instead.")
             )
             kept.clear()
-            await read_range((None, None), False)
+            await read_range((None, None))
     except SourceError as error:
         emit(StepEvent(step, step, "failed", detail=str(error)))
         raise
@@ -193,7 +170,7 @@ def next_bounds(users: Directory, config: Microsoft365SourceConfig) -> list[str]
     return [mails[i] for i in range(size, len(mails), size)]
 
 
-def spans(bounds: list[str], low: str | None = None, high: str | None = None) -> list[Span]:
+def spans(bounds: Iterable[str], low: str | None = None, high: str | None = None) -> list[Span]:
     """``low`` to ``high`` cut at ``bounds``: together the spans hold every address in it,
     whatever its letters (each address is ``le`` or ``ge`` any boundary; one on a boundary is
     in two). No bounds: the span itself."""
@@ -214,48 +191,3 @@ def where(span: Span) -> str | None:
     clauses = [f"mail ge '{quote(low)}'"] if low is not None else []
     clauses += [f"mail le '{quote(high)}'"] if high is not None else []
     return " and ".join(clauses) or None
-
-
-def refined(mails: list[str], span: Span, parts: int) -> list[str]:
-    """Where to cut a span whose first page listed ``mails`` (as Graph listed them, with more
-    to come) when that page shows them crowded under one long start (student numbers,
-    ``user000123``): a fixed alphabet splits such addresses into one long chain. [] when
-    they are not crowded: the span is read as it is.
-
-    A page in address order is the span's lowest addresses: the rest lies beyond its last
-    one, in the blocks of addresses that start beside each of its starts (``user001`` …
-    ``user009``, ``user01`` … ``user09``, ``user1`` … ``user9`` after ``user000998``), cut
-    there. Any other page is a sample of the span: cut at its quantiles. Either way the cuts
-    only choose where the spans meet; every address of the span is still in one of them."""
-    listed = [m.lower() for m in mails if m]
-    found = sorted(listed)
-    if len(found) < 2 or found[0] == found[-1]:
-        return []
-    start = os.path.commonprefix([found[0], found[-1]])
-    low, high = span
-    own = os.path.commonprefix([low.lower(), high.lower()]) if low and high else ""
-    if len(start) < len(own) + CROWDED:
-        return []
-    if listed != found:
-        cuts = [found[len(found) * i // parts] for i in range(1, parts)]
-    else:
-        last = found[-1]
-        letters = _alphabet(m[len(start)] for m in found if len(m) > len(start))
-        cuts = [last]
-        for depth in range(len(start) + 1, 0, -1):
-            cuts += [last[: depth - 1] + c for c in letters if c > last[depth - 1]]
-    inside = sorted({c for c in cuts if within(c, low, high)})
-    if len(inside) > MAX_CUTS:
-        inside = [inside[len(inside) * i // MAX_CUTS] for i in range(MAX_CUTS)]
-    return inside
-
-
-def _alphabet(seen: Iterable[str]) -> list[str]:
-    """The letters an address may have where ``seen`` were: those, and all the digits or all
-    the letters a to z when any of them was seen."""
-    letters = set(seen)
-    if letters & set(string.digits):
-        letters |= set(string.digits)
-    if letters & set(string.ascii_lowercase):
-        letters |= set(string.ascii_lowercase)
-    return sorted(letters)
