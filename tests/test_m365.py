@@ -182,9 +182,9 @@ ADDRESS_TEXT = st.text(
 def test_the_ranges_of_a_split_read_hold_every_address_whatever_its_letters(bounds, mails):
     """As the emulator (standing for Graph) reads the filters: quotes, case, any letter."""
     from zsync_core.sources.m365.ranges import spans, where
-    from zsync_emulator.microsoft import _user_filter
+    from zsync_emulator.microsoft.filters import user_filter
 
-    tests = [_user_filter(where(span), advanced=False) for span in spans(bounds)]
+    tests = [user_filter(where(span), advanced=False) for span in spans(bounds)]
     assert not any(isinstance(t, str) for t in tests), "Graph takes every range's filter"
     for mail in mails:
         user = {"mail": f"{mail}@example.org"}
