@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config, Microsoft365SourceConfig
+from .config import Config
 from .errors import ZsyncError
 from .model import Event, LogEvent, Plan, not_sent_groups
+from .registry import source_type
 from .session import LoadResult, Mode, SyncSession
 from .store import Store
 from .zivver.scim import RETRIED
@@ -37,11 +38,10 @@ async def check(config: Config) -> list[CheckResult]:
     probed: set[str] = set()
     """Sources whose permissions were tried one by one and found wanting (said once)."""
     for source in config.sources:
-        if isinstance(source, Microsoft365SourceConfig):
-            from .sources.m365 import probe
-
+        kind = source_type(source.type)
+        if kind.probe is not None:
             what = f"source {source.name!r} ({source.type})"
-            probes = await probe(source, config)
+            probes = await kind.load(kind.probe)(source, config)
             results += [CheckResult(f"{what}: {p.what}", p.ok, p.message) for p in probes]
             if not all(p.ok for p in probes):
                 probed.add(source.name)

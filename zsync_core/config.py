@@ -16,7 +16,7 @@ import stat
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -97,10 +97,25 @@ class LdapAttributes(_Section):
     """Attribute holding the Zivver division / organizational unit, if any."""
 
 
-class LdapSourceConfig(_Section):
-    type: Literal["ldap"]
+class SourceSection(_Section):
+    """What every ``[[sources]]`` entry has; each source type's model adds its own keys and
+    narrows ``type`` to its tag (see :mod:`zsync_core.registry`)."""
+
+    type: str
     name: str = Field(min_length=1)
     """Shown in every message about this source."""
+
+    def secrets(self) -> list[tuple[str | None, Path | None, str]]:
+        """Its secrets: (``*_env``, ``*_file``, the key's name after ``sources.<name>.``)."""
+        return []
+
+    def private_files(self) -> list[tuple[str, Path]]:
+        """Files besides its secrets that hold a secret (a private key): (key, path)."""
+        return []
+
+
+class LdapSourceConfig(SourceSection):
+    type: Literal["ldap"]
     url: str
     """``ldaps://host:636`` or ``ldap://host:389`` (add ``start_tls = true``)."""
     bind_dn: str | None = None
@@ -183,6 +198,9 @@ class LdapSourceConfig(_Section):
             )
         return self
 
+    def secrets(self) -> list[tuple[str | None, Path | None, str]]:
+        return [(self.password_env, self.password_file, "password")]
+
     @property
     def cleartext(self) -> bool:
         """True when this source is read unencrypted across a network: ``ldap://`` without
@@ -192,21 +210,19 @@ class LdapSourceConfig(_Section):
         )
 
 
-class CsvSourceConfig(_Section):
+class CsvSourceConfig(SourceSection):
     type: Literal["csv"]
-    name: str = Field(min_length=1)
     path: Path
     """CSV file; relative paths are relative to the profile. Columns are in the README."""
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf-8-sig"
 
 
-class Microsoft365SourceConfig(_Section):
+class Microsoft365SourceConfig(SourceSection):
     """Entra ID users and groups through Microsoft Graph, and Exchange Online shared mailboxes
     with their FullAccess delegates, read app-only (client credentials) through MSAL."""
 
     type: Literal["microsoft365"]
-    name: str = Field(min_length=1)
     tenant_id: str = Field(min_length=1)
     """The directory (tenant) id, a GUID, or its ``…onmicrosoft.com`` name."""
     client_id: str = Field(min_length=1)
@@ -260,6 +276,15 @@ class Microsoft365SourceConfig(_Section):
         value = _check_url(value, ("http", "https"), "https://graph.microsoft.com")
         return _tls_unless_loopback(value, "the app's credentials and the directory data")
 
+    def secrets(self) -> list[tuple[str | None, Path | None, str]]:
+        return [
+            (self.client_secret_env, self.client_secret_file, "client_secret"),
+            (self.certificate_password_env, self.certificate_password_file, "certificate_password"),
+        ]
+
+    def private_files(self) -> list[tuple[str, Path]]:
+        return [("certificate_file", self.certificate_file)] if self.certificate_file else []
+
     @model_validator(mode="after")
     def _credentials(self) -> Microsoft365SourceConfig:
         _check_secret_keys(self.client_secret_env, self.client_secret_file, "client_secret")
@@ -299,9 +324,10 @@ def _tls_unless_loopback(url: str, what: str) -> str:
     return url
 
 
-SourceConfig = Annotated[
-    LdapSourceConfig | CsvSourceConfig | Microsoft365SourceConfig, Field(discriminator="type")
-]
+if TYPE_CHECKING:
+    SourceConfig = SourceSection
+    """A ``[[sources]]`` entry: one of the registered types' models (built at the end of
+    this module from :mod:`zsync_core.registry`)."""
 
 
 class SyncConfig(_Section):
@@ -513,7 +539,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
 def _explain_validation(error: ValidationError, data: dict[str, Any], path: Path) -> str:
     lines = [f"{path}: the profile is not valid:"]
     for item in error.errors():
-        loc = [part for part in item["loc"] if part not in ("ldap", "csv", "microsoft365")]
+        loc = [part for part in item["loc"] if part not in _source_tags()]
         key = _dotted(loc, data)
         kind = item["type"]
         if kind == "extra_forbidden":
@@ -522,7 +548,8 @@ def _explain_validation(error: ValidationError, data: dict[str, Any], path: Path
         elif kind == "missing":
             lines.append(f"  - {key}: required key is missing.")
         elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
-            lines.append(f'  - {key}.type: must be "ldap", "csv" or "microsoft365".')
+            tags = [f'"{tag}"' for tag in _source_tags()]
+            lines.append(f"  - {key}.type: must be {', '.join(tags[:-1])} or {tags[-1]}.")
         else:
             message = item["msg"].removeprefix("Value error, ")
             got = item.get("input")
@@ -577,11 +604,10 @@ def _did_you_mean(loc: list[Any], data: dict[str, Any]) -> str:
         parent = loc[-2]
         if isinstance(parent, int):
             source = data.get("sources", [{}])[parent] if loc[0] == "sources" else {}
-            by_type: dict[str, type[BaseModel]] = {
-                "csv": CsvSourceConfig,
-                "microsoft365": Microsoft365SourceConfig,
-            }
-            model = by_type.get(source.get("type", ""), LdapSourceConfig)
+            from .registry import source_types
+
+            kind = source_types().get(str(source.get("type", "")))
+            model = kind.config if kind is not None else SourceSection
         else:
             model = _MODELS_BY_SECTION.get(str(parent), Config)
     known = [name for name in model.model_fields if name != "path"]
@@ -696,19 +722,7 @@ def _secrets(config: Config) -> list[tuple[str | None, Path | None, str]]:
     found = [(config.target.api_key_env, config.target.api_key_file, "target.api_key")]
     for source in config.sources:
         where = f"sources ({source.name})"
-        if isinstance(source, LdapSourceConfig):
-            found.append((source.password_env, source.password_file, f"{where}.password"))
-        elif isinstance(source, Microsoft365SourceConfig):
-            found.append(
-                (source.client_secret_env, source.client_secret_file, f"{where}.client_secret")
-            )
-            found.append(
-                (
-                    source.certificate_password_env,
-                    source.certificate_password_file,
-                    f"{where}.certificate_password",
-                )
-            )
+        found += [(env, file, f"{where}.{key}") for env, file, key in source.secrets()]
     # a notification that cannot be sent must not go unnoticed until the day it matters
     email, webhook = config.notify.email, config.notify.webhook
     if email is not None:
@@ -725,8 +739,7 @@ def exposed_secret_files(config: Config) -> list[str]:
     A file that cannot be read is not named here: reading it says what is wrong."""
     files = [(f"{key}_file", file) for _env, file, key in _secrets(config) if file]
     for source in config.sources:
-        if isinstance(source, Microsoft365SourceConfig) and source.certificate_file:
-            files.append((f"sources ({source.name}).certificate_file", source.certificate_file))
+        files += [(f"sources ({source.name}).{key}", file) for key, file in source.private_files()]
     warnings: list[str] = []
     for key, file in files:
         path = (credential_path(file) or config.resolve(file)).absolute()  # for a chmod anywhere
@@ -742,3 +755,25 @@ def exposed_secret_files(config: Config) -> list[str]:
                 "that only its owner and group can."
             )
     return warnings
+
+
+# --- the source types -----------------------------------------------------------------------
+
+
+def _source_tags() -> tuple[str, ...]:
+    from .registry import source_types
+
+    return tuple(source_types())
+
+
+def _sources_union() -> Any:
+    """The models of every registered source type, told apart by ``type``."""
+    from .registry import source_types
+
+    models = tuple(kind.config for kind in source_types().values())
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 - built at run time
+
+
+if not TYPE_CHECKING:
+    SourceConfig = _sources_union()
+    Config.model_rebuild()

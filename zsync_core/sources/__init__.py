@@ -10,13 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from ..config import (
-    Config,
-    CsvSourceConfig,
-    LdapSourceConfig,
-    Microsoft365SourceConfig,
-    SourceConfig,
-)
+from ..config import Config, SourceSection
 from ..model import Emit, Notice, SourceAccount, Unusable
 from ..output import first_control, without_controls
 
@@ -118,21 +112,16 @@ class Source(Protocol):
 
 
 def make_source(
-    source: SourceConfig, config: Config, *, store: Store | None = None, full_read: bool = False
+    source: SourceSection, config: Config, *, store: Store | None = None, full_read: bool = False
 ) -> Source:
-    """The source for ``source``. ``store``: where a delta source (Microsoft 365) keeps its
-    mirror and links (None: it reads everything and keeps nothing, as ``zsync check`` does);
-    ``full_read``: read everything even when a delta link is there."""
-    if isinstance(source, Microsoft365SourceConfig):
-        from .m365 import Microsoft365Source
+    """The source for ``source``, as its type (:mod:`zsync_core.registry`) reads it. ``store``: where a
+    source that reads deltas keeps what it read (None: it reads everything and keeps
+    nothing, as ``zsync check`` does); ``full_read``: read everything even when it could read
+    only what changed."""
+    from ..registry import source_type
 
-        return Microsoft365Source(source, config, store=store, full_read=full_read)
-    if isinstance(source, LdapSourceConfig):
-        from .ldap import LdapSource
-
-        return LdapSource(source, config)
-    if isinstance(source, CsvSourceConfig):
-        from .csv import CsvSource
-
-        return CsvSource(source, config)
-    raise TypeError(f"unknown source type {type(source).__name__}")
+    kind = source_type(source.type)
+    reader = kind.load(kind.reader)
+    if kind.keeps_state:
+        return reader(source, config, store=store, full_read=full_read)  # type: ignore[no-any-return]
+    return reader(source, config)  # type: ignore[no-any-return]

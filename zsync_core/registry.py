@@ -1,0 +1,88 @@
+"""Which source types there are, and what each can do: the one place that knows them.
+
+A source type is one module that defines its config model (its ``type`` tag and keys) and a
+:class:`SourceType` naming the class that reads it and what else it offers: zsync's own are
+listed in :func:`_built_in`, and a package of its own adds one as an entry point of the group
+``zsync.sources``. Nothing here imports a source package: the profile's validation needs
+the models before any source is read. The profile's ``[[sources]]`` are validated against the registered models, and
+``make_source``, ``zsync check`` and the secrets look a source's type up here; none of them
+lists the types.
+
+The reading class is named, not imported: a directory client (ldap3, msal) is loaded only
+when a source of its type is read.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import SourceSection
+
+GROUP = "zsync.sources"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceType:
+    """One kind of source: ``type = "<tag>"`` in a profile."""
+
+    tag: str
+    config: type[SourceSection]
+    """Its config model (a :class:`~zsync_core.config.SourceSection` whose ``type`` is the tag)."""
+    reader: str
+    """``"module:Class"``: built as ``Class(source_config, config)`` (and ``store=…,
+    full_read=…`` when it ``keeps_state``); its ``load(emit)`` reads the source."""
+    keeps_state: bool = False
+    """It keeps what it read between runs in the store (delta reads)."""
+    probe: str | None = None
+    """``"module:function"``: ``await function(source_config, config)`` tries each
+    permission the source needs one by one, for ``zsync check``."""
+
+    def load(self, what: str) -> Any:
+        """The object ``"module:name"`` names."""
+        module, _, name = what.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+@cache
+def source_types() -> dict[str, SourceType]:
+    """Every registered source type by its tag.
+
+    Raises:
+        TypeError: an entry point is not a :class:`SourceType`, or two claim one tag.
+    """
+    found = {kind.tag: kind for kind in _built_in()}
+    for point in entry_points(group=GROUP):
+        kind = point.load()
+        if not isinstance(kind, SourceType):
+            raise TypeError(f"entry point {point.value} of {GROUP} is no SourceType")
+        if kind.tag in found and found[kind.tag] != kind:
+            raise TypeError(f"two source types claim type = {kind.tag!r}")
+        found[kind.tag] = kind
+    return found
+
+
+def _built_in() -> tuple[SourceType, ...]:
+    """The source types zsync brings (their models are in :mod:`zsync_core.config`)."""
+    from .config import CsvSourceConfig, LdapSourceConfig, Microsoft365SourceConfig
+
+    return (
+        SourceType("ldap", LdapSourceConfig, "zsync_core.sources.ldap:LdapSource"),
+        SourceType("csv", CsvSourceConfig, "zsync_core.sources.csv:CsvSource"),
+        SourceType(
+            "microsoft365",
+            Microsoft365SourceConfig,
+            "zsync_core.sources.m365:Microsoft365Source",
+            keeps_state=True,
+            probe="zsync_core.sources.m365:probe",
+        ),
+    )
+
+
+def source_type(tag: str) -> SourceType:
+    """The registered type ``tag``. Raises KeyError when there is none."""
+    return source_types()[tag]
