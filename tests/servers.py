@@ -125,14 +125,28 @@ class Slapd:
         return f"ldaps://127.0.0.1:{self.tls_port}"
 
     def start(self) -> Slapd:
-        urls = self.url + "/" + (f" {self.ldaps_url}/" if self.tls else "")
-        self.process = subprocess.Popen(
-            ["/usr/sbin/slapd", "-d", "0", "-f", str(self.conf), "-h", urls],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port, self.process)
-        return self
+        """Start slapd and wait until it listens on every port; a port another process took
+        between free_port() and slapd's bind makes slapd exit, so it starts again on others."""
+        for attempt in range(3):
+            urls = self.url + "/" + (f" {self.ldaps_url}/" if self.tls else "")
+            self.process = subprocess.Popen(
+                ["/usr/sbin/slapd", "-d", "0", "-f", str(self.conf), "-h", urls],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                for port in filter(None, (self.port, self.tls_port)):
+                    wait_for_port(port, self.process)
+                time.sleep(0.05)
+                if self.process.poll() is None:
+                    return self
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+            self.stop()
+            self.port = free_port()
+            self.tls_port = free_port() if self.tls else None
+        raise RuntimeError(f"slapd in {self.dir} did not stay up")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
