@@ -323,9 +323,9 @@ def main(argv: list[str] | None = None) -> int:
             from zsync_core.store import Store
 
             store = Store.open(Path(state) / "state")
-            kept = store.delta_state("Microsoft 365")
+            kept = store.source_data("Microsoft 365") or {}
             store.close()
-            bounds = list(kept.hints.get("user_bounds") or []) if kept else []
+            bounds = list(kept.get("hints", {}).get("user_bounds") or [])
             bare = floor(base, bounds, CONCURRENCY)
             from .zsync_bench import EmulatorHost
 

@@ -172,7 +172,7 @@ def test_a_foreign_next_link_gets_no_token_and_the_read_is_incomplete(
     ids = staff(tenant)
     profile = make_profile([through(hostile, microsoft)])
     assert profile.run(capsys=capsys)[0] == 0
-    before = profile.store().delta_state("Microsoft 365")
+    before = profile.store().source_data("Microsoft 365")
     tenant.add_user("new@example.org", "New")
     tenant.delete_user(ids[0])
 
@@ -194,7 +194,7 @@ def test_a_foreign_next_link_gets_no_token_and_the_read_is_incomplete(
     org = zivver.org
     assert org.user_by_email("new@example.org") is None, "nothing was changed"
     assert org.user_by_email("user0@example.org")["active"] is True
-    assert profile.store().delta_state("Microsoft 365") == before, "nothing was stored"
+    assert profile.store().source_data("Microsoft 365") == before, "nothing was stored"
 
 
 def test_a_foreign_delta_link_is_not_stored_nor_ever_followed(
@@ -204,7 +204,7 @@ def test_a_foreign_delta_link_is_not_stored_nor_ever_followed(
     staff(tenant)
     profile = make_profile([through(hostile, microsoft)])
     assert profile.run(capsys=capsys)[0] == 0
-    before = profile.store().delta_state("Microsoft 365")
+    before = profile.store().source_data("Microsoft 365")
     tenant.add_user("new@example.org", "New")
 
     def foreign_delta(path: str, page: Page) -> Page | None:
@@ -218,7 +218,7 @@ def test_a_foreign_delta_link_is_not_stored_nor_ever_followed(
 
     assert code == 3, err
     assert f"@odata.deltaLink leads to {recorder.base}" in err
-    assert profile.store().delta_state("Microsoft 365") == before, "the link was not stored"
+    assert profile.store().source_data("Microsoft 365") == before, "the link was not stored"
     assert zivver.org.user_by_email("new@example.org") is None
     hostile.rewrite = None
     code, err, _report = profile.run(capsys=capsys)
@@ -306,16 +306,16 @@ def test_a_refused_shrunk_delta_leaves_the_mirror_and_link_for_the_admin_to_deci
     profile = make_profile([m365_source(microsoft)])
     assert profile.run(capsys=capsys)[0] == 0
     store = profile.store()
-    before = store.delta_state("Microsoft 365")
-    pages = store.mirror_pages("Microsoft 365", "user")
+    before = store.source_data("Microsoft 365")
+    pages = store.source_blobs("Microsoft 365", "user")
     for user_id in ids[:6]:
         tenant.delete_user(user_id)
 
     for _day in range(2):  # refused, and refused again for the same reason the next day
         code, err, _report = profile.run("--confirm", "suspend-users", capsys=capsys)
         assert code == 3, err
-        assert store.delta_state("Microsoft 365") == before, "the link stays"
-        assert store.mirror_pages("Microsoft 365", "user") == pages, "the mirror stays"
+        assert store.source_data("Microsoft 365") == before, "the link stays"
+        assert store.source_blobs("Microsoft 365", "user") == pages, "the mirror stays"
         assert all(u["active"] for u in zivver.org.users.values())
         assert "this read has 4 accounts against 10 at the last good run, 60 % fewer" in err
         assert "take 6 users with a mailbox and 0 groups out of the directory" in err
@@ -331,7 +331,7 @@ def test_a_refused_shrunk_delta_leaves_the_mirror_and_link_for_the_admin_to_deci
     profile.write()
     code, err, report = profile.run(capsys=capsys)
     assert (code, report["summary"]) == (0, {}), err
-    assert store.delta_state("Microsoft 365") != before, "a good read moves the link on"
+    assert store.source_data("Microsoft 365") != before, "a good read moves the link on"
 
 
 def test_a_token_endpoint_elsewhere_gets_no_client_secret(
@@ -367,10 +367,13 @@ def test_a_delta_link_stored_elsewhere_by_an_older_zsync_is_dropped_for_a_full_r
     profile = make_profile([m365_source(microsoft)])
     assert profile.run(capsys=capsys)[0] == 0
     store = profile.store()
-    links = store.delta_state("Microsoft 365").links
+    links = store.source_data("Microsoft 365")["links"]
     stray = {kind: link.replace(microsoft.base, recorder.base) for kind, link in links.items()}
     with store.db:  # what a rewritten deltaLink left in the store before links were checked
-        store.db.execute("UPDATE source_delta SET links = ?", (json.dumps(stray),))
+        store.db.execute(
+            "UPDATE source_state SET data = json_set(data, '$.links', json(?))",
+            (json.dumps(stray),),
+        )
     tenant.add_user("new@example.org", "New")
 
     code, err, _report = profile.run(capsys=capsys)
@@ -380,4 +383,4 @@ def test_a_delta_link_stored_elsewhere_by_an_older_zsync_is_dropped_for_a_full_r
     assert f"the stored delta link leads to {recorder.base}" in err
     assert "everything is read again" in err
     assert zivver.org.user_by_email("new@example.org") is not None
-    assert store.delta_state("Microsoft 365").links["user"].startswith(microsoft.base)
+    assert store.source_data("Microsoft 365")["links"]["user"].startswith(microsoft.base)

@@ -101,8 +101,8 @@ def test_a_schema_3_mirror_is_dropped_so_the_next_microsoft_365_read_is_a_full_o
 
     store = Store.open(state)
 
-    assert store.delta_state("M365") is None, "no links without the mirror they belong to"
-    assert store.mirror_pages("M365", "user") == []
+    assert store.source_data("M365") is None, "no links without the mirror they belong to"
+    assert store.source_blobs("M365", "user") == []
     assert store.mapping()["id-1"].zivver_id == "z-1", "the account mapping stays"
 
 
@@ -163,18 +163,16 @@ def test_retention_keeps_at_most_keep_runs_of_the_newest(tmp_path):
 
 
 def test_a_saved_mirror_is_whole_after_closing_and_leaves_no_write_ahead_log(tmp_path):
-    from zsync_core.store import DeltaState, MirrorUpdate
+    from zsync_core.store import SourceSave
 
     state = tmp_path / "state"
     store = Store.open(state)
     pages = [bytes([65 + n]) * 300_000 for n in range(20)]  # 6 MB: past SQLite's own checkpoint
     for round_ in range(2):  # the second replaces the first, as a weekly full read does
-        store.save_mirror(
+        store.save_source(
             "M365",
-            MirrorUpdate(
-                DeltaState("s", {"user": f"link-{round_}"}, 1.0, {}),
-                {"user": pages[round_:]},
-                frozenset({"user"}),
+            SourceSave(
+                {"links": {"user": f"link-{round_}"}}, {"user": pages[round_:]}, frozenset({"user"})
             ),
         )
     store.close()
@@ -183,6 +181,39 @@ def test_a_saved_mirror_is_whole_after_closing_and_leaves_no_write_ahead_log(tmp
         (state / "zsync.sqlite3-wal").stat().st_size == 0
     ), "the pages were moved into the database"
     again = Store.open(state)
-    assert again.mirror_pages("M365", "user") == pages[1:]
-    delta = again.delta_state("M365")
-    assert delta is not None and delta.links == {"user": "link-1"}
+    assert again.source_blobs("M365", "user") == pages[1:]
+    assert again.source_data("M365") == {"links": {"user": "link-1"}}
+
+
+def test_a_delta_sources_links_and_pages_survive_the_move_to_a_neutral_space(tmp_path):
+    """Schema 5 keeps what a source keeps in a space that names no Graph words: the links
+    and pages an older zsync left are carried over, so the next run reads deltas still."""
+    import sqlite3
+
+    from zsync_core.store import MIGRATIONS
+
+    state = tmp_path / "state"
+    state.mkdir()
+    old = sqlite3.connect(state / "zsync.sqlite3")
+    for version in range(1, 5):
+        old.executescript(MIGRATIONS[version])
+    old.execute("PRAGMA user_version = 4")
+    old.execute(
+        "INSERT INTO source_delta (source, settings, links, full_read_at, updated_at, hints) "
+        "VALUES ('M365', 's1', '{\"user\": \"https://graph/delta?1\"}', 5.0, 6.0, "
+        '\'{"user_bounds": ["m"]}\')'
+    )
+    old.execute("INSERT INTO source_pages VALUES ('M365', 'user', 0, x'7b7d')")
+    old.commit()
+    old.close()
+
+    store = Store.open(state)
+
+    assert store.source_data("M365") == {
+        "settings": "s1",
+        "links": {"user": "https://graph/delta?1"},
+        "full_read_at": 5.0,
+        "hints": {"user_bounds": ["m"]},
+    }
+    assert store.source_blobs("M365", "user") == [b"{}"]
+    store.close()

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,16 @@ CREATE TABLE IF NOT EXISTS source_pages (
     PRIMARY KEY (source, kind, seq)
 );
 """,
+    5: """
+CREATE TABLE IF NOT EXISTS source_state (
+    source TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+INSERT INTO source_state (source, data, updated_at) SELECT source, json_object('settings', settings, 'links', json(links), 'full_read_at', full_read_at, 'hints', json(hints)), updated_at FROM source_delta;
+DROP TABLE source_delta;
+ALTER TABLE source_pages RENAME TO source_blobs;
+""",
 }
 """Version → the statements that bring the schema from the version before to it. Never edit
 one that was released: add the next. A store is migrated on open, after a backup."""
@@ -120,32 +130,17 @@ _GOOD_STATUSES = ", ".join(f"'{s.value}'" for s in RunStatus if s.read_was_good)
 
 
 @dataclass(frozen=True, slots=True)
-class DeltaState:
-    """Where a source's last complete read left its delta links (Microsoft 365)."""
+class SourceSave:
+    """What a source keeps after one complete read, written at once (see
+    :meth:`Store.save_source`): its own state, and blobs by kind in the order they came."""
 
-    settings: str
-    """What the links were made for (the properties read, the filters): other settings need
-    a full read."""
-    links: dict[str, str]
-    """Kind ("user", "group") → the delta link to continue from."""
-    full_read_at: float
-    hints: dict[str, Any] = field(default_factory=dict)
-    """What the source learnt for its next read (how to split a full read)."""
-
-
-@dataclass(frozen=True, slots=True)
-class MirrorUpdate:
-    """What one complete read adds to a source's mirror, written with its new links at once.
-
-    A mirror is a log of the pages the source was sent, as they came: the pages of the last
-    full read, then those of each delta read since. Replayed in order they give the directory
-    as it is; storing them costs no encoding, and a daily run adds only its few pages."""
-
-    state: DeltaState
-    pages: dict[str, list[bytes]]
-    """Kind → the pages of this read, in the order they are to be replayed."""
+    data: dict[str, Any]
+    """The source's own state as JSON data (a delta source: its links, when it last read
+    everything); it replaces what was kept."""
+    blobs: dict[str, list[bytes]]
+    """Kind → blobs to add after those kept (a delta source: the pages of this read)."""
     replace: frozenset[str] = frozenset()
-    """Kinds read whole: their old pages go first."""
+    """Kinds whose kept blobs go first (read whole)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +202,7 @@ class Store:
         self._lock_file: int | None = None
         self._checkpoint: threading.Thread | None = None
         """Moving a saved mirror from the write-ahead log into the database, after the save
-        (:meth:`save_mirror`); :meth:`close` waits for it."""
+        (:meth:`save_source`); :meth:`close` waits for it."""
 
     @classmethod
     def open(cls, directory: Path) -> Store:
@@ -372,36 +367,50 @@ class Store:
                 "Check free disk space and permissions."
             ) from error
 
-    # --- the mirror of a delta source --------------------------------------------------------
+    # --- what a source keeps between runs --------------------------------------------------
+    #
+    # A source that reads only what changed since its last read keeps what it needs here:
+    # a JSON state and blobs by kind, each source on its own. The store knows nothing of
+    # what they mean (Microsoft 365's mirror: sources/m365/mirror.py).
 
-    def delta_state(self, source: str) -> DeltaState | None:
+    def source_data(self, source: str) -> dict[str, Any] | None:
+        """What ``source`` kept at its last complete read (None: nothing yet).
+
+        Raises:
+            StoreError: what was kept cannot be read.
+        """
         row = self.db.execute(
-            "SELECT settings, links, full_read_at, hints FROM source_delta WHERE source = ?",
-            (source,),
+            "SELECT data FROM source_state WHERE source = ?", (source,)
         ).fetchone()
         if row is None:
             return None
-        return DeltaState(row[0], json.loads(row[1]), row[2], json.loads(row[3]))
+        try:
+            data = json.loads(row[0])
+        except ValueError as error:
+            raise StoreError(
+                f"Local store {self.directory / 'zsync.sqlite3'}: what source {source!r} kept "
+                f"cannot be read ({error}); run with --full-read to read it anew."
+            ) from error
+        return data if isinstance(data, dict) else None
 
-    def mirror_pages(self, source: str, kind: str) -> list[bytes]:
-        """The pages of ``kind`` the source's complete reads left since its last full read,
-        in the order they came."""
+    def source_blobs(self, source: str, kind: str) -> list[bytes]:
+        """The blobs of ``kind`` that ``source`` kept, in the order they came."""
         rows = self.db.execute(
-            "SELECT body FROM source_pages WHERE source = ? AND kind = ? ORDER BY seq",
+            "SELECT body FROM source_blobs WHERE source = ? AND kind = ? ORDER BY seq",
             (source, kind),
         )
         return [bytes(row[0]) for row in rows]
 
-    def save_mirror(self, source: str, update: MirrorUpdate) -> None:
-        """The pages and links of a complete read, in one transaction: a read that failed
-        half-way never gets here, so its links are never advanced.
+    def save_source(self, source: str, save: SourceSave) -> None:
+        """A source's state and blobs after a complete read, in one transaction: a read that
+        failed half-way never gets here, so nothing it kept moves on.
 
         On a connection of its own, so that it may run in a thread while the caller goes on
         (nothing else the store writes meanwhile joins its transaction)."""
         try:
             own = self._own_connection()
-            # the pages (30 MB at 100,000 users) stay in the write-ahead log at the commit:
-            # a thread of its own moves them into the database while the run goes on
+            # the blobs (30 MB at 100,000 Microsoft 365 users) stay in the write-ahead log at
+            # the commit: a thread of its own moves them into the database while the run goes on
             own.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as error:
             raise StoreError(
@@ -409,7 +418,7 @@ class Store:
                 f"({error}). Check permissions."
             ) from error
         try:
-            self._save_mirror(own, source, update)
+            self._save_source(own, source, save)
         finally:
             own.close()
         if self._checkpoint is not None:
@@ -432,32 +441,23 @@ class Store:
         except sqlite3.Error:
             pass
 
-    def _save_mirror(self, own: sqlite3.Connection, source: str, update: MirrorUpdate) -> None:
+    def _save_source(self, own: sqlite3.Connection, source: str, save: SourceSave) -> None:
         with self._write(own) as db:
-            for kind in update.replace:
-                db.execute("DELETE FROM source_pages WHERE source = ? AND kind = ?", (source, kind))
-            for kind, pages in update.pages.items():
+            for kind in save.replace:
+                db.execute("DELETE FROM source_blobs WHERE source = ? AND kind = ?", (source, kind))
+            for kind, blobs in save.blobs.items():
                 last = db.execute(
-                    "SELECT MAX(seq) FROM source_pages WHERE source = ? AND kind = ?",
+                    "SELECT MAX(seq) FROM source_blobs WHERE source = ? AND kind = ?",
                     (source, kind),
                 ).fetchone()[0]
                 start = 0 if last is None else last + 1
                 db.executemany(
-                    "INSERT INTO source_pages (source, kind, seq, body) VALUES (?, ?, ?, ?)",
-                    [(source, kind, start + n, page) for n, page in enumerate(pages)],
+                    "INSERT INTO source_blobs (source, kind, seq, body) VALUES (?, ?, ?, ?)",
+                    [(source, kind, start + n, blob) for n, blob in enumerate(blobs)],
                 )
-            state = update.state
             db.execute(
-                "INSERT OR REPLACE INTO source_delta (source, settings, links, full_read_at, "
-                "updated_at, hints) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    source,
-                    state.settings,
-                    json.dumps(state.links),
-                    state.full_read_at,
-                    time.time(),
-                    json.dumps(state.hints),
-                ),
+                "INSERT OR REPLACE INTO source_state (source, data, updated_at) VALUES (?, ?, ?)",
+                (source, json.dumps(save.data), time.time()),
             )
 
     # --- account mapping --------------------------------------------------------------------

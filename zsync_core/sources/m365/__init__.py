@@ -50,7 +50,8 @@ from .ranges import all_users, next_bounds, verify
 from .signin import EXCHANGE, GRAPH, SignIn, origin
 
 if TYPE_CHECKING:
-    from ...store import DeltaState, Store
+    from ...store import Store
+    from .mirror import DeltaState
 
 __all__ = [
     "GROUP_SELECT",

@@ -1,6 +1,7 @@
 """What a Microsoft 365 source keeps between runs: the directory as the pages Graph sent.
 
-The mirror is kept in the store next to the delta links: the pages of the last full read,
+The mirror is kept in the store's space for this source (:meth:`Store.source_blobs`), next to
+the delta links (its :meth:`Store.source_data`): the pages of the last full read,
 then those of each delta read since, as they came. Replayed in order (:meth:`Mirror.replay`)
 they give the directory as it is, so a daily run maps the whole directory while Graph sends
 it only a few pages. Beside the users' pages, their ids, one a line (:data:`USER_IDS`,
@@ -17,19 +18,49 @@ import asyncio
 import json
 import re
 import time
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .graph import Directory
 
 if TYPE_CHECKING:
     from ...config import Config
-    from ...store import DeltaState, MirrorUpdate, Store
+    from ...store import Store
 
 USER_IDS = "user ids"
 """The mirror's kind of page that holds the ids of its users, one a line (replaced at every
 read: what :func:`.ranges.verify` compares a full read with)."""
 _ID = re.compile(rb'"id"\s*:\s*"([^"\\]+)"')
 """An object's id in a page's bytes (ids hold no quote nor backslash)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaState:
+    """Where a source's last complete read left its delta links."""
+
+    settings: str
+    """What the links were made for (the properties read, the filters): other settings need
+    a full read."""
+    links: dict[str, str]
+    """Kind ("user", "group") → the delta link to continue from."""
+    full_read_at: float
+    hints: dict[str, Any] = field(default_factory=dict)
+    """What the source learnt for its next read (how to split a full read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorUpdate:
+    """What one complete read adds to a source's mirror, written with its new links at once.
+
+    A mirror is a log of the pages the source was sent, as they came: the pages of the last
+    full read, then those of each delta read since. Replayed in order they give the directory
+    as it is; storing them costs no encoding, and a daily run adds only its few pages."""
+
+    state: DeltaState
+    pages: dict[str, list[bytes]]
+    """Kind → the pages of this read, in the order they are to be replayed."""
+    replace: frozenset[str] = frozenset()
+    """Kinds read whole: their old pages go first."""
 
 
 class Mirror:
@@ -40,8 +71,16 @@ class Mirror:
         self.name = name
 
     def state(self) -> DeltaState | None:
-        """Where the last complete read left the links (None: nothing read yet)."""
-        return self.store.delta_state(self.name)
+        """Where the last complete read left the links (None: nothing read yet, or what was
+        kept is not of this shape: the source then reads everything)."""
+        data = self.store.source_data(self.name)
+        try:
+            state = DeltaState(**data) if data is not None else None
+        except TypeError:
+            return None
+        if state is None or not isinstance(state.links, dict):
+            return None
+        return state
 
     async def replay(self, users: Directory, groups: Directory) -> None:
         """Every page kept since the last full read, taken in again in order. In a thread: at
@@ -53,19 +92,19 @@ class Mirror:
             ValueError, TypeError, AttributeError: the store's copy is damaged.
         """
         for directory in (users, groups):
-            pages = self.store.mirror_pages(self.name, directory.kind)
+            pages = self.store.source_blobs(self.name, directory.kind)
             await asyncio.to_thread(_take_all, directory, pages)
 
     def user_ids(self) -> set[str]:
         """The ids of the mirror's users: kept beside its pages (50 ms at 100,000 users); for
         a mirror written before they were, a scan of its pages' bytes (0.2 s), which names
         removed users too (a look-up at most)."""
-        kept = self.store.mirror_pages(self.name, USER_IDS)
+        kept = self.store.source_blobs(self.name, USER_IDS)
         if kept:
             return set(kept[0].decode(errors="replace").split("\n")) - {""}
         return {
             found.decode()
-            for body in self.store.mirror_pages(self.name, "user")
+            for body in self.store.source_blobs(self.name, "user")
             for found in _ID.findall(body)
         }
 
@@ -82,8 +121,6 @@ class Mirror:
     ) -> MirrorUpdate:
         """What this read adds to the mirror: its pages (a full read's replace the old), the
         users' ids, the new links, when the last full read was and the next one's bounds."""
-        from ...store import DeltaState, MirrorUpdate
-
         pages, replace = dict(pages), {"user", "group"} if full else set()
         if "user" in pages:  # the users are mirrored: their ids beside them
             pages[USER_IDS], replace = ["\n".join(users.objects).encode()], replace | {USER_IDS}
@@ -101,7 +138,10 @@ class Mirror:
     async def save(self, update: MirrorUpdate) -> None:
         """The read's pages and links, in one transaction. In a thread (SQLite lets go of the
         GIL while it writes): 100,000 users are 30 MB of pages."""
-        await asyncio.to_thread(self.store.save_mirror, self.name, update)
+        from ...store import SourceSave
+
+        save = SourceSave(asdict(update.state), update.pages, update.replace)
+        await asyncio.to_thread(self.store.save_source, self.name, save)
 
     def shrunk(
         self,
