@@ -402,3 +402,22 @@ def test_check_refuses_what_the_run_would_refuse(directory, zivver, make_profile
     assert "shrink_guard_percent" in out
     code, err, _ = profile.run(capsys=capsys)
     assert code == 3 and "shrink_guard_percent" in err, "the run agrees"
+
+
+def test_check_reads_everything_even_when_the_state_directory_cannot_be_used(
+    directory, zivver, make_profile, capsys, tmp_path
+):
+    """The sources and Zivver are still tried, and the state directory's line says why."""
+    from zsync_tui.cli import main
+
+    directory.user("ann")
+    profile = make_profile([ldap_source(directory.slapd)])
+    (tmp_path / "not-a-dir").write_text("a file where the state directory should be")
+    profile.data["state_dir"] = str(tmp_path / "not-a-dir" / "state")
+    profile.write()
+
+    assert main(["check", "--config", str(profile.path)]) == 3
+    out = capsys.readouterr().out
+    assert "ok    source 'Active Directory' (ldap): 1 accounts read" in out
+    assert f"ok    Zivver at {zivver.url}: reachable, API key accepted" in out
+    assert f"FAIL  state directory {tmp_path / 'not-a-dir' / 'state'}" in out

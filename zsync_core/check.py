@@ -47,8 +47,6 @@ async def check(config: Config) -> list[CheckResult]:
                 probed.add(source.name)
     state = Store.check(config.state_path)  # read only: a check writes nothing
     state_line = CheckResult(f"state directory {config.state_path}", state.ok, state.message)
-    if not state.ok:
-        return [*results, state_line]
     warnings: list[str] = []
 
     def told(event: Event) -> None:
@@ -56,9 +54,9 @@ async def check(config: Config) -> list[CheckResult]:
             warnings.append(event.message)
 
     try:
-        session = SyncSession(
-            config, emit=told, mode=Mode.CHECK, store=Store.scratch(config.state_path)
-        )
+        # a store that cannot be used is said below: the sources and Zivver are read anyway
+        scratch = Store.scratch(config.state_path, copy=state.ok)
+        session = SyncSession(config, emit=told, mode=Mode.CHECK, store=scratch)
     except ZsyncError as error:
         return [*results, state_line, CheckResult("check", False, str(error))]
     try:
@@ -66,7 +64,7 @@ async def check(config: Config) -> list[CheckResult]:
         results += _what_was_read(config, loaded, probed)
         results += [CheckResult("", True, text, warning=True) for text in warnings]
         results.append(state_line)
-        if loaded.ok:
+        if loaded.ok and state.ok:
             results += _what_a_run_would_meet(session.plan())
     finally:
         session.close()

@@ -256,16 +256,16 @@ class Store:
         return cls(directory, db)
 
     @classmethod
-    def scratch(cls, directory: Path) -> Store:
+    def scratch(cls, directory: Path, *, copy: bool = True) -> Store:
         """An in-memory copy of the store in ``directory`` (an empty store when there is
-        none), for ``zsync check``: a whole session runs on it, with the real mapping and
-        baseline, and nothing it writes is kept.
+        none, or ``copy`` is false), for ``zsync check``: a whole session runs on it, with the
+        real mapping and baseline, and nothing it writes is kept.
 
         Raises:
             StoreError: the store exists but cannot be read.
         """
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        real = cls.open_read_only(directory)
+        real = cls.open_read_only(directory) if copy else None
         if real is not None:
             try:
                 real.db.backup(db)
