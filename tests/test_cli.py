@@ -421,3 +421,21 @@ def test_check_reads_everything_even_when_the_state_directory_cannot_be_used(
     assert "ok    source 'Active Directory' (ldap): 1 accounts read" in out
     assert f"ok    Zivver at {zivver.url}: reachable, API key accepted" in out
     assert f"FAIL  state directory {tmp_path / 'not-a-dir' / 'state'}" in out
+
+
+def test_check_exits_2_when_the_run_would_hold_something(directory, zivver, make_profile, capsys):
+    """check said "All checks passed." and 0 while the run would hold suspensions (exit 2)."""
+    from zsync_tui.cli import main
+
+    for number in range(10):
+        directory.user(f"user{number}")
+    profile = make_profile([ldap_source(directory.slapd)])
+    assert profile.run(capsys=capsys)[0] == 0
+    for number in range(3):
+        directory.delete(directory.user_dn(f"user{number}"))
+
+    assert main(["check", "--config", str(profile.path)]) == 2
+    out = capsys.readouterr().out
+    assert "WARN  next run: would hold for --confirm suspend-users: Suspend 3 of 10 users" in out
+    assert "All checks passed" not in out
+    assert profile.run("--dry-run", capsys=capsys)[0] == 2, "the run agrees"

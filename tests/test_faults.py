@@ -241,6 +241,12 @@ def test_killed_mid_apply_then_run_again_converges(
     created_before_kill = len(zivver.org.users)
     assert 10 <= created_before_kill < 40
     zivver.org.latency = 0
+    from zsync_tui.cli import main
+
+    # the killed run's commits are in the write-ahead log: status sees them, and says so
+    assert main(["status", "--config", str(profile.path)]) == 3
+    said = capsys.readouterr().out
+    assert "Last run: run 1 · daily" in said and "interrupted" in said, said
 
     code, err, report = profile.run(capsys=capsys)
 

@@ -260,7 +260,7 @@ def test_users_come_before_functional_accounts():
 
 
 def test_merge_keeps_the_first_source_and_reports_the_conflict():
-    merged, notices = merge_sources(
+    merged, notices, unusable, ignored = merge_sources(
         [
             ("AD", [src("a@example.org", "1")]),
             (
@@ -274,6 +274,17 @@ def test_merge_keeps_the_first_source_and_reports_the_conflict():
         ("b@example.org", "CSV"),
     ]
     assert "a@example.org appears twice" in notices[0].message
+    assert ignored == 1 and unusable == []
+
+
+def test_an_id_another_entry_has_makes_the_later_entry_unusable_and_protects_it():
+    """u2's row got u1's id: ignoring it left u2's Zivver account unclaimed, and suspended."""
+    merged, _notices, unusable, _ignored = merge_sources(
+        [("CSV", [src("u1@example.org", "E1"), src("u2@example.org", "E1")])]
+    )
+    assert [a.email for a in merged] == ["u1@example.org"]
+    [clash] = unusable
+    assert clash.address == "u2@example.org" and "also the id of" in clash.reason
 
 
 def test_switched_off_options_plan_nothing_of_their_kind():

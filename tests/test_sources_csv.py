@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from zsync_core.config import Config, CsvSourceConfig, TargetConfig
@@ -169,4 +171,62 @@ def test_a_file_in_another_encoding_names_the_line_and_the_key(tmp_path):
         target=TargetConfig(api_key_env="X"), sources=[source], path=tmp_path / "zsync.toml"
     )
     with pytest.raises(SourceError, match=r"people\.csv:3002 is not utf-8-sig .*set encoding"):
+        CsvSource(source, config)._read()
+
+
+def test_a_broken_row_in_a_file_with_ids_may_be_anyone_and_a_cut_field_is_not_read(tmp_path):
+    """An attack review suspended u1: its broken row (renamed, a quote left open) protected
+    the new address only, while the old account, mapped by id, looked like a leaver."""
+    result = load(
+        tmp_path,
+        "email,name,active,id\n"
+        'ann.new@example.org,"Ann,true,E1\n'
+        "bob@example.org,Bob,true,E2,extra\n"
+        "cat@example.org,Cat,true,E3\n"
+        "user29@example.or",  # the file cut off while it was written
+    )
+    assert [a.email for a in result.accounts] == ["cat@example.org"]
+    assert [u.unidentified for u in result.unusable] == [True, True, True]
+    assert result.unidentified == 3, "no removal is safe this run"
+
+
+def test_without_an_id_column_a_broken_row_still_protects_its_address(tmp_path):
+    result = load(tmp_path, 'email,name,active\nann@example.org,"Ann,true\n')
+    [bad] = result.unusable
+    assert bad.address == "ann@example.org" and not bad.unidentified
+
+
+def test_the_rest_of_a_quoted_field_on_the_next_line_is_no_account(tmp_path):
+    result = load(
+        tmp_path,
+        'email,name,active,id\nann@example.org,"Ann\nbob@example.org,Bob",true,E1\n'
+        "cat@example.org,Cat,true,E3\n",
+    )
+    assert [a.email for a in result.accounts] == ["cat@example.org"]
+    assert [u.where for u in result.unusable] == ["people.csv:2", "people.csv:3"]
+
+
+@pytest.mark.parametrize(
+    ("header", "said"),
+    [
+        ("email,name,active,id,active", "names the column(s) active more than once"),
+        ("email,name,", "unknown column(s) (an empty name)"),
+        ('email,"name', "people.csv:1, the header:"),
+    ],
+)
+def test_a_header_zsync_cannot_read_for_sure_is_a_source_error(tmp_path, header, said):
+    with pytest.raises(SourceError, match=re.escape(said)):
+        load(tmp_path, f"{header}\nann@example.org,Ann,true,E0,false\n")
+
+
+def test_a_path_that_is_not_a_file_is_refused_instead_of_read_for_ever(tmp_path):
+    import os
+
+    fifo = tmp_path / "people.fifo"
+    os.mkfifo(fifo)
+    source = CsvSourceConfig(type="csv", name="People", path=fifo)
+    config = Config(
+        target=TargetConfig(api_key_env="X"), sources=[source], path=tmp_path / "zsync.toml"
+    )
+    with pytest.raises(SourceError, match="is not a regular file"):
         CsvSource(source, config)._read()

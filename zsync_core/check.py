@@ -29,6 +29,9 @@ class CheckResult:
     """Works, but the admin should know (e.g. what a first run would take over)."""
     unusable: bool = False
     """A source entry a run would skip (the run would exit 2): named with where and why."""
+    holds: bool = False
+    """Something a run would hold or not do (it would exit 2): a guarded action, a write not
+    sent, removals not planned."""
 
 
 async def check(config: Config) -> list[CheckResult]:
@@ -60,10 +63,24 @@ async def check(config: Config) -> list[CheckResult]:
     except ZsyncError as error:
         return [*results, state_line, CheckResult("check", False, str(error))]
     try:
-        loaded = await session.load()
+        try:
+            loaded = await session.load()
+        except ZsyncError as error:  # the store's copy could not take the run's record
+            return [*results, state_line, CheckResult("check", False, str(error))]
         results += _what_was_read(config, loaded, probed)
         results += [CheckResult("", True, text, warning=True) for text in warnings]
         results.append(state_line)
+        going = _run_going(config)
+        if going is not None:
+            results.append(
+                CheckResult(
+                    "state directory",
+                    True,
+                    f"a run is going now (process {going}): a run started meanwhile exits 3 "
+                    "and changes nothing until it has ended",
+                    warning=True,
+                )
+            )
         if loaded.ok and state.ok:
             results += _what_a_run_would_meet(session.plan())
     finally:
@@ -123,6 +140,7 @@ def _what_a_run_would_meet(plan: Plan) -> list[CheckResult]:
                 True,
                 f"would plan no suspension or deletion: {plan.removals_blocked}.",
                 warning=True,
+                holds=True,
             )
         )
     if plan.takeover is not None and plan.takeover.worth_showing:
@@ -131,7 +149,13 @@ def _what_a_run_would_meet(plan: Plan) -> list[CheckResult]:
         ]
     for reason, held in not_sent_groups(plan.not_sent):
         found.append(
-            CheckResult("next run", True, f"{len(held)} change(s) not sent: {reason}", warning=True)
+            CheckResult(
+                "next run",
+                True,
+                f"{len(held)} change(s) not sent: {reason}",
+                warning=True,
+                holds=True,
+            )
         )
     for guard in plan.guards:
         found.append(
@@ -140,6 +164,21 @@ def _what_a_run_would_meet(plan: Plan) -> list[CheckResult]:
                 True,
                 f"would hold for --confirm {guard.action.value}: {guard.text} ({guard.named()})",
                 warning=True,
+                holds=True,
             )
         )
     return found
+
+
+def _run_going(config: Config) -> int | None:
+    """The process of a run going now, if one is."""
+    try:
+        store = Store.open_read_only(config.state_path)
+    except ZsyncError:
+        return None
+    if store is None:
+        return None
+    try:
+        return store.lock_holder()
+    finally:
+        store.close()

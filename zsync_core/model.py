@@ -427,6 +427,11 @@ class Plan:
     """The source entries that could not be used (the session sets it from the read)."""
     left_alone: list[str] = field(default_factory=list)
     """Accounts not changed this run because an entry with their address is unusable."""
+    skipped: list[str] = field(default_factory=list)
+    """Accounts not synced because they clash with Zivver: personal in a source but
+    functional in Zivver (or the other way), or their address is another entry's account."""
+    ignored: int = 0
+    """Source entries a source earlier in the order overrides (the same address)."""
 
     def by_action(self) -> dict[Action, int]:
         result = {action: 0 for action in ACTION_ORDER}

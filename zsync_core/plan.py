@@ -35,6 +35,7 @@ from .model import (
     Plan,
     SourceAccount,
     Takeover,
+    Unusable,
     ZivverAccount,
     address_set,
     shown,
@@ -58,13 +59,25 @@ class MappingEntry(NamedTuple):
     sso_key_sent: str | None = None
 
 
-def merge_sources(
-    per_source: Iterable[tuple[str, list[SourceAccount]]],
-) -> tuple[list[SourceAccount], list[Notice]]:
+class Merged(NamedTuple):
+    """The sources' accounts in one list, and what merging them set aside."""
+
+    accounts: list[SourceAccount]
+    notices: list[Notice]
+    unusable: list[Unusable]
+    """Entries whose id another entry (of any source) already has: which of them the mapped
+    Zivver account belongs to is not known, so the account with its address is left alone."""
+    ignored: int
+    """Entries a source earlier in the order overrides (it holds the same address)."""
+
+
+def merge_sources(per_source: Iterable[tuple[str, list[SourceAccount]]]) -> Merged:
     """Merge sources in precedence order: the first source holding an address wins."""
     merged: dict[str, SourceAccount] = {}
-    ids: set[str] = set()
+    ids: dict[str, SourceAccount] = {}
     notices: list[Notice] = []
+    unusable: list[Unusable] = []
+    ignored = 0
     for _name, accounts in per_source:
         for account in accounts:
             winner = merged.get(account.email)
@@ -81,19 +94,24 @@ def merge_sources(
                         f"ignored because {winner.entry} in {where} comes first.",
                     )
                 )
+                ignored += 1
                 continue
-            if account.source_id in ids:
-                notices.append(
-                    Notice(
-                        "warning",
-                        f"{account.entry} (source {account.source!r}) has the id {account.source_id} "
-                        "of another account; it is ignored. Check the id attribute mapping.",
+            other = ids.get(account.source_id)
+            if other is not None:
+                unusable.append(
+                    Unusable(
+                        account.source,
+                        account.entry,
+                        f"its id {account.source_id} is also the id of {other.entry} (source "
+                        f"{other.source!r}), so which account it is is not known; check the id "
+                        "attribute or column",
+                        account.email,
                     )
                 )
                 continue
             merged[account.email] = account
-            ids.add(account.source_id)
-    return list(merged.values()), notices
+            ids[account.source_id] = account
+    return Merged(list(merged.values()), notices, unusable, ignored)
 
 
 class ZivverIndex(NamedTuple):
@@ -164,6 +182,8 @@ class _Planner:
         self.protected_addresses = protected_addresses
         self.left_alone: list[str] = []
         """Accounts not changed because an unusable entry has their address."""
+        self.skipped: list[str] = []
+        """Accounts not synced because they clash with Zivver (a kind, another entry's account)."""
         self.mapping = mapping
         self.removals_blocked = removals_blocked
         self.zivver = zivver
@@ -249,6 +269,7 @@ class _Planner:
         if candidate.zivver_id in self.claimed or (
             owner not in (None, account.source_id) and owner in source_ids
         ):
+            self.skipped.append(account.email)
             self.notices.append(
                 Notice(
                     "warning",
@@ -274,6 +295,7 @@ class _Planner:
             return
         if current is not None and current.kind is not account.kind:
             self.claimed[current.zivver_id] = account.source_id
+            self.skipped.append(account.email)
             self.notices.append(
                 Notice(
                     "warning",
@@ -737,6 +759,7 @@ class _Planner:
             takeover=self._takeover(),
             blocked_removals=sorted(self.skipped_removals),
             left_alone=sorted(self.left_alone),
+            skipped=sorted(self.skipped),
         )
 
     def _takeover(self) -> Takeover:

@@ -54,7 +54,7 @@ from .model import (
     not_sent_lines,
 )
 from .outcome import ChangeOutcome, ChangeState, ExitCode, RunRecord, RunStatus
-from .plan import MappingEntry, ZivverIndex, merge_sources, plan
+from .plan import MappingEntry, Merged, ZivverIndex, merge_sources, plan
 from .sources import SourceResult, make_source
 from .store import Store
 from .zivver.client import Pacer, ZivverClient
@@ -185,6 +185,7 @@ class SyncSession:
         self.loaded: LoadResult | None = None
         self.merged: list[SourceAccount] = []
         self.merge_notices: list[Notice] = []
+        self._merged = Merged([], [], [], 0)
         self._finished = False
         self._locked = False
         self._kept: tuple[int | None, set[tuple[str, str]]] = (None, set())
@@ -323,9 +324,8 @@ class SyncSession:
             await sources
         finally:
             sources.cancel()  # when this load is cancelled; a no-op once it is done
-        self.merged, self.merge_notices = merge_sources(
-            (r.name, r.accounts) for r in result.sources
-        )
+        self._merged = merge_sources((r.name, r.accounts) for r in result.sources)
+        self.merged, self.merge_notices = self._merged.accounts, self._merged.notices
         self.loaded = result
         if result.ok:
             self.full_read = False  # asked for once, not at every reload
@@ -458,8 +458,9 @@ class SyncSession:
         """
         loaded = self._require_loaded()
         options = options or self.options
-        protected = frozenset(i for r in loaded.sources for i in r.unreadable_ids)
-        addresses = frozenset(u.address for r in loaded.sources for u in r.unusable if u.address)
+        unusable = [u for r in loaded.sources for u in r.unusable] + self._merged.unusable
+        protected = frozenset(u.source_id for u in unusable if u.source_id)
+        addresses = frozenset(u.address for u in unusable if u.address)
         refused = self._refused(loaded, options)
         index = self._index
         if index is None or index[0] is not loaded:
@@ -475,7 +476,8 @@ class SyncSession:
             addresses,
         )
         result.refused = refused
-        result.unusable = [u for r in loaded.sources for u in r.unusable]
+        result.unusable = unusable
+        result.ignored = self._merged.ignored
         _hold_unreadable(result, loaded.unreadable)
         result.attention = self._needs_admin(loaded, result)
         result.notices[:0] = [n for r in loaded.sources for n in r.notices] + self.merge_notices
@@ -741,11 +743,21 @@ class SyncSession:
         anything never exits 0): source entries skipped as unusable, and suspensions or
         deletions not planned because the read was not healthy (:attr:`Plan.attention`)."""
         parts = []
-        skipped = sum(len(r.unusable) for r in loaded.sources)
+        skipped = len(plan.unusable)
         if skipped:
             parts.append(
                 f"{skipped} source entr{'y' if skipped == 1 else 'ies'} skipped as unusable "
                 "(each is named in an error)"
+            )
+        if plan.ignored:
+            parts.append(
+                f"{plan.ignored} source entr{'y' if plan.ignored == 1 else 'ies'} ignored because "
+                "a source earlier in the order holds the same address (each is named in a warning)"
+            )
+        if plan.skipped:
+            parts.append(
+                f"{len(plan.skipped)} account(s) not synced because they clash with Zivver "
+                "(each is named in a warning)"
             )
         if plan.removals_blocked:
             parts.append(f"no suspension or deletion was planned: {plan.removals_blocked}")

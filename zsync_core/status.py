@@ -6,6 +6,7 @@ the lock is looked at, never taken.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import time
@@ -74,11 +75,11 @@ def status(config: Config, runs: int = 10) -> Status:
     holder = None
     with _reading(config) as store:
         if store is not None:
-            found = store.runs(runs)
+            holder = store.lock_holder()
+            found = [_ended(run, holder) for run in store.runs(runs)]
             last = _last_finished(found)
             if last is not None:
                 held = [o for o in store.changes(last.id) if o.state is ChangeState.HELD]
-            holder = store.lock_holder()
     return Status(str(config.path), str(config.state_path), found, held, holder, next_timer_run())
 
 
@@ -91,6 +92,15 @@ def run_changes(config: Config, run_id: int) -> tuple[RunRecord, list[ChangeOutc
     with _reading(config) as store:
         run = store.run(run_id) if store is not None else None
         return (run, store.changes(run_id)) if store is not None and run else None
+
+
+def _ended(run: RunRecord, holder: int | None) -> RunRecord:
+    """A run that never finished while no run is going: its process ended (killed, the
+    machine stopped) while it loaded or applied. The next run records it so; until then it
+    is shown as such, never passed over for the run before it."""
+    if run.finished_at is not None or holder is not None:
+        return run
+    return dataclasses.replace(run, status=RunStatus.INTERRUPTED, finished_at=run.started_at)
 
 
 def _last_finished(runs: list[RunRecord]) -> RunRecord | None:

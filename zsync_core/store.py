@@ -8,17 +8,19 @@ that was killed shows up as interrupted and the next run converges.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import shutil
 import sqlite3
+import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from .config import GuardedAction
 from .errors import LockedError, StoreError
@@ -152,6 +154,27 @@ class StateCheck:
     mapping: dict[str, MappingEntry]
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _damaged_is_an_error(method: F) -> F:
+    """A read of the store that SQLite cannot do (a damaged file) is a StoreError that says
+    what to do, never a traceback."""
+
+    @functools.wraps(method)
+    def read(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as error:
+            raise StoreError(
+                f"Local store {self.directory / 'zsync.sqlite3'}: cannot be read ({error}). "
+                "Restore it from a backup (or move it away: the next run starts a new one and "
+                "matches Zivver's accounts by address again); nothing was changed."
+            ) from error
+
+    return cast(F, read)
+
+
 class Store:
     """The SQLite store. Open with :meth:`open`; one writer at a time (see :meth:`lock`)."""
 
@@ -239,16 +262,21 @@ class Store:
         if not path.exists():
             return None
         try:
-            # immutable: no lock and no -shm/-wal files created (a read-only WAL connection
-            # would create them); a run writing at this moment may not be seen, which only
-            # makes what is shown a run old
-            db = sqlite3.connect(
-                f"{path.absolute().as_uri()}?mode=ro&immutable=1",
-                uri=True,
-                check_same_thread=False,
-            )
+            wal = path.with_name(path.name + "-wal")
+            if wal.exists() and wal.stat().st_size:
+                # a run that was killed (or is going) left commits in the write-ahead log,
+                # which an immutable look would not see: a private copy of both is read
+                db = _copy_in_memory(path, wal)
+            else:
+                # immutable: no lock and no -shm/-wal files created (a read-only WAL
+                # connection would create them)
+                db = sqlite3.connect(
+                    f"{path.absolute().as_uri()}?mode=ro&immutable=1",
+                    uri=True,
+                    check_same_thread=False,
+                )
             db.execute("SELECT 1 FROM runs LIMIT 1")
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             raise StoreError(
                 f"Local store {path}: cannot be read ({error}). Run as the service user (the "
                 "state directory is its own, 0700), or restore the store from a backup."
@@ -462,6 +490,7 @@ class Store:
 
     # --- account mapping --------------------------------------------------------------------
 
+    @_damaged_is_an_error
     def mapping(self) -> dict[str, MappingEntry]:
         rows = self.db.execute("SELECT source_id, zivver_id, sso_key_sent FROM mapping")
         entry = MappingEntry._make
@@ -533,6 +562,7 @@ class Store:
                 "UPDATE runs SET source_counts = ? WHERE id = ?", (json.dumps(counts), run_id)
             )
 
+    @_damaged_is_an_error
     def last_good_counts(self) -> dict[str, int]:
         """Source sizes of the last run whose read was complete and healthy."""
         row = self.db.execute(
@@ -541,11 +571,13 @@ class Store:
         ).fetchone()
         return json.loads(row[0]) if row else {}
 
+    @_damaged_is_an_error
     def runs(self, limit: int = 50) -> list[RunRecord]:
         """The latest runs, newest first."""
         rows = self.db.execute(f"{_RUNS} ORDER BY id DESC LIMIT ?", (limit,))
         return [_run(r) for r in rows]
 
+    @_damaged_is_an_error
     def run(self, run_id: int) -> RunRecord | None:
         row = self.db.execute(f"{_RUNS} WHERE id = ?", (run_id,)).fetchone()
         return _run(row) if row else None
@@ -607,6 +639,7 @@ class Store:
                 ),
             )
 
+    @_damaged_is_an_error
     def changes(self, run_id: int) -> list[ChangeOutcome]:
         """Every change of a run as journaled, in plan order."""
         cursor = self.db.execute(
@@ -646,6 +679,7 @@ class Store:
                 (run_id, time.time(), level, inert(message, lines=True)),
             )
 
+    @_damaged_is_an_error
     def events(self, run_id: int | None = None) -> list[tuple[float, str, str]]:
         """The events, oldest first, inert (also those an earlier version stored raw)."""
         if run_id is None:
@@ -655,6 +689,22 @@ class Store:
                 "SELECT at, level, message FROM events WHERE run_id = ? ORDER BY rowid", (run_id,)
             )
         return [(at, inert(level), inert(message, lines=True)) for at, level, message in rows]
+
+
+def _copy_in_memory(path: Path, wal: Path) -> sqlite3.Connection:
+    """The store with its write-ahead log applied, in memory, from a private copy of both
+    files (the originals are not written: no -shm, no checkpoint)."""
+    with tempfile.TemporaryDirectory(prefix="zsync-look-") as scratch:
+        copy = Path(scratch) / path.name
+        shutil.copyfile(path, copy)
+        shutil.copyfile(wal, copy.with_name(wal.name))
+        disk = sqlite3.connect(copy)
+        try:
+            memory = sqlite3.connect(":memory:", check_same_thread=False)
+            disk.backup(memory)
+        finally:
+            disk.close()
+    return memory
 
 
 def _tune(db: sqlite3.Connection) -> sqlite3.Connection:

@@ -222,9 +222,17 @@ def _check(argv: list[str]) -> int:
         print(f"{label}  {inert(said)}")
     failed = sum(not r.ok for r in results)
     unusable = sum(r.unusable for r in results)
+    holds = sum(r.holds for r in results)
     if failed:
         print(f"{failed} check(s) failed; fix them and run 'zsync check' again.")
         return ExitCode.CANNOT_RUN
+    if holds and not unusable:
+        print(
+            "Every connection works, but the next run would hold or leave out what the WARN "
+            "lines above say 'would' of, and exit 2. Confirm or fix it, then run 'zsync check' "
+            "again."
+        )
+        return ExitCode.HELD
     if unusable:
         print(
             f"Every connection works, but {unusable} source entr"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..addresses import normalize_address
@@ -13,6 +13,12 @@ from ..errors import SourceError
 from ..model import Kind, SourceAccount, StepEvent, address_set
 from ..output import first_control
 from . import Emit, SourceResult
+
+OPEN_QUOTE = (
+    "a quoted field is not closed on its line, or closes one an earlier line opened (a missing "
+    'or an extra ")'
+)
+"""Why a row is unusable when csv finds a quote open at the end of its line."""
 
 COLUMNS = ("email", "name", "kind", "active", "aliases", "delegates", "id", "sso_key", "division")
 TRUE = {"true", "yes", "1", "y", "active", "enabled", ""}
@@ -44,6 +50,10 @@ class CsvSource:
 
     def _read(self) -> SourceResult:
         try:
+            if self.path.exists() and not self.path.is_file():  # a FIFO would never end
+                raise SourceError(
+                    f"Source {self.name!r}: {self.path} is not a regular file. Check sources.path."
+                )
             with self.path.open(encoding=self.config.encoding, newline="") as handle:
                 return self._parse(handle)
         except FileNotFoundError:
@@ -64,57 +74,46 @@ class CsvSource:
 
     def _parse(self, lines: Iterable[str]) -> SourceResult:
         """One row per line, each parsed on its own: no value may hold a line break, so a
-        quote left open ends its row as unusable instead of swallowing the rows after it."""
+        quote left open spoils its row (and the lines it runs on to, up to the one that
+        closes it) instead of swallowing the rows after it."""
         result = SourceResult(self.name, [])
         delimiter = self.config.delimiter
         numbered = enumerate(lines, start=1)
-        header: list[str] = []
-        for _number, line in numbered:
-            if line.strip():
-                header = self._row(line) or []
-                break
-        if not any(cell.strip() for cell in header):
-            raise SourceError(
-                f"Source {self.name!r}: {self.path} is empty; it needs a header row with at least 'email'."
-            )
-        names = [name.strip().lower() for name in header]
-        if "email" not in names:
-            raise SourceError(
-                f"Source {self.name!r}: {self.path} has no 'email' column (header: {', '.join(names)}). "
-                f"Columns: {', '.join(COLUMNS)}."
-            )
-        unknown = [name for name in names if name not in COLUMNS]
-        if unknown:
-            raise SourceError(
-                f"Source {self.name!r}: {self.path} has unknown column(s) {', '.join(unknown)}. "
-                f"Known columns: {', '.join(COLUMNS)}."
-            )
+        names = self._header(numbered)
         at = names.index("email")
+        identified = "id" in names
+        """With an id column, a row whose id cannot be read may be any account (a rename):
+        it blocks every removal rather than protect an address."""
         for number, line in numbered:
+            where = f"{self.path.name}:{number}"
             if not line.strip():
                 continue
-            where = f"{self.path.name}:{number}"
-            row = self._row(line)
+            # an odd number of quotes opens a field the line does not close, or closes one an
+            # earlier line opened: either way the line is not a row of its own
+            row, error = (None, OPEN_QUOTE) if line.count('"') % 2 else self._row(line)
             if row is None:
                 # the fields before the first quote are where the header says
                 before = line.partition('"')[0].split(delimiter)
-                address = normalize_address(before[at]) if len(before) > at + 1 else None
-                result.skip(
-                    where,
-                    'a quoted field is not closed on its line (a missing or an extra ")',
-                    address=address,
-                )
+                complete = len(before) - 1  # the last one runs into the quote
+                address = normalize_address(before[at]) if complete > at else None
+                source_id = None
+                if identified and complete > names.index("id"):
+                    source_id = before[names.index("id")].strip() or None
+                if identified and source_id is None:
+                    address = None  # its id is unknown: it may be any account
+                result.skip(where, error, address=address, source_id=source_id)
                 continue
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(names):
-                # a missing or extra delimiter shifts what follows it: only a first column is sure
-                address = normalize_address(row[0]) if at == 0 else None
+                # a missing or extra delimiter shifts what follows it, and a file cut off
+                # mid-write cuts its last field: only a first column before others is sure
+                sure = at == 0 and len(row) > 1 and not identified
                 result.skip(
                     where,
                     f"the row has {len(row)} fields where the header has {len(names)} "
                     f"(a missing or an extra {delimiter!r}?)",
-                    address=address,
+                    address=normalize_address(row[0]) if sure else None,
                 )
                 continue
             record = dict(zip(names, (cell.strip() for cell in row), strict=True))
@@ -123,12 +122,56 @@ class CsvSource:
                 result.accounts.append(account)
         return result
 
-    def _row(self, line: str) -> list[str] | None:
-        """The fields of one line, or None when a quote is not closed on it."""
+    def _header(self, numbered: Iterator[tuple[int, str]]) -> list[str]:
+        """The column names of the first line that is not blank.
+
+        Raises:
+            SourceError: no header, one that cannot be read, or a column unknown, empty or
+                named twice.
+        """
+        for _number, line in numbered:
+            if line.strip():
+                header, error = self._row(line)
+                if header is None:
+                    raise SourceError(
+                        f"Source {self.name!r}: {self.path.name}:{_number}, the header: {error}."
+                    )
+                break
+        else:
+            header = []
+        if not any(cell.strip() for cell in header):
+            raise SourceError(
+                f"Source {self.name!r}: {self.path} is empty; it needs a header row with at least 'email'."
+            )
+        names = [name.strip().lstrip("\ufeff").lower() for name in header]
+        if "email" not in names:
+            raise SourceError(
+                f"Source {self.name!r}: {self.path} has no 'email' column (header: {', '.join(names)}). "
+                f"Columns: {', '.join(COLUMNS)}."
+            )
+        unknown = [name or "(an empty name)" for name in names if name not in COLUMNS]
+        if unknown:
+            raise SourceError(
+                f"Source {self.name!r}: {self.path} has unknown column(s) {', '.join(unknown)} "
+                f"(a delimiter at the end of the header?). Known columns: {', '.join(COLUMNS)}."
+            )
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise SourceError(
+                f"Source {self.name!r}: {self.path} names the column(s) {', '.join(twice)} "
+                "more than once; which one holds the value is not known. Keep one of each."
+            )
+        return names
+
+    def _row(self, line: str) -> tuple[list[str] | None, str]:
+        """The fields of one line, or None and why not."""
         try:
-            return next(csv.reader((line,), delimiter=self.config.delimiter, strict=True), [])
-        except csv.Error:
-            return None
+            return next(csv.reader((line,), delimiter=self.config.delimiter, strict=True), []), ""
+        except csv.Error as error:
+            if "field larger than field limit" in str(error):
+                limit = csv.field_size_limit()
+                return None, f"a field is longer than {limit:,} characters"
+            return None, 'a quote where none may be (a field with a " must be quoted whole)'
 
     def _account(
         self, record: dict[str, str], where: str, result: SourceResult
