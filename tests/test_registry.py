@@ -82,3 +82,31 @@ def test_without_the_plug_in_the_tag_is_unknown(zivver, make_profile):
     done = zsync(None, "check", "--config", str(roster_profile(make_profile)))
     assert done.returncode == 3
     assert 'sources[0] (Roster).type: must be "ldap", "csv" or "microsoft365"' in done.stdout
+
+
+def test_a_broken_plug_in_breaks_only_its_own_type(zivver, make_profile, tmp_path):
+    """A package whose entry point raises on import made every command a traceback."""
+    site = installed_plugin(tmp_path)
+    (site / "zsync_broken-0.1.dist-info").mkdir()
+    (site / "zsync_broken-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: zsync-broken\nVersion: 0.1\n"
+    )
+    (site / "zsync_broken-0.1.dist-info" / "entry_points.txt").write_text(
+        "[zsync.sources]\nbroken = no_such_module:TYPE\n"
+    )
+    report = tmp_path / "report.json"
+
+    done = zsync(
+        site, "--headless", "--config", str(roster_profile(make_profile)), "--report", str(report)
+    )
+
+    assert done.returncode == 0, done.stderr
+    path = roster_profile(make_profile)
+    data = {"target": {"api_key_env": "K"}, "sources": [{"name": "X", "type": "broken"}]}
+    path.write_text(tomli_w.dumps(data))
+    done = zsync(site, "check", "--config", str(path))
+    assert done.returncode == 3 and "Traceback" not in done.stdout + done.stderr
+    assert (
+        "the source type package 'broken' was left out: no_such_module:TYPE could not be loaded"
+        in done.stdout
+    )

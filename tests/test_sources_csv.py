@@ -230,3 +230,10 @@ def test_a_path_that_is_not_a_file_is_refused_instead_of_read_for_ever(tmp_path)
     )
     with pytest.raises(SourceError, match="is not a regular file"):
         CsvSource(source, config)._read()
+
+
+def test_an_encoding_python_does_not_know_is_a_profile_error(tmp_path):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="no encoding Python knows"):
+        CsvSourceConfig(type="csv", name="People", path=tmp_path / "p.csv", encoding="no-such-enc")

@@ -44,7 +44,15 @@ async def check(config: Config) -> list[CheckResult]:
         kind = source_type(source.type)
         if kind.probe is not None:
             what = f"source {source.name!r} ({source.type})"
-            probes = await kind.load(kind.probe)(source, config)
+            try:
+                probe = kind.load(kind.probe)
+            except Exception as error:  # noqa: BLE001 - a plug-in's own fault, named
+                results.append(
+                    CheckResult(what, False, f"{kind.probe} cannot be loaded: {error!r}")
+                )
+                probed.add(source.name)
+                continue
+            probes = await probe(source, config)
             results += [CheckResult(f"{what}: {p.what}", p.ok, p.message) for p in probes]
             if not all(p.ok for p in probes):
                 probed.add(source.name)

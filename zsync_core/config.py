@@ -8,6 +8,7 @@ variable's name) or ``*_file`` (a file holding the secret).
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import os
 import re
@@ -216,6 +217,17 @@ class CsvSourceConfig(SourceSection):
     """CSV file; relative paths are relative to the profile. Columns are in the README."""
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf-8-sig"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"{value!r} is no encoding Python knows (e.g. utf-8, utf-8-sig, cp1252, latin-1)"
+            ) from None
+        return value
 
 
 class Microsoft365SourceConfig(SourceSection):
@@ -550,6 +562,12 @@ def _explain_validation(error: ValidationError, data: dict[str, Any], path: Path
         elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
             tags = [f'"{tag}"' for tag in _source_tags()]
             lines.append(f"  - {key}.type: must be {', '.join(tags[:-1])} or {tags[-1]}.")
+            from .registry import BROKEN
+
+            lines += [
+                f"    (the source type package {name!r} was left out: {why})"
+                for name, why in BROKEN.items()
+            ]
         else:
             message = item["msg"].removeprefix("Value error, ")
             got = item.get("input")
@@ -610,7 +628,7 @@ def _did_you_mean(loc: list[Any], data: dict[str, Any]) -> str:
             model = kind.config if kind is not None else SourceSection
         else:
             model = _MODELS_BY_SECTION.get(str(parent), Config)
-    known = [name for name in model.model_fields if name != "path"]
+    known = [name for name in model.model_fields if not (model is Config and name == "path")]
     close = difflib.get_close_matches(unknown, known, n=1, cutoff=0.6)
     return f" Did you mean {close[0]!r}?" if close else f" Known keys here: {', '.join(known)}."
 

@@ -108,11 +108,11 @@ def message(config: Config, outcome: RunOutcome, changes: list[ChangeOutcome]) -
         ],
         "held": [{"action": c.action.value, "email": inert(c.email)} for c in held],
         "problems": outcome.problems,
-        "unusable": [
+        "unusable": [  # the first SHOWN; all are in the report and the history
             {k: inert(v) if v else v for k, v in u.as_dict().items()}
-            for u in (plan.unusable if plan else [])
+            for u in (plan.unusable[:SHOWN] if plan else [])
         ],
-        "removals_not_planned": [inert(a) for a in (plan.blocked_removals if plan else [])],
+        "removals_not_planned": [inert(a) for a in (plan.blocked_removals[:SHOWN] if plan else [])],
     }
     return Message(subject, "\n".join(lines).rstrip() + "\n", data)
 
@@ -206,7 +206,8 @@ def send_webhook(config: Config, webhook: WebhookConfig, note: Message) -> None:
 def _slack(text: str) -> str:
     """Slack reads ``<!channel>`` and ``<url|label>`` in a message: the three characters it
     asks to escape are escaped, so a name cannot call everyone or hide a link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escaped.replace("```", "`\u200b``")  # three backticks would end the code block
 
 
 def _without_url(error: Exception) -> str:

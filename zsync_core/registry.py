@@ -52,18 +52,28 @@ class SourceType:
 def source_types() -> dict[str, SourceType]:
     """Every registered source type by its tag.
 
-    Raises:
-        TypeError: an entry point is not a :class:`SourceType`, or two claim one tag.
+    An entry point that cannot be loaded, is no :class:`SourceType` or claims a tag that is
+    taken is left out and named in :data:`BROKEN`.
     """
     found = {kind.tag: kind for kind in _built_in()}
     for point in entry_points(group=GROUP):
-        kind = point.load()
+        try:
+            kind = point.load()
+        except Exception as error:  # noqa: BLE001 - a broken package breaks only its own type
+            BROKEN[point.name] = f"{point.value} could not be loaded ({error!r})"
+            continue
         if not isinstance(kind, SourceType):
-            raise TypeError(f"entry point {point.value} of {GROUP} is no SourceType")
-        if kind.tag in found and found[kind.tag] != kind:
-            raise TypeError(f"two source types claim type = {kind.tag!r}")
-        found[kind.tag] = kind
+            BROKEN[point.name] = f"{point.value} is no SourceType"
+        elif kind.tag in found and found[kind.tag] != kind:
+            BROKEN[point.name] = f"{point.value} claims type = {kind.tag!r}, which is taken"
+        else:
+            found[kind.tag] = kind
     return found
+
+
+BROKEN: dict[str, str] = {}
+"""Entry points of :data:`GROUP` that were left out, and why: a profile that names one is
+told so; every other type works."""
 
 
 def _built_in() -> tuple[SourceType, ...]:

@@ -324,6 +324,17 @@ def _print_named(run: RunRecord) -> None:
                 print(f"  {inert(str(item))}")
 
 
+def _run_number(text: str) -> int:
+    """A run's number as the store can hold it (SQLite's integers are 64-bit)."""
+    number = int(text)
+    if not 0 < number < 2**63:
+        raise ValueError(text)
+    return number
+
+
+_run_number.__name__ = "run number"  # argparse says "invalid run number value: ..."
+
+
 def _history(argv: list[str]) -> int:
     parser = _Parser(
         prog="zsync history",
@@ -331,7 +342,7 @@ def _history(argv: list[str]) -> int:
         "changes and what Zivver said. Reads the store; writes nothing.",
     )
     parser.add_argument("--config", metavar="PATH")
-    parser.add_argument("--run", type=int, metavar="N", help="the changes of run N")
+    parser.add_argument("--run", type=_run_number, metavar="N", help="the changes of run N")
     parser.add_argument("--limit", type=int, default=50, help="how many runs (default 50)")
     parser.add_argument("--json", action="store_true", help="as JSON, for scripts")
     args = parser.parse_args(argv)
