@@ -309,7 +309,9 @@ def test_csv_source_merges_with_ldap_and_conflicts_are_reported(
 
     code, err, report = profile.run(capsys=capsys)
 
-    assert code == 0, err
+    assert code == 2, "an entry another source overrides is skipped: the run says so"
+    assert report["status"] == "attention"
+    assert "1 source entry ignored because a source earlier in the order holds" in err
     assert zivver.org.user_by_email("ann@example.org")["name"]["formatted"] == "Ann from AD"
     assert zivver.org.user_by_email("contractor@example.org") is not None
     assert zivver.org.delegates_of("support@example.org") == {
