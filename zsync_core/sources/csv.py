@@ -74,23 +74,23 @@ class CsvSource:
 
     def _parse(self, lines: Iterable[str]) -> SourceResult:
         """One row per line, each parsed on its own: no value may hold a line break, so a
-        quote left open spoils its row (and the lines it runs on to, up to the one that
-        closes it) instead of swallowing the rows after it."""
+        quote left open spoils its own line (and the line that closes it) instead of
+        swallowing the rows after it."""
         result = SourceResult(self.name, [])
         delimiter = self.config.delimiter
         numbered = enumerate(lines, start=1)
         names = self._header(numbered)
         at = names.index("email")
+        # with an id column, a row whose id cannot be read may be any account (a rename): it
+        # blocks every removal rather than protect an address
         identified = "id" in names
-        """With an id column, a row whose id cannot be read may be any account (a rename):
-        it blocks every removal rather than protect an address."""
         for number, line in numbered:
             where = f"{self.path.name}:{number}"
             if not line.strip():
                 continue
             # an odd number of quotes opens a field the line does not close, or closes one an
             # earlier line opened: either way the line is not a row of its own
-            row, error = (None, OPEN_QUOTE) if line.count('"') % 2 else self._row(line)
+            row, error = self._row(line)
             if row is None:
                 # the fields before the first quote are where the header says
                 before = line.partition('"')[0].split(delimiter)
@@ -129,12 +129,12 @@ class CsvSource:
             SourceError: no header, one that cannot be read, or a column unknown, empty or
                 named twice.
         """
-        for _number, line in numbered:
+        for number, line in numbered:
             if line.strip():
                 header, error = self._row(line)
                 if header is None:
                     raise SourceError(
-                        f"Source {self.name!r}: {self.path.name}:{_number}, the header: {error}."
+                        f"Source {self.name!r}: {self.path.name}:{number}, the header: {error}."
                     )
                 break
         else:
@@ -164,7 +164,11 @@ class CsvSource:
         return names
 
     def _row(self, line: str) -> tuple[list[str] | None, str]:
-        """The fields of one line, or None and why not."""
+        """The fields of one line, or None and why not. A line with an odd number of quotes
+        opens a field it does not close, or closes one an earlier line opened: either way
+        it is not a row of its own."""
+        if line.count('"') % 2:
+            return None, OPEN_QUOTE
         try:
             return next(csv.reader((line,), delimiter=self.config.delimiter, strict=True), []), ""
         except csv.Error as error:
