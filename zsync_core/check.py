@@ -78,7 +78,7 @@ async def check(config: Config) -> list[CheckResult]:
         results += _what_was_read(config, loaded, probed)
         results += [CheckResult("", True, text, warning=True) for text in warnings]
         results.append(state_line)
-        going = _run_going(config)
+        going = scratch.lock_holder()  # the lock file beside the store: no second open
         if going is not None:
             results.append(
                 CheckResult(
@@ -176,17 +176,3 @@ def _what_a_run_would_meet(plan: Plan) -> list[CheckResult]:
             )
         )
     return found
-
-
-def _run_going(config: Config) -> int | None:
-    """The process of a run going now, if one is."""
-    try:
-        store = Store.open_read_only(config.state_path)
-    except ZsyncError:
-        return None
-    if store is None:
-        return None
-    try:
-        return store.lock_holder()
-    finally:
-        store.close()
