@@ -1,9 +1,9 @@
 """The thin async I/O layer to Zivver's SCIM API, on an injected ``httpx.AsyncClient``.
 
-Paces itself to Zivver's rate limit (a sliding window, default 50 requests / 10 s),
-retries 429 / 5xx / time-outs / dropped connections with back-off honouring
-``Retry-After``, and before re-sending a create whose answer was lost it looks the
-account up, so a retry never creates a duplicate.
+Paces itself to Zivver's rate limit (a sliding window, default 50 requests / 10 s) and
+sends through the one HTTP engine (:mod:`zsync_core.http`), which retries 429 / 5xx /
+time-outs / dropped connections with back-off honouring ``Retry-After``; before re-sending
+a create whose answer was lost it looks the account up, so a retry never creates a duplicate.
 """
 
 from __future__ import annotations
@@ -13,19 +13,20 @@ import json
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
 from ..errors import TargetError
-from ..http import backoff, certificate_problem, retry_after
+from ..http import Connections, Engine, Policy, TooBig, Unanswered
 from ..model import ZivverAccount
 from . import scim
 from .requests import Request
 
-RETRY_STATUSES = {429, 500, 502, 503, 504}
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 T = TypeVar("T")
@@ -73,6 +74,20 @@ class Pacer:
                     await asyncio.sleep(self.finished[0] + self.window - now)
                 else:  # every place is taken by a request still on its way
                     await asyncio.sleep(0.005)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """A place for one request, from admission until its answer has come back."""
+        await self.wait()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def throttled(self, seconds: float) -> float:
+        """A 429: every request waits (:meth:`pause`), so this one needs no wait of its own."""
+        self.pause(seconds)
+        return 0.0
 
     def release(self) -> None:
         self.in_flight -= 1
@@ -126,59 +141,42 @@ class ZivverClient:
         pacer: Pacer | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._shared_http = http
         self._timeout = timeout_seconds
         if isinstance(verify, str):  # a CA bundle
             verify = ssl.create_default_context(cafile=verify)
-        elif verify is True:  # what httpx would make for each client
+        elif verify is True:  # made once: every connection shares it (each reads the CA store)
             verify = httpx.create_ssl_context(verify=True)
-        self._verify: ssl.SSLContext | bool = verify
-        """Made once: every connection of this client shares it (each new context reads the CA store)."""
-        self._idle: list[httpx.AsyncClient] = []
-        self._owned: list[httpx.AsyncClient] = []
+        self._connections = Connections(timeout_seconds, verify, shared=http)
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "Accept": "application/scim+json, application/json",
         }
         self.pacer = pacer or Pacer(rate_limit_requests, rate_limit_window_seconds)
-        self.max_retries = max_retries
-        self.backoff_seconds = backoff_seconds
-        self.requests_sent = 0
-        self.rate_limited = 0
+        self.engine = Engine(
+            Policy(
+                max_retries=max_retries,
+                backoff=backoff_seconds,
+                timeout=timeout_seconds,
+                statuses=RETRY_STATUSES,
+                wait_headers=RETRY_HEADERS,
+            ),
+            self.pacer,
+            self._connections,
+        )
         self.unreadable: dict[str, str] = {}
         """Accounts of the last :meth:`read_organization` that Zivver answered in a shape
         that cannot be read whole: their id and what is wrong."""
 
+    @property
+    def requests_sent(self) -> int:
+        return self.engine.sent
+
+    @property
+    def rate_limited(self) -> int:
+        return self.engine.throttled
+
     async def aclose(self) -> None:
-        for http in self._owned:
-            await http.aclose()
-        self._owned.clear()
-        self._idle.clear()
-
-    def _connection(self) -> httpx.AsyncClient:
-        """An HTTP client with one keep-alive connection, for one request at a time.
-
-        One pool per request in flight rather than one pool for all of them: httpcore's pool
-        scans every connection several times per request (quadratic in the connections), which
-        at 16 in flight cost more CPU than the rest of the request.
-        """
-        if self._shared_http is not None:
-            return self._shared_http
-        if self._idle:
-            return self._idle.pop()
-        http = httpx.AsyncClient(
-            timeout=self._timeout,
-            verify=self._verify,
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-        )
-        self._owned.append(http)
-        return http
-
-    def _done_with(self, http: httpx.AsyncClient) -> None:
-        if http is not self._shared_http:
-            self._idle.append(http)
-
-    # --- one request, paced and retried ------------------------------------------------------
+        await self._connections.aclose()
 
     async def send(
         self,
@@ -188,82 +186,50 @@ class ZivverClient:
         before_retry: Callable[[], Awaitable[RequestResult | None]] | None = None,
         raw_body: bool = False,
     ) -> RequestResult:
-        """Send one request; retry what is worth retrying. Never raises for HTTP errors.
+        """Send one request through the engine; never raises for HTTP errors.
 
-        ``before_retry`` runs before a retry that follows a lost answer; if it returns an
+        ``before_retry`` runs before a retry that follows a lost answer; if it returns a
         RequestResult (the create did happen), that is the result. With ``raw_body`` a successful
         answer's body is left as bytes (for :func:`scim.read_list`) and not kept in ``response``.
         """
         method, body = request.method, request.body
         url = f"{self.base_url}{request.path}"
-        headers = {**self._headers, **request.headers}
         journal = {"method": method, "url": url, "body": body}
-        attempt = 0
-        lost_answer = False
-        while True:
-            attempt += 1
-            if lost_answer and before_retry is not None:
-                found = await before_retry()
-                if found is not None:
-                    found.attempts = attempt
-                    found.request = journal
-                    return found
-            await self.pacer.wait()
-            self.requests_sent += 1
-            http = self._connection()
-            try:
-                # httpx's timeout is per read: a server that drips a byte now and then would
-                # hold the run (and its lock) for ever; this bounds the whole exchange
-                async with asyncio.timeout(self._timeout):
-                    response, content = await _exchange(
-                        http, method, url, body, params, headers, listing=raw_body
-                    )
-            except TooBig as error:
-                self.pacer.release()
-                return RequestResult(
-                    False, error.status, journal, None, attempt, error.explain(method)
+        try:
+            answer = await self.engine.send(
+                method,
+                url,
+                limit=MAX_LIST_BYTES if raw_body else MAX_ANSWER_BYTES,
+                params=params,
+                headers={**self._headers, **request.headers},
+                json=body,
+                before_retry=before_retry,
+            )
+        except TooBig as error:
+            return RequestResult(False, error.status, journal, None, 1, _too_big(method, error))
+        except Unanswered as error:
+            if error.certificate:  # retrying cannot help
+                said = _certificate_text(self.base_url, error.error)
+                return RequestResult(False, None, journal, None, error.attempts, said)
+            if error.timed_out:
+                said = (
+                    f"{url} sent no complete answer within target.timeout_seconds = "
+                    f"{self._timeout:g} s"
                 )
-            except (httpx.TimeoutException, httpx.TransportError, TimeoutError) as error:
-                self.pacer.release()
-                if certificate_problem(error):  # retrying cannot help
-                    return RequestResult(
-                        False, None, journal, None, attempt, _certificate_text(self.base_url, error)
-                    )
-                lost_answer = True
-                if attempt > self.max_retries:
-                    if isinstance(error, TimeoutError | httpx.TimeoutException):
-                        said = (
-                            f"{url} sent no complete answer within target.timeout_seconds = "
-                            f"{self._timeout:g} s"
-                        )
-                    else:
-                        said = _transport_text(error)
-                    return RequestResult(
-                        False, None, journal, None, attempt, scim.explain(None, said, attempt)
-                    )
-                await asyncio.sleep(self._backoff(attempt))
-                continue
-            except BaseException:
-                self.pacer.release()
-                raise
-            finally:
-                self._done_with(http)
-            self.pacer.release()
-            if response.status_code in RETRY_STATUSES and attempt <= self.max_retries:
-                lost_answer = response.status_code in (502, 503, 504)
-                delay = retry_after(response, RETRY_HEADERS)
-                delay = None if delay is None else min(MAX_WAIT, delay)
-                if response.status_code == 429:
-                    self.rate_limited += 1
-                    self.pacer.pause(delay if delay is not None else self._backoff(attempt))
-                else:
-                    await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
-                continue
-            listing = url if method == "GET" and request.path in COLLECTIONS else None
-            return _outcome(journal, response, content, attempt, raw_body, listing)
-
-    def _backoff(self, attempt: int) -> float:
-        return backoff(self.backoff_seconds, attempt - 1)
+            else:
+                said = error.said()
+            explained = scim.explain(None, said, error.attempts)
+            return RequestResult(False, None, journal, None, error.attempts, explained)
+        if answer.found is not None:
+            found: RequestResult = answer.found
+            found.attempts = answer.attempts
+            found.request = journal
+            return found
+        assert answer.response is not None
+        listing = url if method == "GET" and request.path in COLLECTIONS else None
+        return _outcome(
+            journal, answer.response, answer.content, answer.attempts, raw_body, listing
+        )
 
     # --- reading the organization --------------------------------------------------------------
 
@@ -385,7 +351,6 @@ class ZivverClient:
 RETRY_HEADERS = ("Retry-After", "RateLimit-Reset")
 """How long Zivver asks to wait: ``Retry-After``, else ``RateLimit-Reset`` (seconds until the
 window resets, draft-polli-ratelimit-headers, which Zivver's 429 refers to)."""
-MAX_WAIT = 60.0
 
 
 MAX_LIST_BYTES = 2**30
@@ -396,72 +361,26 @@ MAX_ANSWER_BYTES = 16 * 2**20
 """The largest answer to anything but a list: one account, or an error."""
 
 
-class TooBig(Exception):
-    """An answer went past its bound: it was not read."""
-
-    def __init__(self, url: str, limit: int, response: httpx.Response) -> None:
-        super().__init__(url)
-        self.url = url
-        self.what = f"larger than {limit // 2**20} MiB, more than Zivver sends"
-        self.status = response.status_code
-        self.headers = response.headers
-
-    def explain(self, method: str) -> str:
-        if method != "GET":
-            return scim.not_zivvers(method, self.url, self.status, self.headers, None, self.what)
-        return (
-            f"The answer from {self.url} was {self.what} (HTTP {self.status}); it was not read, "
-            "so nothing was changed from it. Check that no proxy between zsync and Zivver alters "
-            "its answers; if it repeats, tell Zivver support."
-        )
-
-
-async def _exchange(
-    http: httpx.AsyncClient,
-    method: str,
-    url: str,
-    body: Any,
-    params: Mapping[str, Any] | None,
-    headers: Mapping[str, str],
-    *,
-    listing: bool,
-) -> tuple[httpx.Response, bytes]:
-    """One request and its whole answer, decoded, read no further than its bound.
-
-    Raises:
-        TooBig: the answer (as announced, or as it unpacks) is larger than any Zivver sends.
-    """
-    limit = MAX_LIST_BYTES if listing else MAX_ANSWER_BYTES
-    async with http.stream(method, url, json=body, params=params, headers=headers) as response:
-        declared = response.headers.get("Content-Length", "")
-        size = int(declared) if declared.isdigit() else 0
-        chunks: list[bytes] = []
-        if size <= limit:
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    break
-                chunks.append(chunk)
-        if size > limit:
-            raise TooBig(url, limit, response)
-        return response, b"".join(chunks)
+def _too_big(method: str, error: TooBig) -> str:
+    what = f"larger than {error.limit // 2**20} MiB, more than Zivver sends"
+    if method != "GET":
+        return scim.not_zivvers(method, error.url, error.status, error.headers, None, what)
+    return (
+        f"The answer from {error.url} was {what} (HTTP {error.status}); it was not read, "
+        "so nothing was changed from it. Check that no proxy between zsync and Zivver alters "
+        "its answers; if it repeats, tell Zivver support."
+    )
 
 
 COLLECTIONS = ("/Users", "/Groups")
 """What a GET lists (a 404 for one says the URL is no SCIM base: :func:`scim.explain`)."""
 
 
-def _certificate_text(url: str, error: Exception) -> str:
+def _certificate_text(url: str, error: BaseException) -> str:
     return (
         f"The TLS certificate of {url} could not be verified ({error}). If Zivver is reached through a "
         "TLS-inspecting proxy, set target.ca_file to its CA bundle; never switch verify_tls off in production."
     )
-
-
-def _transport_text(error: Exception) -> str:
-    name = type(error).__name__
-    return f"{name}: {error}" if str(error) else name
 
 
 def _outcome(

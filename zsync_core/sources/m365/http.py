@@ -1,14 +1,15 @@
 """Asking Graph and Exchange Online over httpx: paged reads, retries, explained refusals.
 
-:class:`MicrosoftHttp` sends Graph's and Exchange's requests: it waits ``Retry-After`` on
-429/503, backs off on other 5xx and dropped connections, renews an expired token once, and
-turns Microsoft's error answers into a :class:`SourceError` that says what to fix.
+:class:`MicrosoftHttp` sends Graph's and Exchange's requests through the one HTTP engine
+(:mod:`zsync_core.http`: ``Retry-After`` on 429/503, back-off on other 5xx and dropped
+connections, an expired token renewed once), at most ``graph_concurrency`` /
+``exchange_concurrency`` on their way per service, and turns Microsoft's error answers into a
+:class:`SourceError` that says what to fix.
 
 An answer is never trusted to say where to go next: a link in it (``@odata.nextLink``,
 ``@odata.deltaLink``) is followed only within the configured origins (scheme, host and
 port), so the bearer token never leaves them. A request is bounded first byte to last
-(``timeout_seconds``: httpx's own timeout is per read, which a server sending a byte now and
-then never reaches) and in size (:data:`MAX_PAGE_BYTES`), and a chain of pages that comes
+(``timeout_seconds``) and in size (:data:`MAX_PAGE_BYTES`), and a chain of pages that comes
 back to a link it followed is a read that cannot end. Each of these ends the read as
 incomplete: nothing is changed and nothing is stored.
 """
@@ -27,11 +28,13 @@ import httpx
 
 from ...config import Microsoft365SourceConfig
 from ...errors import SourceError
-from ...http import backoff, certificate_problem, retry_after
+from ...http import Connections, Engine, Gate, Policy, TooBig, Unanswered
 from .signin import EXCHANGE, GRAPH, SignIn, origin
 
 BACKOFF = 1.0
 """Seconds before the first retry of a 5xx or a dropped connection (then doubling)."""
+RETRIED = frozenset({429, *range(500, 600)})
+"""Throttling (429, and 503 with ``Retry-After``) and every other 5xx: asked again."""
 MAX_RETRY_AFTER = 300.0
 """A Retry-After longer than this is an outage, not throttling: the read fails."""
 MAX_PAGE_BYTES = 64 * 2**20
@@ -64,22 +67,29 @@ class MicrosoftHttp:
     def __init__(self, source: Microsoft365SourceConfig, sign_in: SignIn) -> None:
         self.source = source
         self.sign_in = sign_in
-        self.client = httpx.AsyncClient(
-            verify=sign_in.context,
-            timeout=source.timeout_seconds,
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
-        )
-        self.requests = 0
+        self.connections = Connections(source.timeout_seconds, sign_in.context)
         self.origins = {GRAPH: origin(source.graph_url), EXCHANGE: origin(source.exchange_url)}
         """Service → the only origin its requests (and so its token) may go to."""
-        self._gates = {
-            GRAPH: asyncio.Semaphore(source.graph_concurrency),
-            EXCHANGE: asyncio.Semaphore(source.exchange_concurrency),
+        policy = Policy(
+            max_retries=source.max_retries,
+            backoff=BACKOFF,
+            timeout=source.timeout_seconds,
+            statuses=RETRIED,
+            longest_wait=MAX_RETRY_AFTER,
+        )
+        self._engines = {
+            GRAPH: Engine(policy, Gate(source.graph_concurrency), self.connections),
+            EXCHANGE: Engine(policy, Gate(source.exchange_concurrency), self.connections),
         }
-        """At most this many requests on their way per service: more would be throttled."""
+        """Per service: at most this many requests on their way, more would be throttled."""
+
+    @property
+    def requests(self) -> int:
+        """Requests sent, retries included."""
+        return sum(engine.sent for engine in self._engines.values())
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.connections.aclose()
 
     async def pages(
         self,
@@ -211,114 +221,77 @@ class MicrosoftHttp:
         headers: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
     ) -> bytes:
-        """One request's body, with retries (429/503 after ``Retry-After``, other 5xx and
-        dropped connections with back-off), a renewed token when Graph says it expired, and
-        every refusal explained."""
-        self.follow(what, "URL", url, scope)  # never a token outside the service's origin
-        renewed = renew = False
-        attempt = 0
-        limit = self.source.timeout_seconds
-        while True:
-            self.requests += 1
-            try:
-                async with self._gates[scope]:
-                    # the token is taken once a slot is free: a wait must not outlive it
-                    token = await self.sign_in.token(scope, renew=renew)
-                    renew = False
-                    send = {
-                        "Authorization": f"Bearer {token}",
-                        "Accept": "application/json",
-                        **(headers or {}),
-                    }
-                    async with asyncio.timeout(limit):  # first byte to last
-                        response, content = await self._exchange(what, url, params, send, body)
-            except TimeoutError:
-                if attempt >= self.source.max_retries:
-                    raise SourceError(
-                        f"Source {self.source.name!r}: {what}: {_host(url)} did not send its "
-                        f"whole answer within timeout_seconds = {limit:g} s (first byte to "
-                        f"last), {attempt + 1} attempts. The read is incomplete, so nothing was "
-                        "changed; check the network and any proxy, or raise timeout_seconds if "
-                        "the service is only slow."
-                    ) from None
-                await asyncio.sleep(backoff(BACKOFF, attempt))
-                attempt += 1
-                continue
-            except httpx.TransportError as dropped:
-                if certificate_problem(dropped):
-                    raise SourceError(
-                        f"Source {self.source.name!r}: {what}: the TLS certificate of "
-                        f"{_host(url)} could not be verified ({dropped}). Behind a "
-                        "TLS-inspecting proxy, set ca_file to its CA bundle; nothing was changed."
-                    ) from None
-                if attempt >= self.source.max_retries:
-                    raise SourceError(
-                        f"Source {self.source.name!r}: {what}: no answer from {_host(url)} after "
-                        f"{attempt + 1} attempts ({dropped!r}). Check the network, any proxy and "
-                        "ca_file; nothing was changed."
-                    ) from None
-                await asyncio.sleep(backoff(BACKOFF, attempt))
-                attempt += 1
-                continue
-            status = response.status_code
-            if status == 200:
-                return content
-            error = _error_of(response, content)
-            if status == 410:
-                raise DeltaExpired(
-                    f"Source {self.source.name!r}: {what}: the delta link has expired "
-                    f"({error.code or status}); everything is read again."
-                )
-            if status == 401 and "expired" in error.message.lower() and not renewed:
-                renewed = renew = True
-                continue
-            if status in (429, 503) or status >= 500:
-                wait = retry_after(response)
-                if attempt >= self.source.max_retries or (wait or 0) > MAX_RETRY_AFTER:
-                    raise SourceError(
-                        f"Source {self.source.name!r}: {what}: {_host(url)} answered {status} "
-                        f"{error.code or ''} {error.message!r} after {attempt + 1} attempts; the read "
-                        "is incomplete, so nothing was changed. Run again later."
-                    )
-                await asyncio.sleep(wait if wait is not None else backoff(BACKOFF, attempt))
-                attempt += 1
-                continue
-            refusal = BadRequest if status == 400 else SourceError
-            raise refusal(self.explain(what, url, status, error))
+        """One request's body, sent through the engine with the token of ``scope`` (renewed
+        once when the service says it expired); every refusal explained.
 
-    async def _exchange(
-        self,
-        what: str,
-        url: str,
-        params: dict[str, str] | None,
-        headers: dict[str, str],
-        body: dict[str, Any] | None,
-    ) -> tuple[httpx.Response, bytes]:
-        """One request and its whole body (at most :data:`MAX_PAGE_BYTES`, decoded)."""
-        method = "GET" if body is None else "POST"
-        async with self.client.stream(
-            method, url, params=params, headers=headers, json=body
-        ) as response:
-            declared = response.headers.get("Content-Length", "")
-            too_big = declared.isdigit() and int(declared) > MAX_PAGE_BYTES
-            chunks: list[bytes] = []
-            size = 0
-            if not too_big:
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_PAGE_BYTES:
-                        too_big = True
-                        break
-                    chunks.append(chunk)
-            if too_big:
+        Raises:
+            DeltaExpired: the service no longer knows the delta link (410).
+            BadRequest: the service refused the request as such (400).
+            SourceError: no answer, or any other refusal, after the retries.
+        """
+        self.follow(what, "URL", url, scope)  # never a token outside the service's origin
+
+        async def authorize(renew: bool) -> dict[str, str]:
+            return {"Authorization": f"Bearer {await self.sign_in.token(scope, renew=renew)}"}
+
+        name, limit = self.source.name, self.source.timeout_seconds
+        try:
+            answer = await self._engines[scope].send(
+                "GET" if body is None else "POST",
+                url,
+                limit=MAX_PAGE_BYTES,
+                params=params,
+                headers={"Accept": "application/json", **(headers or {})},
+                json=body,
+                authorize=authorize,
+                expired=_expired,
+            )
+        except TooBig:
+            raise SourceError(
+                f"Source {name!r}: {what}: {_host(url)} sent an answer of more than "
+                f"{MAX_PAGE_BYTES // 2**20} MiB, far more than any page of Graph or Exchange "
+                "holds; it was not read. The read is incomplete, so nothing was changed; check "
+                "whether a proxy between this server and Microsoft alters the answers, then run "
+                "again."
+            ) from None
+        except Unanswered as error:
+            if error.certificate:
                 raise SourceError(
-                    f"Source {self.source.name!r}: {what}: {_host(url)} sent an answer of more "
-                    f"than {MAX_PAGE_BYTES // 2**20} MiB, far more than any page of Graph or "
-                    "Exchange holds; it was not read. The read is incomplete, so nothing was "
-                    "changed; check whether a proxy between this server and Microsoft alters "
-                    "the answers, then run again."
-                )
-            return response, b"".join(chunks)
+                    f"Source {name!r}: {what}: the TLS certificate of {_host(url)} could not be "
+                    f"verified ({error.error}). Behind a TLS-inspecting proxy, set ca_file to its "
+                    "CA bundle; nothing was changed."
+                ) from None
+            if error.timed_out:
+                raise SourceError(
+                    f"Source {name!r}: {what}: {_host(url)} did not send its whole answer within "
+                    f"timeout_seconds = {limit:g} s (first byte to last), {error.attempts} "
+                    "attempts. The read is incomplete, so nothing was changed; check the network "
+                    "and any proxy, or raise timeout_seconds if the service is only slow."
+                ) from None
+            raise SourceError(
+                f"Source {name!r}: {what}: no answer from {_host(url)} after {error.attempts} "
+                f"attempts ({error.error!r}). Check the network, any proxy and ca_file; nothing "
+                "was changed."
+            ) from None
+        response, content = answer.response, answer.content
+        assert response is not None
+        status = response.status_code
+        if status == 200:
+            return content
+        said = _error_of(response, content)
+        if status == 410:
+            raise DeltaExpired(
+                f"Source {name!r}: {what}: the delta link has expired ({said.code or status}); "
+                "everything is read again."
+            )
+        if status in RETRIED:
+            raise SourceError(
+                f"Source {name!r}: {what}: {_host(url)} answered {status} {said.code or ''} "
+                f"{said.message!r} after {answer.attempts} attempts; the read is incomplete, so "
+                "nothing was changed. Run again later."
+            )
+        refusal = BadRequest if status == 400 else SourceError
+        raise refusal(self.explain(what, url, status, said))
 
     def explain(self, what: str, url: str, status: int, error: _Error) -> str:
         app = self.source.client_id
@@ -352,6 +325,11 @@ class BadRequest(SourceError):
 class _Error:
     code: str
     message: str
+
+
+def _expired(response: httpx.Response, content: bytes) -> bool:
+    """Whether the service refused the token because it expired (a new one may do)."""
+    return response.status_code == 401 and "expired" in _error_of(response, content).message.lower()
 
 
 def _error_of(response: httpx.Response, content: bytes) -> _Error:
