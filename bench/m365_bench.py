@@ -36,6 +36,7 @@ import json
 import math
 import os
 import re
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,8 @@ SECRET = "bench-secret"
 TENANT = "00000000-0000-4000-8000-00000000000a"
 HEARTBEAT = 0.005
 """Seconds between two looks at the event loop during a load step."""
+CA_FILE = "ZSYNC_BENCH_M365_CA"
+"""The environment variable naming the emulator's CA (for the measured processes)."""
 CONCURRENCY = 4
 """The emulator's (and zsync's default) Graph requests at once per app."""
 
@@ -64,7 +67,7 @@ def host(users: int, groups: int, latency: float) -> int:
     ids = seed_tenant(tenant, users, groups, 0, members_per_group=20)
     warm(tenant)
     with MicrosoftServer(tenant, http="httptools") as server:
-        print(json.dumps({"base": server.base}), flush=True)
+        print(json.dumps({"base": server.base, "ca_file": str(server.ca_file)}), flush=True)
         for line in sys.stdin:
             command = json.loads(line)
             if command["do"] == "latency":
@@ -199,6 +202,7 @@ def source_settings(base: str) -> dict[str, Any]:
         "authority_url": base,
         "graph_url": base,
         "exchange_url": base,
+        "ca_file": os.environ[CA_FILE],
     }
 
 
@@ -217,7 +221,8 @@ def floor(base: str, bounds: list[str], concurrency: int) -> dict[str, Any]:
         gate = asyncio.Semaphore(concurrency)
         requests = 0
         async with httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16)
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+            verify=ssl.create_default_context(cafile=os.environ[CA_FILE]),
         ) as client:
             answer = await client.post(
                 f"{base}/{TENANT}/oauth2/v2.0/token",
@@ -312,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         return dict(json.loads(emulator.stdout.readline()))
 
     try:
-        base = json.loads(emulator.stdout.readline())["base"]
+        served = json.loads(emulator.stdout.readline())
+        base = served["base"]
+        os.environ[CA_FILE] = served["ca_file"]  # the emulator's own CA, served over TLS
         tell(do="latency", seconds=args.latency)
         with tempfile.TemporaryDirectory() as state:
             full = measured("read", base, state)

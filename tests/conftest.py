@@ -23,6 +23,7 @@ from zsync_core.store import Store
 from zsync_emulator import EmulatorServer, Organization
 from zsync_emulator.microsoft import Tenant
 from zsync_emulator.server import MicrosoftServer
+from zsync_emulator.tls import Tls, make_tls
 
 API_KEY = "test-api-key-7f3c9a"
 M365_SECRET = "m365-client-secret~value"
@@ -69,18 +70,25 @@ def app_certificate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path 
     return make_app_certificate(tmp_path_factory.mktemp("m365-cert"))
 
 
+@pytest.fixture(scope="session")
+def loopback_tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+    """A CA of the tests' own and a certificate it signed for 127.0.0.1, ::1 and localhost."""
+    return make_tls(tmp_path_factory.mktemp("loopback-tls"))
+
+
 @pytest.fixture
 def microsoft(
-    app_certificate: dict[str, Path | str], monkeypatch: pytest.MonkeyPatch
+    app_certificate: dict[str, Path | str], loopback_tls: Tls, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[MicrosoftServer]:
-    """The Microsoft 365 emulator over real HTTP on loopback, with an app registration that has
-    the secret ``$M365_SECRET``, the test certificate, every consent and an Exchange role."""
+    """The Microsoft 365 emulator over real HTTPS on loopback (its CA the source's ca_file),
+    with an app registration that has the secret ``$M365_SECRET``, the test certificate, every
+    consent and an Exchange role."""
     monkeypatch.setenv("M365_SECRET", M365_SECRET)
     tenant = Tenant()
     tenant.register_app(
         M365_CLIENT, secret=M365_SECRET, certificate=str(app_certificate["certificate"])
     )
-    with MicrosoftServer(tenant) as server:
+    with MicrosoftServer(tenant, tls=loopback_tls) as server:
         yield server
 
 
@@ -95,6 +103,7 @@ def m365_source(server: MicrosoftServer, **extra: Any) -> dict[str, Any]:
         "authority_url": server.base,
         "graph_url": server.base,
         "exchange_url": server.base,
+        "ca_file": str(server.ca_file),
         "max_retries": 2,
         **extra,
     }

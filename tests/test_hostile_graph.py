@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +22,7 @@ import pytest
 import zsync_core.sources.m365.http as graph_http
 from tests.conftest import m365_source
 from zsync_emulator.server import LoopbackServer, MicrosoftServer
+from zsync_emulator.tls import Tls
 
 Page = dict[str, Any]
 Rewrite = Callable[[str, Page], Page | None]
@@ -63,13 +64,14 @@ class Hostile:
     body one byte every ``drip[1]`` seconds (for at most ``drip[2]`` seconds, so that code
     without a whole-request deadline ends too, only late)."""
 
-    def __init__(self, upstream: MicrosoftServer) -> None:
+    def __init__(self, upstream: MicrosoftServer, tls: Tls) -> None:
         self.upstream = upstream.base
+        self.ca_file = str(upstream.ca_file)
         self.rewrite: Rewrite | None = None
         self.drip: tuple[str, float, float] | None = None
         self.chunked: set[str] = set()
         """Paths whose answer goes without a Content-Length, in pieces."""
-        self.server = LoopbackServer(self)
+        self.server = LoopbackServer(self, tls=(str(tls.certificate), str(tls.key)))
 
     @property
     def base(self) -> str:
@@ -93,7 +95,9 @@ class Hostile:
         if self.rewrite is not None:
             page = self.rewrite(path, {})  # a page the proxy makes up itself (a loop)
         if page is None:
-            async with httpx.AsyncClient() as client:
+            async with httpx.AsyncClient(
+                verify=ssl.create_default_context(cafile=self.ca_file)
+            ) as client:
                 answer = await client.request(
                     scope["method"], self.upstream + path, headers=headers, content=body
                 )
@@ -133,17 +137,17 @@ def recorder() -> Iterator[Recorder]:
 
 
 @pytest.fixture
-def tls_recorder(certificate: tuple[Path, Path]) -> Iterator[Recorder]:
+def tls_recorder(loopback_tls: Tls) -> Iterator[Recorder]:
     """A recorder over TLS (its certificate trusted through the profile's ca_file): MSAL
     goes only to https URLs."""
-    found = Recorder(tls=(str(certificate[0]), str(certificate[1])))
+    found = Recorder(tls=(str(loopback_tls.certificate), str(loopback_tls.key)))
     with found.server:
         yield found
 
 
 @pytest.fixture
-def hostile(microsoft: MicrosoftServer) -> Iterator[Hostile]:
-    proxy = Hostile(microsoft)
+def hostile(microsoft: MicrosoftServer, loopback_tls: Tls) -> Iterator[Hostile]:
+    proxy = Hostile(microsoft, loopback_tls)
     with proxy.server:
         yield proxy
 
@@ -335,12 +339,12 @@ def test_a_refused_shrunk_delta_leaves_the_mirror_and_link_for_the_admin_to_deci
 
 
 def test_a_token_endpoint_elsewhere_gets_no_client_secret(
-    microsoft, hostile, tls_recorder, certificate, zivver, make_profile, capsys
+    microsoft, hostile, tls_recorder, zivver, make_profile, capsys
 ):
     staff(microsoft.tenant)
     # the sign-in goes through the proxy too, whose OpenID configuration names another host
     source = {**through(hostile, microsoft), "authority_url": hostile.base}
-    profile = make_profile([{**source, "ca_file": str(certificate[0])}])
+    profile = make_profile([source])  # the recorder's CA is the emulator's: ca_file trusts it
     elsewhere_base = tls_recorder.base
 
     def elsewhere(path: str, page: Page) -> Page | None:

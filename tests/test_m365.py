@@ -22,6 +22,7 @@ from zsync_core.sources.m365 import USER_IDS, Microsoft365Source
 from zsync_core.store import Store
 from zsync_emulator.microsoft import Tenant
 from zsync_emulator.server import MicrosoftServer
+from zsync_emulator.tls import Tls
 
 
 def source_for(
@@ -401,9 +402,9 @@ def test_a_user_who_gets_a_mailbox_is_read_whole_and_one_who_loses_it_leaves(tmp
                 "https://partner.outlook.cn/.default",
             ),
         ),
-        (  # the tests' emulator stands for the public cloud
-            "http://127.0.0.1:8123",
-            "http://127.0.0.1:8123",
+        (  # a reverse proxy (or the emulator) in front of the public cloud
+            "https://graph-proxy.example.org:8443",
+            "https://127.0.0.1:8123",
             ("https://graph.microsoft.com/.default", "https://outlook.office365.com/.default"),
         ),
     ],
@@ -626,13 +627,14 @@ def test_tls_endpoints_are_trusted_through_ca_file(tmp_path, certificate, monkey
     tenant = Tenant()
     tenant.register_app(M365_CLIENT, secret="secret")
     tenant.add_user("ann@example.org")
-    with MicrosoftServer(tenant, tls=(str(certificate[0]), str(certificate[1]))) as server:
+    tls = Tls(certificate[0], certificate[0], certificate[1])  # self-signed: its own CA
+    with MicrosoftServer(tenant, tls=tls) as server:
         result = load(source_for(tmp_path, server, ca_file=str(certificate[0])))
         assert "ann@example.org" in by_email(result)
         with pytest.raises(
             SourceError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"
         ):
-            load(source_for(tmp_path, server))
+            load(source_for(tmp_path, server, ca_file=None))
 
 
 def test_a_scope_group_limits_users_to_its_transitive_members(tmp_path, microsoft):
@@ -678,7 +680,8 @@ def test_a_user_filter_reads_users_whole_with_graphs_advanced_query(tmp_path, mi
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"graph_url": "http://graph.example.org"}, "only a loopback address"),
+        ({"graph_url": "http://graph.example.org"}, "Microsoft 365 is served over https only"),
+        ({"authority_url": "http://127.0.0.1:8080"}, "Microsoft 365 is served over https only"),
         ({"certificate_file": "/etc/zsync/m365.pem"}, "exactly one credential"),
         ({"sso_key": "objectGUID"}, "sources[0] (Microsoft 365).sso_key"),
         ({"shared_mailbox": True}, "Did you mean 'shared_mailboxes'"),

@@ -285,8 +285,12 @@ class Microsoft365SourceConfig(SourceSection):
     @field_validator("authority_url", "graph_url", "exchange_url")
     @classmethod
     def _endpoint(cls, value: str) -> str:
-        value = _check_url(value, ("http", "https"), "https://graph.microsoft.com")
-        return _tls_unless_loopback(value, "the app's credentials and the directory data")
+        if urlsplit(value.strip()).scheme.lower() == "http":
+            raise ValueError(
+                f"{value!r} is plain http: Microsoft 365 is served over https only, and the app's "
+                "credentials and the directory data must not travel unencrypted; use https://"
+            )
+        return _check_url(value, ("https",), "https://graph.microsoft.com")
 
     def secrets(self) -> list[tuple[str | None, Path | None, str]]:
         return [

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import socket
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from .app import Organization, create_app
+from .tls import Tls, make_tls
 
 if TYPE_CHECKING:
     from .microsoft import Tenant
@@ -87,16 +90,32 @@ class EmulatorServer(LoopbackServer):
 
 
 class MicrosoftServer(LoopbackServer):
-    """The Microsoft 365 emulator (sign-in, Graph and Exchange on one port): its ``base`` is
-    the source's ``authority_url``, ``graph_url`` and ``exchange_url`` alike."""
+    """The Microsoft 365 emulator (sign-in, Graph and Exchange on one port), over TLS as the
+    real services are: its ``base`` is the source's ``authority_url``, ``graph_url`` and
+    ``exchange_url`` alike, and its ``ca_file`` the source's ``ca_file``.
+
+    ``tls``: the CA and certificate to serve with; without one the server makes its own in a
+    temporary directory, removed when it stops.
+    """
 
     name = "Microsoft 365 emulator"
 
-    def __init__(self, tenant: Tenant, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, tenant: Tenant, *args: Any, tls: Tls | None = None, **kwargs: Any) -> None:
         from .microsoft import create_app as create_microsoft_app
 
         self.tenant = tenant
+        self._made: tempfile.TemporaryDirectory[str] | None = None
+        if tls is None:
+            self._made = tempfile.TemporaryDirectory(prefix="zsync-m365-tls-")
+            tls = make_tls(Path(self._made.name))
+        self.ca_file = tls.ca_file
+        kwargs["tls"] = (str(tls.certificate), str(tls.key))
         super().__init__(create_microsoft_app(tenant), *args, **kwargs)
+
+    def stop(self) -> None:
+        super().stop()
+        if self._made is not None:
+            self._made.cleanup()
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -113,7 +132,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_forever(app: Any, host: str, port: int) -> None:
-    """``zsync emulator``: serve an emulator's ASGI app in the foreground until Ctrl-C."""
-    config = uvicorn.Config(app, log_level="info")
+def serve_forever(app: Any, host: str, port: int, tls: Tls | None = None) -> None:
+    """``zsync emulator``: serve an emulator's ASGI app in the foreground until Ctrl-C (over
+    TLS with ``tls``)."""
+    config = uvicorn.Config(
+        app,
+        log_level="info",
+        ssl_certfile=str(tls.certificate) if tls else None,
+        ssl_keyfile=str(tls.key) if tls else None,
+    )
     uvicorn.Server(config).run(sockets=[listening_socket(host, port)])

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import os
 import sys
+from pathlib import Path
 
 from zsync_core import __version__
 from zsync_core.config import GuardedAction, default_config_path, load_config
@@ -556,12 +557,17 @@ def _microsoft_emulator(parser: argparse.ArgumentParser, args: argparse.Namespac
         return ExitCode.CANNOT_RUN
     from zsync_emulator.microsoft import Tenant, create_app, seed_tenant
     from zsync_emulator.server import serve_forever
+    from zsync_emulator.tls import make_tls
 
     tenant = Tenant()
     tenant.register_app(MICROSOFT_CLIENT, secret=args.client_secret)
     seed_tenant(tenant, args.users, args.groups, args.shared)
     port = args.port or 8766
-    base = f"http://{args.host}:{port}"
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    base = f"https://{host}:{port}"
+    # served over TLS as Microsoft is, with a CA of its own made anew at each start in the
+    # same place, so the profile's ca_file stays right
+    tls = make_tls(Path.home() / ".cache" / "zsync" / "emulator-tls")
     print(
         f"Microsoft 365 emulator: {base} ({args.users} users, {args.groups} groups, "
         f"{args.shared} shared mailboxes; Ctrl-C stops it). A source for it:\n\n"
@@ -574,10 +580,11 @@ def _microsoft_emulator(parser: argparse.ArgumentParser, args: argparse.Namespac
         "shared_mailboxes = true\n"
         f'authority_url = "{base}"\n'
         f'graph_url = "{base}"\n'
-        f'exchange_url = "{base}"\n',
+        f'exchange_url = "{base}"\n'
+        f'ca_file = "{tls.ca_file}"   # the emulator\'s own CA\n',
         file=sys.stderr,
     )
-    serve_forever(create_app(tenant), args.host, port)
+    serve_forever(create_app(tenant), args.host, port, tls)
     return ExitCode.OK
 
 

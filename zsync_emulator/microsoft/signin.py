@@ -6,8 +6,7 @@ token endpoint (``/{tenant}/…``).
 - ``POST /{tenant}/oauth2/v2.0/token``, client credentials only, one resource per token
   (``scope=<resource>/.default``). A certificate's ``client_assertion`` is verified against
   the certificates registered for the app (RS256 with ``x5t``, PS256 with ``x5t#S256``), its
-  audience must be the token endpoint (served over plain http, its https form too: MSAL
-  only speaks https) and it must not have expired. Errors are Entra's:
+  audience must be the token endpoint and it must not have expired. Errors are Entra's:
   ``AADSTS700016`` unknown app (400 ``unauthorized_client``), ``AADSTS7000215`` wrong secret,
   ``AADSTS7000222`` expired secret, ``AADSTS700027`` unknown key or bad signature (401
   ``invalid_client``), ``AADSTS1002012`` a scope that is not ``<resource>/.default`` (400).
@@ -197,8 +196,7 @@ def verify_assertion(assertion: str, app: AppRegistration, endpoint: str) -> str
                 assertion,
                 certificate.public_key(),  # type: ignore[arg-type]
                 algorithms=["RS256", "PS256"],
-                # served over plain http (tests), MSAL (https only) names the https form
-                audience=[endpoint, endpoint.replace("http://", "https://", 1)],
+                audience=endpoint,
                 issuer=app.client_id,
                 options={"require": ["exp", "aud", "iss", "sub"]},
             )

@@ -104,6 +104,7 @@ class Microsoft365Source:
         maps it to accounts; the mirror and the links move when the read is complete."""
         step = f"{self.name}: sign in to {self.config.tenant_id}"
         emit(StepEvent(step, step, "running"))
+        sign_in = None
         try:
             sign_in = SignIn(self.config, self.profile)
             await sign_in.token(GRAPH)
@@ -111,6 +112,8 @@ class Microsoft365Source:
                 await sign_in.token(EXCHANGE)
         except SourceError as error:
             emit(StepEvent(step, step, "failed", detail=str(error)))
+            if sign_in is not None:  # its connection would stay open until the process ends
+                sign_in.close()
             raise
         emit(StepEvent(step, step, "done", 1, 1))
         http = MicrosoftHttp(self.config, sign_in)
@@ -307,10 +310,13 @@ async def probe(source: Microsoft365SourceConfig, config: Config) -> list[Probe]
     """Sign in, then each permission the source needs, one by one (one small request each):
     what ``zsync check`` shows before it reads the source."""
     found: list[Probe] = []
+    sign_in = None
     try:
         sign_in = SignIn(source, config)
         await sign_in.token(GRAPH)
     except SourceError as error:
+        if sign_in is not None:
+            sign_in.close()
         return [Probe("sign in", False, str(error))]
     kind = "certificate" if source.certificate_file else "client secret"
     found.append(Probe("sign in", True, f"app {source.client_id} signed in with its {kind}"))

@@ -4,10 +4,8 @@ MSAL (Microsoft's own library) does the client-credentials flow: it reads the te
 OpenID configuration, signs the client assertion with the certificate (PS256, with the
 certificate's SHA-256 thumbprint and chain) or sends the secret, and caches each token until
 shortly before it expires. It talks through :class:`MsalHttp`, an httpx client with the
-source's CA, so the three endpoints share one TLS setup. MSAL only speaks ``https://``; an
-``http://`` endpoint is allowed on loopback only (the config checks that), and for it
-MsalHttp maps the ``https://`` URLs MSAL builds back to ``http://`` (and the other way in the
-OpenID configuration it reads), so the emulator can be served without TLS.
+source's CA, so the three endpoints share one TLS setup; all three are ``https://`` (the
+config refuses anything else).
 
 MSAL's token endpoint is an answer's word like any link: MsalHttp goes nowhere outside
 ``authority_url``'s origin (:func:`origin`), so the client secret or assertion never leaves it.
@@ -26,13 +24,24 @@ import httpx
 import msal
 from msal.exceptions import MsalServiceError
 
-from ...config import LOOPBACK, Config, Microsoft365SourceConfig, credential_path, read_secret
+from ...config import Config, Microsoft365SourceConfig, credential_path, read_secret
 from ...errors import ConfigError, SourceError
 
 GRAPH = "graph"
 EXCHANGE = "exchange"
 """The two services a source signs in to (one token each)."""
 PUBLIC = {GRAPH: "https://graph.microsoft.com", EXCHANGE: "https://outlook.office365.com"}
+CLOUD_DOMAINS = (
+    "microsoft.com",
+    "microsoft.us",
+    "office365.com",
+    "office365.us",
+    "office.com",
+    "chinacloudapi.cn",
+    "outlook.cn",
+    "apps.mil",
+)
+"""Where Microsoft's clouds (public, US Government, 21Vianet) serve Graph and Exchange."""
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -52,14 +61,16 @@ def origin(url: str) -> str | None:
 
 
 def scopes(source: Microsoft365SourceConfig) -> dict[str, str]:
-    """Service → the app-only scope to ask for: the endpoint's own resource (a national
-    cloud's ``https://graph.microsoft.us/.default``); an endpoint on loopback (the tests'
-    emulator) stands for the public cloud."""
+    """Service → the app-only scope to ask for: a Microsoft cloud's endpoint is its own
+    resource (a national cloud's ``https://graph.microsoft.us/.default``); any other host is
+    a reverse proxy or private endpoint in front of the public cloud (and the emulator one
+    like it), whose resource is the public cloud's."""
     found = {}
     for service, endpoint in ((GRAPH, source.graph_url), (EXCHANGE, source.exchange_url)):
         parts = urlsplit(endpoint)
-        origin = PUBLIC[service] if parts.hostname in LOOPBACK else f"https://{parts.netloc}"
-        found[service] = f"{origin}/.default"
+        host = (parts.hostname or "").lower()
+        cloud = any(host == d or host.endswith(f".{d}") for d in CLOUD_DOMAINS)
+        found[service] = f"{f'https://{parts.netloc}' if cloud else PUBLIC[service]}/.default"
     return found
 
 
@@ -181,16 +192,11 @@ class MsalHttp:
         self, authority_url: str, context: ssl.SSLContext, timeout: float, name: str = ""
     ) -> None:
         self.client = httpx.Client(verify=context, timeout=timeout)
-        parts = urlsplit(authority_url)
-        self.plain = parts.netloc if parts.scheme == "http" else None
-        """The loopback host:port served over plain http, if any."""
         self.authority_url = authority_url
         self.origin = origin(authority_url)
         self.name = name
 
     def _wire(self, url: str) -> str:
-        if self.plain and url.startswith(f"https://{self.plain}/"):
-            url = "http://" + url[len("https://") :]
         if origin(url) != self.origin:
             raise SourceError(
                 f"Source {self.name!r}: the sign-in service's answer sends zsync to "
@@ -201,10 +207,7 @@ class MsalHttp:
         return url
 
     def _answer(self, response: httpx.Response) -> _Answer:
-        text = response.text
-        if self.plain:
-            text = text.replace(f"http://{self.plain}/", f"https://{self.plain}/")
-        return _Answer(response, text)
+        return _Answer(response, response.text)
 
     def post(
         self, url: str, params: Any = None, data: Any = None, headers: Any = None, **kwargs: Any
@@ -240,8 +243,7 @@ class SignIn:
 
     def _msal(self) -> Any:
         if self._app is None:
-            parts = urlsplit(self.source.authority_url)
-            authority = f"https://{parts.netloc}{parts.path}/{self.source.tenant_id}"
+            authority = f"{self.source.authority_url.rstrip('/')}/{self.source.tenant_id}"
             try:
                 self._app = msal.ConfidentialClientApplication(
                     self.source.client_id,
