@@ -6,10 +6,11 @@ import re
 
 import pytest
 
-from zsync_core.config import Config, CsvSourceConfig, TargetConfig
+from zsync_core.config import Config, TargetConfig
 from zsync_core.errors import SourceError
 from zsync_core.model import Kind
 from zsync_core.sources.csv import CsvSource
+from zsync_core.sources.csv_config import CsvSourceConfig
 
 
 def load(tmp_path, text: str):

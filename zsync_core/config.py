@@ -8,40 +8,31 @@ variable's name) or ``*_file`` (a file holding the secret).
 
 from __future__ import annotations
 
-import codecs
 import difflib
 import os
 import re
 import shlex
 import stat
 import tomllib
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .section import (
+    GuardedAction,
+    Section,
+    SourceSection,
+    check_secret_keys,
+    check_url,
+    tls_unless_loopback,
+)
 
 DEFAULT_CONFIG_NAME = "zsync.toml"
 
 
-class GuardedAction(StrEnum):
-    """The five actions that need an explicit confirmation (product.md)."""
-
-    SUSPEND_USERS = "suspend-users"
-    SUSPEND_FUNCTIONAL = "suspend-functional"
-    DELETE_USERS = "delete-users"
-    DELETE_FUNCTIONAL = "delete-functional"
-    UPDATE_SSO_KEYS = "update-sso-keys"
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TargetConfig(_Section):
+class TargetConfig(Section):
     url: str = "https://app.zivver.com/api/scim/v2"
     """Base URL of Zivver's SCIM API (or of the emulator)."""
     api_key_env: str | None = None
@@ -66,278 +57,13 @@ class TargetConfig(_Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        value = _check_url(value, ("http", "https"), "https://app.zivver.com/api/scim/v2")
-        return _tls_unless_loopback(value, "the API key")
+        value = check_url(value, ("http", "https"), "https://app.zivver.com/api/scim/v2")
+        return tls_unless_loopback(value, "the API key")
 
     @model_validator(mode="after")
     def _one_secret(self) -> TargetConfig:
-        _check_secret_keys(self.api_key_env, self.api_key_file, "api_key")
+        check_secret_keys(self.api_key_env, self.api_key_file, "api_key")
         return self
-
-
-class LdapAttributes(_Section):
-    """Which directory attribute feeds which account field (presets fill the defaults)."""
-
-    id: str | None = None
-    """Immutable id used for account mapping (AD ``objectGUID``, OpenLDAP ``entryUUID``)."""
-    mail: str | None = None
-    display_name: str | None = None
-    aliases: str | None = None
-    """Multi-valued; AD ``proxyAddresses`` (only ``smtp:`` entries are used) or e.g. ``mailAlternateAddress``."""
-    delegates: str | None = None
-    """Multi-valued DN attribute naming the accounts that get delegated access."""
-    members: str | None = None
-    """Group membership attribute (DNs); members of a functional group become its delegates."""
-    disabled: str | None = None
-    """AD: ``userAccountControl`` (bit 2). OpenLDAP: an attribute whose value TRUE/1/yes means disabled."""
-    sso_key: str | None = None
-    """Attribute sent to Zivver as SsoAccountKey (AD: ``objectGUID``)."""
-    recipient_type: str | None = None
-    """AD: ``msExchRecipientTypeDetails``; value 4 marks a shared mailbox (a functional account)."""
-    division: str | None = None
-    """Attribute holding the Zivver division / organizational unit, if any."""
-
-
-class SourceSection(_Section):
-    """What every ``[[sources]]`` entry has; each source type's model adds its own keys and
-    narrows ``type`` to its tag (see :mod:`zsync_core.registry`)."""
-
-    type: str
-    name: str = Field(min_length=1)
-    """Shown in every message about this source."""
-
-    def secrets(self) -> list[tuple[str | None, Path | None, str]]:
-        """Its secrets: (``*_env``, ``*_file``, the key's name after ``sources.<name>.``)."""
-        return []
-
-    def private_files(self) -> list[tuple[str, Path]]:
-        """Files besides its secrets that hold a secret (a private key): (key, path)."""
-        return []
-
-
-class LdapSourceConfig(SourceSection):
-    type: Literal["ldap"]
-    url: str
-    """``ldaps://host:636`` or ``ldap://host:389`` (add ``start_tls = true``)."""
-    bind_dn: str | None = None
-    """Service account to bind as (DN or ``user@domain``); empty for an anonymous bind."""
-    password_env: str | None = None
-    password_file: Path | None = None
-    base_dn: str = Field(min_length=1)
-    """Everything below this DN is read; entries outside it are never synced."""
-    directory: Literal["active-directory", "openldap"] = "active-directory"
-    """Preset of filters and attributes."""
-    sso_key: Literal["on-premises-guid", "entra-object-id"] | None = None
-    """Active Directory only: the SsoAccountKey preset. ``on-premises-guid`` (the preset's
-    default): the objectGUID, for AD FS. ``entra-object-id``: on a hybrid directory whose IdP is
-    Entra ID, the Entra object id that Entra Connect writes back to
-    ``msDS-ExternalDirectoryObjectId`` (its ``User_`` prefix removed). ``attributes.sso_key``
-    overrides either."""
-    start_tls: bool = False
-    """Upgrade an ``ldap://`` connection with StartTLS before binding."""
-    allow_cleartext: bool = False
-    """Allow ``ldap://`` without ``start_tls`` to a host other than this machine: the bind
-    password and every entry read cross the network unencrypted, and every run warns. Off by
-    default; use ``ldaps://`` or ``start_tls = true`` instead wherever the directory offers it."""
-    verify_tls: bool = True
-    """Verify the directory's TLS certificate (on by default)."""
-    ca_file: Path | None = None
-    """CA bundle (PEM) that signed the directory's certificate."""
-    tls_server_name: str | None = None
-    """Name expected in the certificate when it differs from the URL's host."""
-    page_size: int = Field(default=1000, ge=1, le=100000)
-    """Paged search size; Active Directory caps pages at 1000."""
-    timeout_seconds: float = Field(default=30.0, gt=0)
-    user_filter: str | None = None
-    """LDAP filter for personal accounts (preset default if empty)."""
-    group_filter: str | None = None
-    """LDAP filter for functional accounts from groups (preset default; ``""`` turns groups off)."""
-    attributes: LdapAttributes = LdapAttributes()
-
-    @field_validator("url")
-    @classmethod
-    def _ldap_url(cls, value: str) -> str:
-        return _check_url(value, ("ldap", "ldaps"), "ldaps://dc1.example.org:636")
-
-    @field_validator("user_filter", "group_filter")
-    @classmethod
-    def _balanced(cls, value: str | None) -> str | None:
-        if value:
-            depth = 0
-            for char in value:
-                depth += {"(": 1, ")": -1}.get(char, 0)
-                if depth < 0:
-                    break
-            if depth != 0 or not value.startswith("("):
-                raise ValueError(
-                    f"{value!r} is not a valid LDAP filter: it must start with '(' and its "
-                    "parentheses must balance, e.g. '(&(objectClass=user)(mail=*))'"
-                )
-        return value
-
-    @model_validator(mode="after")
-    def _secret(self) -> LdapSourceConfig:
-        _check_secret_keys(self.password_env, self.password_file, "password")
-        if self.bind_dn and not (self.password_env or self.password_file):
-            raise ValueError(
-                "bind_dn is set but no password: add password_env (an environment variable's "
-                "name) or password_file"
-            )
-        if self.sso_key and self.directory != "active-directory":
-            raise ValueError(
-                'sso_key presets are for directory = "active-directory"; for OpenLDAP set '
-                "attributes.sso_key to the attribute to send"
-            )
-        if self.start_tls and self.url.lower().startswith("ldaps:"):
-            raise ValueError("start_tls is for ldap:// URLs; ldaps:// is already encrypted")
-        if self.cleartext and not self.allow_cleartext:
-            raise ValueError(
-                f"url {self.url!r} is ldap:// without start_tls to another host, so the bind "
-                "password and the directory data would travel unencrypted. Use ldaps:// (port "
-                "636) or add start_tls = true; only on a network you trust entirely, "
-                "allow_cleartext = true accepts it (and every run warns)"
-            )
-        return self
-
-    def secrets(self) -> list[tuple[str | None, Path | None, str]]:
-        return [(self.password_env, self.password_file, "password")]
-
-    @property
-    def cleartext(self) -> bool:
-        """True when this source is read unencrypted across a network: ``ldap://`` without
-        ``start_tls`` to a host other than this machine."""
-        return (
-            urlsplit(self.url).scheme == "ldap" and not self.start_tls and not is_loopback(self.url)
-        )
-
-
-class CsvSourceConfig(SourceSection):
-    type: Literal["csv"]
-    path: Path
-    """CSV file; relative paths are relative to the profile. Columns are in the README."""
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
-    encoding: str = "utf-8-sig"
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, value: str) -> str:
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            raise ValueError(
-                f"{value!r} is no encoding Python knows (e.g. utf-8, utf-8-sig, cp1252, latin-1)"
-            ) from None
-        return value
-
-
-class Microsoft365SourceConfig(SourceSection):
-    """Entra ID users and groups through Microsoft Graph, and Exchange Online shared mailboxes
-    with their FullAccess delegates, read app-only (client credentials) through MSAL."""
-
-    type: Literal["microsoft365"]
-    tenant_id: str = Field(min_length=1)
-    """The directory (tenant) id, a GUID, or its ``…onmicrosoft.com`` name."""
-    client_id: str = Field(min_length=1)
-    """The application (client) id of the app registration."""
-    certificate_file: Path | None = None
-    """PEM with the private key and the certificate (recommended), or a PFX (``.pfx``/``.p12``)."""
-    certificate_password_env: str | None = None
-    certificate_password_file: Path | None = None
-    """The password of an encrypted PEM key or of the PFX, if it has one."""
-    client_secret_env: str | None = None
-    client_secret_file: Path | None = None
-    """A client secret instead of a certificate (it expires; a certificate is safer)."""
-    users: bool = True
-    """Read member users with a mailbox as personal accounts (guests are never read)."""
-    scope_group: str | None = None
-    """Only users who are (transitive) members of this group: its object id or its address."""
-    user_filter: str | None = None
-    """A Graph ``$filter`` for users, e.g. ``"department eq 'Care'"``. Graph's delta query
-    cannot filter, so with it users are read whole at every run (groups still by delta)."""
-    groups: bool = True
-    """Read mail-enabled groups as functional accounts; their transitive members are delegates."""
-    microsoft365_groups: bool = True
-    """Include Microsoft 365 groups (Teams, ``groupTypes`` Unified), not only distribution
-    lists and mail-enabled security groups."""
-    shared_mailboxes: bool = False
-    """Read Exchange Online shared mailboxes with their FullAccess delegates as functional
-    accounts (needs Exchange.ManageAsApp and an Exchange role)."""
-    sso_key: Literal["entra-object-id", "on-premises-guid"] = "entra-object-id"
-    """SsoAccountKey sent for new users: the Entra object id (Entra ID as IdP, ``user.objectid``),
-    or the on-premises objectGUID decoded from ``onPremisesImmutableId`` (AD FS, hybrid)."""
-    full_read_days: float = Field(default=7, gt=0, le=7)
-    """A full read at least this often; runs in between read only what changed (delta).
-    Graph's delta links for directory objects last seven days."""
-    authority_url: str = "https://login.microsoftonline.com"
-    """Where to sign in (national clouds: e.g. ``https://login.microsoftonline.us``)."""
-    graph_url: str = "https://graph.microsoft.com"
-    exchange_url: str = "https://outlook.office365.com"
-    ca_file: Path | None = None
-    """An extra CA (PEM) trusted for all three endpoints (a TLS-inspecting proxy, tests)."""
-    timeout_seconds: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=6, ge=0, le=20)
-    """Retries of one request after a 429/503 (waiting ``Retry-After``), a 5xx or a dropped connection."""
-    graph_concurrency: int = Field(default=4, ge=1, le=16)
-    """Graph requests on their way at once (a full read lists users in parallel ranges)."""
-    exchange_concurrency: int = Field(default=4, ge=1, le=16)
-    """Exchange requests (mailbox permissions) on their way at once."""
-
-    @field_validator("authority_url", "graph_url", "exchange_url")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        if urlsplit(value.strip()).scheme.lower() == "http":
-            raise ValueError(
-                f"{value!r} is plain http: Microsoft 365 is served over https only, and the app's "
-                "credentials and the directory data must not travel unencrypted; use https://"
-            )
-        return _check_url(value, ("https",), "https://graph.microsoft.com")
-
-    def secrets(self) -> list[tuple[str | None, Path | None, str]]:
-        return [
-            (self.client_secret_env, self.client_secret_file, "client_secret"),
-            (self.certificate_password_env, self.certificate_password_file, "certificate_password"),
-        ]
-
-    def private_files(self) -> list[tuple[str, Path]]:
-        return [("certificate_file", self.certificate_file)] if self.certificate_file else []
-
-    @model_validator(mode="after")
-    def _credentials(self) -> Microsoft365SourceConfig:
-        _check_secret_keys(self.client_secret_env, self.client_secret_file, "client_secret")
-        _check_secret_keys(
-            self.certificate_password_env, self.certificate_password_file, "certificate_password"
-        )
-        secret = self.client_secret_env or self.client_secret_file
-        if bool(self.certificate_file) == bool(secret):
-            raise ValueError(
-                "set exactly one credential: certificate_file (recommended), or client_secret_env "
-                "or client_secret_file"
-            )
-        if self.scope_group and self.user_filter:
-            raise ValueError("set scope_group or user_filter, not both")
-        if not (self.users or self.groups or self.shared_mailboxes):
-            raise ValueError("users, groups and shared_mailboxes are all off: nothing to read")
-        return self
-
-
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-"""The hosts that are this machine: what is sent to them never crosses a network."""
-
-
-def is_loopback(url: str) -> bool:
-    """True when ``url``'s host is one of :data:`LOOPBACK`."""
-    return urlsplit(url).hostname in LOOPBACK
-
-
-def _tls_unless_loopback(url: str, what: str) -> str:
-    """``url`` unchanged, unless it is plain ``http://`` to another host: ``what`` it carries
-    would cross the network readable by anyone on the way."""
-    if urlsplit(url).scheme == "http" and not is_loopback(url):
-        raise ValueError(
-            f"{url!r} is plain http, so {what} would travel unencrypted: only a loopback "
-            "address (127.0.0.1, ::1, localhost) may be served without TLS; use https://"
-        )
-    return url
 
 
 if TYPE_CHECKING:
@@ -346,7 +72,7 @@ if TYPE_CHECKING:
     this module from :mod:`zsync_core.registry`)."""
 
 
-class SyncConfig(_Section):
+class SyncConfig(Section):
     create_users: bool = True
     """Create new users in Zivver for active directory users."""
     suspend_users: bool = True
@@ -393,7 +119,7 @@ class SyncConfig(_Section):
         return cleaned
 
 
-class StoreConfig(_Section):
+class StoreConfig(Section):
     """How long the local store keeps the run history. The account mapping is never pruned,
     nor the newest run whose read was good (the shrink guard compares with it)."""
 
@@ -403,7 +129,7 @@ class StoreConfig(_Section):
     """Runs older than this are dropped, with their changes and events."""
 
 
-class EmailConfig(_Section):
+class EmailConfig(Section):
     """A mail after a headless run, over SMTP (STARTTLS unless ``starttls = false``)."""
 
     smtp_host: str
@@ -421,7 +147,7 @@ class EmailConfig(_Section):
     timeout_seconds: float = Field(default=30, gt=0)
 
 
-class WebhookConfig(_Section):
+class WebhookConfig(Section):
     """A POST after a headless run. The URL is a secret (Slack and Teams URLs carry their
     token), so it is named by ``url_env`` or ``url_file``."""
 
@@ -438,7 +164,7 @@ class WebhookConfig(_Section):
         return self
 
 
-class NotifyConfig(_Section):
+class NotifyConfig(Section):
     """Who hears of a headless run, and when."""
 
     when: Literal["problems", "always"] = "problems"
@@ -448,12 +174,12 @@ class NotifyConfig(_Section):
     webhook: WebhookConfig | None = None
 
 
-class MonitoringConfig(_Section):
+class MonitoringConfig(Section):
     textfile: Path | None = None
     """A Prometheus textfile-collector file (``*.prom``) written after every headless run."""
 
 
-class Config(_Section):
+class Config(Section):
     target: TargetConfig
     sources: list[SourceConfig] = Field(min_length=1)
     sync: SyncConfig = SyncConfig()
@@ -494,22 +220,6 @@ class Config(_Section):
 def _relative_to(base: Path, path: Path) -> Path:
     path = path.expanduser()
     return path if path.is_absolute() else base / path
-
-
-def _check_url(value: str, schemes: tuple[str, ...], example: str) -> str:
-    parts = urlsplit(value.strip())
-    if parts.scheme.lower() not in schemes or not parts.hostname:
-        raise ValueError(f"{value!r} is not a {'/'.join(schemes)} URL like {example!r}")
-    try:
-        _ = parts.port  # raises for a port out of range
-    except ValueError as error:
-        raise ValueError(f"{value!r} has an invalid port: {error}") from None
-    return value.strip().rstrip("/")
-
-
-def _check_secret_keys(env: str | None, file: Path | None, what: str) -> None:
-    if env and file:
-        raise ValueError(f"set only one of {what}_env and {what}_file")
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -607,34 +317,45 @@ def _has(node: dict[str, Any] | list[Any], part: Any) -> bool:
     return isinstance(part, int) and part < len(node)
 
 
-_MODELS_BY_SECTION: dict[str, type[BaseModel]] = {
-    "target": TargetConfig,
-    "sync": SyncConfig,
-    "store": StoreConfig,
-    "notify": NotifyConfig,
-    "email": EmailConfig,
-    "webhook": WebhookConfig,
-    "monitoring": MonitoringConfig,
-    "attributes": LdapAttributes,
-}
-
-
 def _did_you_mean(loc: list[Any], data: dict[str, Any]) -> str:
     unknown = str(loc[-1])
-    model: type[BaseModel] = Config
-    if len(loc) > 1:
-        parent = loc[-2]
-        if isinstance(parent, int):
-            source = data.get("sources", [{}])[parent] if loc[0] == "sources" else {}
-            from .registry import source_types
-
-            kind = source_types().get(str(source.get("type", "")))
-            model = kind.config if kind is not None else SourceSection
-        else:
-            model = _MODELS_BY_SECTION.get(str(parent), Config)
+    model = _model_at(loc[:-1], data)
     known = [name for name in model.model_fields if not (model is Config and name == "path")]
     close = difflib.get_close_matches(unknown, known, n=1, cutoff=0.6)
     return f" Did you mean {close[0]!r}?" if close else f" Known keys here: {', '.join(known)}."
+
+
+def _model_at(path: list[Any], data: dict[str, Any]) -> type[BaseModel]:
+    """The model of the section at ``path`` (a validation error's location): walked down from
+    :class:`Config` through each key's model, a ``[[sources]]`` entry by its ``type``."""
+    from .registry import source_types
+
+    model: type[BaseModel] = Config
+    at = 0
+    while at < len(path):
+        part = path[at]
+        if model is Config and part == "sources" and at + 1 < len(path):
+            entries = data.get("sources")
+            index = path[at + 1]
+            entry = (
+                entries[index]
+                if isinstance(entries, list) and isinstance(index, int) and index < len(entries)
+                else {}
+            )
+            kind = (
+                source_types().get(str(entry.get("type", ""))) if isinstance(entry, dict) else None
+            )
+            model = kind.config if kind is not None else SourceSection
+            at += 2
+            continue
+        field = model.model_fields.get(str(part))
+        options = get_args(field.annotation) or (field.annotation,) if field else ()
+        inner = [o for o in options if isinstance(o, type) and issubclass(o, BaseModel)]
+        if not inner:
+            return model
+        model = inner[0]
+        at += 1
+    return model
 
 
 # --- secrets -----------------------------------------------------------------------------

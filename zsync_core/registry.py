@@ -21,7 +21,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import SourceSection
+    from .section import SourceSection
 
 GROUP = "zsync.sources"
 
@@ -32,7 +32,7 @@ class SourceType:
 
     tag: str
     config: type[SourceSection]
-    """Its config model (a :class:`~zsync_core.config.SourceSection` whose ``type`` is the tag)."""
+    """Its config model (a :class:`~zsync_core.section.SourceSection` whose ``type`` is the tag)."""
     reader: str
     """``"module:Class"``: built as ``Class(source_config, config)`` (and ``store=…,
     full_read=…`` when it ``keeps_state``); its ``load(emit)`` reads the source."""
@@ -77,20 +77,16 @@ told so; every other type works."""
 
 
 def _built_in() -> tuple[SourceType, ...]:
-    """The source types zsync brings (their models are in :mod:`zsync_core.config`)."""
-    from .config import CsvSourceConfig, LdapSourceConfig, Microsoft365SourceConfig
+    """The source types zsync brings: each module ``zsync_core/sources/*_config.py`` holds
+    one type's model and its :class:`SourceType` as ``SOURCE_TYPE``."""
+    found = []
+    for module in BUILT_IN:
+        found.append(importlib.import_module(f"zsync_core.sources.{module}").SOURCE_TYPE)
+    return tuple(found)
 
-    return (
-        SourceType("ldap", LdapSourceConfig, "zsync_core.sources.ldap:LdapSource"),
-        SourceType("csv", CsvSourceConfig, "zsync_core.sources.csv:CsvSource"),
-        SourceType(
-            "microsoft365",
-            Microsoft365SourceConfig,
-            "zsync_core.sources.m365:Microsoft365Source",
-            keeps_state=True,
-            probe="zsync_core.sources.m365:probe",
-        ),
-    )
+
+BUILT_IN = ("ldap_config", "csv_config", "m365_config")
+"""zsync's own source types, in the order ``zsync check`` and the docs list them."""
 
 
 def source_type(tag: str) -> SourceType:

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from ..config import Config, SourceSection
 from ..model import Emit, Notice, SourceAccount, Unusable
 from ..output import first_control, without_controls
+from ..section import SourceSection
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ..store import Store
 
 

@@ -8,11 +8,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..addresses import normalize_address
-from ..config import Config, CsvSourceConfig
+from ..config import Config
 from ..errors import SourceError
 from ..model import Kind, SourceAccount, StepEvent, address_set
 from ..output import first_control
 from . import Emit, SourceResult
+from .csv_config import CsvSourceConfig
 
 OPEN_QUOTE = (
     "a quoted field is not closed on its line, or closes one an earlier line opened (a missing "

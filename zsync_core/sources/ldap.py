@@ -18,10 +18,11 @@ from urllib.parse import unquote, urlsplit
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 
-from ..config import Config, LdapAttributes, LdapSourceConfig, read_secret
+from ..config import Config, read_secret
 from ..errors import SourceError
 from ..model import Event, LogEvent, StepEvent
 from . import Emit, SourceResult, process
+from .ldap_config import LdapAttributes, LdapSourceConfig
 from .ldap_fast import LOWERED, use_fast_search
 from .ldap_map import Mapper, Raw
 

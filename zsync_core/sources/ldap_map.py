@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..addresses import normalize_address
-from ..config import LdapAttributes
 from ..model import NO_ADDRESSES, Kind, Notice, SourceAccount, address_set
 from . import SourceResult
+from .ldap_config import LdapAttributes
 
 SHARED_MAILBOX = 4
 AD_DISABLED_BIT = 2

@@ -37,10 +37,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ...config import Config, Microsoft365SourceConfig
+from ...config import Config
 from ...errors import SourceError
 from ...model import Emit, Notice, StepEvent
 from .. import SourceResult
+from ..m365_config import Microsoft365SourceConfig
 from .exchange import cmdlet, invoke_url, mailboxes
 from .graph import GROUP_SELECT, PAGE, USER_SELECT, Directory, Reader, chain, complete, filtered
 from .http import DeltaExpired, MicrosoftHttp, side_by_side

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...config import Microsoft365SourceConfig
 from ...errors import SourceError
 from ...model import StepEvent
+from ..m365_config import Microsoft365SourceConfig
 from .graph import Reader
 from .http import side_by_side
 from .map import NOT_PEOPLE, SHARED

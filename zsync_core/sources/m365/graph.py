@@ -16,9 +16,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...config import Microsoft365SourceConfig
 from ...errors import SourceError
 from ...model import Emit, Notice, StepEvent
+from ..m365_config import Microsoft365SourceConfig
 from .http import DeltaExpired, MicrosoftHttp, side_by_side
 from .map import Options, Person, person
 from .signin import GRAPH

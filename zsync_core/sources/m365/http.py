@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ...config import Microsoft365SourceConfig
 from ...errors import SourceError
 from ...http import Connections, Engine, Gate, Policy, TooBig, Unanswered
+from ..m365_config import Microsoft365SourceConfig
 from .signin import EXCHANGE, GRAPH, SignIn, origin
 
 BACKOFF = 1.0

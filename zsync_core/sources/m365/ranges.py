@@ -21,9 +21,9 @@ import json
 import math
 from collections.abc import Callable, Iterable
 
-from ...config import Microsoft365SourceConfig
 from ...errors import SourceError
 from ...model import Notice, StepEvent
+from ..m365_config import Microsoft365SourceConfig
 from .graph import PAGE, USER_SELECT, Directory, Reader, by_id, chain, quote
 from .http import BadRequest, side_by_side
 from .map import Options

@@ -24,8 +24,9 @@ import httpx
 import msal
 from msal.exceptions import MsalServiceError
 
-from ...config import Config, Microsoft365SourceConfig, credential_path, read_secret
+from ...config import Config, credential_path, read_secret
 from ...errors import ConfigError, SourceError
+from ..m365_config import Microsoft365SourceConfig
 
 GRAPH = "graph"
 EXCHANGE = "exchange"
