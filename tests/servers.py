@@ -173,6 +173,8 @@ class Directory:
         self.slapd = slapd
         self.conn = slapd.admin()
         self.guids: dict[str, uuid.UUID] = {}
+        self.dns: dict[str, str] = {}
+        """uid → DN, for users made under an OU of their own."""
         self._add(BASE_DN, ["dcObject", "organization"], {"dc": "example", "o": "Example"})
         self._add(STAFF, ["organizationalUnit"], {"ou": "Staff"})
         self._add(GROUPS, ["organizationalUnit"], {"ou": "Groups"})
@@ -187,7 +189,13 @@ class Directory:
             raise RuntimeError(f"cannot add {dn}: {self.conn.result}")
 
     def user_dn(self, uid: str) -> str:
-        return f"cn={uid},{STAFF}"
+        return self.dns.get(uid, f"cn={uid},{STAFF}")
+
+    def ou(self, name: str, parent: str = STAFF) -> str:
+        """A new organizational unit ``ou=<name>`` under ``parent``; its DN."""
+        dn = f"ou={name},{parent}"
+        self._add(dn, ["organizationalUnit"], {"ou": name})
+        return dn
 
     def group_dn(self, cn: str) -> str:
         return f"cn={cn},{GROUPS}"
@@ -203,8 +211,13 @@ class Directory:
         delegates: Iterable[str] = (),
         shared: bool = False,
         entra_id: str | None = None,
+        mobile: str | None = None,
+        under: str | None = None,
     ) -> str:
-        """``entra_id``: the Entra object id Entra Connect wrote back (a hybrid directory)."""
+        """``entra_id``: the Entra object id Entra Connect wrote back (a hybrid directory);
+        ``under``: the DN of the OU it is made in (default ou=Staff)."""
+        if under is not None:
+            self.dns[uid] = f"cn={uid},{under}"
         dn = self.user_dn(uid)
         guid = uuid.uuid4()
         self.guids[uid] = guid
@@ -227,6 +240,8 @@ class Directory:
             attributes["msExchRecipientTypeDetails"] = 4
         if entra_id:
             attributes["msDS-ExternalDirectoryObjectId"] = f"User_{entra_id}"
+        if mobile:
+            attributes["mobile"] = mobile
         self._add(dn, ["top", "person", "organizationalPerson", "user"], attributes)
         return dn
 

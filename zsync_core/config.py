@@ -100,6 +100,10 @@ class SyncConfig(Section):
     """Delete functional accounts missing from the sources (irreversible; needs confirmation)."""
     sync_aliases: bool = True
     sync_delegations: bool = True
+    sync_phone_numbers: bool = False
+    """Write each user's mobile number from the sources, at creation and when it changes (a
+    source without one leaves Zivver's as it is). Off by default: in an organization that
+    another tool built, people often entered their numbers themselves."""
     domains: list[str] = []
     """Domain filter: only addresses in these (claimed) domains are ever touched. Empty = all."""
     suspend_threshold_percent: float = Field(default=5.0, ge=0, le=100)

@@ -52,6 +52,8 @@ class SourceAccount(NamedTuple):
     delegates: frozenset[str] = NO_ADDRESSES
     sso_key: str | None = None
     division: str | None = None
+    phone: str | None = None
+    """A mobile number in E.164 (``+31612345678``), checked; None when the source has none."""
 
 
 Kept = dict[str, Any]
@@ -80,7 +82,18 @@ class ZivverAccount(NamedTuple):
     that resolve to nothing). zsync cannot express them as delegates; it keeps them."""
 
     @property
+    def phones(self) -> tuple[str, ...]:
+        """Its phone numbers as Zivver has them (``phoneNumbers[].value``), in order."""
+        numbers = (self.kept or {}).get("phoneNumbers")
+        if not isinstance(numbers, list):
+            return ()
+        return tuple(
+            n["value"] for n in numbers if isinstance(n, dict) and isinstance(n.get("value"), str)
+        )
+
+    @property
     def state(self) -> AccountState:
+        phones = self.phones
         return AccountState(
             self.email,
             self.display_name,
@@ -88,6 +101,7 @@ class ZivverAccount(NamedTuple):
             self.aliases,
             self.delegates,
             self.division,
+            phones[0] if phones else None,
         )
 
 
@@ -101,6 +115,8 @@ class AccountState(NamedTuple):
     aliases: frozenset[str] = NO_ADDRESSES
     delegates: frozenset[str] = NO_ADDRESSES
     division: str | None = None
+    phone: str | None = None
+    """The mobile number zsync manages (E.164): Zivver's first ``phoneNumbers`` value."""
 
 
 class Action(StrEnum):
@@ -156,7 +172,7 @@ SSO_KEY = "sso_key"
 
 SSO_UNKNOWN = "(unknown: Zivver never returns it)"
 
-SHOWN_ORDER = ("email", "display_name", "aliases", "delegates", "division", "active")
+SHOWN_ORDER = ("email", "display_name", "aliases", "delegates", "division", "phone", "active")
 """The order in which a change's fields are shown: who, then what, then the state."""
 
 
@@ -272,16 +288,25 @@ class Unusable:
     """Its address, when that could be read: the account with it is left alone this run."""
     source_id: str | None = None
     """Its id, when that could be read: the account mapped to it is left alone this run."""
+    value: str | None = None
+    """Set when only this value of the entry is unusable (``"phone number"``): the account is
+    synced without it, and nothing is left alone for it."""
 
     @property
     def unidentified(self) -> bool:
         """Neither its address nor its id could be read: it may be any account, so no
         suspension or deletion is safe this run."""
-        return self.address is None and self.source_id is None
+        return self.value is None and self.address is None and self.source_id is None
+
+    @property
+    def protects(self) -> bool:
+        """Whether the account it names is left alone this run (the entry was skipped)."""
+        return self.value is None
 
     def text(self) -> str:
         who = f" ({self.address})" if self.address else ""
-        return f"Source {self.source!r}, {self.where}{who}: {self.reason}; entry skipped."
+        outcome = f"the {self.value} is not synced" if self.value else "entry skipped"
+        return f"Source {self.source!r}, {self.where}{who}: {self.reason}; {outcome}."
 
     def as_dict(self) -> dict[str, str | None]:
         return {
@@ -290,6 +315,7 @@ class Unusable:
             "address": self.address,
             "id": self.source_id,
             "reason": self.reason,
+            "value": self.value,
         }
 
 

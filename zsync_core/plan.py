@@ -412,9 +412,10 @@ class _Planner:
             aliases if self.options.sync_aliases else NO_ADDRESSES,
             delegates if self.options.sync_delegations else NO_ADDRESSES,
             None if account.division == NO_DIVISION else account.division,
+            account.phone if personal and self.options.sync_phone_numbers else None,
         )
         fields = {"email", "display_name"} | {
-            name for name in ("aliases", "delegates", "division") if getattr(desired, name)
+            name for name in ("aliases", "delegates", "division", "phone") if getattr(desired, name)
         }
         if personal:
             fields.add("active")
@@ -446,6 +447,16 @@ class _Planner:
         division = None if account.division == NO_DIVISION else account.division or current.division
         if division != current.division:
             fields.add("division")
+        phones = current.phones if current.kept else ()
+        phone = phones[0] if phones else None
+        if (
+            options.sync_phone_numbers
+            and account.phone
+            and current.kind is Kind.PERSONAL
+            and account.phone not in current.phones
+        ):
+            phone = account.phone  # a source without a number leaves Zivver's as it is
+            fields.add("phone")
         wanted_delegates = current.delegates
         if options.sync_delegations and (delegates or current.delegates):
             renamed = self.renamed
@@ -467,6 +478,7 @@ class _Planner:
             wanted_aliases,
             wanted_delegates,
             division,
+            phone,
         )
         return desired, fields
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class GuardedAction(StrEnum):
@@ -36,6 +37,70 @@ class SourceSection(Section):
     type: str
     name: str = Field(min_length=1)
     """Shown in every message about this source."""
+    description: str = ""
+    """Free text for the admins (who set it up, what it holds): shown by ``zsync check`` and
+    in the TUI's load step."""
+    phone_region: str | None = None
+    """The region (ISO 3166 alpha-2, e.g. ``"NL"``) a mobile number without a ``+`` is read
+    in; without it such a number is unusable. Numbers are sent in E.164 (``+316…``)."""
+    ou_mapping: Literal["attribute", "domain", "custom", "dn"] = "attribute"
+    """Where an account's division (Zivver's organizational unit) comes from: ``attribute``
+    its attribute or column (``division``); ``domain`` its address's domain; ``custom`` the
+    fixed ``ou_identifier``; ``dn`` the longest of ``ou_map``'s DN suffixes its entry is
+    under (LDAP). ``/`` is "no division"."""
+    ou_identifier: str | None = None
+    """The division of every account of this source, with ``ou_mapping = "custom"``."""
+    ou_map: dict[str, str] = {}
+    """With ``ou_mapping = "dn"``: DN suffix → division, e.g.
+    ``"OU=Finance,DC=example,DC=org" = "finance"``; compared as DNs (case and spaces after
+    commas do not matter), the longest suffix wins, an entry under none gets no division."""
+
+    has_dns: ClassVar[bool] = False
+    """Whether its entries have distinguished names (what ``ou_mapping = "dn"`` needs)."""
+
+    @field_validator("phone_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import phonenumbers  # loaded only for a profile that reads phone numbers
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(
+                f"{value!r} is not a region phone numbers are known for: use the two-letter "
+                'ISO 3166 code, e.g. "NL", "BE", "DE", "GB"'
+            )
+        return region
+
+    @model_validator(mode="after")
+    def _ou(self) -> SourceSection:
+        mapping = self.ou_mapping
+        if mapping == "custom" and not (self.ou_identifier or "").strip():
+            raise ValueError('ou_mapping = "custom" needs ou_identifier (the division to use)')
+        if self.ou_identifier is not None and mapping != "custom":
+            raise ValueError('ou_identifier is used only with ou_mapping = "custom"')
+        if mapping == "dn":
+            if not self.has_dns:
+                raise ValueError(
+                    f'ou_mapping = "dn" needs entries with distinguished names (an LDAP '
+                    f'source); a {self.type} source can use "attribute", "domain" or "custom"'
+                )
+            if not self.ou_map:
+                raise ValueError(
+                    'ou_mapping = "dn" needs [sources.ou_map]: DN suffixes and their '
+                    'divisions, e.g. "OU=Finance,DC=example,DC=org" = "finance"'
+                )
+        elif self.ou_map:
+            raise ValueError('ou_map is used only with ou_mapping = "dn"')
+        for suffix, division in self.ou_map.items():
+            if not dn_key(suffix):
+                raise ValueError(
+                    f"ou_map: {suffix!r} is not a DN like 'OU=Finance,DC=example,DC=org'"
+                )
+            if not division.strip():
+                raise ValueError(f'ou_map: {suffix!r} maps to an empty division (use "/" for none)')
+        return self
 
     def secrets(self) -> list[tuple[str | None, Path | None, str]]:
         """Its secrets: (``*_env``, ``*_file``, the key's name after ``sources.<name>.``)."""
@@ -75,6 +140,34 @@ def check_url(value: str, schemes: tuple[str, ...], example: str) -> str:
     except ValueError as error:
         raise ValueError(f"{value!r} has an invalid port: {error}") from None
     return value.strip().rstrip("/")
+
+
+def dn_key(dn: str) -> tuple[str, ...]:
+    """A DN as compared: its RDNs, each in lower case with the spaces around ``,`` and ``=``
+    gone; empty for something that is no DN. (A comma escaped with ``\\`` stays in its RDN.)"""
+    parts: list[str] = []
+    current = ""
+    escaped = False
+    for char in dn:
+        if escaped:
+            current += char
+            escaped = False
+        elif char == "\\":
+            current += char
+            escaped = True
+        elif char == ",":
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    rdns = []
+    for part in parts:
+        attribute, equals, value = part.partition("=")
+        if not equals or not attribute.strip() or not value.strip():
+            return ()
+        rdns.append(f"{attribute.strip().lower()}={value.strip().lower()}")
+    return tuple(rdns)
 
 
 def check_secret_keys(env: str | None, file: Path | None, what: str) -> None:

@@ -27,6 +27,7 @@ Read health (the same answer for both front ends, see product.md's safety rules)
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -56,6 +57,7 @@ from .model import (
 from .outcome import ChangeOutcome, ChangeState, ExitCode, RunRecord, RunStatus
 from .plan import MappingEntry, Merged, ZivverIndex, merge_sources, plan
 from .sources import SourceResult, make_source
+from .sources.fields import finish
 from .store import Store
 from .zivver.client import Pacer, ZivverClient
 
@@ -350,6 +352,7 @@ class SyncSession:
                     full_read=self.full_read,
                 )
                 loaded = await source.load(self.emit)
+                finish(loaded, source_config, self.config.sync.sync_phone_numbers)
                 loaded.clean()
                 result.sources.append(loaded)
             except ZsyncError as error:
@@ -459,8 +462,8 @@ class SyncSession:
         loaded = self._require_loaded()
         options = options or self.options
         unusable = [u for r in loaded.sources for u in r.unusable] + self._merged.unusable
-        protected = frozenset(u.source_id for u in unusable if u.source_id)
-        addresses = frozenset(u.address for u in unusable if u.address)
+        protected = frozenset(u.source_id for u in unusable if u.source_id and u.protects)
+        addresses = frozenset(u.address for u in unusable if u.address and u.protects)
         refused = self._refused(loaded, options)
         index = self._index
         if index is None or index[0] is not loaded:
@@ -743,11 +746,17 @@ class SyncSession:
         anything never exits 0): source entries skipped as unusable, and suspensions or
         deletions not planned because the read was not healthy (:attr:`Plan.attention`)."""
         parts = []
-        skipped = len(plan.unusable)
+        skipped = sum(1 for u in plan.unusable if u.protects)
         if skipped:
             parts.append(
                 f"{skipped} source entr{'y' if skipped == 1 else 'ies'} skipped as unusable "
                 "(each is named in an error)"
+            )
+        values = Counter(u.value for u in plan.unusable if u.value)
+        for value, count in sorted(values.items()):
+            parts.append(
+                f"{count} {value}{'' if count == 1 else 's'} that cannot be read, not synced "
+                "(each is named in an error; the accounts synced without it)"
             )
         if plan.ignored:
             parts.append(

@@ -26,6 +26,8 @@ class SourceResult:
     notices: list[Notice] = field(default_factory=list)
     unusable: list[Unusable] = field(default_factory=list)
     """Entries that could not be used, each with where, whose and why."""
+    finished: bool = False
+    """Its divisions and phone numbers are mapped (:func:`.fields.finish`)."""
 
     def skip(
         self, where: str, reason: str, *, address: str | None = None, source_id: str | None = None

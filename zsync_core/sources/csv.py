@@ -21,7 +21,18 @@ OPEN_QUOTE = (
 )
 """Why a row is unusable when csv finds a quote open at the end of its line."""
 
-COLUMNS = ("email", "name", "kind", "active", "aliases", "delegates", "id", "sso_key", "division")
+COLUMNS = (
+    "email",
+    "name",
+    "kind",
+    "active",
+    "aliases",
+    "delegates",
+    "id",
+    "sso_key",
+    "division",
+    "phone",
+)
 TRUE = {"true", "yes", "1", "y", "active", "enabled", ""}
 FALSE = {"false", "no", "0", "n", "disabled", "inactive", "suspended"}
 KINDS = {
@@ -230,6 +241,7 @@ class CsvSource:
             delegates=addresses["delegates"],
             sso_key=record.get("sso_key") or None,
             division=record.get("division") or None,
+            phone=(record.get("phone") or None) if kind is Kind.PERSONAL else None,
         )
 
 

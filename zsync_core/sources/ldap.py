@@ -22,6 +22,7 @@ from ..config import Config, read_secret
 from ..errors import SourceError
 from ..model import Event, LogEvent, StepEvent
 from . import Emit, SourceResult, process
+from .fields import finish
 from .ldap_config import LdapAttributes, LdapSourceConfig
 from .ldap_fast import LOWERED, use_fast_search
 from .ldap_map import Mapper, Raw
@@ -56,6 +57,7 @@ PRESETS: dict[str, Preset] = {
             disabled="userAccountControl",
             sso_key="objectGUID",
             recipient_type="msExchRecipientTypeDetails",
+            phone="mobile",
         ),
     ),
     "openldap": Preset(
@@ -68,6 +70,7 @@ PRESETS: dict[str, Preset] = {
             display_name="displayName",
             members="member",
             sso_key="entryUUID",
+            phone="mobile",
         ),
     ),
 }
@@ -260,6 +263,7 @@ class LdapSource:
             a.sso_key,
             a.recipient_type,
             a.division,
+            a.phone,
             "cn",
         ]
         return sorted({name for name in names if name})
@@ -504,8 +508,11 @@ class LdapSource:
 def read(
     source: LdapSourceConfig, profile: Config, password: str | None, emit: Emit
 ) -> SourceResult:
-    """Read ``source``: what the reading process runs (see :mod:`.process`)."""
-    return LdapSource(source, profile)._load(emit, password)
+    """Read ``source``: what the reading process runs (see :mod:`.process`), its fields
+    finished there too (:func:`.fields.finish`: the phone numbers parsed beside Zivver's read)."""
+    result = LdapSource(source, profile)._load(emit, password)
+    finish(result, source, profile.sync.sync_phone_numbers)
+    return result
 
 
 READER = f"{__name__}:{read.__name__}"

@@ -4,7 +4,7 @@ the registry (the reader, :mod:`zsync_core.sources.ldap`, is loaded only to read
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -34,10 +34,13 @@ class LdapAttributes(Section):
     """AD: ``msExchRecipientTypeDetails``; value 4 marks a shared mailbox (a functional account)."""
     division: str | None = None
     """Attribute holding the Zivver division / organizational unit, if any."""
+    phone: str | None = None
+    """Attribute holding the user's mobile number (both presets: ``mobile``)."""
 
 
 class LdapSourceConfig(SourceSection):
     type: Literal["ldap"]
+    has_dns: ClassVar[bool] = True
     url: str
     """``ldaps://host:636`` or ``ldap://host:389`` (add ``start_tls = true``)."""
     bind_dn: str | None = None

@@ -101,6 +101,7 @@ class Mapper:
                     NO_ADDRESSES,
                     None if shared else self._sso_key(raw, source_id, n),
                     _text(_first(raw, n.division)) or None,
+                    None if shared else _text(_first(raw, n.phone)) or None,
                 )
             )
 
@@ -262,6 +263,7 @@ class Names:
     sso_key: str
     recipient_type: str
     division: str
+    phone: str
 
     @classmethod
     def of(cls, attributes: LdapAttributes) -> Names:

@@ -127,6 +127,8 @@ def create_user(change: Change) -> Request:
         ENTERPRISE_USER: {"division": desired.division or NO_DIVISION},
         ZIVVER_USER: extension,
     }
+    if desired.phone:
+        body["phoneNumbers"] = [{"value": desired.phone}]  # as Zivver stores one: no type
     return Request("POST", "/Users", body)
 
 
@@ -169,6 +171,13 @@ def update_user(change: Change, current: ZivverAccount) -> Request:
             **kept.get(ENTERPRISE_USER, {}),
             "division": desired.division or NO_DIVISION,
         }
+    if "phone" in fields and desired.phone:
+        # the list is replaced whole: the managed (first) number changes, the others stay
+        # as they are, with whatever else Zivver holds of them
+        numbers = kept.get("phoneNumbers") or [{}]
+        others = [n for n in numbers[1:] if isinstance(n, dict) and n.get("value") != desired.phone]
+        first = numbers[0] if isinstance(numbers[0], dict) else {}
+        body["phoneNumbers"] = [{**first, "value": desired.phone}, *others]
     if fields & USER_BLOCK_FIELDS:
         if change.sso_key is None:
             raise NotSendable(

@@ -32,6 +32,7 @@ USER_SELECT = (
     "userType",
     "proxyAddresses",
     "onPremisesImmutableId",
+    "mobilePhone",
 )
 GROUP_SELECT = (
     "id",

@@ -93,6 +93,8 @@ def person(user_id: str, user: Obj, options: Options) -> Person:
         aliases,
         NO_ADDRESSES,
         sso_key,
+        None,
+        mobile.strip() or None if isinstance((mobile := user.get("mobilePhone")), str) else None,
     )
     return Person("ok", email, where, active, aliases, str(upn or "").lower(), account)
 

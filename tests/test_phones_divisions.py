@@ -1,0 +1,177 @@
+"""Phone numbers and divisions as Zivver's Synctool maps them: end to end against a real
+slapd and the Zivver emulator over HTTP, and a CSV file."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ldap_source
+from tests.servers import STAFF, Directory
+from zsync_core.config import parse_config
+from zsync_core.errors import ConfigError
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+def phones_of(org, email: str) -> list[str]:
+    return [n["value"] for n in org.user_by_email(email).get("phoneNumbers", [])]
+
+
+def division_of(org, email: str) -> str:
+    return org.user_by_email(email)[ENTERPRISE]["division"]
+
+
+def finance_and_staff(directory: Directory) -> dict[str, str]:
+    finance = directory.ou("Finance")
+    return {
+        finance.upper().replace(" ", ""): "finance",  # compared as DNs: case does not matter
+        "ou=Staff, dc=example, dc=org": "staff",  # nor spaces after commas
+    }
+
+
+def test_numbers_and_divisions_by_ou_are_written_as_the_synctool_would(
+    directory, zivver, make_profile, capsys
+):
+    ou_map = finance_and_staff(directory)
+    directory.user("ann", mobile="06 1234 5678", under=f"ou=Finance,{STAFF}")
+    directory.user("bob", mobile="+32 470 12 34 56")
+    directory.user("cat", mobile="0031 6 8765 4321")
+    directory.user("dan")  # no number: none is written
+    zivver.org.divisions |= {"finance", "staff"}
+    source = ldap_source(directory.slapd, phone_region="NL", ou_mapping="dn", ou_map=ou_map)
+    profile = make_profile([source], sync_phone_numbers=True)
+
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code == 0, err
+    org = zivver.org
+    assert phones_of(org, "ann@example.org") == ["+31612345678"]
+    assert phones_of(org, "bob@example.org") == ["+32470123456"]
+    assert phones_of(org, "cat@example.org") == ["+31687654321"]
+    assert phones_of(org, "dan@example.org") == []
+    assert division_of(org, "ann@example.org") == "finance", "the longest suffix wins"
+    assert division_of(org, "bob@example.org") == "staff"
+    ann = next(c for c in report["changes"] if c["email"] == "ann@example.org")
+    assert ann["after"]["phone"] == "+31612345678" and ann["after"]["division"] == "finance"
+
+    # a second run finds everything in step
+    code, err, report = profile.run(capsys=capsys)
+    assert (code, report["summary"]) == (0, {}), err
+
+
+def test_a_bad_number_is_named_and_the_account_syncs_without_it(
+    directory, zivver, make_profile, capsys
+):
+    directory.user("ann", mobile="12345")
+    directory.user("bob", mobile="+99 1234")
+    directory.user("cat", mobile="612345678")
+    source = ldap_source(directory.slapd, phone_region="NL")
+    profile = make_profile([source], sync_phone_numbers=True)
+
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code == 2, err
+    org = zivver.org
+    assert org.user_by_email("ann@example.org") is not None, "the account itself is created"
+    assert phones_of(org, "ann@example.org") == []
+    assert phones_of(org, "cat@example.org") == ["+31612345678"], "read in phone_region"
+    assert (
+        "cn=ann,ou=staff,dc=example,dc=org (ann@example.org): the phone number '12345' is not "
+        "a valid number in NL; the phone number is not synced" in err
+    )
+    assert (
+        "the phone number '+99 1234' cannot be read (Could not interpret numbers after plus-sign)"
+        in err
+    )
+    assert "2 phone numbers that cannot be read, not synced" in err
+    named = {u["address"]: u for u in report["unusable"]}
+    assert named["ann@example.org"]["value"] == "phone number"
+    assert set(named) == {"ann@example.org", "bob@example.org"}
+
+
+def test_an_adopted_organization_keeps_the_numbers_people_set_unless_asked(
+    directory, zivver, make_profile, capsys
+):
+    org = zivver.org
+    ann_id = org.add_user("ann@example.org", "Ann", phone_numbers=["+31611111111", "+31600000000"])
+    org.sso_keys.pop(ann_id, None)
+    directory.user("ann", "ann@example.org", "Ann", mobile="0622222222")
+    source = ldap_source(directory.slapd, phone_region="NL")
+    profile = make_profile([source])
+
+    code, err, report = profile.run(capsys=capsys)
+    assert code == 0, err
+    assert report["summary"] == {}, "option off: nothing is sent for the numbers"
+    assert phones_of(org, "ann@example.org") == ["+31611111111", "+31600000000"]
+
+    profile.data["sync"]["sync_phone_numbers"] = True
+    profile.write()
+    code, err, report = profile.run("--dry-run", capsys=capsys)
+    change = report["changes"][0]
+    assert (change["before"]["phone"], change["after"]["phone"]) == ("+31611111111", "+31622222222")
+    code, err, report = profile.run(capsys=capsys)
+    assert code == 0, err
+    # the managed (first) number changes; the other stays; nothing else of ann is touched
+    assert phones_of(org, "ann@example.org") == ["+31622222222", "+31600000000"]
+
+
+def test_a_division_zivver_does_not_know_fails_that_change_alone_and_says_what_to_do(
+    directory, zivver, make_profile, capsys
+):
+    directory.user("ann")
+    source = ldap_source(directory.slapd, ou_mapping="custom", ou_identifier="Nowhere")
+    profile = make_profile([source])
+
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code != 0
+    assert "division Nowhere does not exist in Zivver" in err
+    assert "create it in the Zivver WebApp" in err and "ou_mapping" in err
+
+
+def test_a_csv_source_maps_phones_and_divisions_by_domain(tmp_path, zivver, make_profile, capsys):
+    (tmp_path / "people.csv").write_text(
+        "email,name,phone\nann@example.org,Ann,+31 6 1234 5678\nbob@example.org,Bob,\n"
+    )
+    zivver.org.divisions.add("example.org")
+    source = {"name": "HR", "type": "csv", "path": "people.csv", "ou_mapping": "domain"}
+    profile = make_profile([source], sync_phone_numbers=True)
+
+    code, err, _report = profile.run(capsys=capsys)
+
+    assert code == 0, err
+    assert phones_of(zivver.org, "ann@example.org") == ["+31612345678"]
+    assert division_of(zivver.org, "bob@example.org") == "example.org"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            {"ou_mapping": "dn", "ou_map": {"ou=x,dc=y": "x"}},
+            "needs entries with distinguished names",
+        ),
+        ({"ou_mapping": "custom"}, "needs ou_identifier"),
+        ({"ou_identifier": "x"}, 'only with ou_mapping = "custom"'),
+        ({"phone_region": "Netherlands"}, "two-letter ISO 3166 code"),
+        ({"ou_mapping": "department"}, "ou_mapping"),
+    ],
+)
+def test_ou_and_phone_mistakes_in_the_profile_are_named(tmp_path, source, message):
+    data = {"name": "HR", "type": "csv", "path": "people.csv", **source}
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"target": {"api_key_env": "X"}, "sources": [data]}, tmp_path / "z.toml")
+    assert message in str(caught.value)
+
+
+def test_the_dn_map_names_a_suffix_that_is_no_dn(tmp_path):
+    data = {
+        "name": "AD",
+        "type": "ldap",
+        "url": "ldaps://dc.example.org",
+        "base_dn": "dc=example,dc=org",
+        "ou_mapping": "dn",
+        "ou_map": {"Finance": "finance"},
+    }
+    with pytest.raises(ConfigError, match="'Finance' is not a DN"):
+        parse_config({"target": {"api_key_env": "X"}, "sources": [data]}, tmp_path / "z.toml")
