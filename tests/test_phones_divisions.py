@@ -175,3 +175,17 @@ def test_the_dn_map_names_a_suffix_that_is_no_dn(tmp_path):
     }
     with pytest.raises(ConfigError, match="'Finance' is not a DN"):
         parse_config({"target": {"api_key_env": "X"}, "sources": [data]}, tmp_path / "z.toml")
+
+
+def test_check_names_each_source_with_its_description(tmp_path, zivver, make_profile, capsys):
+    from zsync_tui.cli import main
+
+    (tmp_path / "people.csv").write_text("email\nann@example.org\n")
+    source = {"name": "HR", "type": "csv", "path": "people.csv", "description": "HR export, weekly"}
+    profile = make_profile([source])
+
+    code = main(["check", "--config", str(profile.path)])
+
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "source 'HR' (csv) — HR export, weekly" in out.out + out.err

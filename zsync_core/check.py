@@ -101,6 +101,8 @@ def _what_was_read(config: Config, loaded: LoadResult, probed: set[str]) -> list
     read = {r.name: r for r in loaded.sources}
     for source in config.sources:
         what = f"source {source.name!r} ({source.type})"
+        if source.description:
+            what += f" — {source.description}"
         error = loaded.source_errors.get(source.name)
         if error is not None:
             if source.name not in probed:  # else its probe said what is wrong
