@@ -85,7 +85,7 @@ def _built_in() -> tuple[SourceType, ...]:
     return tuple(found)
 
 
-BUILT_IN = ("ldap_config", "csv_config", "m365_config")
+BUILT_IN = ("ldap_config", "csv_config", "excel_config", "m365_config")
 """zsync's own source types, in the order ``zsync check`` and the docs list them."""
 
 

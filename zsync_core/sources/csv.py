@@ -129,7 +129,7 @@ class CsvSource:
                 )
                 continue
             record = dict(zip(names, (cell.strip() for cell in row), strict=True))
-            account = self._account(record, where, result)
+            account = row_account(record, where, result)
             if account is not None:
                 result.accounts.append(account)
         return result
@@ -155,25 +155,7 @@ class CsvSource:
             raise SourceError(
                 f"Source {self.name!r}: {self.path} is empty; it needs a header row with at least 'email'."
             )
-        names = [name.strip().lstrip("\ufeff").lower() for name in header]
-        if "email" not in names:
-            raise SourceError(
-                f"Source {self.name!r}: {self.path} has no 'email' column (header: {', '.join(names)}). "
-                f"Columns: {', '.join(COLUMNS)}."
-            )
-        unknown = [name or "(an empty name)" for name in names if name not in COLUMNS]
-        if unknown:
-            raise SourceError(
-                f"Source {self.name!r}: {self.path} has unknown column(s) {', '.join(unknown)} "
-                f"(a delimiter at the end of the header?). Known columns: {', '.join(COLUMNS)}."
-            )
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise SourceError(
-                f"Source {self.name!r}: {self.path} names the column(s) {', '.join(twice)} "
-                "more than once; which one holds the value is not known. Keep one of each."
-            )
-        return names
+        return column_names(header, f"Source {self.name!r}: {self.path}")
 
     def _row(self, line: str) -> tuple[list[str] | None, str]:
         """The fields of one line, or None and why not. A line with an odd number of quotes
@@ -189,60 +171,88 @@ class CsvSource:
                 return None, f"a field is longer than {limit:,} characters"
             return None, 'a quote where none may be (a field with a " must be quoted whole)'
 
-    def _account(
-        self, record: dict[str, str], where: str, result: SourceResult
-    ) -> SourceAccount | None:
-        address = normalize_address(record.get("email"))
 
-        def reject(message: str) -> None:
-            result.skip(where, message, address=address, source_id=record.get("id") or address)
+def column_names(header: list[str], where: str) -> list[str]:
+    """A table's header as column names (lower case, as the rows are read).
 
-        for column, value in record.items():
-            control = first_control(value)
-            if control is not None:
-                reject(
-                    f"{column} holds {control}, a control character (nothing sent to Zivver may)"
-                )
-                return None
-        email = address
-        if email is None:
-            reject(f"{record.get('email', '')!r} is not a valid e-mail address")
-            return None
-        kind = KINDS.get(record.get("kind", "").lower())
-        if kind is None:
-            reject(f"kind {record['kind']!r} must be 'personal' or 'functional'")
-            return None
-        active_text = record.get("active", "").lower()
-        if active_text not in TRUE | FALSE:
-            reject(f"active {record['active']!r} must be true or false")
-            return None
-        addresses: dict[str, frozenset[str]] = {}
-        for column in ("aliases", "delegates"):
-            values = [
-                value
-                for value in record.get(column, "").replace(",", ";").split(";")
-                if value.strip()
-            ]
-            parsed = {normalize_address(value) for value in values}
-            if None in parsed:
-                bad = [value for value in values if normalize_address(value) is None]
-                reject(f"{column} has invalid address(es) {', '.join(bad)}")
-                return None
-            addresses[column] = address_set(a for a in parsed if a)
-        return SourceAccount(
-            kind=kind,
-            source_id=record.get("id") or email,
-            email=email,
-            display_name=record.get("name") or email,
-            active=active_text in TRUE,
-            source=self.name,
-            entry=where,
-            aliases=addresses["aliases"],
-            delegates=addresses["delegates"],
-            sso_key=record.get("sso_key") or None,
-            division=record.get("division") or None,
-            phone=(record.get("phone") or None) if kind is Kind.PERSONAL else None,
+    Raises:
+        SourceError: no 'email' column, or a column unknown, empty or named twice.
+    """
+    names = [str(name).strip().lstrip("\ufeff").lower() for name in header]
+    if "email" not in names:
+        raise SourceError(
+            f"{where} has no 'email' column (header: {', '.join(names)}). "
+            f"Columns: {', '.join(COLUMNS)}."
         )
+    unknown = [name or "(an empty name)" for name in names if name not in COLUMNS]
+    if unknown:
+        raise SourceError(
+            f"{where} has unknown column(s) {', '.join(unknown)} (a delimiter at the end of "
+            f"the header?). Known columns: {', '.join(COLUMNS)}."
+        )
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise SourceError(
+            f"{where} names the column(s) {', '.join(twice)} more than once; which one holds "
+            "the value is not known. Keep one of each."
+        )
+    return names
+
+
+def row_account(
+    record: dict[str, str], where: str, result: SourceResult, default_kind: Kind = Kind.PERSONAL
+) -> SourceAccount | None:
+    """The account one row of a table (CSV, a sheet) describes, by column name; None, and
+    the row in ``result.unusable``, when it cannot be used. A row without a kind is
+    ``default_kind``."""
+    address = normalize_address(record.get("email"))
+
+    def reject(message: str) -> None:
+        result.skip(where, message, address=address, source_id=record.get("id") or address)
+
+    for column, value in record.items():
+        control = first_control(value)
+        if control is not None:
+            reject(f"{column} holds {control}, a control character (nothing sent to Zivver may)")
+            return None
+    email = address
+    if email is None:
+        reject(f"{record.get('email', '')!r} is not a valid e-mail address")
+        return None
+    kind_text = record.get("kind", "").lower()
+    kind = default_kind if not kind_text else KINDS.get(kind_text)
+    if kind is None:
+        reject(f"kind {record['kind']!r} must be 'personal' or 'functional'")
+        return None
+    active_text = record.get("active", "").lower()
+    if active_text not in TRUE | FALSE:
+        reject(f"active {record['active']!r} must be true or false")
+        return None
+    addresses: dict[str, frozenset[str]] = {}
+    for column in ("aliases", "delegates"):
+        values = [
+            value for value in record.get(column, "").replace(",", ";").split(";") if value.strip()
+        ]
+        parsed = {normalize_address(value) for value in values}
+        if None in parsed:
+            bad = [value for value in values if normalize_address(value) is None]
+            reject(f"{column} has invalid address(es) {', '.join(bad)}")
+            return None
+        addresses[column] = address_set(a for a in parsed if a)
+    return SourceAccount(
+        kind=kind,
+        source_id=record.get("id") or email,
+        email=email,
+        display_name=record.get("name") or email,
+        active=active_text in TRUE,
+        source=result.name,
+        entry=where,
+        aliases=addresses["aliases"],
+        delegates=addresses["delegates"],
+        sso_key=record.get("sso_key") or None,
+        division=record.get("division") or None,
+        phone=(record.get("phone") or None) if kind is Kind.PERSONAL else None,
+    )
 
 
 def _line_of_bad_byte(path: Path, encoding: str) -> int:

@@ -1,0 +1,135 @@
+"""The Excel source: workbooks written with openpyxl (as Excel saves them), read by zsync as
+an admin means them, end to end against the Zivver emulator."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+
+from zsync_core.config import parse_config
+from zsync_core.errors import ConfigError
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+def workbook(path: Path, sheets: dict[str, list[list[Any]]], hidden: int | None = None) -> Path:
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for title, rows in sheets.items():
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+        if hidden is not None:
+            sheet.row_dimensions[hidden].hidden = True
+    book.save(path)
+    return path
+
+
+def excel(**extra: Any) -> dict[str, Any]:
+    return {"name": "Staff workbook", "type": "excel", "path": "staff.xlsx", **extra}
+
+
+def test_a_workbook_of_users_and_functional_accounts_is_synced_with_its_typed_cells(
+    tmp_path, zivver, make_profile, capsys
+):
+    workbook(
+        tmp_path / "staff.xlsx",
+        {
+            "Users": [
+                ["Email", "Name", "Active", "Phone", "Division"],  # any case
+                ["ann@example.org", "Ann", True, 612345678, "finance"],  # a number cell
+                [None, None, None, None, None],  # an empty row ends nothing
+                ["bob@example.org", "Bob", False, None, None],  # a boolean cell
+                ["cat@example.org", "Cat", "yes", "+31 6 8765 4321", None],  # hidden row
+            ],
+            "Functional accounts": [
+                ["email", "name", "delegates"],
+                ["desk@example.org", "Help Desk", "ann@example.org"],
+            ],
+        },
+        hidden=4,
+    )
+    zivver.org.divisions.add("finance")
+    source = excel(
+        sheet="Users",
+        functional_sheet="Functional accounts",
+        phone_region="NL",
+        description="HR export, weekly",
+    )
+    profile = make_profile([source], sync_phone_numbers=True)
+
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code == 0, err
+    org = zivver.org
+    ann = org.user_by_email("ann@example.org")
+    assert [n["value"] for n in ann["phoneNumbers"]] == ["+31612345678"], "digits, not 612345678.0"
+    assert ann[ENTERPRISE]["division"] == "finance"
+    assert org.user_by_email("bob@example.org") is None, "inactive: not created"
+    assert org.user_by_email("cat@example.org") is not None, "a hidden row is read"
+    assert org.delegates_of("desk@example.org") == {"ann@example.org"}
+    assert report["summary"] == {"create-user": 2, "create-functional": 1}
+
+
+def test_bad_cells_are_named_by_file_sheet_and_row(tmp_path, zivver, make_profile, capsys):
+    workbook(
+        tmp_path / "staff.xlsx",
+        {
+            "Blad1": [
+                ["email", "kind", "active", "phone"],
+                ["ann@example.org", "personal", True, None],
+                ["not an address", "personal", True, None],
+                ["bob@example.org", "robot", True, None],
+                ["cat@example.org", "personal", "maybe", None],
+                ["dan@example.org", "personal", True, "12"],
+                ["eve@example.org", "personal", datetime.date(2026, 1, 2), None, "a note"],
+            ]
+        },
+    )
+    profile = make_profile([excel(phone_region="NL")], sync_phone_numbers=True)
+
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code == 2, err
+    assert "staff.xlsx:Blad1:3: 'not an address' is not a valid e-mail address" in err
+    assert "staff.xlsx:Blad1:4 (bob@example.org): kind 'robot'" in err
+    assert "staff.xlsx:Blad1:5 (cat@example.org): active 'maybe'" in err
+    assert "staff.xlsx:Blad1:6 (dan@example.org): the phone number '12'" in err
+    assert "staff.xlsx:Blad1:7 (eve@example.org): active '2026-01-02'" in err
+    assert "right of the header's last column (rows 7)" in err
+    assert zivver.org.user_by_email("ann@example.org") is not None
+    assert zivver.org.user_by_email("dan@example.org") is not None, "synced without the number"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({"sheet": "Personeel"}, "has no sheet 'Personeel' (it has 'Users')"),
+        ({"sheet": 3}, "has 1 sheet(s) ('Users'), so there is no sheet 3"),
+        ({"path": "missing.xlsx"}, "missing.xlsx does not exist"),
+        ({"path": "not-a-workbook.xlsx"}, "cannot be read as a workbook"),
+    ],
+)
+def test_a_workbook_that_cannot_be_read_changes_nothing_and_says_why(
+    tmp_path, zivver, make_profile, capsys, source, message
+):
+    workbook(tmp_path / "staff.xlsx", {"Users": [["email"], ["ann@example.org"]]})
+    (tmp_path / "not-a-workbook.xlsx").write_text("email\nann@example.org\n")
+    profile = make_profile([excel(**source)])
+
+    code, err, _report = profile.run(capsys=capsys)
+
+    assert code == 3, err
+    assert message in err
+    assert zivver.org.users == {}
+
+
+def test_sheet_numbers_count_from_one(tmp_path):
+    with pytest.raises(ConfigError, match="sheets are counted from 1"):
+        parse_config(
+            {"target": {"api_key_env": "X"}, "sources": [excel(sheet=0)]}, tmp_path / "z.toml"
+        )

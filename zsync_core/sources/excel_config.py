@@ -1,0 +1,43 @@
+"""The ``excel`` source type: an Excel workbook (.xlsx, .xlsm, .xls, .ods), its profile keys
+and its entry in the registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import field_validator
+
+from ..registry import SourceType
+from ..section import SourceSection
+
+
+class ExcelSourceConfig(SourceSection):
+    type: Literal["excel"]
+    path: Path
+    """The workbook; relative paths are relative to the profile. Columns as for CSV (the
+    README), matched whatever their case."""
+    sheet: str | int = 1
+    """The sheet of accounts: its name, or its place from 1 (default the first)."""
+    functional_sheet: str | int | None = None
+    """A second sheet whose rows are functional accounts (the Synctool's V1 template had
+    one); a row's ``kind`` column, when it has one, still counts."""
+
+    @field_validator("sheet", "functional_sheet")
+    @classmethod
+    def _sheet(cls, value: str | int | None) -> str | int | None:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"{value} is no sheet: sheets are counted from 1, or named")
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("a sheet's name cannot be empty")
+        return value
+
+    def sheets(self) -> list[tuple[str | int, bool]]:
+        """(sheet, its rows are functional by default) for each sheet read."""
+        found: list[tuple[str | int, bool]] = [(self.sheet, False)]
+        if self.functional_sheet is not None:
+            found.append((self.functional_sheet, True))
+        return found
+
+
+SOURCE_TYPE = SourceType("excel", ExcelSourceConfig, "zsync_core.sources.excel:ExcelSource")
