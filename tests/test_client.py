@@ -205,7 +205,7 @@ async def test_concurrent_requests_on_a_slow_line_still_never_meet_a_429():
             {"email": "ann@elsewhere.com"},
             "outside your organization",
         ),
-        (lambda org: None, {"division": "Sales"}, "Zivver does not know the division Sales"),
+        (lambda org: None, {"division": "Sales"}, "division Sales does not exist in Zivver"),
     ],
 )
 async def test_zivvers_error_texts_become_explanations(zivver, setup, body, expected):

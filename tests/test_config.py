@@ -151,7 +151,7 @@ def test_the_example_openldap_source_loads_when_uncommented(tmp_path):
         (with_changes("sources", user_filter="objectClass=user"), "is not a valid LDAP filter"),
         (
             with_changes("sources", type="exchange"),
-            'sources[0] (AD).type: must be "ldap", "csv" or "microsoft365"',
+            'sources[0] (AD).type: must be "ldap", "csv", "excel" or "microsoft365"',
         ),
         (
             with_changes("sources", directory="novell"),

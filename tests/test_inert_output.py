@@ -112,9 +112,8 @@ def test_headless_stderr_log_events_history_and_webhook_show_no_raw_sequence(
     assert [c["email"] for c in failed] == ["mallory@example.org"]
     # the division reaches Zivver with its controls made spaces (nothing sent may hold one)
     assert "Invalid division: Sales ]52;c;" in failed[0]["error"], "Zivver's text"
-    assert (
-        "FAILED create-user mallory@example.org: Zivver does not know the division Sales ]52" in err
-    )
+    assert "FAILED create-user mallory@example.org: division Sales ]52" in err
+    assert "does not exist in Zivver: create it in the Zivver WebApp" in err
     assert "the division holds \\x1b, a control character; it is sent as 'Sales ]52" in err
     assert "\\u202e" in err and "cn=eve\\x1b]52" in err, "Eve's DN is named, inert"
     assert zivver.org.user_by_email("ev\x1be@example.org") is None, "no such address"

@@ -86,6 +86,7 @@ def test_a_row_whose_address_cannot_be_read_blocks_every_removal_and_is_heard(
             "address": None,
             "id": None,
             "reason": "'not-an-email' is not a valid e-mail address",
+            "value": None,
         }
     ]
     assert report["removals_not_planned"] == ["bob@example.org"]

@@ -75,13 +75,15 @@ def test_its_keys_are_checked_and_its_tag_is_named(zivver, make_profile, tmp_pat
     data = {"target": {"api_key_env": "K"}, "sources": [{"name": "X", "type": "rooster"}]}
     path.write_text(tomli_w.dumps(data))
     done = zsync(site, "check", "--config", str(path))
-    assert 'must be "ldap", "csv", "microsoft365" or "roster"' in done.stdout
+    assert 'must be "ldap", "csv", "excel", "microsoft365" or "roster"' in done.stdout
 
 
 def test_without_the_plug_in_the_tag_is_unknown(zivver, make_profile):
     done = zsync(None, "check", "--config", str(roster_profile(make_profile)))
     assert done.returncode == 3
-    assert 'sources[0] (Roster).type: must be "ldap", "csv" or "microsoft365"' in done.stdout
+    assert (
+        'sources[0] (Roster).type: must be "ldap", "csv", "excel" or "microsoft365"' in done.stdout
+    )
 
 
 def test_a_broken_plug_in_breaks_only_its_own_type(zivver, make_profile, tmp_path):

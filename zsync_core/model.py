@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, NamedTuple
 
-from .config import GuardedAction
+from .section import GuardedAction
 
 NO_ADDRESSES: frozenset[str] = frozenset()
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from .config import GuardedAction
 from .model import Action
+from .section import GuardedAction
 
 
 class ExitCode(IntEnum):

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from .config import GuardedAction
 from .errors import LockedError, StoreError
 from .model import Action, Change, Match, Plan
 from .outcome import ChangeOutcome, ChangeState, RunRecord, RunStatus
 from .output import inert
 from .plan import MappingEntry
+from .section import GuardedAction
 
 SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS mapping (

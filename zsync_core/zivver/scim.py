@@ -386,9 +386,9 @@ _KNOWN: list[tuple[re.Pattern[str], str]] = [
     ),
     (
         re.compile(r"Invalid division:?\s*(?P<other>.*)", re.I),
-        "division {other} does not exist in Zivver: create it in the Zivver WebApp (Organization "
-        "→ Divisions) or fix the mapping (the source's ou_mapping, its division attribute or "
-        "column); this change failed alone.",
+        "division {other} does not exist in Zivver: create it in the Zivver WebApp or fix the "
+        "mapping (the source's ou_mapping, its division attribute or column); this change "
+        "failed alone.",
     ),
     (
         re.compile(r"Unknown account with uuid:?\s*(?P<other>\S*)", re.I),
