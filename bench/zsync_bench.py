@@ -57,6 +57,7 @@ ATTRIBUTES = [
     "msExchRecipientTypeDetails",
     "msExchDelegateListLink",
     "member",
+    "mobile",
     "objectClass",
 ]
 ZIVVER_USER = "urn:ietf:params:scim:schemas:zivver:0.1:User"
@@ -84,6 +85,29 @@ def members(group: int) -> list[int]:
     return [group * 100 + k for k in range(5)]
 
 
+FINANCE = f"ou=Finance,{STAFF}"
+OU_MAP = {FINANCE: "finance", STAFF: "staff"}
+"""The profile's ou_map: one user in five is in Finance, the others in Staff."""
+
+
+def user_dn(number: int) -> str:
+    return f"cn=user{number:06},{FINANCE if number % 5 == 0 else STAFF}"
+
+
+def division(number: int) -> str:
+    return "finance" if number % 5 == 0 else "staff"
+
+
+def mobile(number: int) -> tuple[str, str] | None:
+    """One user in eight has a mobile number: (as the directory holds it, in E.164), half
+    of them written the Dutch way, as people type them."""
+    if number % 8:
+        return None
+    e164 = f"+316{number % 100_000_000:08}"
+    typed = f"06 {e164[4:8]} {e164[8:]}" if number % 16 else e164
+    return typed, e164
+
+
 # --- the directory -------------------------------------------------------------------------
 
 
@@ -99,13 +123,14 @@ def write_ldif(path: Path, accounts: int) -> None:
         )
         for ou in ("Staff", "Groups"):
             out.write(f"dn: ou={ou},{BASE_DN}\nobjectClass: organizationalUnit\nou: {ou}\n\n")
+        out.write(f"dn: {FINANCE}\nobjectClass: organizationalUnit\nou: Finance\n\n")
         out.write(
             f"dn: {SERVICE_DN}\nobjectClass: person\ncn: svc-zivver\nsn: service\nuserPassword: {SERVICE_PASSWORD}\n\n"
         )
         for number in range(accounts):
             mail = email(number)
             lines = [
-                f"dn: cn=user{number:06},{STAFF}",
+                f"dn: {user_dn(number)}",
                 "objectClass: top",
                 "objectClass: person",
                 "objectClass: organizationalPerson",
@@ -121,6 +146,9 @@ def write_ldif(path: Path, accounts: int) -> None:
             ]
             if alias(number):
                 lines.append(f"proxyAddresses: smtp:{alias(number)}")
+            number_of = mobile(number)
+            if number_of:
+                lines.append(f"mobile: {number_of[0]}")
             out.write("\n".join(lines) + "\n\n")
         for group in range(accounts // 100):
             lines = [
@@ -132,7 +160,7 @@ def write_ldif(path: Path, accounts: int) -> None:
                 f"mail: team{group:05}@example.org",
                 f"objectGUID:: {b64(guid(10_000_000 + group).bytes_le)}",
             ]
-            lines += [f"member: cn=user{m:06},{STAFF}" for m in members(group)]
+            lines += [f"member: {user_dn(m)}" for m in members(group)]
             out.write("\n".join(lines) + "\n\n")
 
 
@@ -156,13 +184,18 @@ def seed_organization(org: Any, accounts: int) -> None:
     from zsync_emulator.app import _new_group, _new_user
 
     ids = []
+    org.divisions |= set(OU_MAP.values())
     for number in range(accounts):
         user_id = str(uuid.UUID(int=number + 1))
         ids.append(user_id)
         aliases = [alias(number)] if alias(number) else []
-        org.users[user_id] = _new_user(
-            user_id, email(number), f"User {number:06}", True, aliases, [], "/"
+        user = _new_user(
+            user_id, email(number), f"User {number:06}", True, aliases, [], division(number)
         )
+        number_of = mobile(number)
+        if number_of:
+            user["phoneNumbers"] = [{"value": number_of[1]}]
+        org.users[user_id] = user
     for group in range(accounts // 100):
         group_id = str(uuid.UUID(int=20_000_000 + group))
         org.groups[group_id] = _new_group(
@@ -206,9 +239,16 @@ def write_profile(work: Path, slapd: Slapd, url: str, limited: bool) -> Path:
                 "base_dn": BASE_DN,
                 "directory": "active-directory",
                 "page_size": 1000,
+                "phone_region": "NL",
+                "ou_mapping": "dn",
+                "ou_map": OU_MAP,
             }
         ],
-        "sync": {"domains": ["example.org"], "shrink_guard_percent": 100},
+        "sync": {
+            "domains": ["example.org"],
+            "shrink_guard_percent": 100,
+            "sync_phone_numbers": True,
+        },
     }
     profile.write_text(tomli_w.dumps(data), encoding="utf-8")
     return profile

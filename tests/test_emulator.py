@@ -185,3 +185,19 @@ def test_429_has_ratelimit_headers_and_no_retry_after_unless_asked():
         }
         org.retry_after = True
         assert "Retry-After" in http.get(f"{server.url}/Users").headers
+
+
+def test_a_phone_number_not_in_e164_is_refused_as_the_stricter_side():
+    """The capture holds only E.164 numbers; the evidence says nothing of another form."""
+    org = Organization(api_key="k", rate_limit=None)
+    with EmulatorServer(org) as server, httpx.Client(headers={"Authorization": "Bearer k"}) as http:
+        user = {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "ann@example.org",
+            "name": {"formatted": "Ann"},
+            "phoneNumbers": [{"value": "06 1234 5678"}],
+        }
+        refused = http.post(f"{server.url}/Users", json=user)
+        assert (refused.status_code, refused.text) == (400, "Invalid phone number: 06 1234 5678")
+        user["phoneNumbers"] = [{"value": "+31612345678"}]
+        assert http.post(f"{server.url}/Users", json=user).status_code == 201

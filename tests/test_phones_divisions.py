@@ -99,6 +99,15 @@ def test_an_adopted_organization_keeps_the_numbers_people_set_unless_asked(
     source = ldap_source(directory.slapd, phone_region="NL")
     profile = make_profile([source])
 
+    code, err, report = profile.run("--dry-run", capsys=capsys)
+    assert "1 matched user(s) have a mobile number in the sources that Zivver does not hold" in err
+    profile.data["sync"]["sync_phone_numbers"] = True
+    profile.write()
+    code, err, report = profile.run("--dry-run", capsys=capsys)
+    assert "1 phone number(s) would change" in err, "the takeover says so before any write"
+    profile.data["sync"]["sync_phone_numbers"] = False
+    profile.write()
+
     code, err, report = profile.run(capsys=capsys)
     assert code == 0, err
     assert report["summary"] == {}, "option off: nothing is sent for the numbers"

@@ -381,6 +381,10 @@ class Takeover:
     foreign_members: tuple[str, ...]
     """Functional accounts with members zsync cannot express (other functional accounts,
     ids that resolve to nothing): they are kept on every write."""
+    numbers_differ: int = 0
+    """Matched users whose mobile number in the sources is not among theirs in Zivver."""
+    numbers_synced: bool = False
+    """Whether those numbers are written (``sync.sync_phone_numbers``)."""
 
     @property
     def worth_showing(self) -> bool:
@@ -418,6 +422,17 @@ class Takeover:
                 f"{len(self.foreign_members)} functional account(s) have members zsync cannot "
                 "express (other functional accounts, ids of no account); zsync keeps the functional "
                 "accounts among them on every write: " + _some(self.foreign_members, shown) + "."
+            )
+        if self.numbers_differ and self.numbers_synced:
+            lines.append(
+                f"{self.numbers_differ} phone number(s) would change: the sources' number "
+                "becomes each user's first number in Zivver (their others stay)."
+            )
+        elif self.numbers_differ:
+            lines.append(
+                f"{self.numbers_differ} matched user(s) have a mobile number in the sources that "
+                "Zivver does not hold; numbers are not synced (sync.sync_phone_numbers is off), "
+                "so the numbers people set in Zivver stay."
             )
         return lines
 

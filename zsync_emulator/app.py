@@ -14,6 +14,8 @@ Resources and writes:
   the list. The enterprise block and ``name`` are replaced the same way *(silent: the
   evidence names the zivver block only)*.
 - Unknown attributes in a body are refused with 400 *(silent)*.
+- A phone number sent that is not E.164 (``+`` and 7 to 15 digits, as every one in the
+  capture) is refused with 400 ``Invalid phone number: …`` *(silent)*.
 - POST /Users: new users are always active; an address that exists answers **409 with an
   empty body**. POST /Groups whose address exists (as anything) answers 400
   ``Account is outside the organization``; an unknown member 400 ``Unknown in set``.
@@ -546,11 +548,20 @@ def _enterprise(org: Organization, body: dict[str, Any]) -> dict[str, Any] | Non
     return block
 
 
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+"""A number as the capture shows every one Zivver holds (``+316…``)."""
+
+
 def _phone_numbers(value: Any) -> list[dict[str, Any]]:
+    """*(silent)* The capture shows only E.164 values and no error for another form: the
+    emulator takes the stricter side and refuses a value that is not E.164."""
     if not isinstance(value, list) or not all(
         isinstance(item, dict) and isinstance(item.get("value"), str) for item in value
     ):
         raise ScimError(400, 'phoneNumbers must be a list of {"value": "+31…"}')
+    for item in value:
+        if not E164.fullmatch(item["value"]):
+            raise ScimError(400, f"Invalid phone number: {item['value']}")
     return [dict(item) for item in value]
 
 

@@ -221,7 +221,8 @@ class ZsyncApp(App[int]):
     def _show_load(self, autostart: bool) -> None:
         config = self.session.config
         host = urlsplit(config.target.url).hostname or config.target.url
-        screen = LoadScreen(self.where, [s.name for s in config.sources], host)
+        sources = [(s.name, s.description) for s in config.sources]
+        screen = LoadScreen(self.where, sources, host)
         if isinstance(self.screen, StepScreen):
             self.switch_screen(screen)
         else:

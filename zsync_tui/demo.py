@@ -31,6 +31,11 @@ SOURCE = "Staff list"
 RENAMED = {"E1010": "fleur.dejong@example.org", "E1020": "iris.smit@example.org"}
 """Directory id → the address Zivver still has (the person changed name since)."""
 RENAMED_DISPLAY = {"E1030": "Vera Bruijn"}
+"""Directory id → the display name Zivver still has; Vera also moved to the division "care"
+(the staff list's ``division``), which Zivver has but she is not in yet."""
+OLD_PHONE = {"E1010": "+31611110000"}
+"""Directory id → the mobile number Zivver has; the staff list has a newer one."""
+DIVISIONS = {"care"}
 SUSPENDED_IN_ZIVVER = {"E1045"}
 """Suspended in Zivver, active again in the directory: re-enabled."""
 NEW = {f"E{n}" for n in range(1053, 1061)}
@@ -86,9 +91,11 @@ def start_demo(directory: Path) -> Demo:
         "[[sources]]\n"
         f'name = "{SOURCE}"\n'
         'type = "csv"\n'
-        'path = "staff.csv"\n\n'
+        'path = "staff.csv"\n'
+        'phone_region = "NL"   # numbers without +31 are Dutch\n\n'
         "[sync]\n"
-        'domains = ["example.org"]\n',
+        'domains = ["example.org"]\n'
+        "sync_phone_numbers = true\n",
         encoding="utf-8",
     )
     os.environ[API_KEY_ENV] = API_KEY
@@ -99,6 +106,7 @@ def _seed(org: Organization, store: Store, staff: Path) -> None:
     with staff.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     user_ids: dict[str, str] = {}
+    org.divisions |= DIVISIONS
     for row in rows:
         source_id = row["id"]
         if row["kind"] != "personal" or source_id in NEW:
@@ -110,6 +118,7 @@ def _seed(org: Organization, store: Store, staff: Path) -> None:
             RENAMED_DISPLAY.get(source_id, row["name"]),
             active=source_id not in SUSPENDED_IN_ZIVVER,
             aliases=aliases,
+            phone_numbers=[OLD_PHONE[source_id]] if source_id in OLD_PHONE else None,
         )
         user_ids[row["email"]] = zivver_id
         # zsync created these users last month: it knows the key it sent (or that it sent none)

@@ -10,34 +10,21 @@ first cell). Errors name ``file:sheet:row``.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 from typing import Any
 
 from ..config import Config
 from ..errors import SourceError
-from ..model import Kind, Notice, StepEvent
-from . import Emit, SourceResult
-from .csv import column_names, row_account
+from ..model import Kind, Notice
+from . import SourceResult
+from .csv import TableFile, column_names, row_account
 from .excel_config import ExcelSourceConfig
 
 
-class ExcelSource:
+class ExcelSource(TableFile):
     def __init__(self, source: ExcelSourceConfig, config: Config) -> None:
+        super().__init__(source, config)
         self.config = source
-        self.name = source.name
-        self.path = config.resolve(source.path)
-
-    async def load(self, emit: Emit) -> SourceResult:
-        step = f"{self.name}: read {self.path.name}"
-        emit(StepEvent(step, step, "running"))
-        try:
-            result = await asyncio.to_thread(self._read)
-        except SourceError as error:
-            emit(StepEvent(step, step, "failed", detail=str(error)))
-            raise
-        emit(StepEvent(step, step, "done", len(result.accounts), len(result.accounts)))
-        return result
 
     def _read(self) -> SourceResult:
         from python_calamine import CalamineError, CalamineWorkbook
@@ -56,15 +43,12 @@ class ExcelSource:
             ) from None
         result = SourceResult(self.name, [])
         for sheet, functional in self.config.sheets():
-            rows = self._rows(workbook, sheet, head)
-            self._parse(rows, self._name_of(workbook, sheet), functional, result)
+            name, rows = self._rows(workbook, sheet, head)
+            self._parse(rows, name, functional, result)
         return result
 
-    def _name_of(self, workbook: Any, sheet: str | int) -> str:
-        names: list[str] = list(workbook.sheet_names)
-        return names[sheet - 1] if isinstance(sheet, int) else sheet
-
-    def _rows(self, workbook: Any, sheet: str | int, head: str) -> list[list[Any]]:
+    def _rows(self, workbook: Any, sheet: str | int, head: str) -> tuple[str, list[list[Any]]]:
+        """The sheet's name as the workbook has it, and its rows as Python values."""
         names: list[str] = list(workbook.sheet_names)
         shown = ", ".join(repr(n) for n in names)
         if isinstance(sheet, int):
@@ -91,7 +75,7 @@ class ExcelSource:
                 f"{head}: {self.path.name}:{name} cannot be read ({error}). Open and save it in "
                 "Excel, then run again."
             ) from None
-        return rows
+        return name, rows
 
     def _parse(
         self, rows: list[list[Any]], sheet: str, functional: bool, result: SourceResult
@@ -137,6 +121,8 @@ class ExcelSource:
 
 def _text(cell: Any) -> str:
     """A cell as the admin means it, as text."""
+    if type(cell) is str:  # most cells
+        return cell.strip()
     if cell is None:
         return ""
     if isinstance(cell, bool):

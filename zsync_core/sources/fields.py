@@ -36,7 +36,7 @@ def finish(result: SourceResult, source: SourceSection, write_phones: bool) -> N
         ((",".join(dn_key(suffix)), division) for suffix, division in source.ou_map.items()),
         key=lambda item: -len(item[0]),
     )
-    numbers = Numbers(source.phone_region)
+    region = source.phone_region
     for index, account in enumerate(accounts):
         division = account.division
         if mapping == "domain":
@@ -47,7 +47,7 @@ def finish(result: SourceResult, source: SourceSection, write_phones: bool) -> N
             division = _by_dn(account.entry, table)
         phone = account.phone
         if phone is not None:
-            phone, why = numbers.e164(phone)
+            phone, why = e164(phone, region)
             if why is not None:
                 _bad_number(result, account, why, write_phones)
         if division != account.division or phone != account.phone:
@@ -79,31 +79,25 @@ def _bad_number(result: SourceResult, account: SourceAccount, why: str, write: b
         )
 
 
-class Numbers:
-    """Phone numbers read with Google's libphonenumber (:mod:`phonenumbers`), a number
-    without ``+`` in ``region``."""
+def e164(raw: str, region: str | None) -> tuple[str | None, str | None]:
+    """``raw`` in E.164 (``+31612345678``), read with Google's libphonenumber (a number
+    without ``+`` or ``00`` in ``region``), or None and why it cannot be used."""
+    import phonenumbers
 
-    def __init__(self, region: str | None) -> None:
-        self.region = region
-
-    def e164(self, raw: str) -> tuple[str | None, str | None]:
-        """The number in E.164 (``+31612345678``), or None and why it cannot be used."""
-        import phonenumbers
-
-        text = raw.strip()
-        if text.startswith("00"):  # the international prefix of most of the world
-            text = "+" + text[2:]
-        if not text.startswith("+") and self.region is None:
-            return None, (
-                f"the phone number {raw!r} has no country code (+…) and the source has no "
-                'phone_region to read it in; add e.g. phone_region = "NL" to the source'
-            )
-        try:
-            parsed = phonenumbers.parse(text, self.region)
-        except phonenumbers.NumberParseException as error:
-            said = str(error).partition(") ")[2] or str(error)  # "(1) Missing or invalid…"
-            return None, f"the phone number {raw!r} cannot be read ({said.rstrip('.')})"
-        if not phonenumbers.is_valid_number(parsed):
-            where = f" in {self.region}" if self.region and not text.startswith("+") else ""
-            return None, f"the phone number {raw!r} is not a valid number{where}"
-        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), None
+    text = raw.strip()
+    if text.startswith("00"):  # the international prefix of most of the world
+        text = "+" + text[2:]
+    if not text.startswith("+") and region is None:
+        return None, (
+            f"the phone number {raw!r} has no country code (+…) and the source has no "
+            'phone_region to read it in; add e.g. phone_region = "NL" to the source'
+        )
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as error:
+        said = str(error).partition(") ")[2] or str(error)  # "(1) Missing or invalid…"
+        return None, f"the phone number {raw!r} cannot be read ({said.rstrip('.')})"
+    if not phonenumbers.is_valid_number(parsed):
+        where = f" in {region}" if region and not text.startswith("+") else ""
+        return None, f"the phone number {raw!r} is not a valid number{where}"
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), None

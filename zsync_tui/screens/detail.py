@@ -22,6 +22,7 @@ FIELD_NAMES = {
     "aliases": "Aliases",
     "delegates": "Delegates",
     "division": "Division",
+    "phone": "Phone",
     "sso_key": "SsoAccountKey",
 }
 

@@ -42,7 +42,8 @@ class LoadScreen(StepScreen):
     class StartRequested(Message):
         """The admin pressed Start."""
 
-    def __init__(self, where: str, sources: list[str], target: str) -> None:
+    def __init__(self, where: str, sources: list[tuple[str, str]], target: str) -> None:
+        """``sources``: each source's name and description ("" for none), in order."""
         super().__init__(where)
         self.sources = sources
         self.target = target
@@ -51,7 +52,7 @@ class LoadScreen(StepScreen):
         """Loading (not Textual's ``loading``, which would cover the steps with a spinner)."""
 
     def body(self) -> Iterable[Widget]:
-        listed = ", ".join(repr(s) for s in self.sources)
+        listed = ", ".join(repr(name) for name, _description in self.sources)
         yield Static(
             fmt.styled(
                 ("Step 1 — Load and parse.", "b"),
@@ -75,7 +76,10 @@ class LoadScreen(StepScreen):
         self.reset()
 
     def reset(self) -> None:
-        self.rows = [StepRow(f"{name}:", f"{name}: read") for name in self.sources]
+        self.rows = [
+            StepRow(f"{name}:", f"{name}: read" + (f" — {about}" if about else ""))
+            for name, about in self.sources
+        ]
         self.rows.append(StepRow("Zivver:", "Zivver: read users and functional accounts"))
         self.query_one(VirtualTable).set_rows(self.rows)
         errors = self.query_one("#errors", Static)
