@@ -198,3 +198,24 @@ def test_check_names_each_source_with_its_description(tmp_path, zivver, make_pro
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "source 'HR' (csv) — HR export, weekly" in out.out + out.err
+
+
+def test_the_dn_map_finds_the_longest_suffix_per_entry_whatever_the_order_read():
+    from zsync_core.model import SourceAccount
+    from zsync_core.sources.fields import _DnMap
+
+    # finish() rebuilds an account from its fields with these two last
+    assert SourceAccount._fields[-2:] == ("division", "phone")
+    dn_map = _DnMap(
+        {
+            "OU=Finance,OU=Staff,DC=example,DC=org": "finance",
+            "OU=Staff,DC=example,DC=org": "staff",
+            "CN=Special,OU=Staff,DC=example,DC=org": "special",
+        }
+    )
+    assert dn_map.division("cn=ann,ou=staff,dc=example,dc=org") == "staff"
+    assert dn_map.division("CN=Bob, OU=Finance, OU=Staff, DC=example, DC=org") == "finance"
+    assert dn_map.division("cn=cat,ou=finance,ou=staff,dc=example,dc=org") == "finance"
+    assert dn_map.division("cn=special,ou=staff,dc=example,dc=org") == "special", "itself mapped"
+    assert dn_map.division("cn=dan,ou=elsewhere,dc=example,dc=org") is None
+    assert dn_map.division("cn=eve,ou=staff,dc=example,dc=org") == "staff", "from the cache"
