@@ -99,8 +99,6 @@ def test_an_adopted_organization_keeps_the_numbers_people_set_unless_asked(
     source = ldap_source(directory.slapd, phone_region="NL")
     profile = make_profile([source])
 
-    code, err, report = profile.run("--dry-run", capsys=capsys)
-    assert "1 matched user(s) have a mobile number in the sources that Zivver does not hold" in err
     profile.data["sync"]["sync_phone_numbers"] = True
     profile.write()
     code, err, report = profile.run("--dry-run", capsys=capsys)
@@ -219,3 +217,24 @@ def test_the_dn_map_finds_the_longest_suffix_per_entry_whatever_the_order_read()
     assert dn_map.division("cn=special,ou=staff,dc=example,dc=org") == "special", "itself mapped"
     assert dn_map.division("cn=dan,ou=elsewhere,dc=example,dc=org") is None
     assert dn_map.division("cn=eve,ou=staff,dc=example,dc=org") == "staff", "from the cache"
+
+
+def test_a_number_zivver_already_holds_is_in_step_without_a_parse_and_others_are_checked():
+    from zsync_core.model import Kind, SourceAccount
+    from zsync_core.sources import SourceResult
+    from zsync_core.sources.fields import canonical, read_numbers
+
+    assert canonical("06 1234 5678", "NL") == "+31612345678"
+    assert canonical("0031 (6) 1234-5678", None) == "+31612345678"
+    assert canonical("06 44 55", "IT") == "+390644 55".replace(" ", "")  # Italy keeps its 0
+    assert canonical("call me", "NL") is None
+
+    def person(email: str, phone: str) -> SourceAccount:
+        return SourceAccount(
+            Kind.PERSONAL, email, email, "P", True, "S", f"row {email}", phone=phone
+        )
+
+    result = SourceResult("S", [person("a@x.org", "06 1234 5678"), person("b@x.org", "06 12")])
+    read_numbers(result, "NL", {"a@x.org": ("+31612345678",), "b@x.org": ("+31699999999",)})
+    assert [a.phone for a in result.accounts] == ["+31612345678", None]
+    assert [u.address for u in result.unusable] == ["b@x.org"], "not held as it reads: checked"

@@ -382,9 +382,8 @@ class Takeover:
     """Functional accounts with members zsync cannot express (other functional accounts,
     ids that resolve to nothing): they are kept on every write."""
     numbers_differ: int = 0
-    """Matched users whose mobile number in the sources is not among theirs in Zivver."""
-    numbers_synced: bool = False
-    """Whether those numbers are written (``sync.sync_phone_numbers``)."""
+    """Matched users whose mobile number in the sources is not among theirs in Zivver (read
+    only with ``sync.sync_phone_numbers``): each is written."""
 
     @property
     def worth_showing(self) -> bool:
@@ -423,16 +422,10 @@ class Takeover:
                 "express (other functional accounts, ids of no account); zsync keeps the functional "
                 "accounts among them on every write: " + _some(self.foreign_members, shown) + "."
             )
-        if self.numbers_differ and self.numbers_synced:
+        if self.numbers_differ:
             lines.append(
                 f"{self.numbers_differ} phone number(s) would change: the sources' number "
                 "becomes each user's first number in Zivver (their others stay)."
-            )
-        elif self.numbers_differ:
-            lines.append(
-                f"{self.numbers_differ} matched user(s) have a mobile number in the sources that "
-                "Zivver does not hold; numbers are not synced (sync.sync_phone_numbers is off), "
-                "so the numbers people set in Zivver stay."
             )
         return lines
 

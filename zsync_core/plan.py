@@ -185,7 +185,7 @@ class _Planner:
         self.skipped: list[str] = []
         """Accounts not synced because they clash with Zivver (a kind, another entry's account)."""
         self.numbers_differ = 0
-        """Matched users whose source number is not among Zivver's (written or not)."""
+        """Matched users whose source number is not among Zivver's (each is written)."""
         self.mapping = mapping
         self.removals_blocked = removals_blocked
         self.zivver = zivver
@@ -451,11 +451,17 @@ class _Planner:
             fields.add("division")
         phones = current.phones if current.kept else ()
         phone = phones[0] if phones else None
-        if account.phone and current.kind is Kind.PERSONAL and account.phone not in phones:
+        # a source without a number leaves Zivver's as it is (and none is read without the
+        # option; a plan made with other options than the load's still never writes one)
+        if (
+            options.sync_phone_numbers
+            and account.phone
+            and current.kind is Kind.PERSONAL
+            and account.phone not in phones
+        ):
             self.numbers_differ += 1
-            if options.sync_phone_numbers:
-                phone = account.phone  # a source without a number leaves Zivver's as it is
-                fields.add("phone")
+            phone = account.phone
+            fields.add("phone")
         wanted_delegates = current.delegates
         if options.sync_delegations and (delegates or current.delegates):
             renamed = self.renamed
@@ -803,7 +809,6 @@ class _Planner:
             sso_unknown=tuple(sorted(self.sso_unknown)),
             foreign_members=tuple(sorted(foreign)),
             numbers_differ=self.numbers_differ,
-            numbers_synced=self.options.sync_phone_numbers,
         )
 
     def _guards(self) -> list[Guard]:

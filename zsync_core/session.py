@@ -57,7 +57,7 @@ from .model import (
 from .outcome import ChangeOutcome, ChangeState, ExitCode, RunRecord, RunStatus
 from .plan import MappingEntry, Merged, ZivverIndex, merge_sources, plan
 from .sources import SourceResult, make_source
-from .sources.fields import finish
+from .sources.fields import finish, read_numbers
 from .store import Store
 from .zivver.client import Pacer, ZivverClient
 
@@ -326,6 +326,8 @@ class SyncSession:
             await sources
         finally:
             sources.cancel()  # when this load is cancelled; a no-op once it is done
+        if self.config.sync.sync_phone_numbers:  # with Zivver's: most are in step unparsed
+            await asyncio.to_thread(self._read_numbers, result)
         self._merged = merge_sources((r.name, r.accounts) for r in result.sources)
         self.merged, self.merge_notices = self._merged.accounts, self._merged.notices
         self.loaded = result
@@ -341,6 +343,12 @@ class SyncSession:
         if not result.ok:
             self._finish(RunStatus.ABORTED, {"errors": result.errors()}, healthy=False)
         return result
+
+    def _read_numbers(self, result: LoadResult) -> None:
+        known = {account.email: account.phones for account in result.zivver if account.kept}
+        regions = {source.name: source.phone_region for source in self.config.sources}
+        for source_result in result.sources:
+            read_numbers(source_result, regions.get(source_result.name), known)
 
     async def _load_sources(self, result: LoadResult) -> None:
         for source_config in self.config.sources:  # in order: the first source wins a conflict

@@ -1,16 +1,20 @@
 """The fields every source type maps the same way, once its entries are read: the division
 by the source's ``ou_mapping`` and the mobile number in E.164.
 
-:func:`finish` runs once per read: in the reading process for a source read in one (the
-numbers are parsed while Zivver's list is decoded), else when the session takes the result.
+:func:`finish` maps the divisions once per read: in the reading process for a source read in
+one, else when the session takes the result. :func:`read_numbers` reads the phone numbers
+when Zivver's accounts are in too: a number Zivver already holds in the form the source's
+canonically gives is in step without a parse; only the others (what would be sent) are read
+and checked with libphonenumber, at ~40 µs a number.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..model import Notice, SourceAccount, Unusable
+from ..model import SourceAccount, Unusable
 from ..section import SourceSection, dn_key
 
 if TYPE_CHECKING:
@@ -22,18 +26,18 @@ _AROUND = re.compile(r"\s*([,=])\s*")
 
 
 def finish(result: SourceResult, source: SourceSection, write_phones: bool) -> None:
-    """Each account's division as ``source.ou_mapping`` says and its phone number checked
-    and in E.164; a number that cannot be read is dropped and named (an unusable value when
-    ``write_phones``: the account syncs without it; else a warning). Runs once per result."""
+    """Each account's division as ``source.ou_mapping`` says. Without ``write_phones`` the
+    phone numbers are dropped unread (they are never sent, and a number nobody syncs is no
+    one's problem); with it they stay as the source has them, for :func:`read_numbers`.
+    Runs once per result."""
     if result.finished:
         return
     result.finished = True
     mapping = source.ou_mapping
     accounts = result.accounts
-    if mapping == "attribute" and not any(account.phone for account in accounts):
+    if mapping == "attribute" and (write_phones or not any(a.phone for a in accounts)):
         return  # the daily run of most profiles: nothing to do
     by_dn = _DnMap(source.ou_map)
-    region = source.phone_region
     for index, account in enumerate(accounts):
         division = account.division
         if mapping == "domain":
@@ -42,11 +46,7 @@ def finish(result: SourceResult, source: SourceSection, write_phones: bool) -> N
             division = source.ou_identifier
         elif mapping == "dn":
             division = by_dn.division(account.entry)
-        phone = account.phone
-        if phone is not None:
-            phone, why = e164(phone, region)
-            if why is not None:
-                _bad_number(result, account, why, write_phones)
+        phone = account.phone if write_phones else None
         if division != account.division or phone != account.phone:
             # division and phone are its last fields: _replace costs 3 µs an account
             accounts[index] = SourceAccount._make((*account[:-2], division, phone))
@@ -85,20 +85,51 @@ class _DnMap:
         return self.parents[parent]
 
 
-def _bad_number(result: SourceResult, account: SourceAccount, why: str, write: bool) -> None:
-    if write:
-        result.unusable.append(
-            Unusable(result.name, account.entry, why, account.email, account.source_id, PHONE)
-        )
-    else:
-        result.notices.append(
-            Notice(
-                "warning",
-                f"Source {result.name!r}, {account.entry} ({account.email}): {why}. Phone "
-                "numbers are not synced (sync.sync_phone_numbers is off); fix it in the source "
-                "before turning them on.",
-            )
-        )
+def read_numbers(
+    result: SourceResult, region: str | None, known: Mapping[str, tuple[str, ...]]
+) -> None:
+    """Each account's phone number (as the source has it) in E.164, checked; ``known``: the
+    numbers Zivver holds, by address. One that cannot be read is an unusable value: named,
+    and the account syncs without it."""
+    accounts = result.accounts
+    for index, account in enumerate(accounts):
+        raw = account.phone
+        if raw is None:
+            continue
+        number = canonical(raw, region)
+        if number is None or number not in known.get(account.email, ()):
+            number, why = e164(raw, region)
+            if why is not None:
+                result.unusable.append(
+                    Unusable(
+                        result.name, account.entry, why, account.email, account.source_id, PHONE
+                    )
+                )
+        if number != raw:  # the phone is its last field
+            accounts[index] = SourceAccount._make((*account[:-1], number))
+
+
+_SEPARATORS = str.maketrans("", "", " -.()/\u00a0")
+
+
+def canonical(raw: str, region: str | None) -> str | None:
+    """``raw`` as E.164 would write it, by the plain rules (separators out, ``00`` for ``+``,
+    the region's trunk prefix for its country code), unchecked; None when those do not
+    apply. Only ever compared with a number Zivver holds: anything else is parsed."""
+    text = raw.strip().translate(_SEPARATORS)
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    if text.startswith("+"):
+        return text if text[1:].isdigit() else None
+    if region is None or not text.isdigit():
+        return None
+    import phonenumbers
+
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    prefix = metadata.national_prefix if metadata is not None else None
+    if prefix and text.startswith(prefix):
+        text = text[len(prefix) :]
+    return f"+{phonenumbers.country_code_for_region(region)}{text}"
 
 
 def e164(raw: str, region: str | None) -> tuple[str | None, str | None]:
