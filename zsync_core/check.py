@@ -109,10 +109,13 @@ def _what_was_read(config: Config, loaded: LoadResult, probed: set[str]) -> list
                 found.append(CheckResult(what, False, error))
             continue
         result = read[source.name]
-        problems = len(result.unusable)
+        problems = sum(1 for u in result.unusable if u.protects)
+        values = len(result.unusable) - problems
         detail = f"{len(result.accounts)} accounts read" + (
             f", {problems} entr{'y' if problems == 1 else 'ies'} unusable" if problems else ""
         )
+        if values:  # the accounts sync; only these values do not
+            detail += f", {values} value{'' if values == 1 else 's'} unusable"
         found.append(CheckResult(what, True, detail))
         found += [
             CheckResult(what, True, u.text(), warning=True, unusable=True) for u in result.unusable

@@ -237,8 +237,9 @@ def _check(argv: list[str]) -> int:
     if unusable:
         print(
             f"Every connection works, but {unusable} source entr"
-            f"{'y is' if unusable == 1 else 'ies are'} unusable (each WARN above names where "
-            "and why): a run skips them and exits 2. Fix them in the source and run "
+            f"{'y or value is' if unusable == 1 else 'ies or values are'} unusable (each WARN "
+            "above names where and why): a run leaves them out (an account whose value is "
+            "unusable syncs without it) and exits 2. Fix them in the source and run "
             "'zsync check' again."
         )
         return ExitCode.HELD
