@@ -162,6 +162,7 @@ def test_a_csv_source_maps_phones_and_divisions_by_domain(tmp_path, zivver, make
         ({"ou_identifier": "x"}, 'only with ou_mapping = "custom"'),
         ({"phone_region": "Netherlands"}, "two-letter ISO 3166 code"),
         ({"ou_mapping": "department"}, "ou_mapping"),
+        ({"ou_mapping": "custom", "ou_identifier": "x\x1b[31m"}, "holds a control character"),
     ],
 )
 def test_ou_and_phone_mistakes_in_the_profile_are_named(tmp_path, source, message):
@@ -209,8 +210,10 @@ def test_the_dn_map_finds_the_longest_suffix_per_entry_whatever_the_order_read()
             "OU=Finance,OU=Staff,DC=example,DC=org": "finance",
             "OU=Staff,DC=example,DC=org": "staff",
             "CN=Special,OU=Staff,DC=example,DC=org": "special",
+            "OU=Sales\\, EU,DC=example,DC=org": "sales",
         }
     )
+    assert dn_map.division("CN=A,OU=Sales\\, EU,DC=example,DC=org") == "sales", "escaped comma"
     assert dn_map.division("cn=ann,ou=staff,dc=example,dc=org") == "staff"
     assert dn_map.division("CN=Bob, OU=Finance, OU=Staff, DC=example, DC=org") == "finance"
     assert dn_map.division("cn=cat,ou=finance,ou=staff,dc=example,dc=org") == "finance"
@@ -238,3 +241,21 @@ def test_a_number_zivver_already_holds_is_in_step_without_a_parse_and_others_are
     read_numbers(result, "NL", {"a@x.org": ("+31612345678",), "b@x.org": ("+31699999999",)})
     assert [a.phone for a in result.accounts] == ["+31612345678", None]
     assert [u.address for u in result.unusable] == ["b@x.org"], "not held as it reads: checked"
+
+
+def test_a_number_zivver_holds_with_spaces_is_held_and_nothing_is_rewritten(
+    tmp_path, zivver, make_profile, capsys
+):
+    org = zivver.org
+    org.add_user("ann@example.org", "Ann", phone_numbers=["+31611111111", "+31 6 22222222"])
+    (tmp_path / "people.csv").write_text("email,name,phone\nann@example.org,Ann,0622222222\n")
+    source = {"name": "HR", "type": "csv", "path": "people.csv", "phone_region": "NL"}
+    profile = make_profile([source], sync_phone_numbers=True)
+
+    code, err, report = profile.run(capsys=capsys)
+
+    assert (code, report["summary"]) == (0, {}), err
+    assert [n["value"] for n in org.user_by_email("ann@example.org")["phoneNumbers"]] == [
+        "+31611111111",
+        "+31 6 22222222",
+    ]

@@ -133,3 +133,45 @@ def test_sheet_numbers_count_from_one(tmp_path):
         parse_config(
             {"target": {"api_key_env": "X"}, "sources": [excel(sheet=0)]}, tmp_path / "z.toml"
         )
+
+
+def test_an_error_cell_or_an_unsaved_formula_is_never_read_as_empty(
+    tmp_path, zivver, make_profile, capsys
+):
+    """calamine reads both as "": an empty `active` is true, and a suspended person would be
+    re-enabled, an empty `name` would replace the real one with the address."""
+    org = zivver.org
+    org.add_user("sus@example.org", "Sus", active=False)
+    org.add_user("named@example.org", "Real Name")
+    workbook(
+        tmp_path / "staff.xlsx",
+        {
+            "Users": [
+                ["email", "name", "active"],
+                ["sus@example.org", "Sus", "#N/A"],  # an error cell
+                ["named@example.org", '="Re"&"named"', "true"],  # a formula, no saved value
+                ["ann@example.org", "Ann", "true"],
+            ]
+        },
+    )
+    profile = make_profile([excel()])
+
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code == 2, err
+    assert "staff.xlsx:Users:2 (sus@example.org): active (C2) holds the error #N/A" in err
+    assert "staff.xlsx:Users:3 (named@example.org): name (B3) holds a formula saved" in err
+    assert org.user_by_email("sus@example.org")["active"] is False, "not re-enabled"
+    assert org.user_by_email("named@example.org")["name"]["formatted"] == "Real Name"
+    assert report["summary"] == {"create-user": 1}
+
+
+def test_one_sheet_named_twice_is_a_profile_error(tmp_path):
+    with pytest.raises(ConfigError, match="sheet and functional_sheet both name 'Users'"):
+        parse_config(
+            {
+                "target": {"api_key_env": "X"},
+                "sources": [excel(sheet="Users", functional_sheet="users")],
+            },
+            tmp_path / "z.toml",
+        )

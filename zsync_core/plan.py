@@ -40,6 +40,7 @@ from .model import (
     address_set,
     shown,
 )
+from .sources.fields import canonical
 
 BLOCK_FIELDS = frozenset({"aliases", "delegates"})
 SSO_NOT_SENT = (
@@ -451,6 +452,9 @@ class _Planner:
             fields.add("division")
         phones = current.phones if current.kept else ()
         phone = phones[0] if phones else None
+        if phones and any(not number[1:].isdigit() for number in phones):
+            # a number held with spaces or dashes is held all the same
+            phones = phones + tuple(filter(None, (canonical(n, None) for n in phones)))
         # a source without a number leaves Zivver's as it is (and none is read without the
         # option; a plan made with other options than the load's still never writes one)
         if (

@@ -76,6 +76,12 @@ class SourceSection(Section):
     @model_validator(mode="after")
     def _ou(self) -> SourceSection:
         mapping = self.ou_mapping
+        for division in [self.ou_identifier or "", *self.ou_map.values()]:
+            if not division.isprintable():
+                raise ValueError(
+                    f"the division {division!r} holds a control character; nothing sent to "
+                    "Zivver may"
+                )
         if mapping == "custom" and not (self.ou_identifier or "").strip():
             raise ValueError('ou_mapping = "custom" needs ou_identifier (the division to use)')
         if self.ou_identifier is not None and mapping != "custom":

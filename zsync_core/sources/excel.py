@@ -11,8 +11,13 @@ first cell). Errors name ``file:sheet:row``.
 from __future__ import annotations
 
 import datetime
+import html
+import re
+import zipfile
+from pathlib import Path
 from typing import Any
 
+from ..addresses import normalize_address
 from ..config import Config
 from ..errors import SourceError
 from ..model import Kind, Notice
@@ -44,7 +49,7 @@ class ExcelSource(TableFile):
         result = SourceResult(self.name, [])
         for sheet, functional in self.config.sheets():
             name, rows = self._rows(workbook, sheet, head)
-            self._parse(rows, name, functional, result)
+            self._parse(rows, name, functional, result, unreadable_cells(self.path, name))
         return result
 
     def _rows(self, workbook: Any, sheet: str | int, head: str) -> tuple[str, list[list[Any]]]:
@@ -78,7 +83,12 @@ class ExcelSource(TableFile):
         return name, rows
 
     def _parse(
-        self, rows: list[list[Any]], sheet: str, functional: bool, result: SourceResult
+        self,
+        rows: list[list[Any]],
+        sheet: str,
+        functional: bool,
+        result: SourceResult,
+        unreadable: dict[int, list[tuple[str, str]]],
     ) -> None:
         at = f"{self.path.name}:{sheet}"
         numbered = iter(enumerate(rows, start=1))
@@ -103,7 +113,7 @@ class ExcelSource(TableFile):
                 cell.strip() if type(cell) is str else "" if cell is None else _text(cell)
                 for cell in row
             ]
-            if not any(cells):
+            if not any(cells) and number not in unreadable:
                 continue  # an empty row ends nothing
             if len(cells) > width and any(cells[width:]):  # a note beside the table
                 beyond.append(number)
@@ -111,6 +121,11 @@ class ExcelSource(TableFile):
                 cells += [""] * (width - len(cells))
             # the header's columns; a note beside the table is left out
             record = dict(zip(names, cells, strict=False))
+            # calamine reads an error or an unsaved formula as "": its value is not known
+            bad = [(ref, why) for ref, why in unreadable.get(number, ()) if _column(ref) < width]
+            if bad:
+                self._unreadable_row(record, names, bad, f"{at}:{number}", result)
+                continue
             account = row_account(record, f"{at}:{number}", result, kind)
             if account is not None:
                 result.accounts.append(account)
@@ -124,6 +139,104 @@ class ExcelSource(TableFile):
                     "and were not read. Give the column a header zsync knows, or move them.",
                 )
             )
+
+    def _unreadable_row(
+        self,
+        record: dict[str, str],
+        names: list[str],
+        cells: list[tuple[str, str]],
+        where: str,
+        result: SourceResult,
+    ) -> None:
+        """A row with a cell whose value is not known: unusable, its account left alone (or,
+        when its address or id is the unknown cell, every removal blocked)."""
+        columns = {names[_column(reference)] for reference, _why in cells}
+        named = ", ".join(f"{names[_column(ref)]} ({ref}) {why}" for ref, why in cells)
+        email_known = "email" not in columns
+        id_known = "id" not in columns
+        address = normalize_address(record.get("email")) if email_known else None
+        source_id = (record.get("id") or address) if id_known else None
+        result.skip(
+            where,
+            f"{named}: its value is not known, so the row is not used. Fix the cell (or open "
+            "and save the workbook in Excel, which saves each formula's value)",
+            address=address if id_known else None,
+            source_id=source_id,
+        )
+
+
+_SHEET = re.compile(rb'<(?:\w+:)?sheet\b[^>]*?\bname="([^"]*)"[^>]*?\br:id="([^"]*)"')
+_RELATION = re.compile(rb"<(?:\w+:)?Relationship\b[^>]*>")
+_ATTRIBUTE = re.compile(rb'\b(Id|Target)="([^"]*)"')
+_ERROR_CELL = re.compile(
+    rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]+[0-9]+)"[^>]*?\bt="e"[^>]*>\s*(?:<(?:\w+:)?v>([^<]*))?'
+)
+_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
+_VALUE = re.compile(rb"<(?:\w+:)?v>\s*[^<\s]")
+
+
+def unreadable_cells(path: Path, sheet: str) -> dict[int, list[tuple[str, str]]]:
+    """Row number → (cell, why) of the cells of ``sheet`` whose value is not known: an error
+    (``#N/A``, ``#REF!``…) or a formula saved without its value (a file no spreadsheet
+    program saved). calamine reads both as an empty cell, which for ``active`` means true.
+    Only a ``.xlsx``/``.xlsm`` workbook (a zip of XML) can be looked at; other formats give
+    nothing."""
+    found: dict[int, list[tuple[str, str]]] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            part = _sheet_part(archive, sheet)
+            if part is None:
+                return found
+            data = archive.read(part)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
+        return found
+    for match in _ERROR_CELL.finditer(data):
+        said = (match.group(2) or b"").decode("utf-8", "replace").strip() or "an error"
+        _add(found, match.group(1).decode(), f"holds the error {said}")
+    for formula in _FORMULA.finditer(data):
+        # the nearest r="…" before it is its cell's (a cell's other attributes have none)
+        at = data.rfind(b'r="', 0, formula.start())
+        end = data.find(b"c>", formula.end())  # the cell's end tag: text holds no bare ">"
+        if at == -1 or end == -1:
+            continue
+        reference = data[at + 3 : data.find(b'"', at + 3)].decode("ascii", "replace")
+        cell = data[data.rfind(b"<", 0, at) : formula.start()]
+        if b't="e"' not in cell and _VALUE.search(data, formula.end(), end) is None:
+            _add(found, reference, "holds a formula saved without its value")
+    return found
+
+
+def _sheet_part(archive: zipfile.ZipFile, sheet: str) -> str | None:
+    """The zip member holding ``sheet``'s cells."""
+    ids = {
+        name.decode("utf-8", "replace"): rid
+        for name, rid in _SHEET.findall(archive.read("xl/workbook.xml"))
+    }
+    rid = ids.get(html.escape(sheet, quote=True)) or ids.get(sheet)
+    if rid is None:
+        return None
+    targets = {}
+    for relation in _RELATION.findall(archive.read("xl/_rels/workbook.xml.rels")):
+        attributes = dict(_ATTRIBUTE.findall(relation))
+        targets[attributes.get(b"Id")] = attributes.get(b"Target")
+    target = targets.get(rid)
+    if target is None:
+        return None
+    name = target.decode("utf-8", "replace")
+    return name.lstrip("/") if name.startswith("/") else f"xl/{name}"
+
+
+def _add(found: dict[int, list[tuple[str, str]]], reference: str, why: str) -> None:
+    row = int(reference.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    found.setdefault(row, []).append((reference, why))
+
+
+def _column(reference: str) -> int:
+    """0 for A, 25 for Z, 26 for AA."""
+    number = 0
+    for letter in reference.rstrip("0123456789"):
+        number = number * 26 + ord(letter) - 64
+    return number - 1
 
 
 def _text(cell: Any) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from ..registry import SourceType
 from ..section import SourceSection
@@ -31,6 +31,18 @@ class ExcelSourceConfig(SourceSection):
         if isinstance(value, str) and not value.strip():
             raise ValueError("a sheet's name cannot be empty")
         return value
+
+    @model_validator(mode="after")
+    def _two_sheets(self) -> ExcelSourceConfig:
+        if (
+            self.functional_sheet is not None
+            and str(self.functional_sheet).strip().lower() == str(self.sheet).strip().lower()
+        ):
+            raise ValueError(
+                f"sheet and functional_sheet both name {self.sheet!r}: each row would be read "
+                "twice. Name the sheet of functional accounts in functional_sheet"
+            )
+        return self
 
     def sheets(self) -> list[tuple[str | int, bool]]:
         """(sheet, its rows are functional by default) for each sheet read."""

@@ -67,12 +67,16 @@ class _DnMap:
     def division(self, dn: str) -> str | None:
         """The division of the longest suffix that ``dn`` is or is under; None for none."""
         key = dn.strip().lower()
-        if " " in key:
-            key = _AROUND.sub(r"\1", key)
+        if "\\" in key:  # an escaped comma is no separator: as the map's keys are read
+            rdns = dn_key(key)
+            key, parent = ",".join(rdns), ",".join(rdns[1:])
+        else:
+            if " " in key:
+                key = _AROUND.sub(r"\1", key)
+            parent = key.partition(",")[2]
         if key in self.exact:  # the entry is a mapped DN itself: the longest suffix there is
             return self.exact[key]
         # any other suffix it is under, its parent is or is under too
-        parent = key.partition(",")[2]
         if parent not in self.parents:
             self.parents[parent] = next(
                 (
