@@ -209,6 +209,39 @@ class Change:
     """The account as Zivver had it when the plan was made (None for a create): what the
     requests are built from, and what logic reads (``before`` is for showing)."""
 
+    @classmethod
+    def planned(
+        cls,
+        action: Action,
+        email: str,
+        current: ZivverAccount | None,
+        source_id: str | None,
+        source: str | None,
+        desired: AccountState,
+        fields: Iterable[str],
+        sso_key: str | None,
+    ) -> Change:
+        """A change before it is numbered and guarded, with its difference as plain values."""
+        fields = frozenset(fields)
+        before = shown(current.state, fields) if current is not None else {}
+        after = shown(desired, fields)
+        if SSO_KEY in fields:
+            before[SSO_KEY], after[SSO_KEY] = SSO_UNKNOWN, sso_key
+        return cls(
+            0,
+            action,
+            email,
+            current.zivver_id if current is not None else None,
+            source_id,
+            source,
+            desired,
+            fields,
+            before,
+            after,
+            sso_key=sso_key,
+            current=current,
+        )
+
     @property
     def why(self) -> str | None:
         """Why a suspension or deletion is planned, in words (None for other changes)."""

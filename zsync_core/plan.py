@@ -1,5 +1,8 @@
 """The planner: a pure, synchronous diff of (sources, Zivver, mapping, options) -> Plan.
 
+Its inputs are merged in :mod:`.merge`, each account is matched in :mod:`.match`, and the
+changes are numbered and guarded in :mod:`.guards`.
+
 Rules (product.md, "Data rules" and "Safety"):
 - accounts are matched on the immutable source id through the local mapping, falling
   back to the address only for accounts not matched before: a changed address is a rename;
@@ -12,22 +15,20 @@ Rules (product.md, "Data rules" and "Safety"):
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Mapping
-from typing import NamedTuple
+from collections.abc import Mapping
 
 from .addresses import in_domains
-from .config import GuardedAction, SyncConfig
+from .config import SyncConfig
+from .guards import Departing, follow_departures, leavers, numbered
+from .match import NOT_NOW, Matcher
+from .merge import MappingEntry, ZivverIndex
 from .model import (
-    ACTION_ORDER,
     NO_ADDRESSES,
     NO_DIVISION,
     SSO_KEY,
-    SSO_UNKNOWN,
     AccountState,
     Action,
     Change,
-    Guard,
     Kind,
     Match,
     Notice,
@@ -35,12 +36,10 @@ from .model import (
     Plan,
     SourceAccount,
     Takeover,
-    Unusable,
     ZivverAccount,
     address_set,
-    shown,
 )
-from .sources.fields import canonical
+from .sources.fields import is_held
 
 BLOCK_FIELDS = frozenset({"aliases", "delegates"})
 SSO_NOT_SENT = (
@@ -51,89 +50,6 @@ SSO_NOT_SENT = (
     'Synctool sets them by default), or "none" if the organization uses no SSO keys.'
 )
 """The user fields that travel in Zivver's user block, beside the write-only SsoAccountKey."""
-
-
-class MappingEntry(NamedTuple):
-    """What the local store remembers of one account (a tuple: 100,000 are read per run)."""
-
-    zivver_id: str
-    sso_key_sent: str | None = None
-
-
-class Merged(NamedTuple):
-    """The sources' accounts in one list, and what merging them set aside."""
-
-    accounts: list[SourceAccount]
-    notices: list[Notice]
-    unusable: list[Unusable]
-    """Entries whose id another entry (of any source) already has: which of them the mapped
-    Zivver account belongs to is not known, so the account with its address is left alone."""
-    ignored: int
-    """Entries a source earlier in the order overrides (it holds the same address)."""
-
-
-def merge_sources(per_source: Iterable[tuple[str, list[SourceAccount]]]) -> Merged:
-    """Merge sources in precedence order: the first source holding an address wins."""
-    merged: dict[str, SourceAccount] = {}
-    ids: dict[str, SourceAccount] = {}
-    notices: list[Notice] = []
-    unusable: list[Unusable] = []
-    ignored = 0
-    for _name, accounts in per_source:
-        for account in accounts:
-            winner = merged.get(account.email)
-            if winner is not None:
-                where = (
-                    "the same source"
-                    if winner.source == account.source
-                    else f"source {winner.source!r}"
-                )
-                notices.append(
-                    Notice(
-                        "warning",
-                        f"{account.email} appears twice: {account.entry} (source {account.source!r}) is "
-                        f"ignored because {winner.entry} in {where} comes first.",
-                    )
-                )
-                ignored += 1
-                continue
-            other = ids.get(account.source_id)
-            if other is not None:
-                unusable.append(
-                    Unusable(
-                        account.source,
-                        account.entry,
-                        f"its id {account.source_id} is also the id of {other.entry} (source "
-                        f"{other.source!r}), so which account it is is not known; check the id "
-                        "attribute or column",
-                        account.email,
-                    )
-                )
-                continue
-            merged[account.email] = account
-            ids[account.source_id] = account
-    return Merged(list(merged.values()), notices, unusable, ignored)
-
-
-class ZivverIndex(NamedTuple):
-    """The organization as read, indexed once per load (a plan at 100,000 accounts is
-    recomputed at every change of options; these do not depend on them)."""
-
-    by_id: dict[str, ZivverAccount]
-    by_email: dict[str, ZivverAccount]
-    owner_of: dict[str, str]
-    """Zivver id -> the source id the store maps to it."""
-    users: int
-    """How many are personal accounts."""
-
-    @classmethod
-    def of(cls, zivver: list[ZivverAccount], mapping: Mapping[str, MappingEntry]) -> ZivverIndex:
-        return cls(
-            {account.zivver_id: account for account in zivver},
-            {account.email: account for account in zivver},
-            {entry.zivver_id: source_id for source_id, entry in mapping.items()},
-            sum(1 for account in zivver if account.kind is Kind.PERSONAL),
-        )
 
 
 def plan(
@@ -181,17 +97,16 @@ class _Planner:
         self.domains = frozenset(options.domains)
         self.protected_ids = protected_ids
         self.protected_addresses = protected_addresses
-        self.left_alone: list[str] = []
-        """Accounts not changed because an unusable entry has their address."""
-        self.skipped: list[str] = []
-        """Accounts not synced because they clash with Zivver (a kind, another entry's account)."""
         self.numbers_differ = 0
         """Matched users whose source number is not among Zivver's (each is written)."""
         self.mapping = mapping
         self.removals_blocked = removals_blocked
         self.zivver = zivver
+        self.index = index
         self.by_id, self.by_email, self.owner_of, self.zivver_users = index
+        self.matcher: Matcher
         self.claimed: dict[str, str] = {}
+        """Zivver id -> the source id of the account matched to it."""
         self.pending: list[Change] = []
         """Changes before they get their id and guard (see _finish)."""
         self.notices: list[Notice] = []
@@ -199,38 +114,36 @@ class _Planner:
         self.skipped_removals: list[str] = []
         """Accounts whose suspension or deletion was not planned: removals are blocked."""
         self.renamed: dict[str, str] = {}
+        """Old address -> new, for every matched account whose address changes."""
         self.not_sent: list[NotSent] = []
         self.sso_unknown: list[str] = []
         self.staying: set[str] = set()
         """Addresses of the sources' active personal accounts."""
         self.everyone: set[str] = set()
         """Addresses of every account the sources hold (in the domain filter)."""
-        self.leavers_dropped: list[tuple[Change, ZivverAccount, frozenset[str]]] = []
-        """Changes that remove delegates because those people leave (missing or disabled in
-        the sources, active in Zivver): (change, the account now, those delegates)."""
+        self.departing: list[Departing] = []
+        """Changes that remove delegates because those people leave."""
 
     def in_domain(self, address: str) -> bool:
         return in_domains(address, self.domains)
 
     def run(self, sources: list[SourceAccount]) -> Plan:
         wanted = [account for account in sources if self._admit(account)]
-        source_ids = {account.source_id for account in wanted}
         personal = {a.email for a in wanted if a.kind is Kind.PERSONAL and a.active}
         self.staying = personal
         self.everyone = {a.email for a in wanted}
         primaries = {a.email for a in wanted} | set(self.by_email)
-        find = self._find
+        matcher = self.matcher = Matcher(
+            self.index,
+            self.mapping,
+            {account.source_id for account in wanted},
+            self.protected_addresses,
+            self.notices,
+        )
+        self.claimed, self.renamed = matcher.claimed, matcher.renamed
+        find = matcher.find
         # one list beside ``wanted``, not 100,000 pairs: fewer objects for the cycle collector
-        found = [find(account, source_ids) for account in wanted]
-        # a renamed user keeps its Zivver id, so delegations to it are unchanged
-        self.renamed = {
-            current.email: account.email
-            for account, current in zip(wanted, found, strict=True)
-            if current is not None
-            and current is not _SKIP
-            and current.kind is account.kind
-            and current.email != account.email
-        }
+        found = [find(account) for account in wanted]
         plan_account = self._plan_account
         for account, current in zip(wanted, found, strict=True):
             plan_account(account, current, personal, primaries)
@@ -260,31 +173,6 @@ class _Planner:
         )
         return False
 
-    def _find(self, account: SourceAccount, source_ids: set[str]) -> ZivverAccount | None:
-        entry = self.mapping.get(account.source_id)
-        if entry is not None and entry.zivver_id in self.by_id:
-            self.claimed[entry.zivver_id] = account.source_id
-            return self.by_id[entry.zivver_id]
-        candidate = self.by_email.get(account.email)
-        if candidate is None:
-            return None
-        owner = self.owner_of.get(candidate.zivver_id)
-        if candidate.zivver_id in self.claimed or (
-            owner not in (None, account.source_id) and owner in source_ids
-        ):
-            self.skipped.append(account.email)
-            self.notices.append(
-                Notice(
-                    "warning",
-                    f"{account.email} ({account.entry}) is skipped: the Zivver account with this "
-                    "address belongs to another directory entry. Resolve the address clash in the directory.",
-                )
-            )
-            self.claimed.setdefault(candidate.zivver_id, account.source_id)
-            return _SKIP
-        self.claimed[candidate.zivver_id] = account.source_id
-        return candidate
-
     def _plan_account(
         self,
         account: SourceAccount,
@@ -292,28 +180,13 @@ class _Planner:
         personal: set[str],
         primaries: set[str],
     ) -> None:
-        if current is _SKIP:
-            return
-        if self.protected_addresses and self._protected(account, current):
-            return
-        if current is not None and current.kind is not account.kind:
-            self.claimed[current.zivver_id] = account.source_id
-            self.skipped.append(account.email)
-            self.notices.append(
-                Notice(
-                    "warning",
-                    f"Skipping {account.email}: it is a {account.kind.value} account in source "
-                    f"{account.source!r} ({account.entry}) but a {current.kind.value} account in Zivver. "
-                    "Zivver cannot change an account's type; change it in the Zivver WebApp or the directory.",
-                )
-            )
+        if current is NOT_NOW:
             return
         aliases = self._aliases(account, current, primaries)
         delegates = self._delegates(account, personal)
         if current is None:
             self._plan_create(account, aliases, delegates)
             return
-        self.claimed[current.zivver_id] = account.source_id
         self.matches.append(
             Match(account.kind, account.source_id, current.zivver_id, account.email, account.source)
         )
@@ -321,28 +194,6 @@ class _Planner:
             self._plan_user(account, current, aliases, delegates)
         else:
             self._plan_functional(account, current, aliases, delegates)
-
-    def _protected(self, account: SourceAccount, current: ZivverAccount | None) -> bool:
-        """Whether the account is left alone: an entry with its address (or the address of
-        its Zivver account, before a rename) is unusable in a source this run."""
-        if current is None:
-            return False  # nothing in Zivver to leave alone: a create from a usable entry goes
-        protected = self.protected_addresses
-        address = account.email if account.email in protected else None
-        if address is None and current is not None and current.email in protected:
-            address = current.email
-        if address is None:
-            return False
-        self.claimed[current.zivver_id] = account.source_id
-        self.left_alone.append(account.email)
-        self.notices.append(
-            Notice(
-                "warning",
-                f"{account.email} is left as it is this run: an entry with {address} in a "
-                "source is unusable (named in an error). Fix that entry; the next run syncs it.",
-            )
-        )
-        return True
 
     def _aliases(
         self, account: SourceAccount, current: ZivverAccount | None, primaries: set[str]
@@ -452,16 +303,13 @@ class _Planner:
             fields.add("division")
         phones = current.phones if current.kept else ()
         phone = phones[0] if phones else None
-        if phones and any(not number[1:].isdigit() for number in phones):
-            # a number held with spaces or dashes is held all the same
-            phones = phones + tuple(filter(None, (canonical(n, None) for n in phones)))
         # a source without a number leaves Zivver's as it is (and none is read without the
         # option; a plan made with other options than the load's still never writes one)
         if (
             options.sync_phone_numbers
             and account.phone
             and current.kind is Kind.PERSONAL
-            and account.phone not in phones
+            and not is_held(account.phone, phones)
         ):
             self.numbers_differ += 1
             phone = account.phone
@@ -603,7 +451,7 @@ class _Planner:
             ):
                 continue
             if source_id in self.protected_ids or current.email in self.protected_addresses:
-                self.left_alone.append(current.email)  # its entry is there, but unusable
+                self.matcher.left_alone.append(current.email)  # its entry is there, but unusable
                 continue
             desired = current.state
             fields: set[str] = set()
@@ -625,7 +473,9 @@ class _Planner:
                 desired = desired._replace(delegates=NO_ADDRESSES)
             if action is not None:
                 self.pending.append(
-                    _change(action, current.email, current, source_id, None, desired, fields, None)
+                    Change.planned(
+                        action, current.email, current, source_id, None, desired, fields, None
+                    )
                 )
 
     def _removal_allowed(self, option: bool, email: str) -> bool:
@@ -647,7 +497,7 @@ class _Planner:
         fields: set[str],
         sso_key: str | None,
     ) -> None:
-        change = _change(
+        change = Change.planned(
             action,
             account.email,
             current,
@@ -659,71 +509,13 @@ class _Planner:
         )
         self.pending.append(change)
         if current is not None and "delegates" in fields:
-            leavers = self._leavers(current.delegates - desired.delegates)
-            if leavers:
-                self.leavers_dropped.append((change, current, leavers))
+            removed = current.delegates - desired.delegates
+            leaving = leavers(removed, self.staying, self.renamed, self.by_email)
+            if leaving:
+                self.departing.append(Departing(change, current, leaving))
 
-    def _leavers(self, removed: frozenset[str]) -> frozenset[str]:
-        """The removed delegates who are removed because they leave: active users in Zivver
-        whom the sources no longer hold as active people (a renamed one is no removal)."""
-        renamed, staying, by_email = self.renamed, self.staying, self.by_email
-        return frozenset(
-            address
-            for address in removed
-            if renamed.get(address, address) not in staying
-            and (user := by_email.get(address)) is not None
-            and user.kind is Kind.PERSONAL
-            and user.active
-        )
-
-    def _departures(self) -> dict[str, Change]:
-        """The planned suspensions and deletions of users, by address."""
-        return {
-            item.email: item
-            for item in self.pending
-            if item.action in (Action.SUSPEND_USER, Action.DELETE_USER)
-        }
-
-    def _keep_leaving_delegates(self) -> None:
-        """A delegate removal follows the departure that causes it (nothing unintended is
-        destroyed): when the departure is not planned (removals blocked by the read, an
-        unreadable entry), the delegate stays. A change left with nothing to do is dropped."""
-        departures = self._departures()
-        kept: list[str] = []
-        position = {id(item): number for number, item in enumerate(self.pending)}
-        dropped: set[int] = set()
-        followed = []
-        for change, current, leavers in self.leavers_dropped:
-            staying = leavers - departures.keys()
-            if not staying:
-                followed.append((change, current, leavers))
-                continue
-            kept += sorted(f"{address} (of {current.email})" for address in staying)
-            delegates = change.desired.delegates | staying
-            fields = set(change.fields)
-            if delegates == current.delegates:
-                fields.discard("delegates")
-            number = position[id(change)]
-            if not fields:
-                dropped.add(number)
-                continue
-            action = change.action
-            if action is Action.SUSPEND_FUNCTIONAL:
-                action = Action.UPDATE_FUNCTIONAL  # some of its delegates stay
-            change = self.pending[number] = _change(
-                action,
-                change.email,
-                current,
-                change.source_id,
-                change.source,
-                change.desired._replace(delegates=delegates),
-                fields,
-                change.sso_key,
-            )
-            followed.append((change, current, leavers - staying))
-        self.leavers_dropped = followed
-        if dropped:
-            self.pending = [item for n, item in enumerate(self.pending) if n not in dropped]
+    def _finish(self, source_count: int) -> Plan:
+        pending, departing, kept = follow_departures(self.pending, self.departing)
         if kept:
             more = f" and {len(kept) - 20} more" if len(kept) > 20 else ""
             self.notices.append(
@@ -733,38 +525,10 @@ class _Planner:
                     f"planned this run: {', '.join(kept[:20])}{more}.",
                 )
             )
-
-    def _held_with_departures(self, guarded: set[GuardedAction]) -> dict[int, GuardedAction]:
-        """The guard each change that removes leaving delegates shares with their departure,
-        when that departure waits for a confirmation (by ``id()`` of the change)."""
-        departures = self._departures()
-        linked: dict[int, GuardedAction] = {}
-        for change, _current, leavers in self.leavers_dropped:
-            held = {
-                guard
-                for address in leavers
-                if (guard := _guard_of(departures[address].action, frozenset())) in guarded
-            }
-            if held:
-                linked[id(change)] = min(held)
-        return linked
-
-    def _finish(self, source_count: int) -> Plan:
-        self._keep_leaving_delegates()
-        rank = {action: index for index, action in enumerate(ACTION_ORDER)}
-        self.pending.sort(key=lambda item: (rank[item.action], item.email))
-        guards = self._guards()
-        guarded = {guard.action for guard in guards}
-        linked = self._held_with_departures(guarded)
-        if linked:
-            guards = _with_followers(guards, list(linked.values()))
-        changes = []
-        for number, item in enumerate(self.pending, 1):
-            guard = _guard_of(item.action, item.fields)
-            if guard not in guarded:
-                guard = linked.get(id(item))
-            changes.append(dataclasses.replace(item, id=number, guard=guard))
         users = self.zivver_users
+        functional = len(self.zivver) - users
+        threshold = self.options.suspend_threshold_percent
+        changes, guards = numbered(pending, departing, threshold, users, functional)
         return Plan(
             changes=changes,
             guards=guards,
@@ -774,13 +538,13 @@ class _Planner:
             counts={
                 "source_accounts": source_count,
                 "zivver_users": users,
-                "zivver_functional_accounts": len(self.zivver) - users,
+                "zivver_functional_accounts": functional,
             },
             not_sent=self.not_sent,
             takeover=self._takeover(),
             blocked_removals=sorted(self.skipped_removals),
-            left_alone=sorted(self.left_alone),
-            skipped=sorted(self.skipped),
+            left_alone=sorted(self.matcher.left_alone),
+            skipped=sorted(self.matcher.skipped),
         )
 
     def _takeover(self) -> Takeover:
@@ -814,133 +578,3 @@ class _Planner:
             foreign_members=tuple(sorted(foreign)),
             numbers_differ=self.numbers_differ,
         )
-
-    def _guards(self) -> list[Guard]:
-        counts = {action: 0 for action in GuardedAction}
-        named: dict[GuardedAction, list[str]] = {action: [] for action in GuardedAction}
-        for item in self.pending:
-            guard = _guard_of(item.action, item.fields)
-            if guard is not None:
-                counts[guard] += 1
-                named[guard].append(item.email)
-        users = self.zivver_users
-        functional = len(self.zivver) - users
-        threshold = self.options.suspend_threshold_percent
-        guards = []
-        for guarded, count in counts.items():
-            if not count:
-                continue
-            total = (
-                functional
-                if guarded in (GuardedAction.SUSPEND_FUNCTIONAL, GuardedAction.DELETE_FUNCTIONAL)
-                else users
-            )
-            if (
-                guarded in (GuardedAction.SUSPEND_USERS, GuardedAction.SUSPEND_FUNCTIONAL)
-                and count * 100 <= threshold * total
-            ):
-                continue
-            label = guard_label(guarded, count, total)
-            detail = guard_detail(guarded, count, total)
-            guards.append(
-                Guard(guarded, count, total, label, detail, tuple(sorted(named[guarded])))
-            )
-        return guards
-
-
-_SKIP = ZivverAccount(Kind.PERSONAL, "", "", "", False)
-"""Sentinel: the account must not be matched nor created this run."""
-
-
-def _change(
-    action: Action,
-    email: str,
-    current: ZivverAccount | None,
-    source_id: str | None,
-    source: str | None,
-    desired: AccountState,
-    fields: set[str],
-    sso_key: str | None,
-) -> Change:
-    """A change (numbered and guarded later, in _finish), with its difference as plain values."""
-    before = shown(current.state, fields) if current is not None else {}
-    after = shown(desired, fields)
-    if SSO_KEY in fields:
-        before[SSO_KEY], after[SSO_KEY] = SSO_UNKNOWN, sso_key
-    return Change(
-        0,
-        action,
-        email,
-        current.zivver_id if current is not None else None,
-        source_id,
-        source,
-        desired,
-        frozenset(fields),
-        before,
-        after,
-        sso_key=sso_key,
-        current=current,
-    )
-
-
-def _guard_of(action: Action, fields: frozenset[str]) -> GuardedAction | None:
-    if action is Action.SUSPEND_USER:
-        return GuardedAction.SUSPEND_USERS
-    if action is Action.SUSPEND_FUNCTIONAL:
-        return GuardedAction.SUSPEND_FUNCTIONAL
-    if action is Action.DELETE_USER:
-        return GuardedAction.DELETE_USERS
-    if action is Action.DELETE_FUNCTIONAL:
-        return GuardedAction.DELETE_FUNCTIONAL
-    if action is Action.UPDATE_USER and SSO_KEY in fields:
-        return GuardedAction.UPDATE_SSO_KEYS
-    return None
-
-
-def _with_followers(guards: list[Guard], followers: list[GuardedAction]) -> list[Guard]:
-    """The guards, each saying how many changes of other accounts wait with it (a functional
-    account's update that removes the leavers as delegates): the checklist names all it sends."""
-    result = []
-    for guard in guards:
-        count = followers.count(guard.action)
-        if count:
-            guard = dataclasses.replace(
-                guard,
-                detail=f"{guard.detail}, and the update of {count} account(s) that have them as "
-                "delegates",
-            )
-        result.append(guard)
-    return result
-
-
-def _percent(count: int, total: int) -> str:
-    return f"{100 * count / total:.1f} %" if total else "100 %"
-
-
-def guard_label(action: GuardedAction, count: int, total: int) -> str:
-    """What a guarded action does, in a few words: "Suspend 12 of 140 users"."""
-    if action is GuardedAction.SUSPEND_USERS:
-        return f"Suspend {count} of {total} users"
-    if action is GuardedAction.SUSPEND_FUNCTIONAL:
-        return f"Disable {count} of {total} functional accounts"
-    if action is GuardedAction.DELETE_USERS:
-        return f"Delete {count} users"
-    if action is GuardedAction.DELETE_FUNCTIONAL:
-        return f"Delete {count} functional accounts"
-    return f"Update the SsoAccountKey of {count} existing users"
-
-
-def guard_detail(action: GuardedAction, count: int, total: int) -> str:
-    """What the checklist line says after the label: the share, or why it is guarded."""
-    if action in (GuardedAction.SUSPEND_USERS, GuardedAction.SUSPEND_FUNCTIONAL):
-        return f" ({_percent(count, total)})"
-    if action is GuardedAction.DELETE_USERS:
-        return " — irreversible, their messages are lost"
-    if action is GuardedAction.DELETE_FUNCTIONAL:
-        return " — irreversible"
-    return " — can break single sign-on"
-
-
-def guard_text(action: GuardedAction, count: int, total: int) -> str:
-    """The checklist line, e.g. "Suspend 12 of 140 users (8.6 %)"."""
-    return guard_label(action, count, total) + guard_detail(action, count, total)

@@ -39,6 +39,7 @@ from .apply import Applier, ApplyResult
 from .collector import collector_paused
 from .config import Config, GuardedAction, SyncConfig, api_key, exposed_secret_files
 from .errors import TargetError, ZsyncError
+from .merge import MappingEntry, Merged, ZivverIndex, merge_sources
 from .model import (
     Change,
     Emit,
@@ -55,7 +56,7 @@ from .model import (
     not_sent_lines,
 )
 from .outcome import ChangeOutcome, ChangeState, ExitCode, RunRecord, RunStatus
-from .plan import MappingEntry, Merged, ZivverIndex, merge_sources, plan
+from .plan import plan
 from .sources import SourceResult, make_source
 from .sources.fields import finish, read_numbers
 from .store import Store

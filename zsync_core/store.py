@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from .errors import LockedError, StoreError
+from .merge import MappingEntry
 from .model import Action, Change, Match, Plan
 from .outcome import ChangeOutcome, ChangeState, RunRecord, RunStatus
 from .output import inert
-from .plan import MappingEntry
 from .section import GuardedAction
 
 SCHEMA_V1 = """

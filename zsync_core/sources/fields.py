@@ -136,6 +136,14 @@ def canonical(raw: str, region: str | None) -> str | None:
     return f"+{phonenumbers.country_code_for_region(region)}{text}"
 
 
+def is_held(number: str, held: tuple[str, ...]) -> bool:
+    """Whether Zivver holds ``number`` (E.164) among ``held``, in any layout: a number held
+    with spaces or dashes is held all the same."""
+    if number in held:
+        return True
+    return any(canonical(n, None) == number for n in held if not n[1:].isdigit())
+
+
 def e164(raw: str, region: str | None) -> tuple[str | None, str | None]:
     """``raw`` in E.164 (``+31612345678``), read with Google's libphonenumber (a number
     without ``+`` or ``00`` in ``region``), or None and why it cannot be used."""
