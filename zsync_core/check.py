@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from .config import Config
 from .errors import ZsyncError
+from .loading import LoadResult
 from .model import Event, LogEvent, Plan, not_sent_groups
 from .registry import source_type
-from .session import LoadResult, Mode, SyncSession
+from .session import Mode, SyncSession
 from .store import Store
 from .zivver.scim import RETRIED
 

@@ -26,12 +26,12 @@ from typing import Any
 import httpx
 
 from . import __version__
+from .conclusion import PROBLEM_KINDS, RunOutcome
 from .config import Config, EmailConfig, WebhookConfig, read_secret
 from .errors import ZsyncError
 from .model import not_sent_lines
 from .outcome import ChangeOutcome, ChangeState, ExitCode
 from .output import ADMIN_FILE_MODE, inert
-from .session import PROBLEM_KINDS, RunOutcome
 
 SHOWN = 50
 """Held and failed changes listed in a message (all are in the report and the history)."""

@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 from . import __version__
+from .conclusion import RunOutcome
 from .model import Takeover
 from .outcome import ChangeState
 from .output import inert
-from .session import RunOutcome, SyncSession
+from .session import SyncSession
 
 
 def run_report(

@@ -25,12 +25,14 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from zsync_core.collector import collector_paused
+from zsync_core.conclusion import RunOutcome
 from zsync_core.config import GuardedAction, SyncConfig
 from zsync_core.errors import ZsyncError
+from zsync_core.loading import LoadResult
 from zsync_core.model import Change, ChangeEvent, Event, Plan, StepEvent
 from zsync_core.outcome import ChangeOutcome, ExitCode
 from zsync_core.profile_edit import changed_options, save_sync_options
-from zsync_core.session import LoadResult, RunOutcome, SyncSession
+from zsync_core.session import SyncSession
 
 from . import fmt
 from .screens.base import StepScreen

@@ -17,6 +17,7 @@ import time
 from typing import TextIO
 
 from zsync_core import __version__, notify
+from zsync_core.conclusion import RunOutcome
 from zsync_core.config import (
     Config,
     GuardedAction,
@@ -38,7 +39,7 @@ from zsync_core.model import (
 from zsync_core.outcome import ChangeOutcome, ExitCode, RunStatus
 from zsync_core.output import inert, inert_json, open_for_admin
 from zsync_core.report import run_report
-from zsync_core.session import Mode, RunOutcome, SyncSession
+from zsync_core.session import Mode, SyncSession
 
 SHOWN_HELD = 20
 
