@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             from zsync_core.store import Store
 
             store = Store.open(Path(state) / "state")
-            kept = store.source_data("Microsoft 365") or {}
+            kept = store.space.data("Microsoft 365") or {}
             store.close()
             bounds = list(kept.get("hints", {}).get("user_bounds") or [])
             bare = floor(base, bounds, CONCURRENCY)

@@ -176,7 +176,7 @@ def test_a_foreign_next_link_gets_no_token_and_the_read_is_incomplete(
     ids = staff(tenant)
     profile = make_profile([through(hostile, microsoft)])
     assert profile.run(capsys=capsys)[0] == 0
-    before = profile.store().source_data("Microsoft 365")
+    before = profile.store().space.data("Microsoft 365")
     tenant.add_user("new@example.org", "New")
     tenant.delete_user(ids[0])
 
@@ -198,7 +198,7 @@ def test_a_foreign_next_link_gets_no_token_and_the_read_is_incomplete(
     org = zivver.org
     assert org.user_by_email("new@example.org") is None, "nothing was changed"
     assert org.user_by_email("user0@example.org")["active"] is True
-    assert profile.store().source_data("Microsoft 365") == before, "nothing was stored"
+    assert profile.store().space.data("Microsoft 365") == before, "nothing was stored"
 
 
 def test_a_foreign_delta_link_is_not_stored_nor_ever_followed(
@@ -208,7 +208,7 @@ def test_a_foreign_delta_link_is_not_stored_nor_ever_followed(
     staff(tenant)
     profile = make_profile([through(hostile, microsoft)])
     assert profile.run(capsys=capsys)[0] == 0
-    before = profile.store().source_data("Microsoft 365")
+    before = profile.store().space.data("Microsoft 365")
     tenant.add_user("new@example.org", "New")
 
     def foreign_delta(path: str, page: Page) -> Page | None:
@@ -222,7 +222,7 @@ def test_a_foreign_delta_link_is_not_stored_nor_ever_followed(
 
     assert code == 3, err
     assert f"@odata.deltaLink leads to {recorder.base}" in err
-    assert profile.store().source_data("Microsoft 365") == before, "the link was not stored"
+    assert profile.store().space.data("Microsoft 365") == before, "the link was not stored"
     assert zivver.org.user_by_email("new@example.org") is None
     hostile.rewrite = None
     code, err, _report = profile.run(capsys=capsys)
@@ -310,16 +310,16 @@ def test_a_refused_shrunk_delta_leaves_the_mirror_and_link_for_the_admin_to_deci
     profile = make_profile([m365_source(microsoft)])
     assert profile.run(capsys=capsys)[0] == 0
     store = profile.store()
-    before = store.source_data("Microsoft 365")
-    pages = store.source_blobs("Microsoft 365", "user")
+    before = store.space.data("Microsoft 365")
+    pages = store.space.blobs("Microsoft 365", "user")
     for user_id in ids[:6]:
         tenant.delete_user(user_id)
 
     for _day in range(2):  # refused, and refused again for the same reason the next day
         code, err, _report = profile.run("--confirm", "suspend-users", capsys=capsys)
         assert code == 3, err
-        assert store.source_data("Microsoft 365") == before, "the link stays"
-        assert store.source_blobs("Microsoft 365", "user") == pages, "the mirror stays"
+        assert store.space.data("Microsoft 365") == before, "the link stays"
+        assert store.space.blobs("Microsoft 365", "user") == pages, "the mirror stays"
         assert all(u["active"] for u in zivver.org.users.values())
         assert "this read has 4 accounts against 10 at the last good run, 60 % fewer" in err
         assert "take 6 users with a mailbox and 0 groups out of the directory" in err
@@ -335,7 +335,7 @@ def test_a_refused_shrunk_delta_leaves_the_mirror_and_link_for_the_admin_to_deci
     profile.write()
     code, err, report = profile.run(capsys=capsys)
     assert (code, report["summary"]) == (0, {}), err
-    assert store.source_data("Microsoft 365") != before, "a good read moves the link on"
+    assert store.space.data("Microsoft 365") != before, "a good read moves the link on"
 
 
 def test_a_token_endpoint_elsewhere_gets_no_client_secret(
@@ -371,7 +371,7 @@ def test_a_delta_link_stored_elsewhere_by_an_older_zsync_is_dropped_for_a_full_r
     profile = make_profile([m365_source(microsoft)])
     assert profile.run(capsys=capsys)[0] == 0
     store = profile.store()
-    links = store.source_data("Microsoft 365")["links"]
+    links = store.space.data("Microsoft 365")["links"]
     stray = {kind: link.replace(microsoft.base, recorder.base) for kind, link in links.items()}
     with store.db:  # what a rewritten deltaLink left in the store before links were checked
         store.db.execute(
@@ -387,4 +387,4 @@ def test_a_delta_link_stored_elsewhere_by_an_older_zsync_is_dropped_for_a_full_r
     assert f"the stored delta link leads to {recorder.base}" in err
     assert "everything is read again" in err
     assert zivver.org.user_by_email("new@example.org") is not None
-    assert store.source_data("Microsoft 365")["links"]["user"].startswith(microsoft.base)
+    assert store.space.data("Microsoft 365")["links"]["user"].startswith(microsoft.base)

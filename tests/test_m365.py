@@ -248,7 +248,7 @@ def test_a_full_read_splits_the_users_by_address_and_misses_nobody(
     assert {a.source_id: a.email for a in result.accounts} == expected
     assert tenant.count("GET /v1.0/users") >= 8, "one list per range of the first split"
     assert tenant.overflows["graph"] == 0, "never more than graph_concurrency at once"
-    bounds = store.source_data("Microsoft 365")["hints"]["user_bounds"]
+    bounds = store.space.data("Microsoft 365")["hints"]["user_bounds"]
     assert len(bounds) == 5, "2 × graph_concurrency ranges, where the addresses fall"
 
     before = tenant.count("GET /v1.0/users")
@@ -302,7 +302,7 @@ def test_a_user_the_ranges_lose_is_found_by_id_against_the_mirror_and_the_admin_
     store = Store.open(tmp_path / "state")
     first = source_for(tmp_path, microsoft, store)
     load(first)
-    assert len(store.source_blobs(first.name, USER_IDS)) == 1
+    assert len(store.space.blobs(first.name, USER_IDS)) == 1
     if not ids_kept:  # as a mirror written before the ids were kept: its pages are scanned
         store.db.execute("DELETE FROM source_blobs WHERE kind = ?", (USER_IDS,))
     tenant.delete_user(gone)
@@ -473,7 +473,7 @@ def test_a_page_that_fails_half_way_is_an_incomplete_read_and_keeps_the_link(tmp
         tenant.add_user(f"user{n:03}@example.org")
     store = Store.open(tmp_path / "state")
     load(source_for(tmp_path, microsoft, store))
-    link = store.source_data("Microsoft 365")
+    link = store.space.data("Microsoft 365")
     for n in range(150):
         tenant.update_user(next(iter(tenant.users)), displayName=f"Changed {n}")
     for n in range(1500):
@@ -483,7 +483,7 @@ def test_a_page_that_fails_half_way_is_an_incomplete_read_and_keeps_the_link(tmp
     with pytest.raises(SourceError, match="incomplete"):
         load(source_for(tmp_path, microsoft, store, max_retries=1))
 
-    assert store.source_data("Microsoft 365") == link, "the link is not advanced"
+    assert store.space.data("Microsoft 365") == link, "the link is not advanced"
     tenant.fail_page = None
     result = load(source_for(tmp_path, microsoft, store))
     assert len(result.accounts) == 1750, "the next run catches up on every change"

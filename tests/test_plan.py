@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zsync_core.config import GuardedAction, SyncConfig
-from zsync_core.model import Action, Kind, Plan, SourceAccount, ZivverAccount
 from zsync_core.merge import MappingEntry, merge_sources
+from zsync_core.model import Action, Kind, Plan, SourceAccount, ZivverAccount
 from zsync_core.plan import plan
 
 

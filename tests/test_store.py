@@ -47,7 +47,7 @@ def test_a_store_from_before_schema_versions_is_migrated_with_a_backup_and_keeps
 ):
     import sqlite3
 
-    from zsync_core.store import SCHEMA_V1, SCHEMA_VERSION
+    from zsync_core.database import SCHEMA_V1, SCHEMA_VERSION
 
     state = tmp_path / "state"
     state.mkdir()
@@ -83,7 +83,7 @@ def test_a_store_from_before_schema_versions_is_migrated_with_a_backup_and_keeps
 def test_a_schema_3_mirror_is_dropped_so_the_next_microsoft_365_read_is_a_full_one(tmp_path):
     import sqlite3
 
-    from zsync_core.store import MIGRATIONS
+    from zsync_core.database import MIGRATIONS
 
     state = tmp_path / "state"
     state.mkdir()
@@ -101,8 +101,8 @@ def test_a_schema_3_mirror_is_dropped_so_the_next_microsoft_365_read_is_a_full_o
 
     store = Store.open(state)
 
-    assert store.source_data("M365") is None, "no links without the mirror they belong to"
-    assert store.source_blobs("M365", "user") == []
+    assert store.space.data("M365") is None, "no links without the mirror they belong to"
+    assert store.space.blobs("M365", "user") == []
     assert store.mapping()["id-1"].zivver_id == "z-1", "the account mapping stays"
 
 
@@ -163,13 +163,13 @@ def test_retention_keeps_at_most_keep_runs_of_the_newest(tmp_path):
 
 
 def test_a_saved_mirror_is_whole_after_closing_and_leaves_no_write_ahead_log(tmp_path):
-    from zsync_core.store import SourceSave
+    from zsync_core.space import SourceSave
 
     state = tmp_path / "state"
     store = Store.open(state)
     pages = [bytes([65 + n]) * 300_000 for n in range(20)]  # 6 MB: past SQLite's own checkpoint
     for round_ in range(2):  # the second replaces the first, as a weekly full read does
-        store.save_source(
+        store.space.save(
             "M365",
             SourceSave(
                 {"links": {"user": f"link-{round_}"}}, {"user": pages[round_:]}, frozenset({"user"})
@@ -181,8 +181,8 @@ def test_a_saved_mirror_is_whole_after_closing_and_leaves_no_write_ahead_log(tmp
         (state / "zsync.sqlite3-wal").stat().st_size == 0
     ), "the pages were moved into the database"
     again = Store.open(state)
-    assert again.source_blobs("M365", "user") == pages[1:]
-    assert again.source_data("M365") == {"links": {"user": "link-1"}}
+    assert again.space.blobs("M365", "user") == pages[1:]
+    assert again.space.data("M365") == {"links": {"user": "link-1"}}
 
 
 def test_a_delta_sources_links_and_pages_survive_the_move_to_a_neutral_space(tmp_path):
@@ -190,7 +190,7 @@ def test_a_delta_sources_links_and_pages_survive_the_move_to_a_neutral_space(tmp
     and pages an older zsync left are carried over, so the next run reads deltas still."""
     import sqlite3
 
-    from zsync_core.store import MIGRATIONS
+    from zsync_core.database import MIGRATIONS
 
     state = tmp_path / "state"
     state.mkdir()
@@ -209,11 +209,11 @@ def test_a_delta_sources_links_and_pages_survive_the_move_to_a_neutral_space(tmp
 
     store = Store.open(state)
 
-    assert store.source_data("M365") == {
+    assert store.space.data("M365") == {
         "settings": "s1",
         "links": {"user": "https://graph/delta?1"},
         "full_read_at": 5.0,
         "hints": {"user_bounds": ["m"]},
     }
-    assert store.source_blobs("M365", "user") == [b"{}"]
+    assert store.space.blobs("M365", "user") == [b"{}"]
     store.close()

@@ -11,138 +11,23 @@ import fcntl
 import functools
 import json
 import os
-import shutil
 import sqlite3
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from .database import copy_in_memory, free_space, migrate, transaction, tune
 from .errors import LockedError, StoreError
 from .merge import MappingEntry
 from .model import Action, Change, Match, Plan
 from .outcome import ChangeOutcome, ChangeState, RunRecord, RunStatus
 from .output import inert
 from .section import GuardedAction
-
-SCHEMA_V1 = """
-CREATE TABLE IF NOT EXISTS mapping (
-    source_id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    zivver_id TEXT NOT NULL,
-    email TEXT NOT NULL,
-    source TEXT,
-    sso_key_sent TEXT,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    mode TEXT NOT NULL,
-    dry_run INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL,
-    summary TEXT,
-    source_counts TEXT
-);
-CREATE TABLE IF NOT EXISTS changes (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    change_id INTEGER NOT NULL,
-    action TEXT NOT NULL,
-    email TEXT NOT NULL,
-    zivver_id TEXT,
-    source_id TEXT,
-    source TEXT,
-    before TEXT NOT NULL,
-    after TEXT NOT NULL,
-    guard TEXT,
-    state TEXT NOT NULL,
-    error TEXT,
-    request TEXT,
-    response TEXT,
-    http_status INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL,
-    PRIMARY KEY (run_id, change_id)
-);
-CREATE TABLE IF NOT EXISTS events (
-    run_id INTEGER,
-    at REAL NOT NULL,
-    level TEXT NOT NULL,
-    message TEXT NOT NULL
-);
-"""
-"""The tables as zsync 0.1 made them, before the schema had a version (user_version 0)."""
-
-MIGRATIONS: dict[int, str] = {
-    1: SCHEMA_V1,
-    2: """
-CREATE INDEX IF NOT EXISTS runs_by_start ON runs(started_at);
-CREATE INDEX IF NOT EXISTS events_by_run ON events(run_id);
-""",
-    3: """
-CREATE TABLE IF NOT EXISTS source_mirror (
-    source TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    id TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (source, kind, id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS source_delta (
-    source TEXT PRIMARY KEY,
-    settings TEXT NOT NULL,
-    links TEXT NOT NULL,
-    full_read_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-""",
-    4: """
-DROP TABLE IF EXISTS source_mirror;
-DELETE FROM source_delta;
-ALTER TABLE source_delta ADD COLUMN hints TEXT NOT NULL DEFAULT '{}';
-CREATE TABLE IF NOT EXISTS source_pages (
-    source TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    body BLOB NOT NULL,
-    PRIMARY KEY (source, kind, seq)
-);
-""",
-    5: """
-CREATE TABLE IF NOT EXISTS source_state (
-    source TEXT PRIMARY KEY,
-    data TEXT NOT NULL,
-    updated_at REAL NOT NULL
-);
-INSERT INTO source_state (source, data, updated_at) SELECT source, json_object('settings', settings, 'links', json(links), 'full_read_at', full_read_at, 'hints', json(hints)), updated_at FROM source_delta;
-DROP TABLE source_delta;
-ALTER TABLE source_pages RENAME TO source_blobs;
-""",
-}
-"""Version → the statements that bring the schema from the version before to it. Never edit
-one that was released: add the next. A store is migrated on open, after a backup."""
-
-SCHEMA_VERSION = max(MIGRATIONS)
+from .space import SourceSpace
 
 _GOOD_STATUSES = ", ".join(f"'{s.value}'" for s in RunStatus if s.read_was_good)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSave:
-    """What a source keeps after one complete read, written at once (see
-    :meth:`Store.save_source`): its own state, and blobs by kind in the order they came."""
-
-    data: dict[str, Any]
-    """The source's own state as JSON data (a delta source: its links, when it last read
-    everything); it replaces what was kept."""
-    blobs: dict[str, list[bytes]]
-    """Kind → blobs to add after those kept (a delta source: the pages of this read)."""
-    replace: frozenset[str] = frozenset()
-    """Kinds whose kept blobs go first (read whole)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,9 +108,8 @@ class Store:
         self.directory = directory
         self.db = connection
         self._lock_file: int | None = None
-        self._checkpoint: threading.Thread | None = None
-        """Moving a saved mirror from the write-ahead log into the database, after the save
-        (:meth:`save_source`); :meth:`close` waits for it."""
+        self.space = SourceSpace(directory, connection)
+        """What each source keeps between runs."""
 
     @classmethod
     def open(cls, directory: Path) -> Store:
@@ -241,11 +125,11 @@ class Store:
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
-            _tune(db)
-            _migrate(db, path)
+            tune(db)
+            migrate(db, path)
         except (OSError, sqlite3.Error) as error:
             raise StoreError(
-                f"State directory {directory}: cannot be used ({error}{_free_space(directory)}). Check that "
+                f"State directory {directory}: cannot be used ({error}{free_space(directory)}). Check that "
                 "it is writable by this user and that the disk is not full, or set state_dir in the profile."
             ) from error
         return cls(directory, db)
@@ -266,7 +150,7 @@ class Store:
             if wal.exists() and wal.stat().st_size:
                 # a run that was killed (or is going) left commits in the write-ahead log,
                 # which an immutable look would not see: a private copy of both is read
-                db = _copy_in_memory(path, wal)
+                db = copy_in_memory(path, wal)
             else:
                 # immutable: no lock and no -shm/-wal files created (a read-only WAL
                 # connection would create them)
@@ -303,7 +187,7 @@ class Store:
                 ) from error
             finally:
                 real.close()
-        _migrate(db, directory / "zsync.sqlite3", keep_copy=False)
+        migrate(db, directory / "zsync.sqlite3", keep_copy=False)
         return cls(directory, db)
 
     def lock_holder(self) -> int | None:
@@ -322,8 +206,7 @@ class Store:
 
     def close(self) -> None:
         self.unlock()
-        if self._checkpoint is not None:
-            self._checkpoint.join()
+        self.space.close()
         self.db.close()
 
     def prune(self, keep_runs: int, keep_days: float) -> int:
@@ -332,7 +215,7 @@ class Store:
         going, nor the newest run whose read was good (the shrink guard's baseline)."""
         cutoff = time.time() - keep_days * 86400
         going = (RunStatus.RUNNING.value, RunStatus.APPLYING.value)
-        with self._write() as db:
+        with transaction(self.db, self.directory) as db:
             doomed = [
                 row[0]
                 for row in db.execute(
@@ -380,114 +263,6 @@ class Store:
             os.close(self._lock_file)
             self._lock_file = None
 
-    @contextmanager
-    def _write(self, db: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
-        db = db or self.db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except sqlite3.Error as error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StoreError(
-                f"Local store {self.directory / 'zsync.sqlite3'}: write failed ({error}{_free_space(self.directory)}). "
-                "Check free disk space and permissions."
-            ) from error
-
-    # --- what a source keeps between runs --------------------------------------------------
-    #
-    # A source that reads only what changed since its last read keeps what it needs here:
-    # a JSON state and blobs by kind, each source on its own. The store knows nothing of
-    # what they mean (Microsoft 365's mirror: sources/m365/mirror.py).
-
-    def source_data(self, source: str) -> dict[str, Any] | None:
-        """What ``source`` kept at its last complete read (None: nothing yet).
-
-        Raises:
-            StoreError: what was kept cannot be read.
-        """
-        row = self.db.execute(
-            "SELECT data FROM source_state WHERE source = ?", (source,)
-        ).fetchone()
-        if row is None:
-            return None
-        try:
-            data = json.loads(row[0])
-        except ValueError as error:
-            raise StoreError(
-                f"Local store {self.directory / 'zsync.sqlite3'}: what source {source!r} kept "
-                f"cannot be read ({error}); run with --full-read to read it anew."
-            ) from error
-        return data if isinstance(data, dict) else None
-
-    def source_blobs(self, source: str, kind: str) -> list[bytes]:
-        """The blobs of ``kind`` that ``source`` kept, in the order they came."""
-        rows = self.db.execute(
-            "SELECT body FROM source_blobs WHERE source = ? AND kind = ? ORDER BY seq",
-            (source, kind),
-        )
-        return [bytes(row[0]) for row in rows]
-
-    def save_source(self, source: str, save: SourceSave) -> None:
-        """A source's state and blobs after a complete read, in one transaction: a read that
-        failed half-way never gets here, so nothing it kept moves on.
-
-        On a connection of its own, so that it may run in a thread while the caller goes on
-        (nothing else the store writes meanwhile joins its transaction)."""
-        try:
-            own = self._own_connection()
-            # the blobs (30 MB at 100,000 Microsoft 365 users) stay in the write-ahead log at
-            # the commit: a thread of its own moves them into the database while the run goes on
-            own.execute("PRAGMA wal_autocheckpoint=0")
-        except sqlite3.Error as error:
-            raise StoreError(
-                f"Local store {self.directory / 'zsync.sqlite3'}: cannot be opened to write "
-                f"({error}). Check permissions."
-            ) from error
-        try:
-            self._save_source(own, source, save)
-        finally:
-            own.close()
-        if self._checkpoint is not None:
-            self._checkpoint.join()
-        self._checkpoint = threading.Thread(target=self._move_log, name="zsync-checkpoint")
-        self._checkpoint.start()
-
-    def _own_connection(self) -> sqlite3.Connection:
-        return _tune(sqlite3.connect(self.directory / "zsync.sqlite3", isolation_level=None))
-
-    def _move_log(self) -> None:
-        """A checkpoint that waits for nobody (PASSIVE); one that cannot run now is left to
-        the next commit or to closing, as SQLite does by itself."""
-        try:
-            own = self._own_connection()
-            try:
-                own.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            finally:
-                own.close()
-        except sqlite3.Error:
-            pass
-
-    def _save_source(self, own: sqlite3.Connection, source: str, save: SourceSave) -> None:
-        with self._write(own) as db:
-            for kind in save.replace:
-                db.execute("DELETE FROM source_blobs WHERE source = ? AND kind = ?", (source, kind))
-            for kind, blobs in save.blobs.items():
-                last = db.execute(
-                    "SELECT MAX(seq) FROM source_blobs WHERE source = ? AND kind = ?",
-                    (source, kind),
-                ).fetchone()[0]
-                start = 0 if last is None else last + 1
-                db.executemany(
-                    "INSERT INTO source_blobs (source, kind, seq, body) VALUES (?, ?, ?, ?)",
-                    [(source, kind, start + n, blob) for n, blob in enumerate(blobs)],
-                )
-            db.execute(
-                "INSERT OR REPLACE INTO source_state (source, data, updated_at) VALUES (?, ?, ?)",
-                (source, json.dumps(save.data), time.time()),
-            )
-
     # --- account mapping --------------------------------------------------------------------
 
     @_damaged_is_an_error
@@ -498,7 +273,7 @@ class Store:
 
     def remember_matches(self, matches: Iterable[Match]) -> None:
         now = time.time()
-        with self._write() as db:
+        with transaction(self.db, self.directory) as db:
             db.executemany(
                 "INSERT INTO mapping (source_id, kind, zivver_id, email, source, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(source_id) DO UPDATE SET "
@@ -517,7 +292,7 @@ class Store:
         source: str | None,
         sso_key: str | None,
     ) -> None:
-        with self._write() as db:
+        with transaction(self.db, self.directory) as db:
             db.execute(
                 "INSERT INTO mapping (source_id, kind, zivver_id, email, source, sso_key_sent, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(source_id) DO UPDATE SET "
@@ -528,13 +303,13 @@ class Store:
             )
 
     def forget_account(self, source_id: str) -> None:
-        with self._write() as db:
+        with transaction(self.db, self.directory) as db:
             db.execute("DELETE FROM mapping WHERE source_id = ?", (source_id,))
 
     # --- runs -----------------------------------------------------------------------------
 
     def start_run(self, mode: str, dry_run: bool) -> int:
-        with self._write() as db:
+        with transaction(self.db, self.directory) as db:
             db.execute(
                 "UPDATE runs SET status = ? WHERE status IN (?, ?)",
                 (RunStatus.INTERRUPTED, RunStatus.RUNNING, RunStatus.APPLYING),
@@ -546,18 +321,18 @@ class Store:
         return int(cursor.lastrowid or 0)
 
     def finish_run(self, run_id: int, status: RunStatus, summary: dict[str, Any]) -> None:
-        with self._write() as db:
+        with transaction(self.db, self.directory) as db:
             db.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE id = ?",
                 (status, time.time(), json.dumps(summary), run_id),
             )
 
     def set_run_status(self, run_id: int, status: RunStatus) -> None:
-        with self._write() as db:
+        with transaction(self.db, self.directory) as db:
             db.execute("UPDATE runs SET status = ? WHERE id = ?", (status, run_id))
 
     def record_source_counts(self, run_id: int, counts: dict[str, int]) -> None:
-        with self._write() as db:
+        with transaction(self.db, self.directory) as db:
             db.execute(
                 "UPDATE runs SET source_counts = ? WHERE id = ?", (json.dumps(counts), run_id)
             )
@@ -586,7 +361,7 @@ class Store:
 
     def record_plan(self, run_id: int, plan: Plan, states: dict[int, ChangeState]) -> None:
         now = time.time()
-        with self._write() as db:
+        with transaction(self.db, self.directory) as db:
             db.executemany(
                 "INSERT OR REPLACE INTO changes (run_id, change_id, action, email, zivver_id, source_id, "
                 "source, before, after, guard, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -621,7 +396,7 @@ class Store:
         http_status: int | None = None,
         attempts: int = 0,
     ) -> None:
-        with self._write() as db:
+        with transaction(self.db, self.directory) as db:
             db.execute(
                 "UPDATE changes SET state = ?, error = ?, request = COALESCE(?, request), "
                 "response = COALESCE(?, response), http_status = COALESCE(?, http_status), "
@@ -673,7 +448,7 @@ class Store:
     def add_event(self, run_id: int | None, level: str, message: str) -> None:
         """Keep an event for Recent events; it is stored inert (see ``output.inert``), as
         every reader shows it to a person."""
-        with self._write() as db:
+        with transaction(self.db, self.directory) as db:
             db.execute(
                 "INSERT INTO events (run_id, at, level, message) VALUES (?, ?, ?, ?)",
                 (run_id, time.time(), level, inert(message, lines=True)),
@@ -689,72 +464,6 @@ class Store:
                 "SELECT at, level, message FROM events WHERE run_id = ? ORDER BY rowid", (run_id,)
             )
         return [(at, inert(level), inert(message, lines=True)) for at, level, message in rows]
-
-
-def _copy_in_memory(path: Path, wal: Path) -> sqlite3.Connection:
-    """The store with its write-ahead log applied, in memory, from a private copy of both
-    files (the originals are not written: no -shm, no checkpoint)."""
-    with tempfile.TemporaryDirectory(prefix="zsync-look-") as scratch:
-        copy = Path(scratch) / path.name
-        shutil.copyfile(path, copy)
-        shutil.copyfile(wal, copy.with_name(wal.name))
-        disk = sqlite3.connect(copy)
-        try:
-            memory = sqlite3.connect(":memory:", check_same_thread=False)
-            disk.backup(memory)
-        finally:
-            disk.close()
-    return memory
-
-
-def _tune(db: sqlite3.Connection) -> sqlite3.Connection:
-    """What every writing connection to the store keeps to: commits not synced to the disk
-    one by one (SQLite syncs the write-ahead log at its checkpoints; a crash of zsync loses
-    nothing), and a wait of up to 5 s for another writer before giving up."""
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=5000")
-    return db
-
-
-def _migrate(db: sqlite3.Connection, path: Path, *, keep_copy: bool = True) -> None:
-    """Bring the database to SCHEMA_VERSION, one migration at a time, each in a transaction;
-    a store that already has runs is copied to ``zsync.sqlite3.v<N>.bak`` first (unless
-    ``keep_copy`` is false: a scratch copy in memory).
-
-    Raises:
-        StoreError: the store was written by a newer zsync (it is left as it is).
-    """
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version == SCHEMA_VERSION:
-        return
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"Local store {path}: written by a newer zsync (schema {version}; this zsync knows "
-            f"up to {SCHEMA_VERSION}). Upgrade zsync again, or restore the store from before "
-            "the upgrade; nothing was changed."
-        )
-    has_runs = db.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'"
-    ).fetchone()
-    if has_runs and keep_copy:
-        copy = path.with_name(f"{path.name}.v{version}.bak")
-        backup = sqlite3.connect(copy)
-        try:
-            db.backup(backup)
-        finally:
-            backup.close()
-        os.chmod(copy, 0o600)
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in MIGRATIONS[target].split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {target}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
 
 _RUNS = (  # the runs table's columns, in RunRecord's order
@@ -773,11 +482,3 @@ def _run(row: tuple[Any, ...]) -> RunRecord:
         json.loads(row[6] or "{}"),
         json.loads(row[7] or "{}"),
     )
-
-
-def _free_space(directory: Path) -> str:
-    try:
-        free = shutil.disk_usage(directory if directory.exists() else directory.parent).free
-    except OSError:
-        return ""
-    return f"; {free // 1024} KiB free on its disk"

@@ -1,7 +1,7 @@
 """What a Microsoft 365 source keeps between runs: the directory as the pages Graph sent.
 
-The mirror is kept in the store's space for this source (:meth:`Store.source_blobs`), next to
-the delta links (its :meth:`Store.source_data`): the pages of the last full read,
+The mirror is kept in the store's space for this source (:meth:`SourceSpace.blobs`), next to
+the delta links (its :meth:`SourceSpace.data`): the pages of the last full read,
 then those of each delta read since, as they came. Replayed in order (:meth:`Mirror.replay`)
 they give the directory as it is, so a daily run maps the whole directory while Graph sends
 it only a few pages. Beside the users' pages, their ids, one a line (:data:`USER_IDS`,
@@ -73,7 +73,7 @@ class Mirror:
     def state(self) -> DeltaState | None:
         """Where the last complete read left the links (None: nothing read yet, or what was
         kept is not of this shape: the source then reads everything)."""
-        data = self.store.source_data(self.name)
+        data = self.store.space.data(self.name)
         try:
             state = DeltaState(**data) if data is not None else None
         except TypeError:
@@ -92,19 +92,19 @@ class Mirror:
             ValueError, TypeError, AttributeError: the store's copy is damaged.
         """
         for directory in (users, groups):
-            pages = self.store.source_blobs(self.name, directory.kind)
+            pages = self.store.space.blobs(self.name, directory.kind)
             await asyncio.to_thread(_take_all, directory, pages)
 
     def user_ids(self) -> set[str]:
         """The ids of the mirror's users: kept beside its pages (50 ms at 100,000 users); for
         a mirror written before they were, a scan of its pages' bytes (0.2 s), which names
         removed users too (a look-up at most)."""
-        kept = self.store.source_blobs(self.name, USER_IDS)
+        kept = self.store.space.blobs(self.name, USER_IDS)
         if kept:
             return set(kept[0].decode(errors="replace").split("\n")) - {""}
         return {
             found.decode()
-            for body in self.store.source_blobs(self.name, "user")
+            for body in self.store.space.blobs(self.name, "user")
             for found in _ID.findall(body)
         }
 
@@ -138,10 +138,10 @@ class Mirror:
     async def save(self, update: MirrorUpdate) -> None:
         """The read's pages and links, in one transaction. In a thread (SQLite lets go of the
         GIL while it writes): 100,000 users are 30 MB of pages."""
-        from ...store import SourceSave
+        from ...space import SourceSave
 
         save = SourceSave(asdict(update.state), update.pages, update.replace)
-        await asyncio.to_thread(self.store.save_source, self.name, save)
+        await asyncio.to_thread(self.store.space.save, self.name, save)
 
     def shrunk(
         self,
