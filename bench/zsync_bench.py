@@ -181,7 +181,7 @@ def start_directory(work: Path, accounts: int) -> Slapd:
 
 
 def seed_organization(org: Any, accounts: int) -> None:
-    from zsync_emulator.app import _new_group, _new_user
+    from zsync_emulator.organization import new_group, new_user
 
     ids = []
     org.divisions |= set(OU_MAP.values())
@@ -189,7 +189,7 @@ def seed_organization(org: Any, accounts: int) -> None:
         user_id = str(uuid.UUID(int=number + 1))
         ids.append(user_id)
         aliases = [alias(number)] if alias(number) else []
-        user = _new_user(
+        user = new_user(
             user_id, email(number), f"User {number:06}", True, aliases, [], division(number)
         )
         number_of = mobile(number)
@@ -198,7 +198,7 @@ def seed_organization(org: Any, accounts: int) -> None:
         org.users[user_id] = user
     for group in range(accounts // 100):
         group_id = str(uuid.UUID(int=20_000_000 + group))
-        org.groups[group_id] = _new_group(
+        org.groups[group_id] = new_group(
             group_id,
             f"team{group:05}@example.org",
             f"Team {group:05}",
@@ -298,7 +298,7 @@ def host_emulator(accounts: int) -> int:
     """The other end of :class:`EmulatorHost`."""
     import importlib.util
 
-    from zsync_emulator.app import Organization
+    from zsync_emulator.organization import Organization
     from zsync_emulator.server import EmulatorServer
 
     org = Organization(api_key=API_KEY, rate_limit=None)

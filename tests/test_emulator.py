@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import API_KEY
 from zsync_emulator import EmulatorServer, Organization
-from zsync_emulator.app import (
+from zsync_emulator.organization import (
     CORE_GROUP,
     CORE_USER,
     ENTERPRISE_USER,

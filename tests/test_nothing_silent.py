@@ -289,7 +289,7 @@ PEOPLE = st.lists(
 def test_any_source_data_converges_in_one_run(people, tmp_path_factory, monkeypatch):
     """Whatever the source holds (names with any character, divisions, aliases, disabled
     people), the run after a run that succeeded writes nothing."""
-    from zsync_emulator.app import Organization
+    from zsync_emulator.organization import Organization
 
     tmp = tmp_path_factory.mktemp("converge")
     rows = ["email,name,division,active,aliases"]

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ldap_source
-from zsync_emulator.app import ENTERPRISE_USER, ZIVVER_GROUP, ZIVVER_USER, Organization
+from zsync_emulator.organization import ENTERPRISE_USER, ZIVVER_GROUP, ZIVVER_USER, Organization
 
 PEOPLE = ("ann", "bob", "cat", "dan")
 

@@ -525,7 +525,8 @@ def _emulator(argv: list[str]) -> int:
         parser.error("--api-key is required (the bearer token clients must send)")
     if not _web_stack("zsync emulator"):
         return ExitCode.CANNOT_RUN
-    from zsync_emulator.app import Organization, create_app
+    from zsync_emulator.app import create_app
+    from zsync_emulator.organization import Organization
     from zsync_emulator.server import serve_forever
 
     org = Organization(

@@ -20,7 +20,7 @@ from pathlib import Path
 from zsync_core.config import Config, load_config
 from zsync_core.session import SyncSession
 from zsync_core.store import Store
-from zsync_emulator.app import ZIVVER_GROUP, Organization
+from zsync_emulator.organization import ZIVVER_GROUP, Organization
 from zsync_emulator.server import EmulatorServer
 
 DATA = Path(__file__).parent / "demo"
