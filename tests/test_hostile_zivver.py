@@ -449,12 +449,14 @@ def test_a_dripping_answer_to_a_create_is_cut_and_not_created_twice(
 def disk_full_after(mappings: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The state directory's disk fills up when the account mapping is written for the
     ``mappings + 1``-th time: that write and every later one fail as SQLite fails then."""
-    original_write, original_remember = Store._write, Store.remember_account
+    import zsync_core.store as store_module
+
+    original_write, original_remember = store_module.transaction, Store.remember_account
     state = {"remembered": 0, "full": False}
 
     @contextmanager
-    def write(self: Store, db: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
-        with original_write(self, db) as connection:
+    def write(db: sqlite3.Connection, directory: Path) -> Iterator[sqlite3.Connection]:
+        with original_write(db, directory) as connection:
             if state["full"]:
                 raise sqlite3.OperationalError("database or disk is full")
             yield connection
@@ -465,10 +467,10 @@ def disk_full_after(mappings: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[
             state["full"] = True
         original_remember(self, *args)
 
-    monkeypatch.setattr(Store, "_write", write)
+    monkeypatch.setattr(store_module, "transaction", write)
     monkeypatch.setattr(Store, "remember_account", remember)
     yield
-    monkeypatch.setattr(Store, "_write", original_write)
+    monkeypatch.setattr(store_module, "transaction", original_write)
     monkeypatch.setattr(Store, "remember_account", original_remember)
 
 
