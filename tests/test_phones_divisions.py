@@ -259,3 +259,27 @@ def test_a_number_zivver_holds_with_spaces_is_held_and_nothing_is_rewritten(
         "+31611111111",
         "+31 6 22222222",
     ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        ("+31 20 123 4567 ext. 9", "has an extension (9), which Zivver cannot hold"),
+        ("06 1234 5678 x12", "has an extension (12)"),
+        ("06 BLOEMEN", "holds 'B', 'L', 'O', 'E', 'M', 'N', which no phone number has"),
+        ("+31 6 1234 ABCD", "holds 'A', 'B', 'C', 'D', which"),
+        ("\U0001f4de 06 1234 5678", "holds '\U0001f4de', which"),
+        ("06 1234\u200b5678", "holds ZERO WIDTH SPACE (U+200B)"),
+    ],
+)
+def test_a_number_with_an_extension_letters_or_stray_characters_is_refused(raw, said):
+    # libphonenumber would read each of these as a valid number: letters as keypad digits,
+    # the rest skipped or cut off, so the number written would not be the one in the source
+    from zsync_core.sources.fields import e164
+
+    number, why = e164(raw, "NL")
+
+    assert number is None
+    assert why is not None and said in why, why
+    assert e164("+31 (0)6 1234-5678", "NL") == ("+31612345678", None), "layout is no mistake"
+    assert e164("06\u00a01234.5678", "NL") == ("+31612345678", None)

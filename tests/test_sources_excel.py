@@ -4,6 +4,7 @@ an admin means them, end to end against the Zivver emulator."""
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 from typing import Any
 
@@ -174,4 +175,67 @@ def test_one_sheet_named_twice_is_a_profile_error(tmp_path):
                 "sources": [excel(sheet="Users", functional_sheet="users")],
             },
             tmp_path / "z.toml",
+        )
+
+
+def with_saved_values(path: Path, values: dict[str, tuple[str, str]]) -> None:
+    """Give formula cells the value Excel saves beside each formula: cell -> (t, value),
+    as in ``<c r="B2" t="str"><f>…</f><v>Renamed</v></c>`` (openpyxl saves none)."""
+    import zipfile
+
+    parts: dict[str, bytes] = {}
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            parts[name] = archive.read(name)
+    sheet = parts["xl/worksheets/sheet1.xml"].decode()
+    for cell, (kind, value) in values.items():
+        sheet, count = re.subn(
+            rf'<c r="{cell}"[^>]*>(<f>.*?</f>)<v\s*/>\s*</c>|<c r="{cell}"[^>]*>(<f>.*?</f>)(<v></v>)?</c>',
+            lambda m, c=cell, k=kind, v=value: (
+                f'<c r="{c}" t="{k}">{m.group(1) or m.group(2)}<v>{v}</v></c>'
+            ),
+            sheet,
+        )
+        assert count == 1, (cell, sheet)
+    parts["xl/worksheets/sheet1.xml"] = sheet.encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+
+
+def test_a_formula_gives_the_value_excel_saved_with_it(tmp_path, zivver, make_profile, capsys):
+    path = workbook(
+        tmp_path / "staff.xlsx",
+        {
+            "Users": [
+                ["email", "name", "active", "phone"],
+                ["ann@example.org", '="Ann "&"Smit"', "=1=1", "=612345678"],
+            ]
+        },
+    )
+    with_saved_values(path, {"B2": ("str", "Ann Smit"), "C2": ("b", "1"), "D2": ("n", "612345678")})
+    profile = make_profile([excel(phone_region="NL")], sync_phone_numbers=True)
+
+    code, err, _report = profile.run(capsys=capsys)
+
+    assert code == 0, err
+    ann = zivver.org.user_by_email("ann@example.org")
+    assert (ann["name"]["formatted"], ann["active"]) == ("Ann Smit", True)
+    assert [n["value"] for n in ann["phoneNumbers"]] == ["+31612345678"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"path": "staff.xls"}, "staff.xls is not an .xlsx workbook: zsync reads .xlsx and .xlsm"),
+        ({"path": "staff.ods"}, "Save the workbook as .xlsx (Excel Workbook)"),
+        ({"sheet": True}, "true is no sheet: give its name or its place from 1"),
+    ],
+)
+def test_a_workbook_whose_errors_cannot_be_seen_or_a_flag_for_a_sheet_is_a_profile_error(
+    tmp_path, extra, message
+):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(
+            {"target": {"api_key_env": "X"}, "sources": [excel(**extra)]}, tmp_path / "z.toml"
         )

@@ -1,5 +1,5 @@
-"""The ``excel`` source type: an Excel workbook (.xlsx, .xlsm, .xls, .ods), its profile keys
-and its entry in the registry."""
+"""The ``excel`` source type: an Excel workbook (.xlsx or .xlsm), its profile keys and its
+entry in the registry."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from pydantic import field_validator, model_validator
 
 from ..registry import SourceType
 from ..section import SourceSection
+
+WORKBOOKS = (".xlsx", ".xlsm")
+"""The workbooks whose error cells and unsaved formulas zsync can see (a zip of XML)."""
 
 
 class ExcelSourceConfig(SourceSection):
@@ -22,6 +25,25 @@ class ExcelSourceConfig(SourceSection):
     functional_sheet: str | int | None = None
     """A second sheet whose rows are functional accounts (the Synctool's V1 template had
     one); a row's ``kind`` column, when it has one, still counts."""
+
+    @field_validator("path")
+    @classmethod
+    def _xlsx(cls, value: Path) -> Path:
+        if value.suffix.lower() not in WORKBOOKS:
+            raise ValueError(
+                f"{value.name} is not an .xlsx workbook: zsync reads .xlsx and .xlsm only (as "
+                "Zivver's Synctool does), where an error cell such as #N/A can be told from an "
+                "empty one; in other formats it reads as empty, and an empty 'active' means "
+                "active. Save the workbook as .xlsx (Excel Workbook), or use a csv source"
+            )
+        return value
+
+    @field_validator("sheet", "functional_sheet", mode="before")
+    @classmethod
+    def _not_a_flag(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError(f"{str(value).lower()} is no sheet: give its name or its place from 1")
+        return value
 
     @field_validator("sheet", "functional_sheet")
     @classmethod

@@ -11,6 +11,7 @@ and checked with libphonenumber, at ~40 µs a number.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -113,7 +114,9 @@ def read_numbers(
             accounts[index] = SourceAccount._make((*account[:-1], number))
 
 
-_SEPARATORS = str.maketrans("", "", " -.()/\u00a0")
+_LAYOUT = " -.()/+\u00a0"
+"""What a phone number may hold besides digits: its layout."""
+_SEPARATORS = str.maketrans("", "", _LAYOUT.replace("+", ""))
 
 
 def canonical(raw: str, region: str | None) -> str | None:
@@ -134,6 +137,13 @@ def canonical(raw: str, region: str | None) -> str | None:
     if prefix and text.startswith(prefix):
         text = text[len(prefix) :]
     return f"+{phonenumbers.country_code_for_region(region)}{text}"
+
+
+def _character(char: str) -> str:
+    """A character named for an admin: 'x', or its Unicode name when it is not printable."""
+    if char.isprintable() and not char.isspace():
+        return repr(char)
+    return f"{unicodedata.name(char, 'an unnamed character')} (U+{ord(char):04X})"
 
 
 def is_held(number: str, held: tuple[str, ...]) -> bool:
@@ -157,11 +167,25 @@ def e164(raw: str, region: str | None) -> tuple[str | None, str | None]:
             f"the phone number {raw!r} has no country code (+…) and the source has no "
             'phone_region to read it in; add e.g. phone_region = "NL" to the source'
         )
+    odd = [char for char in dict.fromkeys(text) if not char.isdecimal() and char not in _LAYOUT]
+    # libphonenumber reads letters as keypad digits and skips what it does not know: a typo
+    # or a stray character would become another number
+    stray = f"the phone number {raw!r} holds {', '.join(map(_character, odd))}, which no phone number has"
     try:
         parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as error:
         said = str(error).partition(") ")[2] or str(error)  # "(1) Missing or invalid…"
-        return None, f"the phone number {raw!r} cannot be read ({said.rstrip('.')})"
+        return (
+            None,
+            stray if odd else f"the phone number {raw!r} cannot be read ({said.rstrip('.')})",
+        )
+    if parsed.extension:
+        return None, (
+            f"the phone number {raw!r} has an extension ({parsed.extension}), which Zivver "
+            "cannot hold (it would be dropped); give the mobile number alone"
+        )
+    if odd:
+        return None, stray
     if not phonenumbers.is_valid_number(parsed):
         where = f" in {region}" if region and not text.startswith("+") else ""
         return None, f"the phone number {raw!r} is not a valid number{where}"
