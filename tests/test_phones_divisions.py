@@ -103,6 +103,8 @@ def test_an_adopted_organization_keeps_the_numbers_people_set_unless_asked(
     profile.write()
     code, err, report = profile.run("--dry-run", capsys=capsys)
     assert "1 phone number(s) would change" in err, "the takeover says so before any write"
+    assert "it replaces the first number 1 of them have now: ann@example.org." in err
+    assert report["takeover"]["phone_numbers_replaced"] == ["ann@example.org"]
     profile.data["sync"]["sync_phone_numbers"] = False
     profile.write()
 

@@ -417,6 +417,9 @@ class Takeover:
     numbers_differ: int = 0
     """Matched users whose mobile number in the sources is not among theirs in Zivver (read
     only with ``sync.sync_phone_numbers``): each is written."""
+    numbers_replaced: tuple[str, ...] = ()
+    """Those of them whose first number in Zivver (often one they set themselves) is
+    replaced by the source's."""
 
     @property
     def worth_showing(self) -> bool:
@@ -456,9 +459,17 @@ class Takeover:
                 "accounts among them on every write: " + _some(self.foreign_members, shown) + "."
             )
         if self.numbers_differ:
+            replaced = self.numbers_replaced
             lines.append(
                 f"{self.numbers_differ} phone number(s) would change: the sources' number "
-                "becomes each user's first number in Zivver (their others stay)."
+                "becomes each user's first number in Zivver (their others stay)"
+                + (
+                    f"; it replaces the first number {len(replaced)} of them have now: "
+                    + _some(replaced, shown)
+                    if replaced
+                    else ""
+                )
+                + "."
             )
         return lines
 

@@ -98,6 +98,8 @@ class _Planner:
         self.protected_ids = protected_ids
         self.protected_addresses = protected_addresses
         self.numbers_differ = 0
+        self.numbers_replaced: list[str] = []
+        """Those whose first number in Zivver the source's replaces."""
         """Matched users whose source number is not among Zivver's (each is written)."""
         self.mapping = mapping
         self.removals_blocked = removals_blocked
@@ -312,6 +314,8 @@ class _Planner:
             and not is_held(account.phone, phones)
         ):
             self.numbers_differ += 1
+            if phone is not None:
+                self.numbers_replaced.append(current.email)
             phone = account.phone
             fields.add("phone")
         wanted_delegates = current.delegates
@@ -577,4 +581,5 @@ class _Planner:
             sso_unknown=tuple(sorted(self.sso_unknown)),
             foreign_members=tuple(sorted(foreign)),
             numbers_differ=self.numbers_differ,
+            numbers_replaced=tuple(sorted(self.numbers_replaced)),
         )

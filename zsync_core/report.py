@@ -109,6 +109,8 @@ def _takeover(takeover: Takeover) -> dict[str, Any]:
         "outside_domain_filter": takeover.outside_filter,
         "sso_key_unknown": list(takeover.sso_unknown),
         "members_kept": list(takeover.foreign_members),
+        "phone_numbers_changed": takeover.numbers_differ,
+        "phone_numbers_replaced": list(takeover.numbers_replaced),
         "text": [inert(line) for line in takeover.lines()],
     }
 
