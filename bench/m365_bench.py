@@ -135,7 +135,7 @@ def load(base: str, zivver: str, state: str, full: bool) -> dict[str, Any]:
     from zsync_core.model import StepEvent
     from zsync_core.session import SyncSession
 
-    from .zsync_bench import API_KEY
+    from .world import API_KEY
 
     os.environ.update(BENCH_SECRET=SECRET, ZSYNC_BENCH_API_KEY=API_KEY)
     profile = {
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             store.close()
             bounds = list(kept.get("hints", {}).get("user_bounds") or [])
             bare = floor(base, bounds, CONCURRENCY)
-            from .zsync_bench import EmulatorHost
+            from .world import EmulatorHost
 
             zivver = EmulatorHost(args.users)
             try:
