@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from .config import Config
 from .errors import TargetError, ZsyncError
 from .model import Emit, LogEvent, StepEvent, ZivverAccount
+from .section import SourceSection
 from .sources import SourceResult, fields, make_source
 from .store import Store
 from .zivver.client import ZivverClient
@@ -49,6 +50,26 @@ def read_numbers(result: LoadResult, config: Config) -> None:
         fields.read_numbers(source_result, regions.get(source_result.name), known)
 
 
+async def read_source(
+    source: SourceSection,
+    config: Config,
+    store: Store | None,
+    full_read: bool,
+    emit: Emit,
+) -> SourceResult:
+    """One source read and mapped as a run reads it: its divisions, its names cleaned, its
+    phone numbers kept for :func:`read_numbers` when the profile syncs them, else dropped
+    unread.
+
+    Raises:
+        ZsyncError: the source cannot be read whole (named).
+    """
+    loaded = await make_source(source, config, store=store, full_read=full_read).load(emit)
+    fields.finish(loaded, source, config.sync.sync_phone_numbers)
+    loaded.clean()
+    return loaded
+
+
 async def read_sources(
     result: LoadResult, config: Config, store: Store | None, full_read: bool, emit: Emit
 ) -> None:
@@ -57,11 +78,8 @@ async def read_sources(
     a delta source then reads whole and keeps nothing."""
     for source_config in config.sources:
         try:
-            source = make_source(source_config, config, store=store, full_read=full_read)
-            loaded = await source.load(emit)
-            fields.finish(loaded, source_config, config.sync.sync_phone_numbers)
-            loaded.clean()
-            result.sources.append(loaded)
+            read = read_source(source_config, config, store, full_read, emit)
+            result.sources.append(await read)
         except ZsyncError as error:
             result.source_errors[source_config.name] = str(error)
             emit(LogEvent("error", str(error)))

@@ -134,6 +134,33 @@ class ChangeOutcome:
     attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One journaled change to an account, with the run it belongs to."""
+
+    run_id: int
+    at: float
+    """When the change was last journaled (planned, sent or answered)."""
+    mode: str
+    dry_run: bool
+    change: ChangeOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class MappingRecord:
+    """What the local account mapping holds of one source entry."""
+
+    source_id: str
+    kind: str
+    zivver_id: str
+    email: str
+    source: str | None
+    sso_key_sent: str | None
+    """The SsoAccountKey zsync sent ("" none), None when it sent none."""
+    updated_at: float
+    """When it was last recorded (matched, created or renamed)."""
+
+
 COUNTED = {
     "not_sent": "not sent",
     "unusable": "source entries unusable",

@@ -43,7 +43,15 @@ from .model import (
     SourceAccount,
     StepEvent,
 )
-from .outcome import ChangeOutcome, ChangeState, ExitCode, RunRecord, RunStatus
+from .outcome import (
+    ChangeOutcome,
+    ChangeState,
+    ExitCode,
+    MappingRecord,
+    RunRecord,
+    RunStatus,
+    TimelineEntry,
+)
 from .plan import plan
 from .store import Store
 from .zivver.client import Pacer, ZivverClient
@@ -153,6 +161,16 @@ class SyncSession:
         """Every change of a run (by default this session's) as journaled, in plan order."""
         wanted = self.run_id if run_id is None else run_id
         return [] if wanted is None else self._store.changes(wanted)
+
+    def history_of(
+        self, email: str, zivver_ids: list[str]
+    ) -> tuple[list[MappingRecord], list[TimelineEntry]]:
+        """What the mapping holds of an account (by address or Zivver id) and every change to
+        it the store journaled, oldest first."""
+        return (
+            self._store.mapping_records(email, zivver_ids),
+            self._store.timeline(email, zivver_ids),
+        )
 
     def events(self, *, with_info: bool = False) -> list[tuple[float, str, str]]:
         """(time, level, message) of every run, oldest first."""

@@ -22,7 +22,14 @@ from .database import copy_in_memory, free_space, migrate, transaction, tune
 from .errors import LockedError, StoreError
 from .merge import MappingEntry
 from .model import Action, Change, Match, Plan
-from .outcome import ChangeOutcome, ChangeState, RunRecord, RunStatus
+from .outcome import (
+    ChangeOutcome,
+    ChangeState,
+    MappingRecord,
+    RunRecord,
+    RunStatus,
+    TimelineEntry,
+)
 from .output import inert
 from .section import GuardedAction
 from .space import SourceSpace
@@ -271,6 +278,17 @@ class Store:
         entry = MappingEntry._make
         return {row[0]: entry(row[1:]) for row in rows}
 
+    def mapping_records(self, email: str, zivver_ids: Iterable[str] = ()) -> list[MappingRecord]:
+        """What the mapping holds of the account with ``email`` or one of ``zivver_ids``."""
+        ids = [i for i in zivver_ids if i]
+        where = "email = ?" + "".join(" OR zivver_id = ?" for _ in ids)
+        cursor = self.db.execute(
+            "SELECT source_id, kind, zivver_id, email, source, sso_key_sent, updated_at FROM "
+            f"mapping WHERE {where} ORDER BY updated_at",
+            (email, *ids),
+        )
+        return [MappingRecord(*row) for row in cursor]
+
     def remember_matches(self, matches: Iterable[Match]) -> None:
         now = time.time()
         with transaction(self.db, self.directory) as db:
@@ -418,29 +436,24 @@ class Store:
     def changes(self, run_id: int) -> list[ChangeOutcome]:
         """Every change of a run as journaled, in plan order."""
         cursor = self.db.execute(
-            "SELECT change_id, action, email, zivver_id, source_id, source, before, after, guard, state, "
-            "error, request, response, http_status, attempts FROM changes WHERE run_id = ? ORDER BY change_id",
-            (run_id,),
+            f"SELECT {_CHANGE} FROM changes WHERE run_id = ? ORDER BY change_id", (run_id,)
+        )
+        return [_change(row) for row in cursor]
+
+    def timeline(self, email: str, zivver_ids: Iterable[str] = ()) -> list[TimelineEntry]:
+        """Every journaled change to the account with ``email`` (or, renamed, one of
+        ``zivver_ids``), oldest first, each with its run."""
+        ids = [i for i in zivver_ids if i]
+        where = "c.email = ?" + "".join(" OR c.zivver_id = ?" for _ in ids)
+        cursor = self.db.execute(
+            f"SELECT c.run_id, c.updated_at, r.mode, r.dry_run, {_CHANGE.replace('change_id', 'c.change_id')} "
+            f"FROM changes c JOIN runs r ON r.id = c.run_id WHERE {where} "
+            "ORDER BY c.run_id, c.change_id",
+            (email, *ids),
         )
         return [
-            ChangeOutcome(
-                r[0],
-                Action(r[1]),
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                json.loads(r[6]),
-                json.loads(r[7]),
-                GuardedAction(r[8]) if r[8] else None,
-                ChangeState(r[9]),
-                r[10],
-                json.loads(r[11]) if r[11] else None,
-                json.loads(r[12]) if r[12] else None,
-                r[13],
-                r[14],
-            )
-            for r in cursor
+            TimelineEntry(row[0], row[1] or 0.0, row[2], bool(row[3]), _change(row[4:]))
+            for row in cursor
         ]
 
     # --- events ---------------------------------------------------------------------------
@@ -481,4 +494,31 @@ def _run(row: tuple[Any, ...]) -> RunRecord:
         RunStatus(row[5]),
         json.loads(row[6] or "{}"),
         json.loads(row[7] or "{}"),
+    )
+
+
+_CHANGE = (
+    "change_id, action, email, zivver_id, source_id, source, before, after, guard, state, "
+    "error, request, response, http_status, attempts"
+)
+"""The changes table's columns, in ChangeOutcome's order."""
+
+
+def _change(r: tuple[Any, ...]) -> ChangeOutcome:
+    return ChangeOutcome(
+        r[0],
+        Action(r[1]),
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        json.loads(r[6]),
+        json.loads(r[7]),
+        GuardedAction(r[8]) if r[8] else None,
+        ChangeState(r[9]),
+        r[10],
+        json.loads(r[11]) if r[11] else None,
+        json.loads(r[12]) if r[12] else None,
+        r[13],
+        r[14],
     )

@@ -7,6 +7,9 @@ zsync --headless [--config PATH] [--dry-run] [--confirm ACTION]... [--report FIL
 zsync check [--config PATH]                 test the profile and every connection
 zsync status [--config PATH]                the last runs, what is held, is a run going
 zsync history [--config PATH] [--run N] [--json]   earlier runs, or one run's changes
+zsync show source NAME [--json] [--filter TEXT]  what a source yields after mapping
+zsync show zivver [--json] [--filter TEXT]  Zivver's accounts, and what zsync makes of each
+zsync explain ADDRESS [--json]              why an account (does not) change, its history
 zsync emulator --port N --api-key KEY       serve a Zivver-compatible SCIM API
 zsync emulator --microsoft --client-secret S   serve a Microsoft 365 tenant (trials)
 zsync completion bash                       a bash completion script
@@ -29,7 +32,18 @@ from zsync_core.errors import ZsyncError
 from zsync_core.outcome import ChangeOutcome, ExitCode, RunRecord
 from zsync_core.output import inert, inert_json
 
-COMMANDS = ("demo", "check", "status", "history", "emulator", "completion")
+from . import look
+
+COMMANDS = (
+    "demo",
+    "check",
+    "status",
+    "history",
+    "show",
+    "explain",
+    "emulator",
+    "completion",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,7 +58,8 @@ def _main_parser() -> argparse.ArgumentParser:
         prog="zsync",
         description="Keep a Zivver organization in step with the company directory.",
         epilog="Other commands (each with --help): 'zsync demo', 'zsync check', 'zsync status', "
-        "'zsync history', 'zsync emulator', 'zsync completion bash'. "
+        "'zsync history', 'zsync show source NAME', 'zsync show zivver', 'zsync explain "
+        "ADDRESS', 'zsync emulator', 'zsync completion bash'. "
         "Exit codes (headless): 0 done, 1 some changes failed, 2 guarded actions held, 3 could not run.",
     )
     parser.add_argument(
@@ -100,7 +115,7 @@ def _main_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _command_first(list(sys.argv[1:] if argv is None else argv))
     if argv and argv[0] in COMMANDS:
         command, rest = argv[0], argv[1:]
         commands = {
@@ -108,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             "check": _check,
             "status": _status,
             "history": _history,
+            "show": lambda rest: look.show(rest, _Parser),
+            "explain": lambda rest: look.explain(rest, _Parser),
             "emulator": _emulator,
             "completion": _completion,
         }
@@ -137,6 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run or args.confirm or args.report or args.quiet or args.verbose or args.log_file:
         parser.error("--dry-run, --confirm, --report, -q, -v and --log-file go with --headless")
     return _tui(args.config, args.full_read)
+
+
+def _command_first(argv: list[str]) -> list[str]:
+    """``zsync --config PATH show zivver`` as ``zsync show zivver --config PATH``: every
+    command takes its profile before or after its own arguments."""
+    if len(argv) >= 3 and argv[0] == "--config" and argv[2] in COMMANDS:
+        return [*argv[2:], "--config", argv[1]]
+    if len(argv) >= 2 and argv[0].startswith("--config=") and argv[1] in COMMANDS:
+        return [*argv[1:], argv[0]]
+    return argv
 
 
 def _no_terminal(command: str) -> int | None:
@@ -454,6 +481,8 @@ def _completion(argv: list[str]) -> int:
         "check": "--config --help",
         "status": "--config --help",
         "history": "--config --run --limit --json --help",
+        "show": "source zivver --config --json --filter --help",
+        "explain": "--config --json --help",
         "demo": "--help",
         "emulator": "--port --host --api-key --domain --division --rate-limit --rate-window "
         "--microsoft --client-secret --users --groups --shared --help",
