@@ -551,3 +551,47 @@ async def test_a_read_with_an_unusable_entry_is_never_shown_as_in_step(
         events = "\n".join(line.text for line in app.screen.query_one("RichLog").lines)
         assert "cn=mystery" in events and "entry skipped" in events
     assert zivver.org.user_by_email("user4@example.org")["active"] is True
+
+
+async def test_zivvers_accounts_the_sources_data_and_why_an_account_changes(demo: Demo) -> None:
+    """Beside the four steps: Zivver's accounts (z), the sources' data (d), and why one
+    account changes (Enter there, w in the preview), without a read of Zivver."""
+    from zsync_tui.screens.accounts import AccountsScreen
+
+    app = demo_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("z")
+        await pilot.pause()
+        assert is_on(app, LoadScreen), "nothing to show before a load"
+        await load(pilot)
+        reads = len(demo.org.requests)
+
+        await pilot.press("z")
+        await wait_for(pilot, lambda: is_on(app, AccountsScreen), "Zivver's accounts")
+        assert "60 accounts (55 managed, 3 leaving, 1 untouched, 1 outside-domains)" in text(
+            app, "#title"
+        )
+        await pilot.press("slash", *"pat.jansen", "enter")
+        table = app.screen.query_one(VirtualTable)
+        (row,) = table.rows
+        assert (row.standing.value, row.change.action.value) == ("managed", "update-user")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: is_on(app, DetailScreen), "the explanation")
+        facts = dict(app.screen.facts)
+        assert facts["Next run"] == "The next run would update the user (aliases)."
+        assert facts["In Zivver"] == "managed"
+        await pilot.press("escape", "escape")
+        await wait_for(pilot, lambda: is_on(app, SummaryScreen), "the summary again")
+
+        await pilot.press("d")
+        await wait_for(pilot, lambda: is_on(app, AccountsScreen), "the sources' data")
+        assert "Staff list: 64 accounts, 0 unusable" in text(app, "#title")
+        await pilot.press("f", "f")  # disabled entries
+        rows = app.screen.query_one(VirtualTable).rows
+        assert rows and all(not r.active for r in rows)
+        await pilot.press("escape", "p")
+        await wait_for(pilot, lambda: is_on(app, PreviewScreen), "the preview")
+        await pilot.press("w")
+        await wait_for(pilot, lambda: is_on(app, DetailScreen), "why the first change")
+        assert dict(app.screen.facts)["Next run"].startswith("The next run would create the user")
+        assert len(demo.org.requests) == reads, "nothing more was read from Zivver"

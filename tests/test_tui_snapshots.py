@@ -19,6 +19,7 @@ from zsync_core.session import SyncSession
 from zsync_tui import fmt
 from zsync_tui.app import ZsyncApp
 from zsync_tui.demo import API_KEY, API_KEY_ENV, Demo, start_demo
+from zsync_tui.screens.accounts import AccountsScreen
 from zsync_tui.screens.confirm import ConfirmScreen
 from zsync_tui.screens.detail import DetailScreen
 from zsync_tui.screens.events import EventsScreen
@@ -232,3 +233,44 @@ def test_earlier_runs(app, snap_compare):
         await wait_for(pilot, lambda: on(pilot, HistoryScreen), "the history")
 
     assert snap_compare(app, run_before=run_before)
+
+
+def test_zivvers_accounts(app, snap_compare):
+    """z: every account Zivver holds, with what zsync makes of it."""
+
+    async def run_before(pilot):
+        await loaded(pilot)
+        await pilot.press("z")
+        await wait_for(pilot, lambda: on(pilot, AccountsScreen), "Zivver's accounts")
+
+    assert snap_compare(app, run_before=run_before)
+
+
+def test_the_sources_data(app, snap_compare):
+    """d: what the sources yield after mapping, the disabled entries shown by f."""
+
+    async def run_before(pilot):
+        await loaded(pilot)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: on(pilot, AccountsScreen), "the sources' data")
+        await pilot.press("f", "f")
+
+    assert snap_compare(app, run_before=run_before)
+
+
+def test_one_account_explained(app, snap_compare):
+    """Why is this account changing? Enter in Zivver's accounts."""
+
+    async def run_before(pilot):
+        await loaded(pilot)
+        await pilot.press("z")
+        await wait_for(pilot, lambda: on(pilot, AccountsScreen), "Zivver's accounts")
+        await pilot.press("slash", *"fleur", "enter", "enter")
+        await wait_for(pilot, lambda: on(pilot, DetailScreen), "the explanation")
+
+    assert snap_compare(app, run_before=run_before)
+
+
+def test_a_long_profile_name_leaves_the_target_in_the_header(app, snap_compare):
+    app.where = "synchronisation-finance-department-weekly.toml → zivver.example.org"
+    assert snap_compare(app)

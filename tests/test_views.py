@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,7 +163,7 @@ def test_explain_names_the_source_the_next_change_and_the_timeline(
     (change,) = data["next_run"]
     assert change["action"] == "update-user"
     assert change["after"] == {"display_name": "Ann de Smit"}
-    assert data["verdict"].startswith("The next run would update-user (display_name)")
+    assert data["verdict"] == "The next run would update the user (name)."
     assert [(t["action"], t["state"]) for t in data["timeline"]] == [
         ("create-user", "succeeded"),
         ("update-user", "succeeded"),

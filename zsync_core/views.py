@@ -21,7 +21,17 @@ from .config import Config
 from .errors import ConfigError, StoreError, ZsyncError
 from .loading import LoadResult, read_numbers, read_source
 from .merge import MappingEntry
-from .model import Change, Kind, Notice, NotSent, Plan, SourceAccount, Unusable, ZivverAccount
+from .model import (
+    Action,
+    Change,
+    Kind,
+    Notice,
+    NotSent,
+    Plan,
+    SourceAccount,
+    Unusable,
+    ZivverAccount,
+)
 from .outcome import MappingRecord, TimelineEntry
 from .section import SourceSection
 from .session import Mode, SyncSession
@@ -230,7 +240,7 @@ def explain(
 ) -> Explanation:
     """Explain ``raw`` (an address) from a load, its plan and Zivver's rows."""
     address = normalize_address(raw) or raw.strip().lower()
-    holdings = _holdings(address, loaded)
+    holdings = _holdings(address, loaded) + _renamed(address, loaded, mapping)
     unusable = [u for r in loaded.sources for u in r.unusable if u.address == address]
     row = next((r for r in rows if r.account.email == address), None)
     zivver_as = "address" if row is not None else None
@@ -292,6 +302,39 @@ def _holdings(address: str, loaded: LoadResult) -> list[Holding]:
     return found
 
 
+ACTION_WORDS = {
+    Action.CREATE_USER: "create the user",
+    Action.UPDATE_USER: "update the user",
+    Action.REACTIVATE_USER: "re-enable the user",
+    Action.SUSPEND_USER: "suspend the user",
+    Action.DELETE_USER: "delete the user",
+    Action.CREATE_FUNCTIONAL: "create the functional account",
+    Action.UPDATE_FUNCTIONAL: "update the functional account",
+    Action.SUSPEND_FUNCTIONAL: "disable the functional account (remove its delegates)",
+    Action.DELETE_FUNCTIONAL: "delete the functional account",
+}
+FIELD_WORDS = {"email": "address", "display_name": "name", "sso_key": "SsoAccountKey"}
+
+
+def _renamed(
+    address: str, loaded: LoadResult, mapping: list[MappingRecord]
+) -> list[Holding]:
+    """Source entries that hold the account by its id under another address: a rename."""
+    ids = {m.source_id for m in mapping}
+    return [
+        Holding(
+            account,
+            "id",
+            True,
+            f"the entry the mapping knows by its id ({account.source_id}) now has the address "
+            f"{account.email}: the account is renamed to it",
+        )
+        for result in loaded.sources
+        for account in result.accounts
+        if account.source_id in ids and account.email != address
+    ]
+
+
 def _verdict(
     e: Explanation,
     plan: Plan,
@@ -305,7 +348,8 @@ def _verdict(
     if e.changes:
         parts = []
         for change in e.changes:
-            said = f"{change.action.value} ({', '.join(sorted(change.fields))})"
+            fields = ", ".join(FIELD_WORDS.get(f, f) for f in sorted(change.fields))
+            said = f"{ACTION_WORDS[change.action]} ({fields})"
             if change.id in excluded:
                 said += ": excluded by you in this session"
             elif change.guard is not None and change.guard.value not in confirmed:

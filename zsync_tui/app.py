@@ -33,12 +33,15 @@ from zsync_core.model import Change, ChangeEvent, Event, Plan, StepEvent
 from zsync_core.outcome import ChangeOutcome, ExitCode
 from zsync_core.profile_edit import changed_options, save_sync_options
 from zsync_core.session import SyncSession
+from zsync_core.views import Explanation, ZivverRow, explain_in, rows_of
 
 from . import fmt
+from .screens.accounts import Explain, source_screen, zivver_screen
 from .screens.base import StepScreen
 from .screens.confirm import ConfirmScreen
 from .screens.detail import DetailScreen, diff_rows
 from .screens.events import EventsScreen
+from .screens.explain import explanation_screen
 from .screens.history import HistoryScreen
 from .screens.load import LoadScreen
 from .screens.options import OptionsResult, OptionsScreen
@@ -92,6 +95,8 @@ class ZsyncApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("e", "events", "Events"),
         Binding("H", "history", "History"),
+        Binding("d", "data", "Data"),
+        Binding("z", "zivver", "Zivver"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -110,6 +115,8 @@ class ZsyncApp(App[int]):
         self.cancel_update = asyncio.Event()
         self.outcome_code: int | None = None
         self._review_message = ""
+        self._rows: tuple[Plan, list[ZivverRow]] | None = None
+        """Zivver's rows for the plan they were made of (the Zivver screen, explain)."""
 
     def notify(
         self,
@@ -490,6 +497,59 @@ class ZsyncApp(App[int]):
     def _review_back(self, message: ReviewScreen.Back) -> None:
         if message.earlier:
             self.pop_screen()
+
+    # --- beside the steps: the sources' data, Zivver's accounts, one account explained ----
+
+    def _zivver_rows(self, plan: Plan) -> list[ZivverRow]:
+        """Zivver's rows for ``plan``, made once per plan (safe in a thread)."""
+        made = self._rows
+        if made is None or made[0] is not plan:
+            made = self._rows = (plan, rows_of(self.session, plan))
+        return made[1]
+
+    def _needs_load(self) -> bool:
+        if self.plan is None or self.session.loaded is None:
+            self.notify("Load the sources and Zivver first (s on the first step).")
+            return True
+        return False
+
+    def action_data(self) -> None:
+        if self._needs_load():
+            return
+        loaded = self.session.loaded
+        assert loaded is not None
+        descriptions = {s.name: s.description for s in self.session.config.sources}
+        self.push_screen(source_screen(self.where, loaded.sources, descriptions))
+
+    @work(exclusive=True, group="look", exit_on_error=False)
+    async def action_zivver(self) -> None:
+        if self._needs_load():
+            return
+        plan = self.plan
+        assert plan is not None
+        rows = await asyncio.to_thread(self._zivver_rows, plan)
+        url = self.session.config.target.url
+        self.push_screen(zivver_screen(self.where, rows, urlsplit(url).hostname or url))
+
+    @on(Explain)
+    @work(exclusive=True, group="look", exit_on_error=False)
+    async def _explain(self, message: Explain) -> None:
+        if self._needs_load():
+            return
+        plan = self.plan
+        assert plan is not None
+        excluded = frozenset(self._excluded_ids())
+
+        def explained() -> Explanation:
+            rows = self._zivver_rows(plan)
+            return explain_in(self.session, plan, message.address, rows, excluded)
+
+        try:
+            explanation = await asyncio.to_thread(explained)
+        except ZsyncError as error:
+            self.notify(str(error), severity="error")
+            return
+        self.push_screen(explanation_screen(explanation))
 
     def action_history(self) -> None:
         if self._screen(HistoryScreen) is not None:

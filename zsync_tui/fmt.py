@@ -64,3 +64,13 @@ def pretty_json(data: Any) -> str:
     """Exact JSON (a request, Zivver's answer), inert: JSON escapes the C0 controls, and
     :func:`inert_json` the rest."""
     return inert_json(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
+
+
+def duration(seconds: float) -> str:
+    """A time left, e.g. ``40 s``, ``3 min``, ``1 h 05 min``."""
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02} min"

@@ -44,7 +44,8 @@ class EventsScreen(ModalScreen[None]):
             log.write(Text("Nothing has happened yet.", style="dim"))
         for at, level, message in self.events:
             line = Text(f"{fmt.clock(at)} ", style="dim")
-            line.append(f"{level.upper():8}", style=LEVEL_STYLE.get(level, ""))
+            line.append(f"{level.upper():<7}", style=LEVEL_STYLE.get(level, ""))
+            line.append("  ")
             line.append(fmt.block(message))
             log.write(line)
         log.focus()

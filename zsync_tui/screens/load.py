@@ -69,6 +69,7 @@ class LoadScreen(StepScreen):
             lambda row: {"failed": "error", "done": "success", "running": "warning"}.get(row.state),
             empty="Press s to start.",
             id="steps",
+            opens=lambda row: bool(row.detail),  # a step's error, or what it read
         )
         yield Static("", id="errors")
 
@@ -132,6 +133,7 @@ class LoadScreen(StepScreen):
         row.detail = event.detail
         table = self.query_one(VirtualTable)
         table.set_rows(self.rows, keep=row)
+        table.refresh_bindings()
 
     def failed(self, errors: list[str]) -> None:
         """The load ended with errors: say what failed, and that nothing was changed."""

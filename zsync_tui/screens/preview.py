@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -14,7 +15,9 @@ from textual.widgets import Input, Static
 
 from zsync_core.model import Action, Change, Plan
 
+from .. import fmt
 from ..widgets.table import Column, VirtualTable
+from .accounts import Explain
 from .base import StepScreen
 from .detail import FIELD_NAMES
 
@@ -33,12 +36,14 @@ class PreviewScreen(StepScreen):
     #search { width: 1fr; }
     #filter { width: auto; max-width: 50%; padding: 1 1 0 2; color: $text-muted; }
     #changes { margin: 0 1; }
+    #current { height: 1; margin: 0 1; color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back to summary"),
         Binding("slash", "search", "Search"),
         Binding("f", "filter", "Filter by action"),
         Binding("x", "exclude", "Exclude/include"),
+        Binding("w", "why", "Why?"),
     ]
 
     class Closed(Message):
@@ -72,24 +77,24 @@ class PreviewScreen(StepScreen):
             [
                 Column("", 1),
                 Column("Action", 18),
-                Column("Account"),
-                Column("Source", 12),
-                Column("Fields changed", 16),
+                Column("Account", share=2),
+                Column("Source", 10),
+                Column("Fields changed", share=1),
             ],
             self._cells,
             self._row_class,
             empty="No change matches.",
             id="changes",
         )
+        yield Static(id="current")
 
     def _cells(self, change: Change) -> tuple[str, ...]:
         mark = "✗" if change.id in self.excluded else "!" if change.guard else " "
-        account = change.email
         old = change.before.get("email")
-        if old and old != change.email:
-            account = f"{change.email} ← {old}"
-        fields = ", ".join(FIELD_NAMES.get(f, f) for f in change.after if f != "email" or old)
-        return (mark, change.action.value, account, change.source or "—", fields)
+        names = [FIELD_NAMES.get(f, f) for f in change.after if f != "email"]
+        if old and old != change.email:  # a rename: the old address whole, first
+            names.insert(0, f"Address (was {old})")
+        return (mark, change.action.value, change.email, change.source or "—", ", ".join(names))
 
     def _row_class(self, change: Change) -> str | None:
         if change.id in self.excluded:
@@ -134,6 +139,22 @@ class PreviewScreen(StepScreen):
     def _done_searching(self) -> None:
         self.query_one(VirtualTable).focus()
 
+    @on(VirtualTable.Highlighted)
+    def _current(self, event: VirtualTable.Highlighted) -> None:
+        """The row under the cursor whole, on a line of its own (a narrow terminal cuts the
+        columns: a rename's old address, a long list of fields)."""
+        change: Change | None = event.row
+        said = ""
+        if change is not None:
+            said = f"{change.action.value} {change.email}"
+            old = change.before.get("email")
+            if old and old != change.email:
+                said += f" ← {old}"
+            names = [FIELD_NAMES.get(f, f) for f in change.after if f != "email"]
+            if names:
+                said += ": " + ", ".join(names)
+        self.query_one("#current", Static).update(Text(fmt.plain(said)))
+
     @on(VirtualTable.Selected)
     def _inspect(self, event: VirtualTable.Selected) -> None:
         self.post_message(self.Inspect(event.row))
@@ -161,6 +182,11 @@ class PreviewScreen(StepScreen):
             self.notify(f"{change.email}: excluded from this run (x includes it again).")
         table.refresh_rows()
         self._label()
+
+    def action_why(self) -> None:
+        change = self.query_one(VirtualTable).current
+        if change is not None:
+            self.post_message(Explain(change.email))
 
     def action_back(self) -> None:
         if self.focused is self.query_one("#search", Input):

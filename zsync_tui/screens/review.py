@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -15,6 +16,7 @@ from zsync_core.outcome import ChangeOutcome, ChangeState, RunRecord
 
 from .. import fmt
 from ..widgets.table import Column, VirtualTable
+from .accounts import Explain
 from .base import StepScreen
 
 ORDER = {
@@ -61,10 +63,12 @@ class ReviewScreen(StepScreen):
     #intro { padding: 1 1 0 1; height: auto; }
     #run { padding: 0 1 1 1; height: auto; color: $text-muted; }
     #changes { margin: 0 1; }
+    #current { height: auto; max-height: 3; margin: 0 1; color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "filter", "Filter"),
         Binding("n", "new", "New sync"),
+        Binding("w", "why", "Why?"),
         Binding("escape", "back", "Back", show=False),
     ]
 
@@ -107,14 +111,15 @@ class ReviewScreen(StepScreen):
             [
                 Column("Result", 9),
                 Column("Action", 18),
-                Column("Account", 30),
-                Column("What Zivver said"),
+                Column("Account", share=1),
+                Column("What Zivver said", share=2),
             ],
             lambda r: (r.state.value, r.action.value, r.email, r.error or PLAIN.get(r.state, "")),
             lambda r: ROW_CLASS.get(r.state),
             empty="This run has no changes.",
             id="changes",
         )
+        yield Static(id="current")
 
     def on_mount(self) -> None:
         self.refilter()
@@ -122,7 +127,25 @@ class ReviewScreen(StepScreen):
 
     def refilter(self) -> None:
         rows = [r for r in self.all_rows if self.state is None or r.state is self.state]
-        self.query_one(VirtualTable).set_rows(rows)
+        table = self.query_one(VirtualTable)
+        if self.state is not None:
+            table.empty = f"No change is {self.state.value} (f shows the next filter)."
+        else:
+            table.empty = "This run has no changes."
+        table.set_rows(rows)
+        showing = f"showing {self.state.value} changes" if self.state else "showing all changes"
+        self.query_one("#run", Static).update(
+            fmt.styled(run_line(self.run), " · ", (f"{showing} ({len(rows):,})", "b"))
+        )
+
+    @on(VirtualTable.Highlighted)
+    def _current(self, event: VirtualTable.Highlighted) -> None:
+        """The row under the cursor whole (a narrow terminal cuts Zivver's answer)."""
+        row: ChangeOutcome | None = event.row
+        said = ""
+        if row is not None:
+            said = f"{row.email}: {row.error or PLAIN.get(row.state, row.state.value)}"
+        self.query_one("#current", Static).update(Text(fmt.plain(said)))
 
     @on(VirtualTable.Selected)
     def _inspect(self, event: VirtualTable.Selected) -> None:
@@ -131,7 +154,11 @@ class ReviewScreen(StepScreen):
     def action_filter(self) -> None:
         self.state = STATES[(STATES.index(self.state) + 1) % len(STATES)]
         self.refilter()
-        self.notify(f"Showing {self.state.value if self.state else 'all'} changes.")
+
+    def action_why(self) -> None:
+        row = self.query_one(VirtualTable).current
+        if row is not None:
+            self.post_message(Explain(row.email))
 
     def action_new(self) -> None:
         self.post_message(self.NewRequested(self.earlier))

@@ -21,6 +21,17 @@ from .base import StepScreen
 from .lines import LinesScreen
 
 
+class SummaryLines(OptionList):
+    """The summary's lines: Enter opens one (said in the footer); PgUp and PgDn scroll the
+    notes below, which are longer than the screen on a first run."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select", "Open details"),
+        Binding("pagedown", "screen.notes(1)", "Scroll notes"),
+        Binding("pageup", "screen.notes(-1)", "Scroll notes up", show=False),
+    ]
+
+
 class SummaryScreen(StepScreen):
     STEP = 2
     CSS = """
@@ -54,11 +65,11 @@ class SummaryScreen(StepScreen):
     def body(self) -> Iterable[Widget]:
         yield Static(
             "[b]Step 2 — Summary.[/b] Nothing has been changed yet. Enter opens the details of a line; "
-            "[b]u[/b] starts the update.",
+            "[b]u[/b] starts the update; PgDn and PgUp scroll the notes.",
             id="intro",
         )
         yield Static(Text(fmt.plain(self.read)), id="read")
-        yield OptionList(id="lines")
+        yield SummaryLines(id="lines")
         with VerticalScroll(id="notes"):
             yield Static(id="notes-text")
 
@@ -177,6 +188,13 @@ class SummaryScreen(StepScreen):
             )
         elif event.option.id and event.option.id != "none":
             self.post_message(self.Chosen("preview", Action(event.option.id)))
+
+    def action_notes(self, direction: int) -> None:
+        notes = self.query_one("#notes", VerticalScroll)
+        if direction > 0:
+            notes.scroll_page_down()
+        else:
+            notes.scroll_page_up()
 
     def action_choose(self, what: str) -> None:
         self.post_message(self.Chosen(what))

@@ -49,7 +49,12 @@ class UpdateScreen(StepScreen):
             id="intro",
         )
         yield VirtualTable(
-            [Column("Result", 9), Column("Action", 18), Column("Account"), Column("Error")],
+            [
+                Column("Result", 9),
+                Column("Action", 18),
+                Column("Account", share=1),
+                Column("Error", share=2),
+            ],
             lambda e: (
                 "ok" if e.ok else "FAILED",
                 e.change.action.value,
@@ -84,6 +89,15 @@ class UpdateScreen(StepScreen):
             fmt.styled((message, "b"), "  Press ", ("v", "b"), " to review the changes.")
         )
         outcome.display = True
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Cancel is offered while the update runs, the review once it has ended."""
+        if action == "cancel":
+            return not self.done
+        if action == "review":
+            return self.done
+        return True
 
     def action_cancel(self) -> None:
         if self.done:

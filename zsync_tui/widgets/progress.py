@@ -38,18 +38,22 @@ class Progress:
         line.append("● " if self.running else "  ", style="bold")
         line.append(fmt.plain(self.task))
         if self.total:
-            filled = min(BAR_WIDTH, self.done * BAR_WIDTH // self.total)
-            line.append("  ")
-            line.append("█" * filled, style="bold")
-            line.append("░" * (BAR_WIDTH - filled), style="dim")
-            line.append(f" {self.done}/{self.total}")
+            line.append(f" {self.done:,}/{self.total:,}")
         elif self.done:
-            line.append(f"  {self.done}")
+            line.append(f"  {self.done:,}")
         if self.failed:
             line.append(f" · {self.failed} failed", style="bold red")
         elapsed = time.monotonic() - self.started
         if self.running and self.done and elapsed > 0.5:
-            line.append(f" · {fmt.rate(self.done / elapsed)}{self.unit}")
+            rate = self.done / elapsed
+            line.append(f" · {fmt.rate(rate)}{self.unit}")
+            if self.total and self.total > self.done:
+                line.append(f" · {fmt.duration((self.total - self.done) / rate)} left")
+        if self.total:  # last: on a narrow terminal the bar is what is cut
+            filled = min(BAR_WIDTH, self.done * BAR_WIDTH // self.total)
+            line.append("  ")
+            line.append("█" * filled, style="bold")
+            line.append("░" * (BAR_WIDTH - filled), style="dim")
         return line
 
 

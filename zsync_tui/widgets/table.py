@@ -32,6 +32,12 @@ class Column:
     label: str
     width: int = 0
     """Cells wide; 0 = share what is left."""
+    share: int = 1
+    """A flexible column's part of what is left (an address 2, a list of fields 1)."""
+
+
+FLEXIBLE_AT_LEAST = 14
+"""Cells a flexible column keeps before the fixed ones narrow (an 80-column terminal)."""
 
 
 class VirtualTable(ScrollView, Generic[Row], can_focus=True):
@@ -67,6 +73,14 @@ class VirtualTable(ScrollView, Generic[Row], can_focus=True):
 
     cursor: reactive[int] = reactive(0, always_update=True)
 
+    class Highlighted(Message):
+        """The cursor is on another row (or the rows changed under it)."""
+
+        def __init__(self, table: VirtualTable[Any], row: Any) -> None:
+            super().__init__()
+            self.table = table
+            self.row = row
+
     class Selected(Message):
         """Enter (or a click) on a row."""
 
@@ -83,8 +97,12 @@ class VirtualTable(ScrollView, Generic[Row], can_focus=True):
         *,
         empty: str = "Nothing to show.",
         id: str | None = None,
+        opens: Callable[[Row], bool] | None = None,
     ) -> None:
+        """``opens``: whether Enter on a row opens something (else Enter is not offered for
+        it); by default every row does."""
         super().__init__(id=id)
+        self.opens = opens
         self.columns = list(columns)
         self.cells = cells
         self.row_class = row_class or (lambda row: None)
@@ -141,7 +159,15 @@ class VirtualTable(ScrollView, Generic[Row], can_focus=True):
                 self.action_select()
             self.cursor = index
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "select" and self.opens is not None:
+            return self.current is not None and self.opens(self.current)
+        return True
+
     def watch_cursor(self, cursor: int) -> None:
+        if self.opens is not None:
+            self.refresh_bindings()
+        self.post_message(self.Highlighted(self, self.current))
         self._reveal(cursor)
         # the size may only now have grown (set_rows, grew): once laid out, look again
         self.call_after_refresh(self._reveal, cursor)
@@ -168,10 +194,23 @@ class VirtualTable(ScrollView, Generic[Row], can_focus=True):
     # --- drawing ---------------------------------------------------------------------------
 
     def _widths(self, total: int) -> list[int]:
-        fixed = sum(c.width for c in self.columns) + len(self.columns) - 1
-        flexible = [c for c in self.columns if not c.width]
-        share = max(8, (total - fixed) // max(1, len(flexible)))
-        return [c.width or share for c in self.columns]
+        """Each column's width: the fixed ones as asked, the flexible ones sharing the rest
+        by their ``share``; when that leaves a flexible column narrower than
+        FLEXIBLE_AT_LEAST, the fixed ones narrow first (never below their label)."""
+        columns = self.columns
+        room = total - (len(columns) - 1)
+        fixed = sum(c.width for c in columns)
+        shares = sum(c.share for c in columns if not c.width)
+        widths = [c.width for c in columns]
+        wanted = FLEXIBLE_AT_LEAST * sum(1 for c in columns if not c.width)
+        if shares and fixed and room - fixed < wanted:
+            scale = max(0.0, (room - wanted) / fixed)
+            widths = [max(len(c.label), int(c.width * scale)) if c.width else 0 for c in columns]
+        left = room - sum(widths)
+        return [
+            w or max(8, left * c.share // max(1, shares))
+            for c, w in zip(columns, widths, strict=True)
+        ]
 
     def _line(self, cells: Sequence[str], widths: list[int], style: Style) -> Strip:
         text = " ".join(
@@ -182,7 +221,7 @@ class VirtualTable(ScrollView, Generic[Row], can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        widths = self._widths(width)
+        widths = self._widths(self.scrollable_content_region.width)
         base = self.rich_style
         if y == 0:
             header = base + self.get_component_rich_style("virtual-table--header")

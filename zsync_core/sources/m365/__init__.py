@@ -116,7 +116,7 @@ class Microsoft365Source:
             if sign_in is not None:  # its connection would stay open until the process ends
                 sign_in.close()
             raise
-        emit(StepEvent(step, step, "done", 1, 1))
+        emit(StepEvent(step, step, "done"))  # nothing to count
         http = MicrosoftHttp(self.config, sign_in)
         try:
             return await self._load(Reader(self.config, http, emit, []))

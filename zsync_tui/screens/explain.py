@@ -1,0 +1,51 @@
+"""One account explained (``zsync explain`` in the TUI): why the next run does what it does
+to it, the source entries that hold it, the mapping, Zivver's account and its history."""
+
+from __future__ import annotations
+
+from zsync_core.views import Explanation
+
+from .. import fmt
+from .detail import DetailScreen, diff_rows
+
+
+def explanation_screen(e: Explanation) -> DetailScreen:
+    """The explanation as a detail screen (Escape closes it)."""
+    facts = [("Next run", e.verdict)]
+    if e.standing is not None:
+        facts.append(("In Zivver", e.standing.value))
+    zivver = e.zivver
+    if zivver is not None:
+        alias = ", as an alias" if e.zivver_as == "alias" else ""
+        state = "active" if zivver.active else "not active"
+        facts.append(
+            (
+                "Zivver account",
+                f"{zivver.email} ({zivver.kind.value}, {state}{alias}), id {zivver.zivver_id}",
+            )
+        )
+    for record in e.mapping:
+        facts.append(
+            (
+                "Mapping",
+                f"source id {record.source_id} → Zivver {record.zivver_id}, recorded "
+                f"{fmt.clock(record.updated_at)}",
+            )
+        )
+    rows = diff_rows(e.changes[0].before, e.changes[0].after) if e.changes else []
+    sources = [
+        f"{h.account.source} {h.account.entry} ({h.account.kind.value}, "
+        f"{'active' if h.account.active else 'disabled'}): {h.why}"
+        for h in e.holdings
+    ] + [f"{u.source} {u.where}: unusable, {u.reason}" for u in e.unusable]
+    history = [
+        f"run {t.run_id} ({'dry run, ' if t.dry_run else ''}{t.mode}) {fmt.clock(t.at)}: "
+        f"{t.change.action.value} {t.change.state.value}"
+        + (f": {t.change.error}" if t.change.error else "")
+        for t in e.timeline
+    ]
+    sections = [
+        ("Sources", "\n".join(sources) or "No source holds this address."),
+        ("History", "\n".join(history) or "No change to it was recorded."),
+    ]
+    return DetailScreen(e.address, facts, rows, sections)
