@@ -320,9 +320,7 @@ ACTION_WORDS = {
 FIELD_WORDS = {"email": "address", "display_name": "name", "sso_key": "SsoAccountKey"}
 
 
-def _renamed(
-    address: str, loaded: LoadResult, mapping: list[MappingRecord]
-) -> list[Holding]:
+def _renamed(address: str, loaded: LoadResult, mapping: list[MappingRecord]) -> list[Holding]:
     """Source entries that hold the account by its id under another address: a rename."""
     ids = {m.source_id for m in mapping}
     return [

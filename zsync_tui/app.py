@@ -39,6 +39,7 @@ from . import fmt
 from .screens.accounts import Explain, source_screen, zivver_screen
 from .screens.base import StepScreen
 from .screens.confirm import ConfirmScreen
+from .screens.connections import ConnectionsScreen
 from .screens.detail import DetailScreen, diff_rows
 from .screens.events import EventsScreen
 from .screens.explain import explanation_screen
@@ -97,6 +98,7 @@ class ZsyncApp(App[int]):
         Binding("H", "history", "History"),
         Binding("d", "data", "Data"),
         Binding("z", "zivver", "Zivver"),
+        Binding("t", "connections", "Test"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -499,6 +501,9 @@ class ZsyncApp(App[int]):
             self.pop_screen()
 
     # --- beside the steps: the sources' data, Zivver's accounts, one account explained ----
+
+    def action_connections(self) -> None:
+        self.push_screen(ConnectionsScreen(self.session.config))
 
     def _zivver_rows(self, plan: Plan) -> list[ZivverRow]:
         """Zivver's rows for ``plan``, made once per plan (safe in a thread)."""
