@@ -38,7 +38,9 @@ def test_zivver_and_each_source_are_tested_on_their_own(
     assert not refused.ok and "API key" in refused.message
     profile.data["sources"][0]["url"] = "ldap://127.0.0.1:9"
     profile.write()
-    (unreachable, *_) = asyncio.run(check_source(load_config(str(profile.path)), "Active Directory"))
+    (unreachable, *_) = asyncio.run(
+        check_source(load_config(str(profile.path)), "Active Directory")
+    )
     assert not unreachable.ok and "127.0.0.1:9" in unreachable.message
 
 

@@ -108,3 +108,58 @@ def test_saving_as_root_keeps_the_service_users_profile_theirs(tmp_path):
     assert status.st_mode & 0o7777 == 0o600
     assert load_config(path).sync.delete_users is True
     assert [p.name for p in tmp_path.iterdir()] == ["zsync.toml"], "no temporary file left"
+
+
+def test_sources_are_added_changed_duplicated_reordered_and_removed_keeping_comments(tmp_path):
+    from zsync_core.profile_edit import ProfileDocument
+
+    path = tmp_path / "zsync.toml"
+    path.write_text(
+        '# our profile\n[target]\nurl = "https://zivver.example.org/api/scim/v2"\n'
+        'api_key_env = "ZIVVER_API_KEY"  # from the vault\n\n'
+        '[[sources]]\nname = "HR"\ntype = "csv"\npath = "hr.csv"  # weekly export\n'
+    )
+    path.chmod(0o640)
+    document = ProfileDocument.load(path)
+    document.add_source({"name": "Staff", "type": "excel", "path": "staff.xlsx", "sheet": "Users"})
+    document.update_source("HR", {"description": "HR export", "delimiter": ";"})
+    document.duplicate_source("HR", "HR copy")
+    document.move_source("Staff", 0)
+    document.remove_source("HR copy")
+    config = document.save()
+
+    assert [s.name for s in config.sources] == ["Staff", "HR"], "the order is precedence"
+    text = path.read_text()
+    assert "# our profile" in text and "# from the vault" in text and "# weekly export" in text
+    assert config.sources[1].description == "HR export"
+    assert path.stat().st_mode & 0o777 == 0o640
+
+    broken = ProfileDocument.load(path)
+    broken.update_source("Staff", {"sheet": 0})
+    with pytest.raises(ConfigError, match="sheets are counted from 1"):
+        broken.save()
+    assert path.read_text() == text, "an invalid edit changes nothing"
+    with pytest.raises(ConfigError, match="there is no source named 'Nope'"):
+        broken.remove_source("Nope")
+
+
+def test_a_new_profile_never_overwrites_one_and_secrets_go_to_a_private_file(tmp_path):
+    from zsync_core.profile_edit import ProfileDocument, write_secret
+
+    path = tmp_path / "zsync.toml"
+    document = ProfileDocument.new(path)
+    secret = write_secret(path, "zivver-api-key", "s3cret-key\n")
+    document.set(
+        "target", {"url": "https://zivver.example.org/api/scim/v2", "api_key_file": secret.name}
+    )
+    document.add_source({"name": "HR", "type": "csv", "path": "hr.csv"})
+    config = document.save()
+
+    assert "s3cret" not in path.read_text(), "no secret in the profile"
+    assert secret.read_text() == "s3cret-key\n"
+    assert secret.stat().st_mode & 0o777 == 0o640
+    assert config.target.api_key_file == secret.name or str(config.target.api_key_file).endswith(
+        secret.name
+    )
+    with pytest.raises(ConfigError, match="already exists, and zsync init never overwrites"):
+        ProfileDocument.new(path)

@@ -1,4 +1,5 @@
-"""Write changed synchronization options back into a profile, keeping everything else.
+"""Edit a profile in place, keeping everything else: the TUI's options and profile area,
+and ``zsync init``.
 
 tomlkit edits the document in place: the admin's comments, layout and key order stay (a
 value that is replaced keeps its trailing comment; a missing key is added at the end of
@@ -19,6 +20,7 @@ from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import AoT
 
 from .config import Config, SyncConfig, parse_config
 from .errors import ConfigError
@@ -37,46 +39,192 @@ def save_sync_options(path: Path, changes: Mapping[str, Any]) -> Config:
         ConfigError: the profile cannot be read, parsed, written, or edited into a valid
             profile with exactly these values; the file is then unchanged.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-        status = path.stat()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the profile to save options: {error}") from error
-    try:
-        document = tomlkit.parse(text)
-        sync = document.get("sync")
-        if sync is None:
-            document["sync"] = sync = tomlkit.table()
-        if not isinstance(sync, dict):
+    document = ProfileDocument.load(path)
+    document.set("sync", changes)
+    return document.save(expect={"sync": changes})
+
+
+class ProfileDocument:
+    """A profile being edited in place (tomlkit): sections set, sources added, changed,
+    removed, duplicated and reordered; then checked with the same models as the file and
+    saved atomically with its owner, group and mode. Comments and layout stay; reordering
+    sources moves each table, and a comment written above a source stays where it was (it
+    belongs, in TOML, to the table before it).
+    """
+
+    def __init__(self, path: Path, text: str, status: os.stat_result | None) -> None:
+        self.path = path
+        self.status = status
+        """The file's owner, group and mode (None: a new profile)."""
+        try:
+            self.document = tomlkit.parse(text)
+        except TOMLKitError as error:
+            raise ConfigError(f"{path}: not valid TOML, so it cannot be edited: {error}") from error
+
+    @classmethod
+    def load(cls, path: Path) -> ProfileDocument:
+        """The profile at ``path``, to edit.
+
+        Raises:
+            ConfigError: it cannot be read or is not TOML.
+        """
+        try:
+            return cls(path, path.read_text(encoding="utf-8"), path.stat())
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read the profile to edit it: {error}") from error
+
+    @classmethod
+    def new(cls, path: Path) -> ProfileDocument:
+        """An empty profile to be written at ``path`` (``zsync init``).
+
+        Raises:
+            ConfigError: a file is already there (a profile is never overwritten).
+        """
+        if path.exists() or path.is_symlink():
             raise ConfigError(
-                f"{path}: 'sync' is not a table, so options cannot be saved into it. "
-                "Make it a [sync] table, or use the options for this run only."
+                f"{path} already exists, and zsync init never overwrites a profile. Edit it in "
+                f"the TUI (zsync --config {path}), or choose another path with --config."
             )
-        for key, value in changes.items():
-            sync[key] = _plain(value)
-        new_text = tomlkit.dumps(document)
-    except TOMLKitError as error:
-        raise ConfigError(f"{path}: not valid TOML, so options cannot be saved: {error}") from error
-    config = _verify(new_text, path, changes)
-    _replace(path, new_text, status)
-    return config
+        return cls(path, "", None)
+
+    # --- sections ------------------------------------------------------------------------
+
+    def set(self, section: str, values: Mapping[str, Any]) -> None:
+        """Set keys of a top-level table (``target``, ``sync``, ``notify``…), adding the
+        table at the end when it is missing; a value of None removes the key."""
+        table = self.document.get(section)
+        if table is None:
+            self.document[section] = table = tomlkit.table()
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"{self.path}: {section!r} is not a table, so it cannot be edited. Make it a "
+                f"[{section}] table."
+            )
+        _set(table, values)
+
+    # --- sources -------------------------------------------------------------------------
+
+    def source_names(self) -> list[str]:
+        return [str(table.get("name", "")) for table in self._sources()]
+
+    def add_source(self, values: Mapping[str, Any]) -> None:
+        """Append a ``[[sources]]`` table (its ``name`` and ``type`` among ``values``)."""
+        table = tomlkit.table()
+        _set(table, values)
+        sources = self.document.get("sources")
+        if sources is None:
+            self.document.append("sources", tomlkit.aot())
+            sources = self.document["sources"]
+        sources.append(table)
+
+    def update_source(self, name: str, values: Mapping[str, Any]) -> None:
+        """Set keys of the source ``name`` (None removes a key)."""
+        _set(self._sources()[self._index(name)], values)
+
+    def remove_source(self, name: str) -> None:
+        del self._sources()[self._index(name)]
+
+    def duplicate_source(self, name: str, new_name: str) -> None:
+        """A copy of the source ``name`` called ``new_name``, right after it."""
+        sources = self._sources()
+        index = self._index(name)
+        copy = tomlkit.table()
+        for key, value in sources[index].items():
+            copy[key] = value.unwrap() if hasattr(value, "unwrap") else value
+        copy["name"] = new_name
+        sources.insert(index + 1, copy)
+
+    def move_source(self, name: str, position: int) -> None:
+        """Move the source ``name`` to ``position`` (0 first): the order is precedence."""
+        sources = self._sources()
+        index = self._index(name)
+        table = sources[index]
+        del sources[index]
+        sources.insert(max(0, min(position, len(sources))), table)
+
+    def _sources(self) -> Any:
+        sources = self.document.get("sources")
+        if sources is None:
+            return []
+        if not isinstance(sources, AoT):
+            raise ConfigError(
+                f"{self.path}: 'sources' is not a list of [[sources]] tables, so sources cannot "
+                "be edited here. Write each source as a [[sources]] table."
+            )
+        return sources
+
+    def _index(self, name: str) -> int:
+        names = self.source_names()
+        if name not in names:
+            raise ConfigError(
+                f"{self.path}: there is no source named {name!r} (its sources: "
+                f"{', '.join(repr(n) for n in names) or 'none'})."
+            )
+        return names.index(name)
+
+    # --- saving --------------------------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        return tomlkit.dumps(self.document)
+
+    def check(self) -> Config:
+        """The profile as it would be saved, checked with the same models as the file.
+
+        Raises:
+            ConfigError: it would not be a valid profile (what and where, as for the file).
+        """
+        try:
+            return parse_config(tomllib.loads(self.text), self.path)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{self.path}: the edit would not be valid TOML: {error}") from error
+
+    def save(self, expect: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
+        """Check the profile, then write it (a new one 0640, an old one keeps its owner,
+        group and mode); ``expect``: section -> keys whose saved values must be these.
+
+        Raises:
+            ConfigError: invalid, or cannot be written; the file is then unchanged.
+        """
+        text = self.text
+        try:
+            config = self.check()
+        except ConfigError as error:
+            raise ConfigError(
+                f"{self.path}: saving would make the profile invalid ({error}); it was not changed."
+            ) from error
+        for section, values in (expect or {}).items():
+            saved = getattr(config, section).model_dump(mode="json")
+            wrong = [key for key, value in values.items() if saved.get(key) != _plain(value)]
+            if wrong:
+                raise ConfigError(
+                    f"{self.path}: could not save {', '.join(wrong)} without rewriting the file "
+                    f"by hand; it was not changed. Edit the [{section}] table yourself."
+                )
+        _replace(self.path, text, self.status)
+        return config
 
 
-def _verify(text: str, path: Path, changes: Mapping[str, Any]) -> Config:
-    try:
-        config = parse_config(tomllib.loads(text), path)
-    except (tomllib.TOMLDecodeError, ConfigError) as error:
-        raise ConfigError(
-            f"{path}: saving the options would make the profile invalid ({error}); it was not changed."
-        ) from error
-    saved = config.sync.model_dump(mode="json")
-    wrong = [key for key, value in changes.items() if saved.get(key) != _plain(value)]
-    if wrong:
-        raise ConfigError(
-            f"{path}: could not save {', '.join(wrong)} without rewriting the file by hand; "
-            "it was not changed. Edit the [sync] table yourself, or use the options for this run only."
-        )
-    return config
+def _set(table: Any, values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = _plain(value)
+
+
+def write_secret(profile: Path, name: str, value: str) -> Path:
+    """Write a secret to the file ``name`` beside the profile (mode 0640, owned as the
+    profile is when it exists), for a ``*_file`` key: secrets are never written into the
+    profile itself. Returns its path.
+
+    Raises:
+        ConfigError: it cannot be written.
+    """
+    path = profile.parent / name
+    status = profile.stat() if profile.exists() else None
+    _replace(path, value.strip() + "\n", status, mode=0o640)
+    return path
 
 
 def _plain(value: Any) -> Any:
@@ -87,9 +235,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _replace(path: Path, text: str, status: os.stat_result) -> None:
-    """Write ``text`` to a new file beside ``path``, give it ``path``'s owner, group and mode,
-    then rename it over ``path`` (a reader sees the old file or the new one, never half)."""
+def _replace(path: Path, text: str, status: os.stat_result | None, mode: int | None = None) -> None:
+    """Write ``text`` to a new file beside ``path``, give it ``status``'s owner and group and
+    ``mode`` (default ``status``'s; 0640 for a new file), then rename it over ``path`` (a
+    reader sees the old file or the new one, never half)."""
     try:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
@@ -97,21 +246,26 @@ def _replace(path: Path, text: str, status: os.stat_result) -> None:
                 out.write(text)
                 out.flush()
                 os.fsync(out.fileno())
-            if (status.st_uid, status.st_gid) != (os.geteuid(), os.getegid()):
+            if status is not None and (status.st_uid, status.st_gid) != (
+                os.geteuid(),
+                os.getegid(),
+            ):
                 os.chown(temporary, status.st_uid, status.st_gid)
-            os.chmod(temporary, status.st_mode & 0o7777)
+            if mode is None:
+                mode = status.st_mode & 0o7777 if status is not None else 0o640
+            os.chmod(temporary, mode)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
     except PermissionError as error:
         raise ConfigError(
-            f"{path}: cannot save the options without changing the profile's owner or its "
-            f"directory ({error}); the profile was not changed. Save as the profile's owner "
-            "(or as root), or edit the [sync] table by hand."
+            f"{path}: cannot be saved without changing its owner or its directory ({error}); "
+            "it was not changed. Save as the profile's owner (or as root), or edit the "
+            "profile by hand."
         ) from error
     except OSError as error:
         raise ConfigError(
-            f"{path}: cannot save the options ({error}); the profile was not changed. "
+            f"{path}: cannot be saved ({error}); it was not changed. "
             "Check that this user may write the profile's directory."
         ) from error
