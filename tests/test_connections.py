@@ -8,9 +8,11 @@ import asyncio
 import pytest
 
 from tests.conftest import ldap_source
+from tests.servers import SERVICE_PASSWORD
 from tests.tui import app_for, wait_for
 from zsync_core.config import load_config
 from zsync_core.connections import check_source, check_target
+from zsync_core.errors import SourceError
 from zsync_tui.screens.connections import ConnectionsScreen
 
 
@@ -64,3 +66,22 @@ async def test_the_tui_tests_each_connection_and_says_what_is_wrong(
         assert states == ["ok", "ok", "FAILED"]
         assert "missing.csv does not exist" in screen.lines[2].said
         assert [r for r in zivver.org.requests if r[0] != "GET"] == []
+
+
+def test_an_openldap_directorys_root_dse_gives_the_preset_and_the_base_dn(directory, tmp_path):
+    from tests.servers import BASE_DN, SERVICE_DN
+    from zsync_core.sources.ldap_discover import discover
+
+    found = discover(
+        {"url": directory.slapd.url, "bind_dn": SERVICE_DN, "password_env": "X"},
+        SERVICE_PASSWORD,
+        tmp_path / "zsync.toml",
+    )
+
+    assert (found.directory, found.base_dns[0]) == ("openldap", BASE_DN)
+    with pytest.raises(SourceError, match="invalid credentials"):
+        discover(
+            {"url": directory.slapd.url, "bind_dn": SERVICE_DN, "password_env": "X"},
+            "wrong",
+            tmp_path / "zsync.toml",
+        )

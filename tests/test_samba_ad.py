@@ -256,3 +256,22 @@ def test_a_memberof_filter_scopes_the_sync_to_a_security_group(
     assert main(["--headless", "--config", str(profile)]) == 0, capsys.readouterr().err
     assert zivver.org.user_by_email("dan@example.org") is not None
     assert zivver.org.user_by_email("eve@example.org") is None
+
+
+def test_an_active_directorys_root_dse_gives_its_preset_and_domain(samba_dc, tmp_path):
+    from zsync_core.sources.ldap_discover import discover
+
+    found = discover(
+        {
+            "url": samba_dc.url,
+            "bind_dn": "Administrator@example.org",
+            "password_env": "AD_PASSWORD",
+            "ca_file": str(samba_dc.ca_file),
+            "tls_server_name": "DC1.example.org",
+        },
+        ADMIN_PASSWORD,
+        tmp_path / "zsync.toml",
+    )
+
+    assert found.directory == "active-directory"
+    assert found.base_dns[0].lower() == BASE.lower()
