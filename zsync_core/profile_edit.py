@@ -213,15 +213,20 @@ def _set(table: Any, values: Mapping[str, Any]) -> None:
             table[key] = _plain(value)
 
 
-def write_secret(profile: Path, name: str, value: str) -> Path:
+def write_secret(profile: Path, name: str, value: str, *, replace: bool = False) -> Path:
     """Write a secret to the file ``name`` beside the profile (mode 0640, owned as the
     profile is when it exists), for a ``*_file`` key: secrets are never written into the
     profile itself. Returns its path.
 
     Raises:
-        ConfigError: it cannot be written.
+        ConfigError: it cannot be written, or (unless ``replace``) a file is already there.
     """
     path = profile.parent / name
+    if not replace and (path.exists() or path.is_symlink()):
+        raise ConfigError(
+            f"{path} already exists; it is not overwritten (it may be another profile's "
+            "secret). Move it away, or name the secret by its environment variable instead."
+        )
     status = profile.stat() if profile.exists() else None
     _replace(path, value.strip() + "\n", status, mode=0o640)
     return path

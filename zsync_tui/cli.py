@@ -2,6 +2,7 @@
 
 zsync [--config PATH]                       open the TUI on a profile
 zsync demo                                  the TUI on the built-in demo
+zsync init [--config PATH]                  a first-run walk that writes a new profile
 zsync --headless [--config PATH] [--dry-run] [--confirm ACTION]... [--report FILE]
                  [-q | -v] [--log-file FILE] [--full-read]
 zsync check [--config PATH]                 test the profile and every connection
@@ -36,6 +37,7 @@ from . import look
 
 COMMANDS = (
     "demo",
+    "init",
     "check",
     "status",
     "history",
@@ -57,7 +59,8 @@ def _main_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="zsync",
         description="Keep a Zivver organization in step with the company directory.",
-        epilog="Other commands (each with --help): 'zsync demo', 'zsync check', 'zsync status', "
+        epilog="Other commands (each with --help): 'zsync demo', 'zsync init', 'zsync check', "
+        "'zsync status', "
         "'zsync history', 'zsync show source NAME', 'zsync show zivver', 'zsync explain "
         "ADDRESS', 'zsync emulator', 'zsync completion bash'. "
         "Exit codes (headless): 0 done, 1 some changes failed, 2 guarded actions held, 3 could not run.",
@@ -120,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         command, rest = argv[0], argv[1:]
         commands = {
             "demo": _demo,
+            "init": lambda rest: _init(rest),
             "check": _check,
             "status": _status,
             "history": _history,
@@ -230,6 +234,13 @@ def _demo(argv: list[str]) -> int:
     from .demo import run_demo
 
     return run_demo()
+
+
+def _init(argv: list[str]) -> int:
+    refused = None if "-h" in argv or "--help" in argv else _no_terminal("zsync init")
+    from .init import command
+
+    return command(argv, _Parser, refused)
 
 
 def _check(argv: list[str]) -> int:
@@ -450,72 +461,10 @@ def _masked(value: object) -> object:
     return value
 
 
-_BASH = """# bash completion for zsync: eval "$(zsync completion bash)", or save it as
-# /etc/bash_completion.d/zsync
-_zsync() {
-    local cur prev
-    cur="${COMP_WORDS[COMP_CWORD]}"
-    prev="${COMP_WORDS[COMP_CWORD-1]}"
-    case "$prev" in
-        --config|--report|--log-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        --confirm) COMPREPLY=($(compgen -W "%(actions)s" -- "$cur")); return ;;
-    esac
-    local command="${COMP_WORDS[1]}"
-    case "$command" in
-%(commands)s
-        *) COMPREPLY=($(compgen -W "%(top)s" -- "$cur")) ;;
-    esac
-}
-complete -F _zsync zsync
-"""
-
-
 def _completion(argv: list[str]) -> int:
-    parser = _Parser(
-        prog="zsync completion",
-        description='Print a shell completion script: eval "$(zsync completion bash)".',
-    )
-    parser.add_argument("shell", choices=["bash"])
-    parser.parse_args(argv)
-    options = {
-        "check": "--config --help",
-        "status": "--config --help",
-        "history": "--config --run --limit --json --help",
-        "show": "source zivver --config --json --filter --help",
-        "explain": "--config --json --help",
-        "demo": "--help",
-        "emulator": "--port --host --api-key --domain --division --rate-limit --rate-window "
-        "--microsoft --client-secret --users --groups --shared --help",
-        "completion": "bash",
-    }
-    top = " ".join(
-        [
-            *COMMANDS,
-            "--config",
-            "--headless",
-            "--dry-run",
-            "--confirm",
-            "--report",
-            "-q",
-            "-v",
-            "--full-read",
-        ]
-        + ["--log-file", "--version", "--help"]
-    )
-    commands = "\n".join(
-        f'        {name}) COMPREPLY=($(compgen -W "{words}" -- "$cur")) ;;'
-        for name, words in options.items()
-    )
-    print(
-        _BASH
-        % {
-            "actions": " ".join(a.value for a in GuardedAction),
-            "commands": commands,
-            "top": top,
-        },
-        end="",
-    )
-    return ExitCode.OK
+    from .completion import command
+
+    return command(argv, _Parser, COMMANDS)
 
 
 def _emulator(argv: list[str]) -> int:
