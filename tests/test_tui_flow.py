@@ -595,3 +595,27 @@ async def test_zivvers_accounts_the_sources_data_and_why_an_account_changes(demo
         await wait_for(pilot, lambda: is_on(app, DetailScreen), "why the first change")
         assert dict(app.screen.facts)["Next run"].startswith("The next run would create the user")
         assert len(demo.org.requests) == reads, "nothing more was read from Zivver"
+
+
+async def test_a_source_named_like_markup_or_escapes_is_shown_as_written() -> None:
+    """A source's name and description are the profile's text: never markup, never an
+    escape sequence to the terminal (they once crashed the source data screen)."""
+    from textual.app import App
+    from textual.reactive import reactive
+
+    from zsync_core.sources import SourceResult
+    from zsync_tui.screens.accounts import source_screen
+    from zsync_tui.widgets.progress import Progress
+
+    class Host(App[None]):
+        progress: reactive[Progress] = reactive(Progress)
+
+    name = "Staff [/i] x"
+    described = "HR \x1b]0;pwned\x07 [link=http://evil/]x[/link]"
+    app = Host()
+    async with app.run_test(size=SIZE) as pilot:
+        await app.push_screen(source_screen("where", [SourceResult(name, [])], {name: described}))
+        await pilot.pause()
+        shown = text(app, "#title")
+        assert "Staff [/i] x (HR" in shown and "[link=http://evil/]x[/link]" in shown
+        assert "\x1b" not in shown

@@ -200,3 +200,89 @@ def test_a_source_that_does_not_exist_or_a_broken_server_is_a_named_error(
     )
     assert code == 3
     assert "127.0.0.1:9" in data["error"] and "Nothing was changed." in data["error"]
+
+
+def csv_world(tmp_path, make_profile, rows: list[str], **sync: Any) -> Any:
+    (tmp_path / "staff.csv").write_text("email,name,active,id\n" + "\n".join(rows) + "\n")
+    source = {"name": "Staff", "type": "csv", "path": "staff.csv"}
+    return make_profile([source], existing_sso_keys="none", **sync)
+
+
+def explained(capsys, profile, address: str) -> dict[str, Any]:
+    code, data, err = command(capsys, "explain", address, "--json", "--config", str(profile.path))
+    assert code == 0, err
+    return data
+
+
+def test_explain_tells_the_truth_about_a_shared_id_a_blocked_suspension_and_a_leaver(
+    zivver, make_profile, tmp_path, capsys
+):
+    profile = csv_world(
+        tmp_path,
+        make_profile,
+        ["ann@example.org,Ann,true,1", "bob@example.org,Bob,true,2", "cat@example.org,Cat,true,3"],
+        shrink_guard_percent=100,  # three people become one on purpose
+    )
+    assert profile.run(capsys=capsys)[0] == 0
+
+    # a second entry with ann's id: which is ann is not known, neither is renamed
+    rows = ["ann@example.org,Ann,true,1", "dup@example.org,Dup,true,1"]
+    # bob disabled, but a row nobody can identify blocks every removal
+    rows += ["bob@example.org,Bob,false,2", '"broken,Row,true,9']
+    (tmp_path / "staff.csv").write_text("email,name,active,id\n" + "\n".join(rows) + "\n")
+    ann = explained(capsys, profile, "ann@example.org")
+    assert all(s["holds_as"] != "id" for s in ann["sources"]), "no rename invented"
+    dup = explained(capsys, profile, "dup@example.org")
+    assert dup["sources"][0]["wins"] is False
+    assert "is also the id of" in dup["sources"][0]["why"]
+    bob = explained(capsys, profile, "bob@example.org")
+    assert bob["verdict"].startswith("Not suspended or deleted this run:"), bob["verdict"]
+
+    # cat leaves, is suspended (confirmed); then the next run has nothing to do for her
+    (tmp_path / "staff.csv").write_text("email,name,active,id\nann@example.org,Ann,true,1\n")
+    assert profile.run("--confirm", "suspend-users", capsys=capsys)[0] == 0
+    cat = explained(capsys, profile, "cat@example.org")
+    assert cat["verdict"] == (
+        "No source holds it any more; it is suspended already (delete_users is off)."
+    )
+    assert [t["action"] for t in cat["timeline"]] == ["create-user", "suspend-user"]
+
+
+def test_explain_follows_a_rename_from_the_new_address(zivver, make_profile, tmp_path, capsys):
+    profile = csv_world(tmp_path, make_profile, ["ann@example.org,Ann,true,1"])
+    assert profile.run(capsys=capsys)[0] == 0
+    (tmp_path / "staff.csv").write_text("email,name,active,id\nanna@example.org,Ann,true,1\n")
+
+    anna = explained(capsys, profile, "anna@example.org")
+
+    assert anna["zivver"]["address"] == "ann@example.org"
+    assert anna["zivver_holds_as"] == "renamed"
+    assert anna["next_run"][0]["after"]["email"] == "anna@example.org"
+    assert [t["action"] for t in anna["timeline"]] == ["create-user"], "its history kept"
+
+
+def test_two_sources_whose_names_differ_by_case_are_each_shown(
+    zivver, make_profile, tmp_path, capsys
+):
+    (tmp_path / "a.csv").write_text("email,name\nann@example.org,Ann\n")
+    (tmp_path / "b.csv").write_text("email,name\nbob@example.org,Bob\n")
+    profile = make_profile(
+        [
+            {"name": "Staff", "type": "csv", "path": "a.csv"},
+            {"name": "staff", "type": "csv", "path": "b.csv"},
+        ]
+    )
+    config = str(profile.path)
+
+    assert (
+        command(capsys, "show", "source", "staff", "--json", "--config", config)[1]["accounts"][0][
+            "address"
+        ]
+        == "bob@example.org"
+    )
+    code, data, _err = command(capsys, "show", "source", "STAFF", "--json", "--config", config)
+    assert code == 3 and "there is no source named 'STAFF'" in data["error"]
+    with pytest.raises(SystemExit) as ended:
+        main(["explain", "not an address", "--config", config])
+    assert ended.value.code == 3
+    assert "is not an e-mail address" in capsys.readouterr().err

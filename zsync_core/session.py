@@ -166,11 +166,11 @@ class SyncSession:
         self, email: str, zivver_ids: list[str]
     ) -> tuple[list[MappingRecord], list[TimelineEntry]]:
         """What the mapping holds of an account (by address or Zivver id) and every change to
-        it the store journaled, oldest first."""
-        return (
-            self._store.mapping_records(email, zivver_ids),
-            self._store.timeline(email, zivver_ids),
-        )
+        it the store journaled under any of its addresses, oldest first."""
+        mapping = self._store.mapping_records(email, zivver_ids)
+        ids = [*zivver_ids, *(m.zivver_id for m in mapping)]
+        emails = [email, *(m.email for m in mapping)]
+        return mapping, self._store.timeline(emails, ids)
 
     def events(self, *, with_info: bool = False) -> list[tuple[float, str, str]]:
         """(time, level, message) of every run, oldest first."""

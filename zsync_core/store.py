@@ -440,16 +440,19 @@ class Store:
         )
         return [_change(row) for row in cursor]
 
-    def timeline(self, email: str, zivver_ids: Iterable[str] = ()) -> list[TimelineEntry]:
-        """Every journaled change to the account with ``email`` (or, renamed, one of
-        ``zivver_ids``), oldest first, each with its run."""
+    def timeline(
+        self, emails: Iterable[str], zivver_ids: Iterable[str] = ()
+    ) -> list[TimelineEntry]:
+        """Every journaled change to the account with one of ``emails`` (its addresses
+        before and after a rename) or ``zivver_ids``, oldest first, each with its run."""
+        addresses = list(dict.fromkeys(emails))
         ids = [i for i in zivver_ids if i]
-        where = "c.email = ?" + "".join(" OR c.zivver_id = ?" for _ in ids)
+        where = " OR ".join(["c.email = ?"] * len(addresses) + ["c.zivver_id = ?"] * len(ids))
         cursor = self.db.execute(
             f"SELECT c.run_id, c.updated_at, r.mode, r.dry_run, {_CHANGE.replace('change_id', 'c.change_id')} "
             f"FROM changes c JOIN runs r ON r.id = c.run_id WHERE {where} "
             "ORDER BY c.run_id, c.change_id",
-            (email, *ids),
+            (*addresses, *ids),
         )
         return [
             TimelineEntry(row[0], row[1] or 0.0, row[2], bool(row[3]), _change(row[4:]))

@@ -123,6 +123,7 @@ def zivver_json(rows: list[ZivverRow], text: str = "") -> dict[str, object]:
                 "source": r.source,
                 "matched_by": r.matched_by,
                 "sso_key": r.sso_key.value or None,
+                "unreadable": r.unreadable,
                 "next_change": _change_json(r.change) if r.change else None,
             }
             for r in shown
@@ -162,6 +163,7 @@ def explanation_json(e: Explanation) -> dict[str, object]:
         ],
         "zivver": zivver_account_json(e.zivver) if e.zivver else None,
         "zivver_holds_as": e.zivver_as,
+        "zivver_unreadable": e.unreadable,
         "next_run": [_change_json(c) for c in e.changes],
         "not_sent": [{"fields": list(n.fields), "reason": n.reason} for n in e.not_sent],
         "timeline": [

@@ -12,7 +12,7 @@ loaded, so a screen and the command line always agree.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -62,10 +62,13 @@ def source_named(config: Config, name: str) -> SourceSection:
     Raises:
         ConfigError: the profile has no such source (its sources are named).
     """
-    wanted = name.strip().casefold()
-    for source in config.sources:
-        if source.name.casefold() == wanted:
+    for source in config.sources:  # exactly as written first (two may differ by case)
+        if source.name == name or source.name.strip() == name.strip():
             return source
+    wanted = name.strip().casefold()
+    alike = [s for s in config.sources if s.name.strip().casefold() == wanted]
+    if len(alike) == 1:
+        return alike[0]
     names = ", ".join(repr(s.name) for s in config.sources) or "none"
     raise ConfigError(
         f"Profile {config.path}: there is no source named {name!r} (its sources: {names}). "
@@ -136,6 +139,8 @@ class ZivverRow:
     sso_key: KeyKnown = KeyKnown.NOT_A_USER
     change: Change | None = None
     """What the next run would do to it."""
+    unreadable: str | None = None
+    """What Zivver's answer for it lacked (nothing is written to it this run)."""
 
 
 def zivver_rows(
@@ -144,6 +149,7 @@ def zivver_rows(
     mapping: dict[str, MappingEntry],
     options_domains: Iterable[str],
     existing_sso_keys: str,
+    unreadable: Mapping[str, str] | None = None,
 ) -> list[ZivverRow]:
     """Each Zivver account with its standing, from a load and its plan (no read)."""
     domains = frozenset(options_domains)
@@ -175,7 +181,9 @@ def zivver_rows(
         key = KeyKnown.NOT_A_USER
         if account.kind is Kind.PERSONAL:
             key = _key_known(account, mapped, standing, unknown, existing_sso_keys)
-        rows.append(ZivverRow(account, standing, source, matched_by, key, changes.get(zivver_id)))
+        lacks = (unreadable or {}).get(zivver_id)
+        change = changes.get(zivver_id)
+        rows.append(ZivverRow(account, standing, source, matched_by, key, change, lacks))
     return rows
 
 
@@ -227,6 +235,8 @@ class Explanation:
     """"address" or "alias": how the Zivver account holds it."""
     changes: list[Change] = field(default_factory=list)
     """What the next run would do to it (a rename or a removal of delegates may be two)."""
+    unreadable: str | None = None
+    """What Zivver's answer for its account lacked."""
     not_sent: list[NotSent] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
 
@@ -244,13 +254,18 @@ def explain(
 ) -> Explanation:
     """Explain ``raw`` (an address) from a load, its plan and Zivver's rows."""
     address = normalize_address(raw) or raw.strip().lower()
-    holdings = _holdings(address, loaded) + _renamed(address, loaded, mapping)
-    unusable = [u for r in loaded.sources for u in r.unusable if u.address == address]
+    unusable = [u for u in plan.unusable if u.address == address]
+    doubtful = {(u.source, u.where): u for u in plan.unusable}
+    holdings = _holdings(address, loaded, doubtful) + _renamed(address, loaded, mapping, doubtful)
     row = next((r for r in rows if r.account.email == address), None)
     zivver_as = "address" if row is not None else None
     if row is None:
         row = next((r for r in rows if address in r.account.aliases), None)
         zivver_as = "alias" if row is not None else None
+    if row is None:  # the sources hold it under a new address: a rename, by the mapping
+        ids = {m.zivver_id for m in mapping}
+        row = next((r for r in rows if r.account.zivver_id in ids), None)
+        zivver_as = "renamed" if row is not None else None
     zivver_id = row.account.zivver_id if row is not None else None
     changes = [
         c
@@ -268,6 +283,7 @@ def explain(
         row.account if row is not None else None,
         zivver_as,
         changes,
+        row.unreadable if row is not None else None,
         not_sent,
         timeline,
     )
@@ -276,7 +292,9 @@ def explain(
     return explanation
 
 
-def _holdings(address: str, loaded: LoadResult) -> list[Holding]:
+def _holdings(
+    address: str, loaded: LoadResult, doubtful: Mapping[tuple[str, str], Unusable]
+) -> list[Holding]:
     found: list[Holding] = []
     winner: SourceAccount | None = None
     for result in loaded.sources:
@@ -287,9 +305,13 @@ def _holdings(address: str, loaded: LoadResult) -> list[Holding]:
                 holds_as = "alias"
             else:
                 continue
-            if holds_as == "address" and winner is None:
+            unusable = doubtful.get((account.source, account.entry))
+            if unusable is not None and unusable.value is None:
+                why = f"not used: {unusable.reason}"
+                found.append(Holding(account, holds_as, False, why))
+            elif holds_as == "address" and winner is None:
                 winner = account
-                why = "the first source in the order that holds this address: it is synced"
+                why = "the first source in the order that holds this address"
                 found.append(Holding(account, holds_as, True, why))
             elif holds_as == "address":
                 assert winner is not None
@@ -320,9 +342,15 @@ ACTION_WORDS = {
 FIELD_WORDS = {"email": "address", "display_name": "name", "sso_key": "SsoAccountKey"}
 
 
-def _renamed(address: str, loaded: LoadResult, mapping: list[MappingRecord]) -> list[Holding]:
+def _renamed(
+    address: str,
+    loaded: LoadResult,
+    mapping: list[MappingRecord],
+    doubtful: Mapping[tuple[str, str], Unusable],
+) -> list[Holding]:
     """Source entries that hold the account by its id under another address: a rename."""
     ids = {m.source_id for m in mapping}
+    ids -= {u.source_id for u in doubtful.values() if u.source_id and u.value is None}
     return [
         Holding(
             account,
@@ -333,7 +361,9 @@ def _renamed(address: str, loaded: LoadResult, mapping: list[MappingRecord]) -> 
         )
         for result in loaded.sources
         for account in result.accounts
-        if account.source_id in ids and account.email != address
+        if account.source_id in ids
+        and account.email != address
+        and (account.source, account.entry) not in doubtful
     ]
 
 
@@ -347,6 +377,11 @@ def _verdict(
     """Why the next run does what it does to the address, in one sentence."""
     if plan.refused:
         return f"The next run changes nothing: {plan.refused}."
+    if e.zivver is not None and e.unreadable:
+        return (
+            "Nothing is written to it: Zivver answered it in a shape zsync cannot read whole "
+            f"({e.unreadable}), so what a write would remove is not known."
+        )
     if e.changes:
         parts = []
         for change in e.changes:
@@ -381,16 +416,31 @@ def _verdict(
         return "Never touched: no source holds it, and zsync did not create or match it."
     if standing is Standing.SKIPPED:
         return "Not synced: it clashes with Zivver (see the warning that names it)."
+    zivver = e.zivver
+    if e.address in plan.blocked_removals and plan.removals_blocked:
+        return f"Not suspended or deleted this run: {plan.removals_blocked}."
     if standing is Standing.LEAVING:
-        if e.address in plan.blocked_removals:
-            return f"No source holds it, but no removal is planned: {plan.removals_blocked}."
+        if zivver is not None and zivver.kind is Kind.PERSONAL and not zivver.active:
+            return "No source holds it any more; it is suspended already (delete_users is off)."
+        if zivver is not None and zivver.kind is Kind.FUNCTIONAL and not zivver.delegates:
+            return (
+                "No source holds it any more; it has no delegates already "
+                "(delete_functional_accounts is off)."
+            )
         return (
             "No source holds it any more; the options plan no removal for it (suspend_users, "
             "delete_users and their functional twins)."
         )
-    if standing is Standing.MANAGED:
-        return "In step: Zivver already holds what the sources say."
     winners = [h for h in e.holdings if h.wins]
+    if standing is Standing.MANAGED:
+        user = zivver is not None and zivver.kind is Kind.PERSONAL
+        if user and winners and zivver is not None and winners[0].account.active != zivver.active:
+            wanted = "re-enable" if winners[0].account.active else "suspend"
+            return (
+                f"Not in step, and no change is planned: the options do not {wanted} it "
+                "(reactivate_users / suspend_users)."
+            )
+        return "In step: Zivver already holds what the sources say."
     if winners:
         account = winners[0].account
         if not account.active:
@@ -450,8 +500,14 @@ def rows_of(session: SyncSession, plan: Plan) -> list[ZivverRow]:
     """Zivver's rows for a loaded session's plan."""
     assert session.loaded is not None
     options = session.options
+    loaded = session.loaded
     return zivver_rows(
-        session.loaded.zivver, plan, session.mapping, options.domains, options.existing_sso_keys
+        loaded.zivver,
+        plan,
+        session.mapping,
+        options.domains,
+        options.existing_sso_keys,
+        loaded.unreadable,
     )
 
 
@@ -468,10 +524,14 @@ def explain_in(
     rows = rows if rows is not None else rows_of(session, plan)
     address = normalize_address(raw) or raw.strip().lower()
     ids = [r.account.zivver_id for r in rows if r.account.email == address]
-    mapping, timeline = session.history_of(address, ids)
-    mapped_ids = [m.zivver_id for m in mapping if m.zivver_id not in ids]
-    if mapped_ids:  # renamed since: its changes under the old address too
-        mapping, timeline = session.history_of(address, ids + mapped_ids)
+    mapped = session.mapping
+    ids += [  # a source entry with this address, matched before under another: a rename
+        mapped[a.source_id].zivver_id
+        for result in session.loaded.sources
+        for a in result.accounts
+        if a.email == address and a.source_id in mapped
+    ]
+    mapping, timeline = session.history_of(address, ids)  # its old addresses' too
     if confirmed is None:
         confirmed = frozenset(g.value for g in session.confirmed_in_profile())
     return explain(

@@ -36,7 +36,7 @@ from zsync_core.session import SyncSession
 from zsync_core.views import Explanation, ZivverRow, explain_in, rows_of
 
 from . import fmt
-from .screens.accounts import Explain, source_screen, zivver_screen
+from .screens.accounts import AccountsScreen, Explain, source_screen, zivver_screen
 from .screens.base import StepScreen
 from .screens.confirm import ConfirmScreen
 from .screens.connections import ConnectionsScreen
@@ -117,6 +117,8 @@ class ZsyncApp(App[int]):
         self.cancel_update = asyncio.Event()
         self.outcome_code: int | None = None
         self._review_message = ""
+        self.applied = False
+        """An update was sent since the load (the plan is history, not the next run)."""
         self._rows: tuple[Plan, list[ZivverRow]] | None = None
         """Zivver's rows for the plan they were made of (the Zivver screen, explain)."""
 
@@ -274,6 +276,7 @@ class ZsyncApp(App[int]):
         if screen is not None:
             screen.finished()
         self.plan = message.plan
+        self.applied = False
         self.excluded = set()
         self.progress = self.progress.end(_loaded_line(loaded))
         self._show_summary()
@@ -439,6 +442,7 @@ class ZsyncApp(App[int]):
             self.notify(outcome.message, severity="error", title="Not started", timeout=20)
             return
         self.outcome_code = outcome.exit_code
+        self.applied = True  # the plan and the data loaded are from before these changes
         self.progress = self.progress.end(outcome.message)
         update = self._screen(UpdateScreen)
         if update is not None:
@@ -513,16 +517,30 @@ class ZsyncApp(App[int]):
         return made[1]
 
     def _needs_load(self) -> bool:
+        """Whether the data and plan cannot be shown (not loaded, or from before an update)."""
         if self.plan is None or self.session.loaded is None:
             self.notify("Load the sources and Zivver first (s on the first step).")
             return True
+        if self.applied:
+            self.notify(
+                "The data loaded is from before the update that was just sent: start a new "
+                "synchronization (n on the review) to see Zivver as it is now.",
+                severity="warning",
+            )
+            return True
         return False
+
+    def _one_list(self) -> None:
+        """d and z replace each other (one list at a time)."""
+        if isinstance(self.screen, AccountsScreen):
+            self.pop_screen()
 
     def action_data(self) -> None:
         if self._needs_load():
             return
         loaded = self.session.loaded
         assert loaded is not None
+        self._one_list()
         descriptions = {s.name: s.description for s in self.session.config.sources}
         self.push_screen(source_screen(self.where, loaded.sources, descriptions))
 
@@ -533,6 +551,7 @@ class ZsyncApp(App[int]):
         plan = self.plan
         assert plan is not None
         rows = await asyncio.to_thread(self._zivver_rows, plan)
+        self._one_list()
         url = self.session.config.target.url
         self.push_screen(zivver_screen(self.where, rows, urlsplit(url).hostname or url))
 

@@ -57,6 +57,10 @@ def explain(argv: list[str], parser_class: type[argparse.ArgumentParser]) -> int
     parser.add_argument("--config", metavar="PATH")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     args = parser.parse_intermixed_args(argv)
+    from zsync_core.addresses import normalize_address
+
+    if normalize_address(args.address) is None:
+        parser.error(f"{args.address!r} is not an e-mail address")
     return _run(args.config, args.json, lambda config: _explain(config, args))
 
 
@@ -174,7 +178,9 @@ def _explain(config: Config, args: argparse.Namespace) -> int:
     if zivver is None:
         lines.append("Zivver: no account holds this address.")
     else:
-        held = " (as an alias)" if explanation.zivver_as == "alias" else ""
+        held = {"alias": " (as an alias)", "renamed": " (to be renamed)"}.get(
+            explanation.zivver_as or "", ""
+        )
         lines.append(
             f"Zivver{held}: {zivver.email} ({zivver.kind.value}, "
             f"{'active' if zivver.active else 'not active'}), id {zivver.zivver_id}, "

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar, Generic, TypeVar
 
+from rich.text import Text
 from textual import on
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -17,6 +18,7 @@ from zsync_core.model import SourceAccount, Unusable
 from zsync_core.sources import SourceResult
 from zsync_core.views import KeyKnown, Standing, ZivverRow
 
+from .. import fmt
 from ..widgets.table import Column, VirtualTable
 from .base import StepScreen
 
@@ -51,7 +53,7 @@ class AccountsScreen(StepScreen, Generic[Row]):
     def __init__(
         self,
         where: str,
-        title: str,
+        title: Text,
         columns: Sequence[Column],
         rows: Sequence[Row],
         cells: Callable[[Row], Sequence[str]],
@@ -148,7 +150,8 @@ def source_screen(
             f"{result.name}{described}: {len(result.accounts):,} accounts, "
             f"{len(result.unusable):,} unusable"
         )
-    title = "[b]Source data[/b] · " + " · ".join(parts) + ". Enter explains an account."
+    title = Text("Source data", style="bold")
+    title.append(" · " + fmt.plain(" · ".join(parts)) + ". Enter explains an account.")
 
     def cells(row: SourceRow) -> tuple[str, ...]:
         if isinstance(row, Unusable):
@@ -215,7 +218,8 @@ def zivver_screen(where: str, rows: list[ZivverRow], host: str) -> AccountsScree
     for row in rows:
         counts[row.standing] += 1
     said = ", ".join(f"{n:,} {s.value}" for s, n in counts.items() if n)
-    title = f"[b]Zivver at {host}[/b]: {len(rows):,} accounts ({said}). Enter explains one."
+    title = Text(f"Zivver at {fmt.plain(host)}", style="bold")
+    title.append(f": {len(rows):,} accounts ({said}). Enter explains one.")
 
     def cells(row: ZivverRow) -> tuple[str, ...]:
         account = row.account

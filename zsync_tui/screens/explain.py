@@ -16,7 +16,7 @@ def explanation_screen(e: Explanation) -> DetailScreen:
         facts.append(("In Zivver", e.standing.value))
     zivver = e.zivver
     if zivver is not None:
-        alias = ", as an alias" if e.zivver_as == "alias" else ""
+        alias = {"alias": ", as an alias", "renamed": ", to be renamed"}.get(e.zivver_as or "", "")
         state = "active" if zivver.active else "not active"
         facts.append(
             (
