@@ -20,7 +20,7 @@ from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT
+from tomlkit.items import AoT, Array
 
 from .config import Config, SyncConfig, parse_config
 from .errors import ConfigError
@@ -109,13 +109,13 @@ class ProfileDocument:
 
     def add_source(self, values: Mapping[str, Any]) -> None:
         """Append a ``[[sources]]`` table (its ``name`` and ``type`` among ``values``)."""
-        table = tomlkit.table()
-        _set(table, values)
         sources = self.document.get("sources")
         if sources is None:
             self.document.append("sources", tomlkit.aot())
-            sources = self.document["sources"]
-        sources.append(table)
+            sources = self._sources()
+        table = tomlkit.inline_table() if isinstance(sources, Array) else tomlkit.table()
+        _set(table, values)
+        self._sources().append(table)
 
     def update_source(self, name: str, values: Mapping[str, Any]) -> None:
         """Set keys of the source ``name`` (None removes a key)."""
@@ -128,7 +128,7 @@ class ProfileDocument:
         """A copy of the source ``name`` called ``new_name``, right after it."""
         sources = self._sources()
         index = self._index(name)
-        copy = tomlkit.table()
+        copy = tomlkit.inline_table() if isinstance(sources, Array) else tomlkit.table()
         for key, value in sources[index].items():
             copy[key] = value.unwrap() if hasattr(value, "unwrap") else value
         copy["name"] = new_name
@@ -146,7 +146,7 @@ class ProfileDocument:
         sources = self.document.get("sources")
         if sources is None:
             return []
-        if not isinstance(sources, AoT):
+        if not isinstance(sources, AoT | Array):
             raise ConfigError(
                 f"{self.path}: 'sources' is not a list of [[sources]] tables, so sources cannot "
                 "be edited here. Write each source as a [[sources]] table."

@@ -26,7 +26,7 @@ from textual.worker import Worker, WorkerState
 
 from zsync_core.collector import collector_paused
 from zsync_core.conclusion import RunOutcome
-from zsync_core.config import GuardedAction, SyncConfig
+from zsync_core.config import Config, GuardedAction, SyncConfig
 from zsync_core.errors import ZsyncError
 from zsync_core.loading import LoadResult
 from zsync_core.model import Change, ChangeEvent, Event, Plan, StepEvent
@@ -47,6 +47,7 @@ from .screens.history import HistoryScreen
 from .screens.load import LoadScreen
 from .screens.options import OptionsResult, OptionsScreen
 from .screens.preview import PreviewScreen
+from .screens.profile import ProfileScreen
 from .screens.review import ReviewScreen
 from .screens.summary import SummaryScreen
 from .screens.update import UpdateScreen
@@ -99,6 +100,7 @@ class ZsyncApp(App[int]):
         Binding("d", "data", "Data"),
         Binding("z", "zivver", "Zivver"),
         Binding("t", "connections", "Test"),
+        Binding("P", "profile", "Profile"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -505,6 +507,27 @@ class ZsyncApp(App[int]):
             self.pop_screen()
 
     # --- beside the steps: the sources' data, Zivver's accounts, one account explained ----
+
+    def action_profile(self) -> None:
+        if self.busy:
+            self.notify(f"Wait: {WHAT[self.busy]} is running.", severity="warning")
+            return
+        try:
+            screen = ProfileScreen(self.session.config.path)
+        except ZsyncError as error:
+            self.notify(str(error), severity="error")
+            return
+        self.push_screen(screen, self._profile_saved)
+
+    def _profile_saved(self, config: Config | None) -> None:
+        if config is None:
+            return
+        self.session.use_profile(config)
+        self.notify(
+            f"Saved {config.path}. Press r on the summary (or s on the first step) to read "
+            "the sources and Zivver again with it.",
+            title="Profile",
+        )
 
     def action_connections(self) -> None:
         self.push_screen(ConnectionsScreen(self.session.config))

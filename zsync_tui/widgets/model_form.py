@@ -197,7 +197,8 @@ def _typed(text: str, annotation: Any) -> Any:
 
 
 def _hint(field: FieldInfo) -> str:
-    return " ".join((field.description or "").split())
+    """The key's docstring, one paragraph, its reStructuredText quotes taken off."""
+    return " ".join((field.description or "").replace("``", "").split())
 
 
 def _placeholder(field: FieldInfo) -> str:
