@@ -35,6 +35,9 @@ async def test_a_new_admin_walks_to_a_working_profile(directory, zivver, tmp_pat
     async with app.run_test(size=(100, 40)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, TargetStep), "step 1")
         fill(app.screen, url=zivver.url)
+        await pilot.press("ctrl+n")  # no API key yet: not on
+        await pilot.pause()
+        assert isinstance(app.screen, TargetStep) and "Give the API key" in said(app.screen)
         app.screen.query_one("#secret-api_key", Input).value = API_KEY
         await pilot.press("ctrl+t")
         await wait_for(pilot, lambda: "API key" in said(app.screen), "the target test")
@@ -45,7 +48,7 @@ async def test_a_new_admin_walks_to_a_working_profile(directory, zivver, tmp_pat
         step = app.screen
         fill(step, name="Directory", url=directory.slapd.url, bind_dn=SERVICE_DN)
         step.query_one("#secret-password", Input).value = SERVICE_PASSWORD
-        await pilot.press("ctrl+d")
+        await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: "preset openldap" in said(step), "the root DSE")
         assert step.query_one("#f-base_dn", Input).value == BASE_DN
         assert step.query_one("#f-directory", Select).value == "openldap"

@@ -40,9 +40,7 @@ async def test_sources_are_edited_added_moved_and_saved_keeping_the_comments(
 
         await pilot.press("a")
         await wait_for(pilot, lambda: bool(app.screen.query(OptionList)), "the types")
-        app.screen.query_one(OptionList).highlighted = list(
-            app.screen.types
-        ).index("csv")
+        app.screen.query_one(OptionList).highlighted = list(app.screen.types).index("csv")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, FormScreen), "the new source")
         app.screen.query_one("#f-name", Input).value = "Extra"

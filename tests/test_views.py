@@ -260,6 +260,16 @@ def test_explain_follows_a_rename_from_the_new_address(zivver, make_profile, tmp
     assert anna["next_run"][0]["after"]["email"] == "anna@example.org"
     assert [t["action"] for t in anna["timeline"]] == ["create-user"], "its history kept"
 
+    assert profile.run(capsys=capsys)[0] == 0  # the rename is sent
+    anna = explained(capsys, profile, "anna@example.org")
+    assert [t["action"] for t in anna["timeline"]] == ["create-user", "update-user"]
+    ann = explained(capsys, profile, "ann@example.org")
+    assert ann["verdict"] == (
+        "Renamed: the account that had this address is now anna@example.org "
+        "(zsync explain anna@example.org)."
+    )
+    assert [t["action"] for t in ann["timeline"]] == ["create-user", "update-user"]
+
 
 def test_two_sources_whose_names_differ_by_case_are_each_shown(
     zivver, make_profile, tmp_path, capsys

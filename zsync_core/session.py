@@ -167,10 +167,19 @@ class SyncSession:
     ) -> tuple[list[MappingRecord], list[TimelineEntry]]:
         """What the mapping holds of an account (by address or Zivver id) and every change to
         it the store journaled under any of its addresses, oldest first."""
-        mapping = self._store.mapping_records(email, zivver_ids)
+        store = self._store
+        mapping = store.mapping_records(email, zivver_ids)
         ids = [*zivver_ids, *(m.zivver_id for m in mapping)]
-        emails = [email, *(m.email for m in mapping)]
-        return mapping, self._store.timeline(emails, ids)
+        entries = [m.source_id for m in mapping]
+        timeline = store.timeline([email, *(m.email for m in mapping)], ids, entries)
+        if not mapping:  # an old address: the entries that had it, under their new one
+            entries = [t.change.source_id for t in timeline if t.change.source_id]
+            mapping = store.mapping_records(email, ids, entries)
+            if mapping:
+                ids += [m.zivver_id for m in mapping]
+                emails = [email, *(m.email for m in mapping)]
+                timeline = store.timeline(emails, ids, [m.source_id for m in mapping])
+        return mapping, timeline
 
     def events(self, *, with_info: bool = False) -> list[tuple[float, str, str]]:
         """(time, level, message) of every run, oldest first."""

@@ -278,14 +278,20 @@ class Store:
         entry = MappingEntry._make
         return {row[0]: entry(row[1:]) for row in rows}
 
-    def mapping_records(self, email: str, zivver_ids: Iterable[str] = ()) -> list[MappingRecord]:
-        """What the mapping holds of the account with ``email`` or one of ``zivver_ids``."""
+    def mapping_records(
+        self, email: str, zivver_ids: Iterable[str] = (), source_ids: Iterable[str] = ()
+    ) -> list[MappingRecord]:
+        """What the mapping holds of the account with ``email``, one of ``zivver_ids`` or
+        one of the source entries ``source_ids``."""
         ids = [i for i in zivver_ids if i]
-        where = "email = ?" + "".join(" OR zivver_id = ?" for _ in ids)
+        entries = [i for i in source_ids if i]
+        where = " OR ".join(
+            ["email = ?"] + ["zivver_id = ?"] * len(ids) + ["source_id = ?"] * len(entries)
+        )
         cursor = self.db.execute(
             "SELECT source_id, kind, zivver_id, email, source, sso_key_sent, updated_at FROM "
             f"mapping WHERE {where} ORDER BY updated_at",
-            (email, *ids),
+            (email, *ids, *entries),
         )
         return [MappingRecord(*row) for row in cursor]
 
@@ -441,18 +447,24 @@ class Store:
         return [_change(row) for row in cursor]
 
     def timeline(
-        self, emails: Iterable[str], zivver_ids: Iterable[str] = ()
+        self, emails: Iterable[str], zivver_ids: Iterable[str] = (), source_ids: Iterable[str] = ()
     ) -> list[TimelineEntry]:
         """Every journaled change to the account with one of ``emails`` (its addresses
-        before and after a rename) or ``zivver_ids``, oldest first, each with its run."""
+        before and after a rename), ``zivver_ids`` or source entries ``source_ids`` (a
+        create keeps no Zivver id), oldest first, each with its run."""
         addresses = list(dict.fromkeys(emails))
         ids = [i for i in zivver_ids if i]
-        where = " OR ".join(["c.email = ?"] * len(addresses) + ["c.zivver_id = ?"] * len(ids))
+        entries = [i for i in source_ids if i]
+        where = " OR ".join(
+            ["c.email = ?"] * len(addresses)
+            + ["c.zivver_id = ?"] * len(ids)
+            + ["c.source_id = ?"] * len(entries)
+        )
         cursor = self.db.execute(
             f"SELECT c.run_id, c.updated_at, r.mode, r.dry_run, {_CHANGE.replace('change_id', 'c.change_id')} "
             f"FROM changes c JOIN runs r ON r.id = c.run_id WHERE {where} "
             "ORDER BY c.run_id, c.change_id",
-            (*addresses, *ids),
+            (*addresses, *ids, *entries),
         )
         return [
             TimelineEntry(row[0], row[1] or 0.0, row[2], bool(row[3]), _change(row[4:]))

@@ -432,6 +432,13 @@ def _verdict(
             "delete_users and their functional twins)."
         )
     winners = [h for h in e.holdings if h.wins]
+    if e.zivver_as == "renamed" and zivver is not None:
+        return (
+            f"Renamed: the account that had this address is now {zivver.email} "
+            f"(zsync explain {zivver.email})."
+        )
+    if standing is Standing.MANAGED and e.zivver_as == "alias" and zivver is not None:
+        return f"An alias of {zivver.email} in Zivver, which is in step with the sources."
     if standing is Standing.MANAGED:
         user = zivver is not None and zivver.kind is Kind.PERSONAL
         if user and winners and zivver is not None and winners[0].account.active != zivver.active:
@@ -451,6 +458,12 @@ def _verdict(
         )
     if e.holdings:
         return "Only an alias of another account holds this address."
+    renamed = [m for m in e.mapping if m.email != e.address]
+    if renamed:
+        return (
+            f"Renamed: the account that had this address is now {renamed[-1].email} "
+            f"(zsync explain {renamed[-1].email})."
+        )
     return "Neither Zivver nor any source holds this address."
 
 

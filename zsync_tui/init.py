@@ -26,7 +26,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Select, Static
 
-from zsync_core.config import Config, SyncConfig, TargetConfig, parse_config
+from zsync_core.config import Config, SyncConfig, TargetConfig, default_config_path, parse_config
 from zsync_core.connections import check_source, check_target
 from zsync_core.errors import ZsyncError
 from zsync_core.outcome import ExitCode
@@ -69,6 +69,7 @@ class Step(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "next", "Next"),
         Binding("escape", "back", "Back"),
+        Binding("ctrl+q", "app.quit", "Quit (nothing written)"),
     ]
     HEADING = ""
 
@@ -87,6 +88,7 @@ class Step(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#said", Static).display = False
+        self.call_after_refresh(self.focus_next)  # typing goes to the first field
 
     def say(self, text: str, ok: bool = True) -> None:
         said = self.query_one("#said", Static)
@@ -119,6 +121,13 @@ class TargetStep(Step):
         if "api_key" in pasted:
             values.pop("api_key_env", None)
             values["api_key_file"] = "zivver-api-key"
+        if not (values.get("api_key_env") or values.get("api_key_file")):
+            self.say(
+                "Give the API key: paste it (it is written to a 0640 file beside the "
+                "profile), or name the environment variable or the file that holds it.",
+                ok=False,
+            )
+            return None
         wrong = problems(TargetConfig, values)
         if wrong:
             self.say(wrong, ok=False)
@@ -143,11 +152,11 @@ class TargetStep(Step):
 class SourceStep(Step):
     HEADING = (
         "[b]zsync init — 2 of 4: a source.[/b] Choose its type, fill it in; an LDAP source "
-        "can read the directory (Ctrl+D) to propose the preset and the base DN. Ctrl+T "
+        "can read the directory (Ctrl+R) to propose the preset and the base DN. Ctrl+T "
         "tests it. More sources can be added later in the profile."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+d", "discover", "Read the directory"),
+        Binding("ctrl+r", "discover", "Read the directory"),
         Binding("ctrl+t", "test", "Test"),
     ]
 
@@ -399,7 +408,14 @@ def command(
     )
     parser.add_argument("--config", metavar="PATH", help="where to write it (default ./zsync.toml)")
     args = parser.parse_args(argv)
-    path = Path(args.config or "zsync.toml")
+    path = Path(args.config) if args.config else default_config_path()
+    if path.is_dir():
+        print(
+            f"zsync init: {inert(str(path))} is a directory; give the profile's file, e.g. "
+            f"--config {inert(str(path / 'zsync.toml'))}. Nothing was changed.",
+            file=sys.stderr,
+        )
+        return ExitCode.CANNOT_RUN
     if path.exists() or path.is_symlink():
         print(
             f"zsync init: {inert(str(path))} already exists, and zsync init never overwrites a "

@@ -60,7 +60,7 @@ class ModelForm(VerticalScroll):
     ModelForm .key { margin: 1 0 0 0; height: auto; }
     ModelForm .hint { color: $text-muted; height: auto; }
     ModelForm Input { width: 100%; height: 1; border: none; padding: 0 1; background: $boost; }
-    ModelForm Input:focus { background: $accent 30%; }
+    ModelForm Input:focus { border: none; background: $accent 30%; }
     ModelForm Select { width: 100%; }
     """
 
