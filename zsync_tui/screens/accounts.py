@@ -19,7 +19,7 @@ from zsync_core.sources import SourceResult
 from zsync_core.views import KeyKnown, Standing, ZivverRow
 
 from .. import fmt
-from ..widgets.table import Column, VirtualTable
+from ..widgets.table import Column, ExplainTable, VirtualTable
 from .base import StepScreen
 
 Row = TypeVar("Row")
@@ -79,7 +79,7 @@ class AccountsScreen(StepScreen, Generic[Row]):
         with Horizontal(id="bar"):
             yield Input(placeholder="Search (/)", id="search")
             yield Static(id="filter")
-        yield VirtualTable(
+        yield ExplainTable(
             self.columns, self.cells, self.row_class, empty="Nothing matches.", id="accounts"
         )
 

@@ -20,7 +20,7 @@ from zsync_core.config import Config
 from zsync_core.connections import check_source, check_target
 
 from .. import fmt
-from ..widgets.table import Column, VirtualTable
+from ..widgets.table import Column, ConnectionTable, VirtualTable
 
 
 @dataclass(slots=True)
@@ -74,7 +74,7 @@ class ConnectionsScreen(ModalScreen[None]):
                 "them all. Only reads: nothing is sent to Zivver, nothing is kept.",
                 id="title",
             )
-            yield VirtualTable(
+            yield ConnectionTable(
                 [Column("State", 10), Column("Connection", share=1), Column("Result", share=2)],
                 lambda line: (line.state, line.what, line.said),
                 lambda line: STATE_CLASS.get(line.state),

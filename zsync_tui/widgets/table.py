@@ -242,6 +242,18 @@ class VirtualTable(ScrollView, Generic[Row], can_focus=True):
         return self._line(self.cells(row), widths, style)
 
 
+class ExplainTable(VirtualTable[Row]):
+    """A table of accounts whose Enter explains one (said so in the footer)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select", "Explain")]
+
+
+class ConnectionTable(VirtualTable[Row]):
+    """A table of connections whose Enter tests one."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select", "Test this one")]
+
+
 def _ellipsis(text: str, width: int) -> str:
     if cell_len(text) <= width:
         return text
