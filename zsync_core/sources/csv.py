@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,7 +49,7 @@ KINDS = {
 }
 
 
-class TableFile:
+class TableFile(ABC):
     """A source that is one file of rows (CSV, a workbook), read in a worker thread as one
     step; a subclass reads it in :meth:`_read`."""
 
@@ -67,8 +68,9 @@ class TableFile:
         emit(StepEvent(step, step, "done", len(result.accounts), len(result.accounts)))
         return result
 
+    @abstractmethod
     def _read(self) -> SourceResult:
-        raise NotImplementedError
+        """Every row of the file (or workbook) as accounts; SourceError when it cannot."""
 
 
 class CsvSource(TableFile):
