@@ -340,6 +340,27 @@ def test_an_address_twice_in_one_source_is_unusable_and_left_alone(
     assert report["left_alone"] == ["kim@example.org"]
 
 
+def test_an_address_twice_in_one_source_is_not_created_from_either_row(
+    directory, zivver, make_profile, tmp_path, capsys
+):
+    """The first row may be the stale one: neither is created until one of them goes."""
+    directory.user("ann")
+    profile = two_sources(
+        make_profile,
+        directory,
+        tmp_path,
+        ["kim@example.org,Kim,personal,true,,", "kim@example.org,Kim K,personal,false,,"],
+    )
+
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code == 2, err
+    assert zivver.org.user_by_email("kim@example.org") is None
+    assert report is not None and report["left_alone"] == ["kim@example.org"]
+    assert "kim@example.org is not created this run" in err
+    assert zivver.org.user_by_email("ann@example.org") is not None, "the rest is synced"
+
+
 def test_values_a_directory_entry_loses_are_said_on_stderr(
     directory, zivver, make_profile, tmp_path, capsys
 ):

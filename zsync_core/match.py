@@ -48,7 +48,10 @@ class Matcher:
         """The Zivver account ``account`` is, None when it has none (a create), or
         :data:`NOT_NOW`."""
         current = self._candidate(account)
-        if current is None or current is NOT_NOW:
+        if current is None:
+            # not created either: the unusable entry may be the one that says it should not be
+            return NOT_NOW if self.protected and self._protected(account, None) else None
+        if current is NOT_NOW:
             return current
         if current.kind is account.kind and current.email != account.email:
             # a renamed user keeps its Zivver id, so delegations to it are unchanged
@@ -93,12 +96,13 @@ class Matcher:
         self.claimed[candidate.zivver_id] = account.source_id
         return candidate
 
-    def _protected(self, account: SourceAccount, current: ZivverAccount) -> bool:
-        """Whether the account is left alone: an entry with its address (or the address of
-        its Zivver account, before a rename) is unusable in a source this run."""
+    def _protected(self, account: SourceAccount, current: ZivverAccount | None) -> bool:
+        """Whether the account is left alone (or not created, when ``current`` is None): an
+        entry with its address (or the address of its Zivver account, before a rename) is
+        unusable in a source this run."""
         protected = self.protected
         address = account.email if account.email in protected else None
-        if address is None and current.email in protected:
+        if address is None and current is not None and current.email in protected:
             address = current.email
         if address is None:
             return False
@@ -106,8 +110,9 @@ class Matcher:
         self.notices.append(
             Notice(
                 "warning",
-                f"{account.email} is left as it is this run: an entry with {address} in a "
-                "source is unusable (named in an error). Fix that entry; the next run syncs it.",
+                f"{account.email} is {'left as it is' if current else 'not created'} this run: "
+                f"an entry with {address} in a source is unusable (named in an error). Fix that "
+                "entry; the next run syncs it.",
             )
         )
         return True
