@@ -46,7 +46,9 @@ def test_hostile_entries_are_named_and_the_rest_syncs(
         org.user_by_email("good@example.org")["name"]["formatted"] == "Zoë Ångström-Østergaard 山田"
     )
     assert org.user_by_email("longname@example.org")["name"]["formatted"] == long_name
-    assert org.user_by_email("same@example.org") is None, "which of dup1 and dup2 is right is not known"
+    assert org.user_by_email("same@example.org") is None, (
+        "which of dup1 and dup2 is right is not known"
+    )
     assert org.user_by_email("someone@other.com") is None
     assert "same@example.org" in report["left_alone"]
     assert org.user_by_email("cycle.a@example.org")["urn:ietf:params:scim:schemas:zivver:0.1:User"][
