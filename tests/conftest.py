@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 import json
+import ssl
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomli_w
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from tests.servers import (
     BASE_DN,
@@ -15,6 +20,7 @@ from tests.servers import (
     SERVICE_PASSWORD,
     Directory,
     Slapd,
+    free_port,
     make_app_certificate,
     make_certificate,
     require_binary,
@@ -175,3 +181,76 @@ def ldap_source(server: Slapd, **extra: Any) -> dict[str, Any]:
         "page_size": 7,
         **extra,
     }
+
+
+# --- where notifications go: a real SMTP server (STARTTLS, a login) and a webhook receiver
+
+SMTP_PASSWORD = "smtp-secret-9f2c"
+HOOK_TOKEN = "hook-token-77aa"
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.mails: list[dict[str, Any]] = []
+        self.logins: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        from email import message_from_bytes, policy
+
+        mail = message_from_bytes(envelope.content, policy=policy.default)
+        self.mails.append(
+            {
+                "to": envelope.rcpt_tos,
+                "subject": str(mail["Subject"]),
+                "body": mail.get_content(),
+                "tls": session.ssl is not None,
+            }
+        )
+        return "250 OK"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == b"zsync" and auth_data.password == SMTP_PASSWORD.encode()
+        if ok:
+            self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok)
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[tuple[Controller, Mailbox, Path]]:
+    cert, key = make_certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    box = Mailbox()
+    controller = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=context,
+        require_starttls=True,
+        authenticator=box.authenticate,
+        auth_require_tls=True,
+    )
+    controller.start()
+    yield controller, box, cert
+    controller.stop()
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[str, list[Any]]]:
+    received: list[Any] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hooks/{HOOK_TOKEN}", received
+    server.shutdown()

@@ -7,14 +7,16 @@ import asyncio
 import stat
 
 import pytest
-from textual.widgets import Input, Select, Static
+from textual.widgets import Input, OptionList, Select, Static
 
 from tests.conftest import API_KEY
 from tests.servers import BASE_DN, SERVICE_DN, SERVICE_PASSWORD
 from tests.tui import wait_for
 from zsync_core.config import load_config
 from zsync_tui.cli import main
-from zsync_tui.init import InitApp, SourceStep, SyncStep, TargetStep, WriteStep
+from zsync_tui.init import InitApp
+from zsync_tui.screens.profile import FormScreen, TypeScreen
+from zsync_tui.widgets.table import VirtualTable
 
 
 def fill(screen, **values: str) -> None:
@@ -27,26 +29,37 @@ def said(screen) -> str:
     return str(getattr(rendered, "plain", rendered))
 
 
+def heading(screen) -> str:
+    return str(screen.query_one("#heading", Static).render())
+
+
 @pytest.mark.asyncio
 async def test_a_new_admin_walks_to_a_working_profile(directory, zivver, tmp_path):
     directory.user("ann")
-    path = tmp_path / "zsync.toml"
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    path = etc / "zsync.toml"
     app = InitApp(path)
     async with app.run_test(size=(100, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, TargetStep), "step 1")
+        await wait_for(pilot, lambda: isinstance(app.screen, FormScreen), "step 1")
+        assert "1 of 4: Zivver" in heading(app.screen)
         fill(app.screen, url=zivver.url)
-        await pilot.press("ctrl+n")  # no API key yet: not on
+        await pilot.press("ctrl+s")  # no API key yet: not on
         await pilot.pause()
-        assert isinstance(app.screen, TargetStep) and "Give the API key" in said(app.screen)
+        assert "1 of 4" in heading(app.screen) and "Give the API key" in said(app.screen)
         app.screen.query_one("#secret-api_key", Input).value = API_KEY
         await pilot.press("ctrl+t")
         await wait_for(pilot, lambda: "API key" in said(app.screen), "the target test")
         assert "API key accepted" in said(app.screen), said(app.screen)
-        await pilot.press("ctrl+n")
-        await wait_for(pilot, lambda: isinstance(app.screen, SourceStep), "step 2")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, TypeScreen), "step 2: its type")
+        app.screen.query_one(OptionList).highlighted = app.screen.types.index("ldap")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, FormScreen), "step 2")
 
         step = app.screen
-        fill(step, name="Directory", url=directory.slapd.url, bind_dn=SERVICE_DN)
+        assert "2 of 4" in heading(step)
+        fill(step, url=directory.slapd.url, bind_dn=SERVICE_DN)
         step.query_one("#secret-password", Input).value = SERVICE_PASSWORD
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: "preset openldap" in said(step), "the root DSE")
@@ -56,20 +69,27 @@ async def test_a_new_admin_walks_to_a_working_profile(directory, zivver, tmp_pat
         step.query_one("#f-directory", Select).value = "active-directory"
         await pilot.press("ctrl+t")
         await wait_for(
-            pilot, lambda: "read" in said(step) and "Reading" not in said(step), "the source test"
+            pilot, lambda: "read" in said(step) and "Testing" not in said(step), "the source test"
         )
         assert "read: 1 accounts" in said(step), said(step)
-        await pilot.press("ctrl+n")
-        await wait_for(pilot, lambda: isinstance(app.screen, SyncStep), "step 3")
-        fill(app.screen, domains="example.org")
-        await pilot.press("ctrl+n")
-        await wait_for(pilot, lambda: isinstance(app.screen, WriteStep), "step 4")
+        assert not list(etc.iterdir()), "the pasted password was tried, not written"
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await wait_for(
+            pilot, lambda: "3 of 4" in str(app.screen.query("#heading").first().render()), "step 3"
+        )
+        fill(app.screen, domains="example.org")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is app.profile, "step 4")
+        assert [line.what for line in app.profile.query_one(VirtualTable).rows][:2] == [
+            "target",
+            "Directory",
+        ]
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: path.exists(), "the profile written")
 
     text = path.read_text()
     assert API_KEY not in text and SERVICE_PASSWORD not in text, "no secret in it"
-    secret = tmp_path / "zivver-api-key"
+    secret = etc / "zivver-api-key"
     assert secret.read_text() == API_KEY + "\n"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o640
     config = load_config(str(path))

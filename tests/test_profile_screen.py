@@ -3,18 +3,23 @@ their models, every change checked and tested before the profile is saved in pla
 
 from __future__ import annotations
 
-import pytest
-from textual.widgets import Input, OptionList
+from pathlib import Path
 
+import pytest
+from textual.widgets import Input, OptionList, Select, TextArea
+
+from tests.conftest import SMTP_PASSWORD, ldap_source
 from tests.tui import app_for, wait_for
 from zsync_core.config import load_config
 from zsync_tui.screens.profile import FormScreen, ProfileScreen
+
+TABLES = ["sync", "notify", "store", "monitoring"]
 
 
 def lines(screen) -> list[str]:
     from zsync_tui.widgets.table import VirtualTable
 
-    return [line.name for line in screen.query_one(VirtualTable).rows]
+    return [line.what for line in screen.query_one(VirtualTable).rows]
 
 
 @pytest.mark.asyncio
@@ -30,7 +35,7 @@ async def test_sources_are_edited_added_moved_and_saved_keeping_the_comments(
         await pilot.press("P")
         await wait_for(pilot, lambda: isinstance(app.screen, ProfileScreen), "the profile")
         profile_screen = app.screen
-        assert lines(profile_screen) == [zivver.url, "HR", "options"]
+        assert lines(profile_screen) == ["target", "HR", *TABLES]
 
         await pilot.press("down", "enter")  # the source HR
         await wait_for(pilot, lambda: isinstance(app.screen, FormScreen), "its form")
@@ -47,9 +52,9 @@ async def test_sources_are_edited_added_moved_and_saved_keeping_the_comments(
         app.screen.query_one("#f-path", Input).value = "extra.csv"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.screen is profile_screen, "back to the profile")
-        assert lines(profile_screen) == [zivver.url, "HR", "Extra", "options"]
+        assert lines(profile_screen) == ["target", "HR", "Extra", *TABLES]
         await pilot.press("ctrl+up")  # Extra first: it wins a conflict
-        assert lines(profile_screen) == [zivver.url, "Extra", "HR", "options"]
+        assert lines(profile_screen) == ["target", "Extra", "HR", *TABLES]
 
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.screen is not profile_screen, "the save")
@@ -84,3 +89,98 @@ async def test_a_change_that_fails_its_test_is_not_saved_unless_asked(
         assert profile.path.read_text() == before, "not saved"
         said = str(screen.query_one("#said").render())
         assert "missing.csv does not exist" in said and "Ctrl+S again to save anyway" in said
+
+
+async def open_line(pilot, app, what: str):
+    """The profile area's form of the line ``what``."""
+    await pilot.press("P")
+    await wait_for(pilot, lambda: isinstance(app.screen, ProfileScreen), "the profile")
+    screen = app.screen
+    await pilot.press(*["down"] * lines(screen).index(what), "enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, FormScreen), f"the form of {what}")
+    return screen, app.screen
+
+
+def said(screen) -> str:
+    return str(screen.query_one("#said").render())
+
+
+@pytest.mark.asyncio
+async def test_a_mail_with_a_pasted_password_is_tested_before_anything_is_written(
+    zivver, make_profile, tmp_path, smtp
+):
+    controller, box, cert = smtp
+    (tmp_path / "hr.csv").write_text("email,name\nann@example.org,Ann\n")
+    profile = make_profile([{"name": "HR", "type": "csv", "path": "hr.csv"}])
+    app = app_for(profile.path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen, form = await open_line(pilot, app, "notify")
+        for key, value in {
+            "email__smtp_host": "127.0.0.1",
+            "email__smtp_port": str(controller.port),
+            "email__ca_file": str(cert),
+            "email__username": "zsync",
+            "email__from": "zsync@example.org",
+            "email__to": "it@example.org",
+            "email__timeout_seconds": "3",  # aiosmtpd answers smtplib's second AUTH with silence
+        }.items():
+            form.query_one(f"#f-{key}", Input).value = value
+        form.query_one("#secret-email__password", Input).value = "not the password"
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: "Testing" not in said(form) and said(form), "the test")
+        assert "was not sent" in said(form) and not box.mails, said(form)
+
+        form.query_one("#secret-email__password", Input).value = SMTP_PASSWORD
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: "test message was sent" in said(form), "the mail")
+        assert box.mails[-1]["subject"].endswith("a test notification")
+        assert box.mails[-1]["to"] == ["it@example.org"] and box.mails[-1]["tls"]
+        assert not (tmp_path / "notify-email-password").exists(), "tried, not written yet"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is screen, "back to the profile")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is not screen, "the save")
+
+    text = profile.path.read_text()
+    assert SMTP_PASSWORD not in text
+    config = load_config(str(profile.path))
+    email = config.notify.email
+    assert (
+        email is not None and email.sender == "zsync@example.org" and email.to == ["it@example.org"]
+    )
+    secret = tmp_path / "notify-email-password"
+    assert email.password_file == Path("notify-email-password")
+    assert secret.read_text() == SMTP_PASSWORD + "\n" and secret.stat().st_mode & 0o777 == 0o640
+    assert len(box.mails) == 2, "the save tested the mail once more"
+
+
+@pytest.mark.asyncio
+async def test_an_ldap_sources_attributes_and_ou_map_are_edited_in_its_form(
+    directory, zivver, make_profile, tmp_path
+):
+    directory.user("ann")
+    profile = make_profile([ldap_source(directory.slapd)])
+    app = app_for(profile.path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen, form = await open_line(pilot, app, "Active Directory")
+        form.query_one("#f-attributes__division", Input).value = "department"
+        form.query_one("#f-ou_mapping", Select).value = "dn"
+        area = form.query_one("#f-ou_map", TextArea)
+        area.text = "OU=Finance,DC=example,DC=org\n"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "f-ou_map" not in said(form) and "ou_map, line 1" in said(form), said(form)
+        area.text = "OU=Finance,DC=example,DC=org = Finance\nOU=Staff,DC=example,DC=org = /\n"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is screen, "back to the profile")
+        await pilot.press("ctrl+s")  # tested against the directory, then saved
+        await wait_for(pilot, lambda: app.screen is not screen, "the save")
+
+    source = load_config(str(profile.path)).sources[0]
+    assert source.attributes.division == "department"
+    assert source.ou_mapping == "dn"
+    assert source.ou_map == {
+        "OU=Finance,DC=example,DC=org": "Finance",
+        "OU=Staff,DC=example,DC=org": "/",
+    }
+    assert source.password_env == "LDAP_PASSWORD", "a key the form did not change stays"

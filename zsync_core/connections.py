@@ -1,15 +1,18 @@
 """Test one connection at a time: the target (Zivver) or one source, as ``zsync check`` tests
-them all (the TUI's Test connection). Only reads: nothing is sent to Zivver but a lookup,
-and nothing is kept.
+them all (the TUI's Test connection), or the notifications. Only reads: nothing is sent to
+Zivver but a lookup, and nothing is kept; a notification test sends a message that says it
+is one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from .check import CheckResult
 from .config import Config, api_key
 from .errors import ZsyncError
+from .notify import send, trial_message
 from .registry import source_type
 from .session import Mode, SyncSession
 from .store import Store
@@ -87,3 +90,21 @@ async def check_source(config: Config, name: str) -> list[CheckResult]:
     if values:
         said += f", {values:,} unusable value{'' if values == 1 else 's'}"
     return [*found, CheckResult(what, True, said, warning=bool(view.unusable))]
+
+
+async def check_notifications(config: Config) -> list[CheckResult]:
+    """Send a test message by every way ``[notify]`` names (a mail, a webhook)."""
+    ways = [
+        f"mail to {', '.join(config.notify.email.to)}" if config.notify.email else "",
+        f"{config.notify.webhook.format} webhook" if config.notify.webhook else "",
+    ]
+    ways = [way for way in ways if way]
+    if not ways:
+        return [CheckResult("notify", False, "No mail and no webhook is set: nobody hears of a run.")]
+    try:
+        problems = await asyncio.to_thread(send, config, trial_message(config))
+    except ZsyncError as error:
+        return [CheckResult("notify", False, str(error))]
+    if problems:
+        return [CheckResult("notify", False, problem) for problem in problems]
+    return [CheckResult("notify", True, f"A test message was sent ({' and '.join(ways)}).")]

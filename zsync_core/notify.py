@@ -125,7 +125,11 @@ def deliver(config: Config, outcome: RunOutcome, changes: list[ChangeOutcome]) -
     """Send what the profile asks for; returns a warning per notification that failed."""
     if not wanted(config, outcome):
         return []
-    note = message(config, outcome, changes)
+    return send(config, message(config, outcome, changes))
+
+
+def send(config: Config, note: Message) -> list[str]:
+    """Send ``note`` by every way the profile names; a warning per way that failed."""
     problems = []
     if config.notify.email is not None:
         try:
@@ -145,6 +149,17 @@ def deliver(config: Config, outcome: RunOutcome, changes: list[ChangeOutcome]) -
                 f"({type(error).__name__}: {_without_url(error)}). Check the URL and the network."
             )
     return problems
+
+
+def trial_message(config: Config) -> Message:
+    """A message that says only that it is a test (the profile area's Test)."""
+    host = inert(socket.gethostname())
+    said = (
+        f"A test notification from zsync {__version__} on {host}, profile "
+        f"{inert(str(config.path))}: this is how a run's notification reaches you."
+    )
+    data = {"zsync": __version__, "host": host, "profile": inert(str(config.path)), "test": True}
+    return Message(f"zsync on {host}: a test notification", said + "\n", data | {"message": said})
 
 
 def send_email(config: Config, email: EmailConfig, note: Message) -> None:

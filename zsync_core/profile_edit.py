@@ -13,14 +13,15 @@ from __future__ import annotations
 import os
 import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Array
+from tomlkit.items import AoT, Array, InlineTable
 
 from .config import Config, SyncConfig, parse_config
 from .errors import ConfigError
@@ -87,7 +88,22 @@ class ProfileDocument:
             )
         return cls(path, "", None)
 
+    def copy(self) -> ProfileDocument:
+        """An independent copy (a form tries its edit on one before it is kept)."""
+        copy = ProfileDocument(self.path, "", self.status)
+        copy.document = tomlkit.parse(self.text)
+        return copy
+
     # --- sections ------------------------------------------------------------------------
+
+    def table(self, section: str) -> dict[str, Any]:
+        """A top-level table's keys as plain values ({} when it is missing)."""
+        table = self.document.get(section)
+        return dict(table.unwrap()) if isinstance(table, dict) and hasattr(table, "unwrap") else {}
+
+    def source(self, name: str) -> dict[str, Any]:
+        """The source ``name``'s keys as plain values."""
+        return dict(self._sources()[self._index(name)].unwrap())
 
     def set(self, section: str, values: Mapping[str, Any]) -> None:
         """Set keys of a top-level table (``target``, ``sync``, ``notify``…), adding the
@@ -187,6 +203,11 @@ class ProfileDocument:
             ConfigError: invalid, or cannot be written; the file is then unchanged.
         """
         text = self.text
+        if self.status is None and (self.path.exists() or self.path.is_symlink()):
+            raise ConfigError(
+                f"{self.path} appeared while the new profile was being written, and a profile "
+                "is never overwritten; it was not changed. Choose another path with --config."
+            )
         try:
             config = self.check()
         except ConfigError as error:
@@ -205,10 +226,78 @@ class ProfileDocument:
         return config
 
 
+    @contextmanager
+    def trial(self, pending: Mapping[str, str]) -> Iterator[Config]:
+        """The profile as it would be saved, with secrets not written yet (file name beside
+        the profile -> secret) read from private files that exist only inside the ``with``:
+        a pasted secret is tested before it is written anywhere near the profile.
+
+        Raises:
+            ConfigError: it would not be a valid profile.
+        """
+        data = tomllib.loads(self.text)
+        with tempfile.TemporaryDirectory(prefix="zsync-trial-") as private:
+            os.chmod(private, 0o700)
+            files = {}
+            for number, (name, secret) in enumerate(sorted(pending.items())):
+                files[name] = Path(private) / f"secret-{number}"
+                files[name].write_text(secret.strip() + "\n", encoding="utf-8")
+            yield parse_config(_pointed(data, files), self.path)
+
+
+def _pointed(value: Any, files: Mapping[str, Path]) -> Any:
+    """``value`` with each ``*_file`` key naming a file of ``files`` pointed at its path."""
+    if isinstance(value, dict):
+        return {
+            key: str(files[item])
+            if key.endswith("_file") and isinstance(item, str) and item in files
+            else _pointed(item, files)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_pointed(item, files) for item in value]
+    return value
+
+
+def form_edit(old: Mapping[str, Any], new: Mapping[str, Any], held: Mapping[str, Any]) -> dict[str, Any]:
+    """The edit that makes a table's keys ``held`` by a form what the form gave (``new``),
+    from what the file has (``old``): a held key left empty is removed (None), one the
+    form did not hold stays as it is. ``held``: key -> None (a value, a table replaced
+    whole) or the held keys of a table inside (edited key by key; removed when it is left
+    with nothing)."""
+    edit: dict[str, Any] = {}
+    for key, inner in held.items():
+        before, after = old.get(key), new.get(key)
+        if isinstance(inner, Mapping):
+            table = form_edit(before if isinstance(before, Mapping) else {}, after or {}, inner)
+            kept = [k for k in (before or {}) if k not in inner] if isinstance(before, Mapping) else []
+            if after:
+                edit[key] = table
+            elif before is not None:
+                edit[key] = table if kept else None
+        elif isinstance(after, Mapping) and isinstance(before, Mapping):
+            edit[key] = {**{k: None for k in before if k not in after}, **after}
+        elif after is not None:
+            edit[key] = after
+        elif before is not None:
+            edit[key] = None
+    return edit
+
+
 def _set(table: Any, values: Mapping[str, Any]) -> None:
+    """Set ``values`` in ``table``: None removes a key; a mapping edits the table inside
+    key by key (made an inline table inside an inline one), so its comments stay."""
     for key, value in values.items():
         if value is None:
             table.pop(key, None)
+        elif isinstance(value, Mapping):
+            inner = table.get(key)
+            if not isinstance(inner, dict):
+                table[key] = tomlkit.inline_table() if isinstance(table, InlineTable) else tomlkit.table()
+                inner = table[key]
+            _set(inner, value)
+            if not inner:
+                table.pop(key, None)
         else:
             table[key] = _plain(value)
 

@@ -31,7 +31,7 @@ from zsync_core.errors import ZsyncError
 from zsync_core.loading import LoadResult
 from zsync_core.model import Change, ChangeEvent, Event, Plan, StepEvent
 from zsync_core.outcome import ChangeOutcome, ExitCode
-from zsync_core.profile_edit import changed_options, save_sync_options
+from zsync_core.profile_edit import ProfileDocument, changed_options, save_sync_options
 from zsync_core.session import SyncSession
 from zsync_core.views import Explanation, ZivverRow, explain_in, rows_of
 
@@ -47,7 +47,7 @@ from .screens.history import HistoryScreen
 from .screens.load import LoadScreen
 from .screens.options import OptionsResult, OptionsScreen
 from .screens.preview import PreviewScreen
-from .screens.profile import ProfileScreen
+from .screens.profile import Draft, ProfileScreen
 from .screens.review import ReviewScreen
 from .screens.summary import SummaryScreen
 from .screens.update import UpdateScreen
@@ -513,7 +513,7 @@ class ZsyncApp(App[int]):
             self.notify(f"Wait: {WHAT[self.busy]} is running.", severity="warning")
             return
         try:
-            screen = ProfileScreen(self.session.config.path)
+            screen = ProfileScreen(Draft(ProfileDocument.load(self.session.config.path)))
         except ZsyncError as error:
             self.notify(str(error), severity="error")
             return

@@ -1,114 +1,363 @@
-"""The profile, beside the four steps (P): Zivver, the sources in their order (precedence)
-and the sync options. Enter edits a line in a form made from its model (the one that checks
-the file), a adds a source of any registered type, c duplicates one, x removes one, Ctrl+Up
-and Ctrl+Down move one; Ctrl+S checks the whole profile, tests the connections that
-changed, and saves it in place (comments kept). Secrets pasted go to 0640 files beside it.
+"""The profile, beside the four steps (P), and ``zsync init``'s walk over the same screens:
+Zivver, the sources in their order (precedence), syncing, notifications, the history kept
+and monitoring. Enter edits a line in a form made from its model (the one that checks the
+file); a adds a source of any registered type, c duplicates one, x removes one (or a
+notification table), Ctrl+Up and Ctrl+Down move one. In a form Ctrl+T tests it as it is
+typed (pasted secrets included) and, for an LDAP source, Ctrl+R reads the directory's root
+DSE. Ctrl+S checks the whole profile, tests what changed and saves it in place (comments
+kept). Secrets pasted are tried from private files, then written to 0640 files beside the
+profile at the save; never into it.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, OptionList, Static
 
 from zsync_core.check import CheckResult
-from zsync_core.config import Config, SyncConfig, TargetConfig
-from zsync_core.connections import check_source, check_target
+from zsync_core.config import (
+    Config,
+    MonitoringConfig,
+    NotifyConfig,
+    StoreConfig,
+    SyncConfig,
+    TargetConfig,
+)
+from zsync_core.connections import check_notifications, check_source, check_target
 from zsync_core.errors import ZsyncError
-from zsync_core.profile_edit import ProfileDocument, write_secret
+from zsync_core.profile_edit import ProfileDocument, form_edit, write_secret
 from zsync_core.registry import source_types
+from zsync_core.sources.ldap_discover import Discovery, discover
 
 from .. import fmt
 from ..widgets.model_form import ModelForm
 from ..widgets.table import Column, VirtualTable
 
+SECTIONS: dict[str, tuple[str, type[BaseModel]]] = {
+    "target": ("Zivver", TargetConfig),
+    "sync": ("Syncing", SyncConfig),
+    "notify": ("Notify", NotifyConfig),
+    "store": ("History", StoreConfig),
+    "monitoring": ("Monitoring", MonitoringConfig),
+}
+"""The profile's tables other than the sources: what (the TOML table) -> shown as, model."""
+
+TESTS: dict[str, Callable[[Config], Awaitable[list[CheckResult]]]] = {
+    "target": check_target,
+    "notify": check_notifications,
+}
+
+
+def problems(model: type[BaseModel], values: dict[str, Any]) -> str | None:
+    """What is wrong with ``values`` for ``model``, in lines, or None."""
+    try:
+        model.model_validate(values)
+    except ValidationError as error:
+        return "\n".join(
+            f"{'.'.join(map(str, e['loc'])) or 'this form'}: {e['msg']}" for e in error.errors()
+        )
+    return None
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "source"
+
+
+@dataclass(slots=True)
+class Draft:
+    """A profile being edited: the document, the secrets pasted (written at the save), what
+    changed (tested at the save)."""
+
+    document: ProfileDocument
+    secrets: dict[str, str] = field(default_factory=dict)
+    """File name beside the profile -> the secret pasted for it."""
+    changed: set[str] = field(default_factory=set)
+    """"target", "sync", … or a source's name."""
+
+    @property
+    def path(self) -> Path:
+        return self.document.path
+
+    @property
+    def new(self) -> bool:
+        return self.document.status is None
+
+    def values(self, what: str, source: bool) -> dict[str, Any]:
+        if source:
+            return self.document.source(what)
+        return self.document.table(what)
+
+    def edit(self, what: str, source: bool, edited: Edited, into: ProfileDocument) -> None:
+        """Apply a form's result to ``into`` (this draft's document, or a copy to try)."""
+        old = self.values(what, source) if what in self._names(into, source) else {}
+        edit = form_edit(old, edited.values, edited.held)
+        if not source:
+            into.set(what, edit)
+        elif what in into.source_names():
+            into.update_source(what, edit)
+        else:
+            into.add_source(edited.values)
+
+    def keep(self, what: str, source: bool, edited: Edited) -> str:
+        """Apply a form's result to the draft; returns the line's new name."""
+        self.edit(what, source, edited, self.document)
+        self.secrets.update(edited.files)
+        name = str(edited.values.get("name", what)) if source else what
+        if source and name != what:
+            self.changed.discard(what)
+        self.changed.add(name)
+        return name
+
+    @staticmethod
+    def _names(document: ProfileDocument, source: bool) -> list[str]:
+        return document.source_names() if source else list(SECTIONS)
+
+    def secret_of(self, values: dict[str, Any], key: str, pasted: str | None) -> str | None:
+        """A secret: pasted, or named by ``<key>_env`` / ``<key>_file`` (read now)."""
+        if pasted:
+            return pasted
+        if values.get(f"{key}_file") in self.secrets:
+            return self.secrets[values[f"{key}_file"]]
+        if values.get(f"{key}_env"):
+            return os.environ.get(values[f"{key}_env"])
+        if values.get(f"{key}_file"):
+            try:
+                return (self.path.parent / values[f"{key}_file"]).read_text().strip()
+            except OSError:
+                return None
+        return None
+
+    def write_secrets(self) -> None:
+        for name, secret in self.secrets.items():
+            write_secret(self.path, name, secret, replace=not self.new)
+
 
 @dataclass(slots=True)
 class Edited:
-    """What a form gave back: the keys, and the secrets pasted (key -> secret)."""
+    """What a form gave back."""
 
     values: dict[str, Any]
-    pasted: dict[str, str]
-    managed: frozenset[str] = frozenset()
-    """The keys the form held (a key it did not show is left as the file has it)."""
+    held: dict[str, Any]
+    """The keys the form held (one it did not show stays as the file has it)."""
+    files: dict[str, str] = field(default_factory=dict)
+    """Secret files the values name -> the secret pasted for each."""
 
 
 class FormScreen(ModalScreen[Edited | None]):
-    """One table of the profile in a form; Ctrl+S applies it (checked with its model)."""
+    """One table of the profile in a form: Ctrl+S keeps it (checked with its model), Ctrl+T
+    tests it as typed, Ctrl+R reads an LDAP directory's root DSE."""
 
     CSS = """
     FormScreen { align: center middle; }
     #dialog { width: 96%; height: 94%; border: thick $accent; background: $surface; padding: 0 1; }
     #heading { height: auto; padding: 0 0 1 0; }
-    #said { height: auto; max-height: 6; color: $error; }
+    #said { height: auto; max-height: 8; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "apply", "Apply"),
+        Binding("ctrl+s", "apply", "Keep"),
+        Binding("ctrl+s", "next", "Next"),
+        Binding("ctrl+t", "test", "Test"),
+        Binding("ctrl+r", "discover", "Read the directory"),
         Binding("escape", "cancel", "Cancel"),
     ]
 
     def __init__(
-        self, heading: str, model: type[BaseModel], values: dict[str, Any], skip: tuple[str, ...]
+        self,
+        draft: Draft,
+        what: str,
+        *,
+        source: bool = False,
+        heading: str | None = None,
+        values: dict[str, Any] | None = None,
+        require_key: bool = False,
+        walk: bool = False,
     ) -> None:
         super().__init__()
-        self.heading = heading
-        self.model = model
-        self.values = values
-        self.skip = skip
+        self.draft, self.what, self.source = draft, what, source
+        self.values = values if values is not None else draft.values(what, source)
+        if source:
+            self.tag = str(self.values.get("type"))
+            self.model: type[BaseModel] = source_types()[self.tag].config
+        else:
+            self.tag = ""
+            self.model = SECTIONS[what][1]
+        self.heading = heading or (f"Source {what}" if source else SECTIONS[what][0])
+        self.require_key = require_key
+        """Zivver's form will not be kept without an API key (``zsync init``)."""
+        self.walk = walk
+        """A step of ``zsync init``'s walk: Ctrl+S goes on (Next)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static(Text(fmt.plain(self.heading), style="bold"), id="heading")
-            yield ModelForm(self.model, self.values, skip=self.skip, first=("name", "url"))
+            yield ModelForm(
+                self.model,
+                self.values,
+                skip=("type",),
+                first=("name", "url", "domains", "existing_sso_keys"),
+            )
             yield Static(id="said")
             yield Footer()
 
-    def action_apply(self) -> None:
-        form = self.query_one(ModelForm)
-        values = {**{k: v for k, v in self.values.items() if k in self.skip}, **form.values()}
-        pasted = form.pasted()
-        for key in pasted:  # the file it will be written to, so the model sees a secret named
-            values.pop(f"{key}_env", None)
-            values.setdefault(f"{key}_file", f"{key}-pasted")
-        from ..init import problems
+    def on_mount(self) -> None:
+        self.query_one("#said", Static).display = False
+        self.call_after_refresh(self.focus_next)  # typing goes to the first field
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "test":
+            return self.source or self.what in TESTS
+        if action == "discover":
+            return self.tag == "ldap"
+        if action in ("apply", "next"):
+            return (action == "next") == self.walk
+        return True
+
+    def say(self, text: str, ok: bool = True) -> None:
+        said = self.query_one("#said", Static)
+        said.update(Text(fmt.block(text), style="" if ok else "bold red"))
+        said.display = True
+
+    def gathered(self) -> Edited | None:
+        """The form as typed, checked with its model (what is wrong said, and None)."""
+        form = self.query_one(ModelForm)
+        try:
+            values = form.values()
+        except ValueError as error:
+            self.say(str(error), ok=False)
+            return None
+        if self.source:
+            values = {"type": self.tag, **values}
+        files = {}
+        for path, secret in form.pasted().items():
+            table = values
+            for part in path[:-1]:
+                table = table.setdefault(part, {})
+            stem = slug(str(values.get("name", self.what))) if self.source else self.what
+            if self.what == "target":
+                stem = "zivver"
+            name = "-".join([stem, *path]).replace("_", "-")
+            table.pop(f"{path[-1]}_env", None)
+            table[f"{path[-1]}_file"] = name
+            files[name] = secret
+        if self.require_key and not (values.get("api_key_env") or values.get("api_key_file")):
+            self.say(
+                "Give the API key: paste it (it is written to a 0640 file beside the "
+                "profile), or name the environment variable or the file that holds it.",
+                ok=False,
+            )
+            return None
         wrong = problems(self.model, values)
         if wrong:
-            self.query_one("#said", Static).update(Text(fmt.block(wrong)))
-            return
-        held = frozenset(n for n, (kind, _c) in form.kinds.items() if kind != "table")
-        self.dismiss(Edited(values, pasted, held))
+            self.say(wrong, ok=False)
+            return None
+        return Edited(values, form.held(), files)
+
+    def action_apply(self) -> None:
+        edited = self.gathered()
+        if edited is not None:
+            self.dismiss(edited)
+
+    def action_next(self) -> None:
+        self.action_apply()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    @work(exclusive=True, exit_on_error=False)
+    async def action_test(self) -> None:
+        edited = self.gathered()
+        if edited is None:
+            return
+        trial = self.draft.document.copy()
+        name = str(edited.values.get("name", self.what)) if self.source else self.what
+        try:
+            self.draft.edit(self.what, self.source, edited, trial)
+            if not trial.source_names():  # Zivver tested before any source (zsync init)
+                trial.add_source({"name": "(none yet)", "type": "csv", "path": "-"})
+            with trial.trial({**self.draft.secrets, **edited.files}) as config:
+                self.say(f"Testing {fmt.plain(name)}…")
+                if self.source:
+                    results = await check_source(config, name)
+                else:
+                    results = await TESTS[self.what](config)
+        except ZsyncError as error:
+            self.say(f"{error}\n(The rest of the profile must be valid to test this.)", ok=False)
+            return
+        self.say(
+            "\n".join(r.message if r.ok else f"{r.what}: {r.message}" for r in results),
+            ok=all(r.ok for r in results),
+        )
+
+    def action_discover(self) -> None:
+        form = self.query_one(ModelForm)
+        try:
+            typed = form.values()
+        except ValueError as error:
+            self.say(str(error), ok=False)
+            return
+        values = {k: v for k, v in typed.items() if k not in ("name", "base_dn")}
+        pasted = form.pasted().get(("password",))
+        password = self.draft.secret_of(values, "password", pasted)
+        if pasted:  # the model wants the secret named: as it will be once written
+            values.pop("password_env", None)
+            values["password_file"] = "password"
+        self.say(f"Reading the root DSE of {fmt.plain(str(values.get('url', '?')))}…")
+        self._discover(values, password)
+
+    @work(exclusive=True, exit_on_error=False, thread=True)
+    def _discover(self, values: dict[str, Any], password: str | None) -> None:
+        try:
+            found = discover(values, password, self.draft.path)
+        except (ZsyncError, ValidationError) as error:
+            self.app.call_from_thread(self.say, str(error), False)
+            return
+        self.app.call_from_thread(self._discovered, found)
+
+    def _discovered(self, found: Discovery) -> None:
+        form = self.query_one(ModelForm)
+        form.set_value("directory", found.directory)
+        first = found.base_dns[0] if found.base_dns else "?"
+        if found.base_dns:
+            form.set_value("base_dn", first)
+        others = ", ".join(found.base_dns[1:4])
+        self.say(
+            f"{found.vendor}: preset {found.directory}, base DN {first}"
+            + (f" (also: {others})" if others else "")
+            + ". Narrow base_dn to the OU of the accounts to sync if it is larger."
+        )
 
 
 @dataclass(slots=True)
 class Line:
     what: str
-    """"target", "sync", or "source"."""
-    name: str = ""
+    """A table of :data:`SECTIONS`, or a source's name."""
+    source: bool = False
     said: str = ""
 
 
 class ProfileScreen(ModalScreen[Config | None]):
-    """The profile's lines; returns the profile as saved (None: nothing saved)."""
+    """The profile's lines; returns the profile as saved (None: nothing saved). ``walk``:
+    ``zsync init``'s last step (the profile to write)."""
 
     CSS = """
     ProfileScreen { align: center middle; }
     #dialog { width: 96%; height: 94%; border: thick $accent; background: $surface; padding: 0 1; }
     #title { height: auto; padding: 0 0 1 0; }
     #lines { height: 1fr; }
+    #file { height: 2fr; display: none; border: round $accent; }
     #said { height: auto; max-height: 10; padding: 1 0 0 0; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -117,43 +366,52 @@ class ProfileScreen(ModalScreen[Config | None]):
         Binding("x", "remove", "Remove"),
         Binding("ctrl+up", "move(-1)", "Up"),
         Binding("ctrl+down", "move(1)", "Down"),
+        Binding("v", "view", "View file"),
         Binding("ctrl+s", "save", "Save"),
         Binding("escape", "close", "Close"),
     ]
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, draft: Draft, *, walk: bool = False) -> None:
         super().__init__()
-        self.path = path
-        self.document = ProfileDocument.load(path)
-        self.secrets: dict[str, str] = {}
-        """File name -> secret pasted, written at the save."""
-        self.changed: set[str] = set()
-        """What changed: "target", "sync", or a source's name."""
-        self.dirty = False
+        self.draft = draft
+        self.walk = walk
+        self.dirty = walk
         self.untested_ok = False
         """The admin saw a failed test and pressed Ctrl+S again: save anyway."""
 
+    @property
+    def document(self) -> ProfileDocument:
+        return self.draft.document
+
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
-            yield Static(
-                Text.assemble(
-                    ("Profile ", "bold"),
-                    fmt.plain(str(self.path)),
-                    " — Enter edits a line; the sources' order is their precedence. Ctrl+S "
-                    "checks, tests what changed and saves (comments kept).",
-                ),
-                id="title",
+        if self.walk:
+            title = Text.assemble(
+                ("zsync init — 4 of 4: the profile to write. ", "bold"),
+                fmt.plain(str(self.draft.path)),
+                " — Enter edits a line, a adds another source (the order is their "
+                "precedence), v shows the file. Ctrl+S tests what is new and writes it.",
             )
+        else:
+            title = Text.assemble(
+                ("Profile ", "bold"),
+                fmt.plain(str(self.draft.path)),
+                " — Enter edits a line; the sources' order is their precedence. Ctrl+S "
+                "checks, tests what changed and saves (comments kept).",
+            )
+        with Vertical(id="dialog"):
+            yield Static(title, id="title")
             yield VirtualTable(
-                [Column("", 8), Column("", share=2), Column("", share=3)],
+                [Column("", 10), Column("", share=2), Column("", share=3)],
                 lambda line: (
-                    {"target": "Zivver", "sync": "Syncing"}.get(line.what, "Source"),
-                    line.name,
+                    "Source" if line.source else SECTIONS[line.what][0],
+                    line.what if line.source else "",
                     line.said,
                 ),
-                lambda line: "warning" if line.name in self.changed else None,
+                lambda line: "warning" if line.what in self.draft.changed else None,
                 id="lines",
             )
+            with VerticalScroll(id="file"):
+                yield Static(id="text")
             yield Static(id="said")
             yield Footer()
 
@@ -161,33 +419,23 @@ class ProfileScreen(ModalScreen[Config | None]):
         self._refill()
         self.query_one(VirtualTable).focus()
 
-    def _table(self, section: str) -> dict[str, Any]:
-        table = self.document.document.get(section)
-        return dict(table.unwrap()) if table is not None and hasattr(table, "unwrap") else {}
-
-    def _source(self, name: str) -> dict[str, Any]:
-        sources = self.document.document.get("sources") or []
-        for table in sources:
-            if table.get("name") == name:
-                return dict(table.unwrap())
-        return {}
-
     def _refill(self, keep: str | None = None) -> None:
-        target = self._table("target")
-        lines = [Line("target", str(target.get("url", TargetConfig().url)))]
+        lines = [Line("target", said=str(self.document.table("target").get("url", "")))]
         for name in self.document.source_names():
-            source = self._source(name)
+            source = self.document.source(name)
             said = f"{source.get('type', '?')}"
             if source.get("description"):
                 said += f" — {source['description']}"
-            lines.append(Line("source", name, said))
-        sync = self._table("sync")
-        lines.append(Line("sync", "options", ", ".join(f"{k} = {v}" for k, v in sync.items())))
+            lines.append(Line(name, True, said))
+        for what in ("sync", "notify", "store", "monitoring"):
+            lines.append(Line(what, said=_summary(self.document.table(what))))
         table: VirtualTable[Line] = self.query_one(VirtualTable)
-        current = next((line for line in lines if keep is not None and line.name == keep), None)
+        current = next((line for line in lines if keep is not None and line.what == keep), None)
         table.set_rows(lines, keep=current)
         if current is not None:
             table.cursor = lines.index(current)
+        if self.query_one("#file").display:
+            self.query_one("#text", Static).update(Text(self.document.text))
 
     def _say(self, text: str, ok: bool = True) -> None:
         self.query_one("#said", Static).update(
@@ -199,74 +447,47 @@ class ProfileScreen(ModalScreen[Config | None]):
     @on(VirtualTable.Selected)
     def _edit(self, event: VirtualTable.Selected) -> None:
         line: Line = event.row
-        if line.what == "target":
-            form = FormScreen("Zivver", TargetConfig, self._table("target"), ())
-            self.app.push_screen(form, lambda edited: self._edited("target", edited))
-        elif line.what == "sync":
-            form = FormScreen("Syncing", SyncConfig, self._table("sync"), ())
-            self.app.push_screen(form, lambda edited: self._edited("sync", edited))
-        else:
-            values = self._source(line.name)
-            model = source_types()[str(values.get("type"))].config
-            form = FormScreen(f"Source {line.name}", model, values, ("type",))
-            self.app.push_screen(form, lambda edited: self._edited(line.name, edited))
-
-    def _edited(self, what: str, edited: Edited | None) -> None:
-        if edited is None:
-            return
-        values = edited.values
-        files = {}
-        for key, secret in edited.pasted.items():
-            stem = (
-                "zivver"
-                if what == "target"
-                else "".join(
-                    c if c.isalnum() else "-" for c in str(values.get("name", what)).lower()
-                )
-            )
-            name = f"{stem}-{key.replace('_', '-')}"
-            values[f"{key}_file"] = name
-            files[name] = secret
         try:
-            old = self._table(what) if what in ("target", "sync") else self._source(what)
-            # a key the form held and was emptied goes; one it did not show stays as it is
-            removed = {k: None for k in old if k in edited.managed and k not in values}
-            if what in ("target", "sync"):
-                self.document.set(what, {**removed, **values})
-            else:
-                self.document.update_source(what, {**removed, **values})
+            form = FormScreen(self.draft, line.what, source=line.source)
         except ZsyncError as error:
             self._say(str(error), ok=False)
             return
-        self.secrets.update(files)
-        self.changed.add(str(values.get("name", what)) if what not in ("target", "sync") else what)
+        self.app.push_screen(form, lambda edited: self.edited(line.what, line.source, edited))
+
+    def edited(self, what: str, source: bool, edited: Edited | None) -> None:
+        """Keep a form's result in the draft."""
+        if edited is None:
+            return
+        try:
+            name = self.draft.keep(what, source, edited)
+        except ZsyncError as error:
+            self._say(str(error), ok=False)
+            return
         self.dirty, self.untested_ok = True, False
-        self._refill(keep=str(values.get("name", what)))
-        self._say("Changed; Ctrl+S saves.")
+        self._refill(keep=name)
+        self._say("Changed; Ctrl+S saves." if not self.walk else "Ctrl+S writes the profile.")
 
     def action_add(self) -> None:
-        types = list(source_types())
-        self.app.push_screen(TypeScreen(types), self._typed)
+        self.app.push_screen(TypeScreen(list(source_types())), self.add_of)
 
-    def _typed(self, tag: str | None) -> None:
+    def add_of(self, tag: str | None, heading: str | None = None) -> None:
+        """A form for a new source of type ``tag``; then ``edited``."""
         if tag is None:
             return
         names = set(self.document.source_names())
         name = next(n for n in (f"{tag} {i}" if i else tag for i in range(99)) if n not in names)
-        model = source_types()[tag].config
-        form = FormScreen(f"New {tag} source", model, {"type": tag, "name": name}, ("type",))
-
-        def added(edited: Edited | None) -> None:
-            if edited is None:
-                return
-            self.document.add_source(edited.values)
-            self._edited(str(edited.values["name"]), edited)
-
-        self.app.push_screen(form, added)
+        form = FormScreen(
+            self.draft,
+            name,
+            source=True,
+            heading=heading or f"New {tag} source",
+            values={"type": tag, "name": name},
+        )
+        self.app.push_screen(form, lambda edited: self.edited(name, True, edited))
 
     def _current_source(self) -> Line | None:
         line = self.query_one(VirtualTable).current
-        if line is None or line.what != "source":
+        if line is None or not line.source:
             self._say("Choose a source first (the lines between Zivver and Syncing).", ok=False)
             return None
         return line
@@ -276,35 +497,48 @@ class ProfileScreen(ModalScreen[Config | None]):
         if line is None:
             return
         names = set(self.document.source_names())
-        candidates = [f"{line.name} copy"] + [f"{line.name} copy {i}" for i in range(2, 99)]
+        candidates = [f"{line.what} copy"] + [f"{line.what} copy {i}" for i in range(2, 99)]
         copy = next(n for n in candidates if n not in names)
-        self.document.duplicate_source(line.name, copy)
-        self.changed.add(copy)
+        self.document.duplicate_source(line.what, copy)
+        self.draft.changed.add(copy)
         self.dirty = True
         self._refill(keep=copy)
-        self._say(f"{copy}: a copy of {line.name}; Enter edits it, Ctrl+S saves.")
+        self._say(f"{copy}: a copy of {line.what}; Enter edits it, Ctrl+S saves.")
 
     def action_remove(self) -> None:
+        line = self.query_one(VirtualTable).current
+        if line is not None and line.what == "notify":
+            self.document.set("notify", {"email": None, "webhook": None})
+            self.draft.changed.add("notify")
+            self.dirty = True
+            self._refill(keep="notify")
+            self._say("The mail and the webhook are removed; Ctrl+S saves.")
+            return
         line = self._current_source()
         if line is None:
             return
         if len(self.document.source_names()) == 1:
             self._say("A profile needs at least one source; add another first.", ok=False)
             return
-        self.document.remove_source(line.name)
-        self.changed.discard(line.name)
+        self.document.remove_source(line.what)
+        self.draft.changed.discard(line.what)
         self.dirty = True
         self._refill()
-        self._say(f"{line.name} removed; Ctrl+S saves (Escape closes without saving).")
+        self._say(f"{line.what} removed; Ctrl+S saves (Escape closes without saving).")
 
     def action_move(self, step: int) -> None:
         line = self._current_source()
         if line is None:
             return
         names = self.document.source_names()
-        self.document.move_source(line.name, names.index(line.name) + step)
+        self.document.move_source(line.what, names.index(line.what) + step)
         self.dirty = True
-        self._refill(keep=line.name)
+        self._refill(keep=line.what)
+
+    def action_view(self) -> None:
+        file = self.query_one("#file")
+        file.display = not file.display
+        self._refill()
 
     # --- saving ------------------------------------------------------------------------
 
@@ -314,23 +548,20 @@ class ProfileScreen(ModalScreen[Config | None]):
             self._say("Nothing changed.")
             return
         try:
-            config = self.document.check()
+            with self.document.trial(self.draft.secrets) as config:
+                failed = [] if self.untested_ok else await self._test(config)
         except ZsyncError as error:
             self._say(str(error), ok=False)
             return
-        if not self.untested_ok:
-            failed = await self._test(config)
-            if failed:
-                self.untested_ok = True
-                self._say(
-                    "\n".join(failed)
-                    + "\nNot saved. Fix it, or press Ctrl+S again to save anyway.",
-                    ok=False,
-                )
-                return
+        if failed:
+            self.untested_ok = True
+            self._say(
+                "\n".join(failed) + "\nNot saved. Fix it, or press Ctrl+S again to save anyway.",
+                ok=False,
+            )
+            return
         try:
-            for name, secret in self.secrets.items():
-                write_secret(self.path, name, secret, replace=True)
+            self.draft.write_secrets()
             saved = self.document.save()
         except ZsyncError as error:
             self._say(str(error), ok=False)
@@ -338,17 +569,16 @@ class ProfileScreen(ModalScreen[Config | None]):
         self.dismiss(saved)
 
     async def _test(self, config: Config) -> list[str]:
-        """The tests of what changed (pasted secrets tried before they are written)."""
-        tests: list[Callable[[], Awaitable[list[CheckResult]]]] = []
-        if self.secrets:  # the profile names files not written yet: test them after (t)
-            return []
-        if "target" in self.changed:
-            tests.append(lambda: check_target(config))
+        """The tests of what changed, pasted secrets included (not written yet)."""
         names = {source.name for source in config.sources}
+        tests: list[Callable[[], Awaitable[list[CheckResult]]]] = [
+            (lambda test=TESTS[what]: test(config))  # type: ignore[misc]
+            for what in TESTS
+            if what in self.draft.changed and (what != "notify" or _notifies(config))
+        ]
         tests += [
             (lambda name=name: check_source(config, name))  # type: ignore[misc]
-            for name in self.changed
-            if name in names
+            for name in sorted(self.draft.changed & names)
         ]
         failed = []
         for test in tests:
@@ -359,9 +589,27 @@ class ProfileScreen(ModalScreen[Config | None]):
     def action_close(self) -> None:
         if self.dirty:
             self.dirty = False
-            self._say("Not saved: Escape again closes and drops the changes; Ctrl+S saves.")
+            self._say(
+                "Not saved: Escape again "
+                + ("quits; nothing is written" if self.walk else "closes and drops the changes")
+                + "; Ctrl+S saves."
+            )
             return
         self.dismiss(None)
+
+
+def _notifies(config: Config) -> bool:
+    return config.notify.email is not None or config.notify.webhook is not None
+
+
+def _summary(table: dict[str, Any]) -> str:
+    parts = []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            parts.append(f"[{key}]")
+        else:
+            parts.append(f"{key} = {value}")
+    return ", ".join(parts) or "(defaults)"
 
 
 class TypeScreen(ModalScreen[str | None]):
@@ -369,17 +617,18 @@ class TypeScreen(ModalScreen[str | None]):
 
     CSS = """
     TypeScreen { align: center middle; }
-    #dialog { width: 60; height: auto; max-height: 20; border: thick $accent; background: $surface; padding: 1; }
+    #dialog { width: 64; height: auto; max-height: 20; border: thick $accent; background: $surface; padding: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, types: list[str]) -> None:
+    def __init__(self, types: list[str], heading: str = "[b]Add a source[/b] of type (Enter):") -> None:
         super().__init__()
         self.types = types
+        self.heading = heading
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static("[b]Add a source[/b] of type (Enter):")
+            yield Static(self.heading)
             yield OptionList(*self.types)
             yield Footer()
 

@@ -2,10 +2,11 @@
 checks the file): a line per key with its docstring as the hint, the current values filled
 in. Every registered source type gets one, plug-ins included.
 
-Keys a form cannot hold (a table inside the table: ``attributes``, ``ou_map``) are named at
-its end, to be set in the file. A secret (a ``<key>_env`` / ``<key>_file`` pair) gets a
-third, hidden field to paste it: the screen writes it to a file beside the profile, never
-into the profile.
+A table inside the table whose keys the model knows (an LDAP source's ``attributes``,
+``[notify.email]``) is a group of lines under its name, left out of the profile when every
+line is empty. A table of free keys (``ou_map``: DN suffix → division) is a text box of
+``KEY = VALUE`` lines. A secret (a ``<key>_env`` / ``<key>_file`` pair) gets a third, hidden
+field to paste it: the screen writes it to a file beside the profile, never into it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -23,16 +25,19 @@ from pydantic_core import PydanticUndefined
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Input, Select, Static
+from textual.widgets import Input, Select, Static, TextArea
 
 from .. import fmt
 from .tick import Tick
 
 SCALARS = (str, int, float, Path)
+PAIR = " = "
+"""Between a key and its value in a text box of free keys (a DN holds "=" but not " = ")."""
 
 
-def _kind(annotation: Any) -> tuple[str, tuple[Any, ...]]:
-    """("bool" | "choice" | "text" | "list" | "table", the choices) of a field's type."""
+def _kind(annotation: Any) -> tuple[str, Any]:
+    """The kind of a field's type: ("bool" | "choice" | "text" | "list" | "model" |
+    "mapping" | "other", the choices or the model)."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType) and len(args) == 1:
@@ -43,24 +48,53 @@ def _kind(annotation: Any) -> tuple[str, tuple[Any, ...]]:
         return "choice", typing.get_args(annotation)
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         return "choice", tuple(member.value for member in annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "model", annotation
+    if origin is dict and args == [str, str]:
+        return "mapping", ()
     if origin is list and args and all(a in SCALARS or _kind(a)[0] == "choice" for a in args):
         return "list", ()
     if annotation in SCALARS or (
         origin in (typing.Union, types.UnionType) and all(a in SCALARS for a in args)
     ):
         return "text", ()
-    return "table", ()
+    return "other", ()
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One line of the form: its path of TOML keys (``("attributes", "mail")``)."""
+
+    path: tuple[str, ...]
+    field: FieldInfo
+    kind: str
+    choices: tuple[Any, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return "f-" + "__".join(self.path)
+
+    @property
+    def name(self) -> str:
+        return ".".join(self.path)
+
+
+def _toml_key(name: str, field: FieldInfo) -> str:
+    return field.alias or name
 
 
 class ModelForm(VerticalScroll):
-    """The keys of ``model`` (but ``skip``), filled from ``values``."""
+    """The keys of ``model`` (but ``skip``), filled from ``values`` (as the file has them)."""
 
     DEFAULT_CSS = """
     ModelForm { height: 1fr; }
     ModelForm .key { margin: 1 0 0 0; height: auto; }
+    ModelForm .table { margin: 1 0 0 0; height: auto; text-style: bold; color: $accent; }
     ModelForm .hint { color: $text-muted; height: auto; }
     ModelForm Input { width: 100%; height: 1; border: none; padding: 0 1; background: $boost; }
     ModelForm Input:focus { border: none; background: $accent 30%; }
+    ModelForm TextArea { height: auto; min-height: 3; max-height: 10; border: none; background: $boost; }
+    ModelForm TextArea:focus { border: none; background: $accent 30%; }
     ModelForm Select { width: 100%; }
     """
 
@@ -76,112 +110,209 @@ class ModelForm(VerticalScroll):
         super().__init__(id=id)
         self.model = model
         self.initial = dict(values)
-        skipped = set(skip)
-        fields = {n: f for n, f in model.model_fields.items() if n not in skipped}
-        order = [n for n in first if n in fields] + [n for n in fields if n not in first]
-        self.fields = {name: fields[name] for name in order}
-        self.kinds = {name: _kind(f.annotation) for name, f in self.fields.items()}
+        self.tables: dict[tuple[str, ...], type[BaseModel]] = {}
+        """Tables inside, by path, in the order shown."""
+        self.keys: list[Key] = []
+        self.others: list[str] = []
+        """Keys a form cannot hold, named at its end to be set in the file."""
+        self._gather(model, (), set(skip), list(first))
+        paths = {key.path for key in self.keys}
         self.secrets = [
-            key[: -len("_env")]
-            for key in self.fields
-            if key.endswith("_env") and f"{key[: -len('_env')]}_file" in self.fields
+            key.path[:-1] + (key.path[-1][: -len("_env")],)
+            for key in self.keys
+            if key.path[-1].endswith("_env")
+            and key.path[:-1] + (key.path[-1][: -len("_env")] + "_file",) in paths
         ]
+        """The paths of the secrets (``("api_key",)``, ``("email", "password")``)."""
+
+    def _gather(
+        self, model: type[BaseModel], prefix: tuple[str, ...], skip: set[str], first: list[str]
+    ) -> None:
+        fields = {
+            _toml_key(name, field): field
+            for name, field in model.model_fields.items()
+            if name not in skip
+        }
+        order = [n for n in first if n in fields] + [n for n in fields if n not in first]
+        inner: list[tuple[str, type[BaseModel]]] = []
+        for name in order:
+            kind, choices = _kind(fields[name].annotation)
+            if kind == "model":
+                inner.append((name, choices))
+            elif kind == "other":
+                self.others.append(".".join((*prefix, name)))
+            else:
+                self.keys.append(Key((*prefix, name), fields[name], kind, tuple(choices)))
+        for name, table in inner:  # after the plain keys, as TOML writes them
+            self.tables[(*prefix, name)] = table
+            self._gather(table, (*prefix, name), set(), [])
+
+    def _initial(self, path: tuple[str, ...]) -> Any:
+        value: Any = self.initial
+        for part in path:
+            value = value.get(part) if isinstance(value, Mapping) else None
+        return value
 
     def compose(self) -> ComposeResult:
-        in_file = []
-        for name, field in self.fields.items():
-            kind, choices = self.kinds[name]
-            if kind == "table":
-                in_file.append(name)
-                continue
-            yield Static(Text(name, style="bold"), classes="key")
-            hint = _hint(field)
-            if hint:
-                yield Static(Text(fmt.plain(hint)), classes="hint")
-            value = self.initial.get(name, None)
-            if kind == "bool":
-                default = field.default if isinstance(field.default, bool) else False
-                yield Tick(name, value if isinstance(value, bool) else default, id=f"f-{name}")
-            elif kind == "choice":
-                options = [(str(c), c) for c in choices]
-                chosen = value if value in choices else field.default
-                yield Select(
-                    options,
-                    value=chosen if chosen in choices else Select.NULL,
-                    allow_blank=not field.is_required(),
-                    id=f"f-{name}",
-                )
-            else:
-                shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-                yield Input(
-                    "" if shown is None else str(shown),
-                    placeholder=_placeholder(field),
-                    id=f"f-{name}",
-                )
-            if name.endswith("_file") and name[: -len("_file")] in self.secrets:
-                key = name[: -len("_file")]
-                yield Static(Text(f"…or paste the {key} here", style="bold"), classes="key")
-                yield Static(
-                    "It is written to a file beside the profile (mode 0640) and the profile "
-                    f"names it in {key}_file; it is never written into the profile.",
-                    classes="hint",
-                )
-                yield Input(password=True, placeholder="(hidden)", id=f"secret-{key}")
-        if in_file:
+        shown: set[tuple[str, ...]] = set()
+        for key in self.keys:
+            table = key.path[:-1]
+            if table and table not in shown:
+                shown.add(table)
+                yield from self._heading(table)
+            yield from self._line(key)
+        if self.others:
             yield Static(
                 Text(
-                    f"Set in the profile file if you need them: {', '.join(in_file)}.",
+                    f"Set in the profile file if you need them: {', '.join(self.others)}.",
                     style="italic",
                 ),
                 classes="key",
             )
 
+    def _heading(self, table: tuple[str, ...]) -> ComposeResult:
+        model = self.tables[table]
+        yield Static(Text(f"[{'.'.join(table)}]"), classes="table")
+        doc = " ".join((model.__doc__ or "").replace("``", "").split())
+        yield Static(
+            Text(fmt.plain(doc + " Leave every line empty to leave it out.").strip()),
+            classes="hint",
+        )
+
+    def _line(self, key: Key) -> ComposeResult:
+        field = key.field
+        yield Static(Text(key.path[-1], style="bold"), classes="key")
+        hint = _hint(field)
+        if key.kind == "mapping":
+            hint = (hint + f" One per line: KEY{PAIR}VALUE.").strip()
+        if hint:
+            yield Static(Text(fmt.plain(hint)), classes="hint")
+        value = self._initial(key.path)
+        if key.kind == "bool":
+            default = field.default if isinstance(field.default, bool) else False
+            yield Tick(key.name, value if isinstance(value, bool) else default, id=key.id)
+        elif key.kind == "choice":
+            choices = key.choices
+            chosen = value if value in choices else field.default
+            yield Select(
+                [(str(c), c) for c in choices],
+                value=chosen if chosen in choices else Select.NULL,
+                allow_blank=not field.is_required(),
+                id=key.id,
+            )
+        elif key.kind == "mapping":
+            lines = [f"{k}{PAIR}{v}" for k, v in (value or {}).items()]
+            yield TextArea("\n".join(lines), id=key.id, soft_wrap=False, show_line_numbers=False)
+        else:
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            yield Input(
+                "" if shown is None else str(shown), placeholder=_placeholder(field), id=key.id
+            )
+        stem = key.path[:-1] + (key.path[-1][: -len("_file")],)
+        if key.path[-1].endswith("_file") and stem in self.secrets:
+            name = ".".join(stem)
+            yield Static(Text(f"…or paste the {name} here", style="bold"), classes="key")
+            yield Static(
+                "It is written to a file beside the profile (mode 0640) and the profile "
+                f"names it in {name}_file; it is never written into the profile.",
+                classes="hint",
+            )
+            yield Input(password=True, placeholder="(hidden)", id="secret-" + "__".join(stem))
+
+    # --- what was typed ---------------------------------------------------------------
+
     def values(self) -> dict[str, Any]:
-        """The keys as typed, for the profile (an empty field is left out: its default)."""
+        """The keys as typed, for the profile, tables inside as dicts: an empty line is
+        left out (its default), and so is a table inside whose lines are all empty.
+
+        Raises:
+            ValueError: a line of a text box of free keys is not ``KEY = VALUE``.
+        """
         found: dict[str, Any] = {}
-        for name in self.fields:
-            kind, _choices = self.kinds[name]
-            if kind == "table":
+        for key in self.keys:
+            value = self._value(key)
+            if value is None:
                 continue
-            if kind == "bool":
-                value: Any = self.query_one(f"#f-{name}", Tick).value
-                if value != self.fields[name].default or name in self.initial:
-                    found[name] = value
-                continue
-            if kind == "choice":
-                chosen = self.query_one(f"#f-{name}", Select).value
-                if chosen is not Select.NULL and chosen is not None:
-                    found[name] = chosen
-                continue
-            text = self.query_one(f"#f-{name}", Input).value.strip()
-            if not text:
-                continue
-            if kind == "list":
-                found[name] = [part.strip() for part in text.split(",") if part.strip()]
-            else:
-                found[name] = _typed(text, self.fields[name].annotation)
+            table = found
+            for part in key.path[:-1]:
+                table = table.setdefault(part, {})
+            table[key.path[-1]] = value
         return found
 
-    def pasted(self) -> dict[str, str]:
-        """Secrets pasted: key (``api_key``, ``password``…) -> the secret."""
+    def _value(self, key: Key) -> Any:
+        widget = self.query_one(f"#{key.id}")
+        if key.kind in ("bool", "choice"):  # a default the file does not name stays unnamed
+            value = widget.value if isinstance(widget, Tick | Select) else None
+            if value is Select.NULL:
+                return None
+            default = key.field.default
+            default = default.value if isinstance(default, Enum) else default
+            keep = value != default or self._initial(key.path) is not None
+            return value if keep else None
+        if key.kind == "mapping":
+            assert isinstance(widget, TextArea)
+            return _pairs(key.name, widget.text) or None
+        assert isinstance(widget, Input)
+        text = widget.value.strip()
+        if not text:
+            return None
+        if key.kind == "list":
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return _typed(text, key.field.annotation)
+
+    def held(self) -> dict[str, Any]:
+        """The keys this form holds, for :func:`zsync_core.profile_edit.form_edit`: key ->
+        None, or the held keys of a table inside."""
+        held: dict[str, Any] = {}
+        for key in self.keys:
+            table = held
+            for part in key.path[:-1]:
+                table = table.setdefault(part, {})
+            table[key.path[-1]] = None
+        for path in self.tables:  # a table with no line of its own is held too
+            table = held
+            for part in path:
+                table = table.setdefault(part, {})
+        return held
+
+    def pasted(self) -> dict[tuple[str, ...], str]:
+        """Secrets pasted: the secret's path (``("api_key",)``) -> the secret."""
         found = {}
-        for key in self.secrets:
-            widgets = self.query(f"#secret-{key}")
+        for path in self.secrets:
+            widgets = self.query("#secret-" + "__".join(path))
             if widgets and isinstance(widgets.first(), Input):
                 value = widgets.first(Input).value.strip()
                 if value:
-                    found[key] = value
+                    found[path] = value
         return found
 
     def set_value(self, name: str, value: Any) -> None:
-        """Fill a key from outside (a discovery, a proposal)."""
-        widget = self.query_one(f"#f-{name}")
+        """Fill a key from outside (a discovery, a proposal); ``name`` dotted for a key of
+        a table inside."""
+        widget = self.query_one("#f-" + name.replace(".", "__"))
         if isinstance(widget, Input):
             widget.value = str(value)
         elif isinstance(widget, Select):
             widget.value = value
         elif isinstance(widget, Tick):
             widget.value = bool(value)
+
+
+def _pairs(name: str, text: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        key, said, value = line.rpartition(PAIR)
+        if not said or not key.strip() or not value.strip():
+            raise ValueError(
+                f"{name}, line {number}: {line.strip()!r} is not KEY{PAIR}VALUE (a space on "
+                "each side of the =)."
+            )
+        if key.strip() in pairs:
+            raise ValueError(f"{name}, line {number}: {key.strip()!r} is given twice.")
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 def _typed(text: str, annotation: Any) -> Any:
