@@ -100,7 +100,9 @@ async def check_notifications(config: Config) -> list[CheckResult]:
     ]
     ways = [way for way in ways if way]
     if not ways:
-        return [CheckResult("notify", False, "No mail and no webhook is set: nobody hears of a run.")]
+        return [
+            CheckResult("notify", False, "No mail and no webhook is set: nobody hears of a run.")
+        ]
     try:
         problems = await asyncio.to_thread(send, config, trial_message(config))
     except ZsyncError as error:

@@ -225,7 +225,6 @@ class ProfileDocument:
         _replace(self.path, text, self.status)
         return config
 
-
     @contextmanager
     def trial(self, pending: Mapping[str, str]) -> Iterator[Config]:
         """The profile as it would be saved, with secrets not written yet (file name beside
@@ -259,7 +258,9 @@ def _pointed(value: Any, files: Mapping[str, Path]) -> Any:
     return value
 
 
-def form_edit(old: Mapping[str, Any], new: Mapping[str, Any], held: Mapping[str, Any]) -> dict[str, Any]:
+def form_edit(
+    old: Mapping[str, Any], new: Mapping[str, Any], held: Mapping[str, Any]
+) -> dict[str, Any]:
     """The edit that makes a table's keys ``held`` by a form what the form gave (``new``),
     from what the file has (``old``): a held key left empty is removed (None), one the
     form did not hold stays as it is. ``held``: key -> None (a value, a table replaced
@@ -270,7 +271,9 @@ def form_edit(old: Mapping[str, Any], new: Mapping[str, Any], held: Mapping[str,
         before, after = old.get(key), new.get(key)
         if isinstance(inner, Mapping):
             table = form_edit(before if isinstance(before, Mapping) else {}, after or {}, inner)
-            kept = [k for k in (before or {}) if k not in inner] if isinstance(before, Mapping) else []
+            kept = (
+                [k for k in (before or {}) if k not in inner] if isinstance(before, Mapping) else []
+            )
             if after:
                 edit[key] = table
             elif before is not None:
@@ -293,7 +296,9 @@ def _set(table: Any, values: Mapping[str, Any]) -> None:
         elif isinstance(value, Mapping):
             inner = table.get(key)
             if not isinstance(inner, dict):
-                table[key] = tomlkit.inline_table() if isinstance(table, InlineTable) else tomlkit.table()
+                table[key] = (
+                    tomlkit.inline_table() if isinstance(table, InlineTable) else tomlkit.table()
+                )
                 inner = table[key]
             _set(inner, value)
             if not inner:

@@ -621,7 +621,9 @@ class TypeScreen(ModalScreen[str | None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, types: list[str], heading: str = "[b]Add a source[/b] of type (Enter):") -> None:
+    def __init__(
+        self, types: list[str], heading: str = "[b]Add a source[/b] of type (Enter):"
+    ) -> None:
         super().__init__()
         self.types = types
         self.heading = heading
