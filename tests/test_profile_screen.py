@@ -170,7 +170,7 @@ async def test_an_ldap_sources_attributes_and_ou_map_are_edited_in_its_form(
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert "f-ou_map" not in said(form) and "ou_map, line 1" in said(form), said(form)
-        area.text = "OU=Finance,DC=example,DC=org = Finance\nOU=Staff,DC=example,DC=org = /\n"
+        area.text = 'OU=Finance,DC=example,DC=org = Finance\n"OU=Staff,DC=example,DC=org" = "/"\n'
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.screen is screen, "back to the profile")
         await pilot.press("ctrl+s")  # tested against the directory, then saved

@@ -44,7 +44,7 @@ from zsync_core.sources.ldap_discover import Discovery, discover
 
 from .. import fmt
 from ..widgets.model_form import ModelForm
-from ..widgets.table import Column, VirtualTable
+from ..widgets.table import Column, EditTable, VirtualTable
 
 SECTIONS: dict[str, tuple[str, type[BaseModel]]] = {
     "target": ("Zivver", TargetConfig),
@@ -172,6 +172,8 @@ class FormScreen(ModalScreen[Edited | None]):
         Binding("ctrl+t", "test", "Test"),
         Binding("ctrl+r", "discover", "Read the directory"),
         Binding("escape", "cancel", "Cancel"),
+        Binding("escape", "leave", "To the list"),
+        Binding("ctrl+q", "quit_walk", "Quit"),
     ]
 
     def __init__(
@@ -221,8 +223,8 @@ class FormScreen(ModalScreen[Edited | None]):
             return self.source or self.what in TESTS
         if action == "discover":
             return self.tag == "ldap"
-        if action in ("apply", "next"):
-            return (action == "next") == self.walk
+        if action in ("apply", "next", "cancel", "leave", "quit_walk"):
+            return (action in ("next", "leave", "quit_walk")) == self.walk
         return True
 
     def say(self, text: str, ok: bool = True) -> None:
@@ -274,6 +276,13 @@ class FormScreen(ModalScreen[Edited | None]):
         self.action_apply()
 
     def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_quit_walk(self) -> None:
+        self.app.exit()
+
+    def action_leave(self) -> None:
+        """Leave the walk for the list of the profile to write (what is kept is there)."""
         self.dismiss(None)
 
     @work(exclusive=True, exit_on_error=False)
@@ -360,15 +369,17 @@ class ProfileScreen(ModalScreen[Config | None]):
     #file { height: 2fr; display: none; border: round $accent; }
     #said { height: auto; max-height: 10; padding: 1 0 0 0; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "add", "Add source"),
-        Binding("c", "duplicate", "Duplicate"),
+    BINDINGS: ClassVar[list[BindingType]] = [  # short: the footer fits 80 columns
+        Binding("a", "add", "Add"),
+        Binding("c", "duplicate", "Copy"),
         Binding("x", "remove", "Remove"),
-        Binding("ctrl+up", "move(-1)", "Up"),
-        Binding("ctrl+down", "move(1)", "Down"),
-        Binding("v", "view", "View file"),
+        Binding("ctrl+up", "move(-1)", "Move", key_display="^↑↓"),
+        Binding("ctrl+down", "move(1)", "Move down", show=False),
+        Binding("v", "view", "File"),
         Binding("ctrl+s", "save", "Save"),
+        Binding("ctrl+s", "write", "Write"),
         Binding("escape", "close", "Close"),
+        Binding("escape", "leave", "Quit"),
     ]
 
     def __init__(self, draft: Draft, *, walk: bool = False) -> None:
@@ -386,10 +397,10 @@ class ProfileScreen(ModalScreen[Config | None]):
     def compose(self) -> ComposeResult:
         if self.walk:
             title = Text.assemble(
-                ("zsync init — 4 of 4: the profile to write. ", "bold"),
+                ("zsync init: the profile to write, ", "bold"),
                 fmt.plain(str(self.draft.path)),
                 " — Enter edits a line, a adds another source (the order is their "
-                "precedence), v shows the file. Ctrl+S tests what is new and writes it.",
+                "precedence), v shows the file. Ctrl+S tests it and writes it.",
             )
         else:
             title = Text.assemble(
@@ -400,7 +411,7 @@ class ProfileScreen(ModalScreen[Config | None]):
             )
         with Vertical(id="dialog"):
             yield Static(title, id="title")
-            yield VirtualTable(
+            yield EditTable(
                 [Column("", 10), Column("", share=2), Column("", share=3)],
                 lambda line: (
                     "Source" if line.source else SECTIONS[line.what][0],
@@ -420,7 +431,8 @@ class ProfileScreen(ModalScreen[Config | None]):
         self.query_one(VirtualTable).focus()
 
     def _refill(self, keep: str | None = None) -> None:
-        lines = [Line("target", said=str(self.document.table("target").get("url", "")))]
+        url = self.document.table("target").get("url")
+        lines = [Line("target", said=str(url) if url else "(not set yet)")]
         for name in self.document.source_names():
             source = self.document.source(name)
             said = f"{source.get('type', '?')}"
@@ -435,12 +447,18 @@ class ProfileScreen(ModalScreen[Config | None]):
         if current is not None:
             table.cursor = lines.index(current)
         if self.query_one("#file").display:
-            self.query_one("#text", Static).update(Text(self.document.text))
+            text = self.document.text or "(empty: nothing is set yet)"
+            self.query_one("#text", Static).update(Text(text))
 
     def _say(self, text: str, ok: bool = True) -> None:
         self.query_one("#said", Static).update(
             Text(fmt.block(text), style="" if ok else "bold red")
         )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("save", "write", "close", "leave"):
+            return (action in ("write", "leave")) == self.walk
+        return True
 
     # --- editing -----------------------------------------------------------------------
 
@@ -585,6 +603,12 @@ class ProfileScreen(ModalScreen[Config | None]):
             self._say("Testing what changed…")
             failed += [f"{r.what}: {r.message}" for r in await test() if not r.ok]
         return failed
+
+    def action_write(self) -> None:
+        self.action_save()
+
+    def action_leave(self) -> None:
+        self.action_close()
 
     def action_close(self) -> None:
         if self.dirty:

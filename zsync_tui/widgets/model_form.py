@@ -309,10 +309,19 @@ def _pairs(name: str, text: str) -> dict[str, str]:
                 f"{name}, line {number}: {line.strip()!r} is not KEY{PAIR}VALUE (a space on "
                 "each side of the =)."
             )
-        if key.strip() in pairs:
-            raise ValueError(f"{name}, line {number}: {key.strip()!r} is given twice.")
-        pairs[key.strip()] = value.strip()
+        key, value = _unquoted(key), _unquoted(value)
+        if key in pairs:
+            raise ValueError(f"{name}, line {number}: {key!r} is given twice.")
+        pairs[key] = value
     return pairs
+
+
+def _unquoted(text: str) -> str:
+    """``"finance"`` as ``finance``: the hints write TOML's quotes, which may be typed too."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return text
 
 
 def _typed(text: str, annotation: Any) -> Any:

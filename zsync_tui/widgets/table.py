@@ -248,6 +248,12 @@ class ExplainTable(VirtualTable[Row]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select", "Explain")]
 
 
+class EditTable(VirtualTable[Row]):
+    """A table of things Enter edits (the profile's lines)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select", "Edit")]
+
+
 class ConnectionTable(VirtualTable[Row]):
     """A table of connections whose Enter tests one."""
 
