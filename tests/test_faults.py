@@ -246,7 +246,7 @@ def test_killed_mid_apply_then_run_again_converges(
     # the killed run's commits are in the write-ahead log: status sees them, and says so
     assert main(["status", "--config", str(profile.path)]) == 3
     said = capsys.readouterr().out
-    assert "Last run: run 1 · daily" in said and "interrupted" in said, said
+    assert "Last run: run 1 · headless" in said and "interrupted" in said, said
 
     code, err, report = profile.run(capsys=capsys)
 

@@ -43,7 +43,7 @@ def test_status_and_history_after_a_held_run_read_the_store_and_change_nothing(
 
     out = capsys.readouterr().out
     assert code == 2, "the last run's exit code: held"
-    assert "Last run: run 2 · daily · " in out and " · held" in out
+    assert "Last run: run 2 · headless · " in out and " · held" in out
     assert "Last run without problems: run 1" in out
     assert "Held in run 2: 1 change(s) need confirmation (delete-users)" in out
     assert "zsync history --run 2" in out
@@ -51,8 +51,8 @@ def test_status_and_history_after_a_held_run_read_the_store_and_change_nothing(
     assert main(["history", "--config", str(profile.path)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].startswith("run 2 · daily · ") and lines[0].endswith("held · 1 held")
-    assert lines[1].startswith("run 1 · daily · ") and "completed · 10 succeeded" in lines[1]
+    assert lines[0].startswith("run 2 · headless · ") and lines[0].endswith("held · 1 held")
+    assert lines[1].startswith("run 1 · headless · ") and "completed · 10 succeeded" in lines[1]
 
     assert main(["history", "--config", str(profile.path), "--run", "2"]) == 0
     out = capsys.readouterr().out
@@ -154,7 +154,7 @@ def test_status_history_and_check_take_a_profile_path_relative_to_where_they_run
     monkeypatch.chdir(profile.path.parent)
 
     assert main(["status", "--config", profile.path.name]) == 0
-    assert "Last run: run 1 · daily · " in capsys.readouterr().out
+    assert "Last run: run 1 · headless · " in capsys.readouterr().out
     assert main(["history", "--config", profile.path.name]) == 0
     assert main(["check", "--config", profile.path.name]) == 0
     assert "usable: 2 accounts mapped, 1 runs in the history" in capsys.readouterr().out

@@ -296,3 +296,36 @@ def test_two_sources_whose_names_differ_by_case_are_each_shown(
         main(["explain", "not an address", "--config", config])
     assert ended.value.code == 3
     assert "is not an e-mail address" in capsys.readouterr().err
+
+
+def test_explain_says_what_holds_a_suspension_and_reads_as_the_tui_does(
+    zivver, make_profile, tmp_path, capsys
+):
+    rows = [
+        "ann@example.org,Ann,true,1",
+        "bob@example.org,Bob,true,2",
+        "cat@example.org,Cat,true,3",
+    ]
+    profile = csv_world(tmp_path, make_profile, rows)
+    assert profile.run(capsys=capsys)[0] == 0
+    rows[1] = "bob@example.org,Bob,false,2"  # one of three: over the 5 % threshold
+    (tmp_path / "staff.csv").write_text("email,name,active,id\n" + "\n".join(rows) + "\n")
+    assert profile.run("--dry-run", capsys=capsys)[0] == 2
+
+    bob = explained(capsys, profile, "bob@example.org")
+    assert bob["verdict"] == (
+        "The next run would suspend the user (active): held until confirmed: suspend 1 of 3 "
+        "users (33.3 %), more than suspend_threshold_percent (5 %) (--confirm suspend-users, "
+        "or its box in the checklist)."
+    )
+    assert [t["dry_run"] for t in bob["timeline"]] == [False, True], "JSON lists every run"
+    assert [t["mode_name"] for t in bob["timeline"]] == ["headless", "headless"]
+
+    code = main(["explain", "bob@example.org", "--config", str(profile.path)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "  Active: yes → no" in text, text
+    assert "run 1 (headless)" in text and "create-user succeeded" in text
+    assert "suspend-user" not in text.split("History:")[1].splitlines()[1], "no dry run listed"
+    assert "(1 change(s) planned in dry runs are not listed; --json lists them)" in text
+    assert "True" not in text and "None" not in text, "values read as words"

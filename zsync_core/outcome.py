@@ -12,6 +12,7 @@ from typing import Any
 
 from .model import Action
 from .section import GuardedAction
+from .wording import mode_name
 
 
 class ExitCode(IntEnum):
@@ -192,9 +193,8 @@ class RunRecord:
             if isinstance(v, int) and not isinstance(v, bool) and v and k != "exit"
         )
 
-    def describe(self, started: str, headless: str = "daily", label: str = "Run") -> str:
-        """'Run 12 · manual · <started> · completed · 28 succeeded, 2 failed'."""
-        mode = {"tui": "manual", "headless": headless}.get(self.mode, self.mode)
-        dry = " (dry run)" if self.dry_run else ""
-        line = f"{label} {self.id} · {mode}{dry} · {started} · {self.status.value}"
+    def describe(self, started: str, label: str = "Run") -> str:
+        """'Run 12 · TUI · <started> · completed · 28 succeeded, 2 failed'."""
+        mode = mode_name(self.mode, self.dry_run)
+        line = f"{label} {self.id} · {mode} · {started} · {self.status.value}"
         return line + (f" · {self.counts}" if self.counts else "")

@@ -13,6 +13,7 @@ from .model import Takeover
 from .outcome import ChangeState
 from .output import inert
 from .session import SyncSession
+from .wording import masked
 
 
 def run_report(
@@ -38,8 +39,7 @@ def run_report(
                 "zivver_id": change.zivver_id,
                 "source": change.source,
                 "before": change.before,
-                "after": {k: v for k, v in change.after.items() if k != "sso_key"}
-                | ({"sso_key": "(set)"} if "sso_key" in change.after else {}),
+                "after": masked(change.after),
                 "guard": change.guard.value if change.guard else None,
                 "state": (done.state if done else ChangeState.PLANNED).value,
                 "http_status": done.http_status if done else None,

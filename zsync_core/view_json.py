@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .model import Change, SourceAccount, Unusable, ZivverAccount
 from .views import Explanation, SourceView, Standing, ZivverRow
+from .wording import masked, mode_name
 
 
 def _has(text: str, *values: object) -> bool:
@@ -95,8 +96,8 @@ def _change_json(change: Change) -> dict[str, object]:
     return {
         "action": change.action.value,
         "fields": sorted(change.fields),
-        "before": change.before,
-        "after": change.after,
+        "before": masked(change.before),
+        "after": masked(change.after),
         "guard": change.guard.value if change.guard else None,
     }
 
@@ -156,7 +157,9 @@ def explanation_json(e: Explanation) -> dict[str, object]:
                 "address": m.email,
                 "source": m.source,
                 "kind": m.kind,
-                "sso_key_sent": m.sso_key_sent,
+                "sso_key_sent": None
+                if m.sso_key_sent is None
+                else ("known" if m.sso_key_sent else "none"),
                 "recorded_at": m.updated_at,
             }
             for m in e.mapping
@@ -171,13 +174,14 @@ def explanation_json(e: Explanation) -> dict[str, object]:
                 "run": t.run_id,
                 "at": t.at,
                 "mode": t.mode,
+                "mode_name": mode_name(t.mode),
                 "dry_run": t.dry_run,
                 "action": t.change.action.value,
                 "state": t.change.state.value,
                 "error": t.change.error,
                 "http_status": t.change.http_status,
-                "before": t.change.before,
-                "after": t.change.after,
+                "before": masked(t.change.before),
+                "after": masked(t.change.after),
             }
             for t in e.timeline
         ],

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .addresses import in_domains, normalize_address
-from .config import Config
+from .config import Config, SyncConfig
 from .errors import ConfigError, StoreError, ZsyncError
 from .loading import LoadResult, read_numbers, read_source
 from .merge import MappingEntry
@@ -33,7 +33,7 @@ from .model import (
     ZivverAccount,
 )
 from .outcome import MappingRecord, TimelineEntry
-from .section import SourceSection
+from .section import GuardedAction, SourceSection
 from .session import Mode, SyncSession
 from .store import Store
 
@@ -239,6 +239,12 @@ class Explanation:
     """What Zivver's answer for its account lacked."""
     not_sent: list[NotSent] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
+    """Every journaled change to it, oldest first, dry runs' planned ones included."""
+
+    @property
+    def applied(self) -> list[TimelineEntry]:
+        """The timeline without dry runs (what was sent, or held, in real runs)."""
+        return [t for t in self.timeline if not t.dry_run]
 
 
 def explain(
@@ -248,7 +254,7 @@ def explain(
     rows: list[ZivverRow],
     mapping: list[MappingRecord],
     timeline: list[TimelineEntry],
-    domains: Iterable[str],
+    options: SyncConfig,
     confirmed: frozenset[str] = frozenset(),
     excluded: frozenset[int] = frozenset(),
 ) -> Explanation:
@@ -287,8 +293,9 @@ def explain(
         not_sent,
         timeline,
     )
-    outside = not in_domains(address, frozenset(domains))
-    explanation.verdict = _verdict(explanation, plan, outside, confirmed, excluded)
+    outside = not in_domains(address, frozenset(options.domains))
+    threshold = options.suspend_threshold_percent
+    explanation.verdict = _verdict(explanation, plan, outside, confirmed, excluded, threshold)
     return explanation
 
 
@@ -367,12 +374,24 @@ def _renamed(
     ]
 
 
+def _guarded_by(plan: Plan, change: Change, threshold: float) -> str:
+    """Why a change waits for a confirmation, after "held until confirmed"."""
+    guard = next((g for g in plan.guards if g.action is change.guard), None)
+    if guard is None:
+        return ""
+    said = f": {guard.label[0].lower()}{guard.label[1:]}{guard.detail}"
+    if guard.action in (GuardedAction.SUSPEND_USERS, GuardedAction.SUSPEND_FUNCTIONAL):
+        said += f", more than suspend_threshold_percent ({threshold:g} %)"
+    return said
+
+
 def _verdict(
     e: Explanation,
     plan: Plan,
     outside: bool,
     confirmed: frozenset[str],
     excluded: frozenset[int],
+    threshold: float,
 ) -> str:
     """Why the next run does what it does to the address, in one sentence."""
     if plan.refused:
@@ -390,10 +409,8 @@ def _verdict(
             if change.id in excluded:
                 said += ": excluded by you in this session"
             elif change.guard is not None and change.guard.value not in confirmed:
-                said += (
-                    f": held until confirmed (--confirm {change.guard.value}, or its box in "
-                    "the checklist)"
-                )
+                said += f": held until confirmed{_guarded_by(plan, change, threshold)} (--confirm "
+                said += f"{change.guard.value}, or its box in the checklist)"
             elif change.why:
                 said += f": {change.why}"
             parts.append(said)
@@ -554,7 +571,7 @@ def explain_in(
         rows,
         mapping,
         timeline,
-        session.options.domains,
+        session.options,
         confirmed,
         excluded,
     )

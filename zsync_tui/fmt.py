@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.text import Text
 
+from zsync_core import wording
 from zsync_core.output import inert, inert_json
 
 
@@ -50,14 +51,8 @@ def styled(*parts: str | tuple[str, str]) -> Text:
 
 
 def value(field_value: Any) -> str:
-    """A field value in a diff: lists as sorted comma-separated text, nothing as a dash."""
-    if field_value is None or field_value == "" or field_value == []:
-        return "—"
-    if isinstance(field_value, bool):
-        return "yes" if field_value else "no"
-    if isinstance(field_value, list | tuple | set | frozenset):
-        return plain(", ".join(sorted(str(v) for v in field_value)))
-    return plain(field_value)
+    """A field value in a diff (:func:`zsync_core.wording.field_value`), inert."""
+    return plain(wording.field_value(field_value))
 
 
 def pretty_json(data: Any) -> str:

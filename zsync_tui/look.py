@@ -20,6 +20,7 @@ from zsync_core.config import Config, load_config
 from zsync_core.errors import ZsyncError
 from zsync_core.outcome import ExitCode
 from zsync_core.output import inert, inert_json
+from zsync_core.wording import diff_rows, field_names, history_line
 
 
 def show(argv: list[str], parser_class: type[argparse.ArgumentParser]) -> int:
@@ -188,17 +189,17 @@ def _explain(config: Config, args: argparse.Namespace) -> int:
         )
     for change in explanation.changes:
         lines.append(f"Next run: {change.action.value}")
-        for name in sorted(set(change.before) | set(change.after)):
-            lines.append(f"  {name}: {change.before.get(name)!r} -> {change.after.get(name)!r}")
-    lines.append("History:" if explanation.timeline else "History: no change recorded.")
-    for entry in explanation.timeline:
-        c = entry.change
-        dry = ", dry run" if entry.dry_run else ""
-        failed = f": {c.error}" if c.error else ""
-        lines.append(
-            f"  run {entry.run_id} ({entry.mode}{dry}) {_when(entry.at)}: "
-            f"{c.action.value} {c.state.value}{failed}"
-        )
+        for name, old, new in diff_rows(change.before, change.after):
+            lines.append(f"  {name}: {old} → {new}")
+    for not_sent in explanation.not_sent:
+        fields = ", ".join(field_names(not_sent.fields))
+        lines.append(f"Not sent: {fields}: {not_sent.reason}")
+    applied = explanation.applied
+    lines.append("History:" if applied else "History: no change recorded.")
+    lines += [f"  {history_line(entry, _when(entry.at))}" for entry in applied]
+    dry = len(explanation.timeline) - len(applied)
+    if dry:
+        lines.append(f"  ({dry} change(s) planned in dry runs are not listed; --json lists them)")
     print(inert("\n".join(lines), lines=True))
     return ExitCode.OK
 

@@ -13,30 +13,16 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from .. import fmt
+from zsync_core import wording
 
-FIELD_NAMES = {
-    "email": "Address",
-    "display_name": "Name",
-    "active": "Active",
-    "aliases": "Aliases",
-    "delegates": "Delegates",
-    "division": "Division",
-    "phone": "Phone",
-    "sso_key": "SsoAccountKey",
-}
+from .. import fmt
 
 
 def diff_rows(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(field, before, after) for every field the change touches; secrets never shown."""
-    rows = []
-    for key in after:
-        new = "(set, not shown)" if key == "sso_key" else fmt.value(after[key])
-        rows.append((FIELD_NAMES.get(key, key), fmt.value(before.get(key)), new))
-    for key in before:
-        if key not in after:
-            rows.append((FIELD_NAMES.get(key, key), fmt.value(before[key]), "(removed)"))
-    return rows
+    """(field, before, after) for every field the change touches, inert; its SsoAccountKey
+    masked (:mod:`zsync_core.wording`)."""
+    rows = wording.diff_rows(before, after)
+    return [(fmt.plain(name), fmt.plain(old), fmt.plain(new)) for name, old, new in rows]
 
 
 class DetailScreen(ModalScreen[None]):

@@ -4,6 +4,7 @@ to it, the source entries that hold it, the mapping, Zivver's account and its hi
 from __future__ import annotations
 
 from zsync_core.views import Explanation
+from zsync_core.wording import field_names, history_line
 
 from .. import fmt
 from .detail import DetailScreen, diff_rows
@@ -38,12 +39,12 @@ def explanation_screen(e: Explanation) -> DetailScreen:
         f"{'active' if h.account.active else 'disabled'}): {h.why}"
         for h in e.holdings
     ] + [f"{u.source} {u.where}: unusable, {u.reason}" for u in e.unusable]
-    history = [
-        f"run {t.run_id} ({'dry run, ' if t.dry_run else ''}{t.mode}) {fmt.clock(t.at)}: "
-        f"{t.change.action.value} {t.change.state.value}"
-        + (f": {t.change.error}" if t.change.error else "")
-        for t in e.timeline
-    ]
+    history = [history_line(t, fmt.clock(t.at)) for t in e.applied]
+    dry = len(e.timeline) - len(e.applied)
+    if dry:
+        history.append(f"({dry} change(s) planned in dry runs are not listed)")
+    for n in e.not_sent:
+        facts.append(("Not sent", f"{', '.join(field_names(n.fields))}: {n.reason}"))
     sections = [
         ("Sources", "\n".join(sources) or "No source holds this address."),
         ("History", "\n".join(history) or "No change to it was recorded."),

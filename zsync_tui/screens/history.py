@@ -12,6 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from zsync_core.outcome import RunRecord, RunStatus
+from zsync_core.wording import mode_name
 
 from .. import fmt
 from ..widgets.table import Column, VirtualTable
@@ -59,14 +60,16 @@ class HistoryScreen(StepScreen):
             [
                 Column("Run", 5),
                 Column("Started", 16),
-                Column("Mode", 9),
+                Column("Mode", 8),
+                Column("Dry", 3),
                 Column("Status", 14),
                 Column("Changes"),
             ],
             lambda r: (
                 str(r.id),
                 fmt.clock(r.started_at),
-                ("dry run" if r.dry_run else {"tui": "manual"}.get(r.mode, r.mode)),
+                mode_name(r.mode),
+                "yes" if r.dry_run else "",
                 r.status.value,
                 r.counts or "—",
             ),

@@ -14,12 +14,12 @@ from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from zsync_core.model import Action, Change, Plan
+from zsync_core.wording import FIELD_NAMES
 
 from .. import fmt
 from ..widgets.table import Column, VirtualTable
 from .accounts import Explain
 from .base import StepScreen
-from .detail import FIELD_NAMES
 
 
 def searchable(change: Change) -> str:

@@ -54,7 +54,7 @@ PLAIN = {
 
 def run_line(run: RunRecord) -> str:
     """'Run 12 · manual · 14:03:27 · completed · 28 succeeded, 2 failed'."""
-    return run.describe(fmt.clock(run.started_at), headless="daily (headless)")
+    return run.describe(fmt.clock(run.started_at))
 
 
 class ReviewScreen(StepScreen):
