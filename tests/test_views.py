@@ -17,7 +17,10 @@ from zsync_tui.cli import main
 
 def command(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
     """Run ``zsync argv``: (exit code, the JSON on stdout, stderr)."""
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as exit:  # a usage error, as the command line ends it
+        code = exit.code
     out, err = capsys.readouterr()
     return code, json.loads(out) if out.strip() else None, err
 
@@ -101,6 +104,7 @@ def test_show_zivver_says_what_zsync_makes_of_each_account(directory, zivver, ma
     org.add_user("ann@example.org", "Ann")  # taken over by address at the first run
     org.add_user("old@example.org", "Old")  # in no source: never touched
     org.add_user("guest@partner.com", "Guest")  # outside sync.domains
+    odd = org.add_user("x\x1b[2Jy@example.org", "Odd")  # no usable address: never touched
     directory.user("ann")
     directory.user("bob")
     profile = make_profile([ldap_source(directory.slapd)], existing_sso_keys="none")
@@ -130,7 +134,15 @@ def test_show_zivver_says_what_zsync_makes_of_each_account(directory, zivver, ma
     assert rows["bob@example.org"]["standing"] == "leaving"
     assert rows["bob@example.org"]["next_change"]["action"] == "suspend-user"
     assert data["counts"]["untouched"] == 1
+    [unaddressed] = data["unaddressed"]
+    assert (
+        unaddressed.startswith(f"the user with id {odd} (userName ") and "\x1b" not in unaddressed
+    )
     assert state_of(profile) == state, "the store is only read"
+
+    main(["show", "zivver", "--config", str(profile.path)])
+    text = capsys.readouterr().out
+    assert f"NO ADDRESS  the user with id {odd}" in text and "\x1b" not in text
     assert len(writes(zivver)) == 1, "only the first run's create of bob was sent"
 
 
@@ -329,3 +341,19 @@ def test_explain_says_what_holds_a_suspension_and_reads_as_the_tui_does(
     assert "suspend-user" not in text.split("History:")[1].splitlines()[1], "no dry run listed"
     assert "(1 change(s) planned in dry runs are not listed; --json lists them)" in text
     assert "True" not in text and "None" not in text, "values read as words"
+
+
+def test_usage_errors_are_json_too_and_an_option_given_twice_is_refused(capsys, tmp_path):
+    code, data, err = command(capsys, "show", "everything", "--json")
+    assert code == 3 and "invalid choice: 'everything'" in data["error"]
+
+    first, second = tmp_path / "a.toml", tmp_path / "b.toml"
+    code, data, err = command(
+        capsys, "--config", str(first), "explain", "ann@example.org", "--config", str(second)
+    )
+    assert code == 3 and "--config is given twice; give it once" in err
+
+    code, data, err = command(
+        capsys, "explain", "--address=-desk@example.org", "--json", "--config", str(first)
+    )
+    assert code == 3 and "a.toml: no such profile" in data["error"], "the address was taken"

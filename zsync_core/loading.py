@@ -27,6 +27,8 @@ class LoadResult:
     unreadable: dict[str, str] = field(default_factory=dict)
     """Zivver accounts answered in a shape that cannot be read whole (id: what is wrong):
     nothing is written to them (see :meth:`SyncSession.plan`)."""
+    unaddressed: list[str] = field(default_factory=list)
+    """Zivver accounts whose address is no address zsync can use, described: never touched."""
 
     @property
     def ok(self) -> bool:
@@ -131,6 +133,18 @@ async def read_zivver(
     finally:
         await client.aclose()
     result.unreadable = dict(client.unreadable)
+    result.unaddressed = list(client.unaddressed)
+    if result.unaddressed:
+        shown = "; ".join(result.unaddressed[:5])
+        more = f" and {len(result.unaddressed) - 5} more" if len(result.unaddressed) > 5 else ""
+        emit(
+            LogEvent(
+                "warning",
+                f"Zivver at {client.base_url} holds {len(result.unaddressed)} account(s) whose "
+                f"address is no address zsync can use: {shown}{more}. zsync never touches "
+                "them; fix or remove them in the Zivver WebApp.",
+            )
+        )
     for what in result.unreadable.values():
         emit(
             LogEvent(

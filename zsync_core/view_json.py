@@ -102,8 +102,11 @@ def _change_json(change: Change) -> dict[str, object]:
     }
 
 
-def zivver_json(rows: list[ZivverRow], text: str = "") -> dict[str, object]:
-    """``zsync show zivver --json``: each account Zivver holds and what zsync makes of it."""
+def zivver_json(
+    rows: list[ZivverRow], text: str = "", unaddressed: list[str] | None = None
+) -> dict[str, object]:
+    """``zsync show zivver --json``: each account Zivver holds and what zsync makes of it;
+    ``unaddressed``: those whose address zsync cannot use (described; never touched)."""
     wanted = text.casefold()
     counts: dict[str, int] = {standing.value: 0 for standing in Standing}
     for row in rows:
@@ -129,6 +132,7 @@ def zivver_json(rows: list[ZivverRow], text: str = "") -> dict[str, object]:
             }
             for r in shown
         ],
+        "unaddressed": list(unaddressed or []),
     }
 
 

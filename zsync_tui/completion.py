@@ -42,7 +42,7 @@ def command(
         "status": "--config --help",
         "history": "--config --run --limit --json --help",
         "show": "source zivver --config --json --filter --help",
-        "explain": "--config --json --help",
+        "explain": "--address --config --json --help",
         "demo": "--help",
         "init": "--config --help",
         "emulator": "--port --host --api-key --domain --division --rate-limit --rate-window "

@@ -54,10 +54,19 @@ def explain(argv: list[str], parser_class: type[argparse.ArgumentParser]) -> int
         "'zsync check' does; nothing is sent.",
         epilog="Exit code: 0, or 3 when the profile, a source or Zivver is wrong.",
     )
-    parser.add_argument("address", metavar="ADDRESS")
+    parser.add_argument("address", metavar="ADDRESS", nargs="?")
+    parser.add_argument(
+        "--address",
+        dest="given",
+        metavar="ADDRESS",
+        help="the address, for one that begins with '-' (--address=-desk@example.org)",
+    )
     parser.add_argument("--config", metavar="PATH")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     args = parser.parse_intermixed_args(argv)
+    if (args.address is None) == (args.given is None):
+        parser.error("explain needs one ADDRESS (zsync explain ann@example.org)")
+    args.address = args.address if args.address is not None else args.given
     from zsync_core.addresses import normalize_address
 
     if normalize_address(args.address) is None:
@@ -121,7 +130,7 @@ def _show_zivver(config: Config, args: argparse.Namespace) -> int:
 
     looked = asyncio.run(look(config))
     looked.session.close()
-    data = zivver_json(looked.rows, args.filter)
+    data = zivver_json(looked.rows, args.filter, looked.loaded.unaddressed)
     if args.json:
         _print_json(data)
         return ExitCode.OK
@@ -145,6 +154,8 @@ def _show_zivver(config: Config, args: argparse.Namespace) -> int:
             )
         )
     _table(("Address", "Kind", "Standing", "Source", "SSO key", "Next run"), rows)
+    for said in _strings(data["unaddressed"]):
+        print(inert(f"NO ADDRESS  {said}: never touched; fix or remove it in the Zivver WebApp"))
     return ExitCode.OK
 
 
@@ -206,6 +217,11 @@ def _explain(config: Config, args: argparse.Namespace) -> int:
 
 def _print_json(data: dict[str, object]) -> None:
     print(inert_json(json.dumps(data, ensure_ascii=False, indent=2)))
+
+
+def _strings(value: object) -> list[str]:
+    assert isinstance(value, list)
+    return value
 
 
 def _dicts(value: object) -> list[dict[str, object]]:

@@ -164,6 +164,8 @@ class ZivverClient:
             self._connections,
         )
         self.unreadable: dict[str, str] = {}
+        self.unaddressed: list[str] = []
+        """Accounts whose address is no address zsync can use (never touched), described."""
         """Accounts of the last :meth:`read_organization` that Zivver answered in a shape
         that cannot be read whole: their id and what is wrong."""
 
@@ -320,15 +322,25 @@ class ZivverClient:
         """
         unreadable: dict[str, str] = {}
         self.unreadable = unreadable
+        unaddressed: list[str] = []
+        self.unaddressed = unaddressed
+
+        def noted(resource: dict[str, Any], account: ZivverAccount | None, key: str) -> Any:
+            if account is None:  # never touched, but not unseen: said
+                unaddressed.append(scim.unaddressed(resource, key))
+            return account
+
         users = await self.list_resources(
             "Users",
-            lambda resource: scim.parse_user(resource, unreadable),
+            lambda resource: noted(resource, scim.parse_user(resource, unreadable), "userName"),
             (lambda d, t: on_page("Users", d, t)) if on_page else None,
         )
         emails_by_id = {u.zivver_id: u.email for u in users}
         groups = await self.list_resources(
             "Groups",
-            lambda resource: scim.parse_group(resource, emails_by_id, unreadable),
+            lambda resource: noted(
+                resource, scim.parse_group(resource, emails_by_id, unreadable), "externalId"
+            ),
             (lambda d, t: on_page("Groups", d, t)) if on_page else None,
         )
         return users + groups, {u.email: u.zivver_id for u in users}

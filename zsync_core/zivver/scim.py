@@ -160,6 +160,12 @@ def _identity(resource: dict[str, Any], kind: str, address_key: str) -> tuple[st
     return resource_id, normalize_address(text)
 
 
+def unaddressed(resource: dict[str, Any], key: str) -> str:
+    """An account whose address is no usable address, described for a warning (inert)."""
+    kind = "user" if key == "userName" else "functional account"
+    return f"the {kind} with id {_inert(str(resource.get('id')))} ({key} {shape_of(resource.get(key))})"
+
+
 def _unreadable(
     wrong: list[str], what: str, unreadable: dict[str, str] | None, resource_id: str
 ) -> None:
