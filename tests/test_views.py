@@ -98,6 +98,16 @@ def test_show_source_lists_every_account_after_mapping_and_every_unusable_entry(
     assert code == 0
     assert [a["address"] for a in data["accounts"]] == ["ann@example.org"]
 
+    directory.user("eve", aliases=["eve.old@example.org"])
+    directory.user("eve2", mail="eve@example.org")  # the same address twice: both held
+    main(["show", "source", "Active Directory", "--config", str(profile.path)])
+    text = capsys.readouterr().out
+    header, *lines = text.splitlines()[2:]
+    assert all(name in header for name in ("SSO key", "Aliases", "Delegates")), header
+    (eve,) = [line for line in lines if line.startswith("eve@example.org")]
+    assert "active, left alone" in eve and "eve.old@example.org" in eve
+    assert str(directory.guids["eve"]) in eve, "the SSO key column (AD: objectGUID)"
+
 
 def test_show_zivver_says_what_zsync_makes_of_each_account(directory, zivver, make_profile, capsys):
     org = zivver.org

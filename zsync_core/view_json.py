@@ -60,6 +60,7 @@ def source_json(view: SourceView, text: str = "") -> dict[str, object]:
         u for u in view.unusable if not wanted or _has(wanted, u.where, u.reason, u.address or "")
     ]
     active = sum(1 for a in view.accounts if a.active)
+    held = {u.address for u in view.unusable if u.protects and u.address}
     return {
         "source": view.source.name,
         "type": view.source.type,
@@ -72,7 +73,7 @@ def source_json(view: SourceView, text: str = "") -> dict[str, object]:
             "disabled": len(view.accounts) - active,
             "unusable": len(view.unusable),
         },
-        "accounts": [source_account_json(a) for a in accounts],
+        "accounts": [source_account_json(a) | {"left_alone": a.email in held} for a in accounts],
         "unusable": [unusable_json(u) for u in unusable],
         "notices": [{"level": n.level, "message": n.message} for n in view.notices],
     }

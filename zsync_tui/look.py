@@ -111,14 +111,18 @@ def _show_source(config: Config, args: argparse.Namespace) -> int:
             a["address"],
             a["name"],
             a["kind"],
-            a["state"],
+            f"{a['state']}, left alone" if a["left_alone"] else a["state"],
             a["division"] or "",
             a["phone"] or "",
             a["immutable_id"],
+            a["sso_key"] or "",
+            ", ".join(_strings(a["aliases"])),
+            ", ".join(_strings(a["delegates"])),
         )
         for a in _dicts(data["accounts"])
     ]
-    _table(("Address", "Name", "Kind", "State", "Division", "Phone", "Id"), rows)
+    header = ("Address", "Name", "Kind", "State", "Division", "Phone", "Id", "SSO key")
+    _table((*header, "Aliases", "Delegates"), rows)
     for u in _dicts(data["unusable"]):
         print(inert(f"UNUSABLE  {u['entry']}: {u['reason']}"))
     return ExitCode.OK

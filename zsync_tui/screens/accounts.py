@@ -17,10 +17,11 @@ from textual.widgets import Input, Static
 from zsync_core.model import SourceAccount, Unusable
 from zsync_core.sources import SourceResult
 from zsync_core.views import KeyKnown, Standing, ZivverRow
+from zsync_core.wording import field_names
 
 from .. import fmt
 from ..widgets.table import Column, ExplainTable, VirtualTable
-from .base import StepScreen
+from .base import SearchScreen
 
 Row = TypeVar("Row")
 
@@ -33,7 +34,7 @@ class Explain(Message):
         self.address = address
 
 
-class AccountsScreen(StepScreen, Generic[Row]):
+class AccountsScreen(SearchScreen, Generic[Row]):
     """A searchable, filterable list of accounts; Enter explains the one under the cursor."""
 
     STEP = 2
@@ -61,8 +62,10 @@ class AccountsScreen(StepScreen, Generic[Row]):
         address: Callable[[Row], str | None],
         filters: Sequence[tuple[str, Callable[[Row], bool] | None]],
         row_class: Callable[[Row], str | None] | None = None,
+        whole: Callable[[Row], str] | None = None,
     ) -> None:
         super().__init__(where)
+        self.whole_of = whole
         self.heading = title
         self.columns = list(columns)
         self.all_rows = rows
@@ -71,7 +74,6 @@ class AccountsScreen(StepScreen, Generic[Row]):
         self.address = address
         self.filters = list(filters)
         self.chosen = 0
-        self.query_text = ""
         self.texts = [haystack(row).lower() for row in rows]
 
     def body(self) -> Iterable[Widget]:
@@ -82,6 +84,7 @@ class AccountsScreen(StepScreen, Generic[Row]):
         yield ExplainTable(
             self.columns, self.cells, self.row_class, empty="Nothing matches.", id="accounts"
         )
+        yield Static(id="current")
 
     def on_mount(self) -> None:
         self.refilter()
@@ -101,14 +104,8 @@ class AccountsScreen(StepScreen, Generic[Row]):
             f"{len(rows):,}/{len(self.all_rows):,} · {label} · f: filter"
         )
 
-    @on(Input.Changed, "#search")
-    def _search(self, event: Input.Changed) -> None:
-        self.query_text = event.value.strip().lower()
-        self.refilter()
-
-    @on(Input.Submitted, "#search")
-    def _done_searching(self) -> None:
-        self.query_one(VirtualTable).focus()
+    def whole(self, row: Row) -> str:
+        return self.whole_of(row) if self.whole_of is not None else ""
 
     @on(VirtualTable.Selected)
     def _explain(self, event: VirtualTable.Selected) -> None:
@@ -118,18 +115,13 @@ class AccountsScreen(StepScreen, Generic[Row]):
         else:
             self.notify("This entry has no address zsync could read: nothing to explain.")
 
-    def action_search(self) -> None:
-        self.query_one("#search", Input).focus()
-
     def action_filter(self) -> None:
         self.chosen = (self.chosen + 1) % len(self.filters)
         self.refilter()
 
     def action_back(self) -> None:
-        if self.focused is self.query_one("#search", Input):
-            self.query_one(VirtualTable).focus()
-            return
-        self.dismiss()
+        if not self.left_search():
+            self.dismiss()
 
 
 SourceRow = SourceAccount | Unusable
@@ -155,7 +147,7 @@ def source_screen(
 
     def cells(row: SourceRow) -> tuple[str, ...]:
         if isinstance(row, Unusable):
-            return (row.address or "?", row.reason, "", "unusable", "", "", row.where)
+            return (row.address or "?", row.reason, "", "unusable", "", "", row.where, "")
         return (
             row.email,
             row.display_name,
@@ -164,7 +156,34 @@ def source_screen(
             row.division or "",
             row.phone or "",
             row.source_id,
+            row.sso_key or "",
         )
+
+    held = {u.address for result in results for u in result.unusable if u.protects}
+
+    def whole(row: SourceRow) -> str:
+        if isinstance(row, Unusable):
+            return f"{row.source} {row.where}: unusable, {row.reason}"
+        said = [
+            row.email,
+            row.display_name,
+            f"{row.kind.value}, {'active' if row.active else 'disabled'}",
+        ]
+        if row.email in held:
+            said.append("left alone: an entry with this address is unusable")
+        said += [
+            f"{name} {value}"
+            for name, value in (
+                ("aliases", ", ".join(sorted(row.aliases))),
+                ("delegates", ", ".join(sorted(row.delegates))),
+                ("division", row.division),
+                ("phone", row.phone),
+                ("id", row.source_id),
+                ("SSO key", row.sso_key),
+            )
+            if value
+        ]
+        return " · ".join([*said, f"{row.source} {row.entry}"])
 
     def haystack(row: SourceRow) -> str:
         if isinstance(row, Unusable):
@@ -193,6 +212,7 @@ def source_screen(
             Column("Division", 10),
             Column("Phone", 12),
             Column("Id", share=1),
+            Column("SSO key", share=1),
         ],
         rows,
         cells,
@@ -200,6 +220,7 @@ def source_screen(
         lambda row: row.address if isinstance(row, Unusable) else row.email,
         filters,
         lambda row: "error" if isinstance(row, Unusable) else None if row.active else "muted",
+        whole,
     )
 
 
@@ -232,6 +253,34 @@ def zivver_screen(where: str, rows: list[ZivverRow], host: str) -> AccountsScree
             row.change.action.value if row.change else "",
         )
 
+    def whole(row: ZivverRow) -> str:
+        account = row.account
+        said = [
+            account.email,
+            account.display_name,
+            f"{account.kind.value}, {'active' if account.active else 'not active'}",
+            row.standing.value
+            + (f" by {row.source}" if row.source else "")
+            + (f" (matched by {row.matched_by})" if row.matched_by else ""),
+        ]
+        if row.sso_key is not KeyKnown.NOT_A_USER:
+            said.append(f"SSO key {row.sso_key.value}")
+        said += [
+            f"{name} {value}"
+            for name, value in (
+                ("aliases", ", ".join(sorted(account.aliases))),
+                ("delegates", ", ".join(sorted(account.delegates))),
+                ("division", account.division),
+                ("phones", ", ".join(account.phones)),
+                ("unreadable", row.unreadable),
+            )
+            if value
+        ]
+        if row.change is not None:
+            fields = ", ".join(field_names(f for f in row.change.after if f != "email"))
+            said.append(f"next run: {row.change.action.value}" + (f" ({fields})" if fields else ""))
+        return " · ".join(said)
+
     return AccountsScreen(
         where,
         title,
@@ -257,4 +306,5 @@ def zivver_screen(where: str, rows: list[ZivverRow], host: str) -> AccountsScree
             if counts[standing]
         ],
         lambda r: STANDING_CLASS.get(r.standing),
+        whole,
     )

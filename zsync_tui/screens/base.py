@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer
+from textual.widgets import Footer, Input, Static
 
+from .. import fmt
 from ..widgets.progress import ProgressFooter
 from ..widgets.stepbar import StepBar
+from ..widgets.table import VirtualTable
 
 
 class StepScreen(Screen[None]):
@@ -43,3 +48,49 @@ class StepScreen(Screen[None]):
     def body(self) -> Iterable[Widget]:
         """The widgets between the step bar and the progress line (each screen yields its own)."""
         return ()
+
+
+class SearchScreen(StepScreen):
+    """A step's list with a ``#search`` box over its table (the preview, the account lists):
+    typing narrows the rows (:meth:`refilter`), Enter in the box goes back to the table, and
+    the row under the cursor is shown whole on the ``#current`` line (:meth:`whole`): a
+    narrow terminal cuts the columns."""
+
+    DEFAULT_CSS = """
+    SearchScreen #current { height: 1; margin: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, where: str) -> None:
+        super().__init__(where)
+        self.query_text = ""
+
+    def refilter(self) -> None:
+        """Show the rows that match ``query_text`` and the screen's filter."""
+
+    def whole(self, row: Any) -> str:
+        """The row under the cursor, whole, on one line."""
+        return ""
+
+    @on(Input.Changed, "#search")
+    def _search(self, event: Input.Changed) -> None:
+        self.query_text = event.value.strip().lower()
+        self.refilter()
+
+    @on(Input.Submitted, "#search")
+    def _done_searching(self) -> None:
+        self.query_one(VirtualTable).focus()
+
+    @on(VirtualTable.Highlighted)
+    def _current(self, event: VirtualTable.Highlighted) -> None:
+        said = self.whole(event.row) if event.row is not None else ""
+        self.query_one("#current", Static).update(Text(fmt.plain(said)))
+
+    def action_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def left_search(self) -> bool:
+        """Escape in the search box goes back to the table (True), not out of the screen."""
+        if self.focused is self.query_one("#search", Input):
+            self.query_one(VirtualTable).focus()
+            return True
+        return False

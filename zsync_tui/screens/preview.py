@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -16,10 +15,9 @@ from textual.widgets import Input, Static
 from zsync_core.model import Action, Change, Plan
 from zsync_core.wording import FIELD_NAMES
 
-from .. import fmt
 from ..widgets.table import Column, VirtualTable
 from .accounts import Explain
-from .base import StepScreen
+from .base import SearchScreen
 
 
 def searchable(change: Change) -> str:
@@ -29,14 +27,13 @@ def searchable(change: Change) -> str:
     return " ".join(parts).lower()
 
 
-class PreviewScreen(StepScreen):
+class PreviewScreen(SearchScreen):
     STEP = 2
     CSS = """
     #bar { height: 3; margin: 1 1 0 1; }
     #search { width: 1fr; }
     #filter { width: auto; max-width: 50%; padding: 1 1 0 2; color: $text-muted; }
     #changes { margin: 0 1; }
-    #current { height: 1; margin: 0 1; color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back to summary"),
@@ -65,7 +62,6 @@ class PreviewScreen(StepScreen):
         self.action = action
         self.actions = [a for a, n in plan.by_action().items() if n]
         self.haystack = {c.id: searchable(c) for c in plan.changes}
-        self.query_text = ""
         self._shown: tuple[str, Action | None, list[Change]] | None = None
         """The last filter's query, action and rows: typing on narrows them instead of starting over."""
 
@@ -130,37 +126,20 @@ class PreviewScreen(StepScreen):
             f"{shown:,}/{len(self.plan.changes):,} · {showing}{excluded}"
         )
 
-    @on(Input.Changed, "#search")
-    def _search(self, event: Input.Changed) -> None:
-        self.query_text = event.value.strip().lower()
-        self.refilter()
-
-    @on(Input.Submitted, "#search")
-    def _done_searching(self) -> None:
-        self.query_one(VirtualTable).focus()
-
-    @on(VirtualTable.Highlighted)
-    def _current(self, event: VirtualTable.Highlighted) -> None:
-        """The row under the cursor whole, on a line of its own (a narrow terminal cuts the
-        columns: a rename's old address, a long list of fields)."""
-        change: Change | None = event.row
-        said = ""
-        if change is not None:
-            said = f"{change.action.value} {change.email}"
-            old = change.before.get("email")
-            if old and old != change.email:
-                said += f" ← {old}"
-            names = [FIELD_NAMES.get(f, f) for f in change.after if f != "email"]
-            if names:
-                said += ": " + ", ".join(names)
-        self.query_one("#current", Static).update(Text(fmt.plain(said)))
+    def whole(self, change: Change) -> str:
+        """A rename's old address and every field, which a narrow terminal cuts."""
+        said = f"{change.action.value} {change.email}"
+        old = change.before.get("email")
+        if old and old != change.email:
+            said += f" ← {old}"
+        names = [FIELD_NAMES.get(f, f) for f in change.after if f != "email"]
+        if names:
+            said += ": " + ", ".join(names)
+        return said
 
     @on(VirtualTable.Selected)
     def _inspect(self, event: VirtualTable.Selected) -> None:
         self.post_message(self.Inspect(event.row))
-
-    def action_search(self) -> None:
-        self.query_one("#search", Input).focus()
 
     def action_filter(self) -> None:
         cycle: list[Action | None] = [None, *self.actions]
@@ -189,7 +168,5 @@ class PreviewScreen(StepScreen):
             self.post_message(Explain(change.email))
 
     def action_back(self) -> None:
-        if self.focused is self.query_one("#search", Input):
-            self.query_one(VirtualTable).focus()
-            return
-        self.post_message(self.Closed(self.excluded))
+        if not self.left_search():
+            self.post_message(self.Closed(self.excluded))
