@@ -37,7 +37,7 @@ from zsync_core.views import Explanation, ZivverRow, explain_in, rows_of
 
 from . import fmt
 from .screens.accounts import AccountsScreen, Explain, source_screen, zivver_screen
-from .screens.base import StepScreen
+from .screens.base import APP_KEYS, StepScreen
 from .screens.confirm import ConfirmScreen
 from .screens.connections import ConnectionsScreen
 from .screens.detail import DetailScreen, diff_rows
@@ -94,14 +94,8 @@ class Applied(Message):
 class ZsyncApp(App[int]):
     TITLE = "zsync"
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("e", "events", "Events"),
-        Binding("H", "history", "History"),
-        Binding("d", "data", "Data"),
-        Binding("z", "zivver", "Zivver"),
-        Binding("t", "connections", "Test"),
-        Binding("P", "profile", "Profile"),
-        Binding("q", "quit", "Quit"),
+    BINDINGS: ClassVar[list[BindingType]] = [  # shown on every step's last line (AppKeys)
+        Binding(key, action, description, show=False) for key, action, description in APP_KEYS
     ]
 
     progress: reactive[Progress] = reactive(Progress)

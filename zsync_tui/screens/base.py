@@ -18,6 +18,33 @@ from ..widgets.progress import ProgressFooter
 from ..widgets.stepbar import StepBar
 from ..widgets.table import VirtualTable
 
+APP_KEYS = (
+    ("e", "events", "Events"),
+    ("H", "history", "History"),
+    ("d", "data", "Data"),
+    ("z", "zivver", "Zivver"),
+    ("t", "connections", "Test"),
+    ("P", "profile", "Profile"),
+    ("q", "quit", "Quit"),
+)
+"""The keys every step has (the app's): on a line of their own below the step's keys, so
+that both fit 80 columns."""
+
+
+class AppKeys(Static):
+    """The app's keys, as the footer shows a step's."""
+
+    DEFAULT_CSS = """
+    AppKeys { height: 1; color: $text-muted; }
+    """
+
+    def __init__(self) -> None:
+        text = Text()
+        for key, _action, description in APP_KEYS:
+            text.append(f" {key} ", style="bold")
+            text.append(f"{description} ")
+        super().__init__(text)
+
 
 class StepScreen(Screen[None]):
     """A step of the four; subclasses yield their body from :meth:`body`.
@@ -44,6 +71,7 @@ class StepScreen(Screen[None]):
         with Vertical(id="bottom"):
             yield ProgressFooter()
             yield Footer(compact=True)
+            yield AppKeys()
 
     def body(self) -> Iterable[Widget]:
         """The widgets between the step bar and the progress line (each screen yields its own)."""

@@ -36,10 +36,10 @@ class PreviewScreen(SearchScreen):
     #changes { margin: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back to summary"),
+        Binding("escape", "back", "Back"),
         Binding("slash", "search", "Search"),
-        Binding("f", "filter", "Filter by action"),
-        Binding("x", "exclude", "Exclude/include"),
+        Binding("f", "filter", "Filter"),
+        Binding("x", "exclude", "Exclude"),
         Binding("w", "why", "Why?"),
     ]
 

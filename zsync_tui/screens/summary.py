@@ -26,7 +26,7 @@ class SummaryLines(OptionList):
     notes below, which are longer than the screen on a first run."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select", "Open details"),
+        Binding("enter", "select", "Open"),
         Binding("pagedown", "screen.notes(1)", "Scroll notes"),
         Binding("pageup", "screen.notes(-1)", "Scroll notes up", show=False),
     ]
@@ -44,8 +44,8 @@ class SummaryScreen(StepScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("u", "choose('update')", "Update now"),
         Binding("p", "choose('preview')", "Preview"),
-        Binding("o", "choose('options')", "Sync options"),
-        Binding("r", "choose('reload')", "Reload all"),
+        Binding("o", "choose('options')", "Options"),
+        Binding("r", "choose('reload')", "Reload"),
     ]
 
     class Chosen(Message):
