@@ -92,6 +92,17 @@ def test_an_address_taken_by_another_mapped_entry_is_skipped_not_stolen():
     assert any("belongs to another directory entry" in n.message for n in result.notices)
 
 
+def test_an_address_zivver_holds_as_another_accounts_alias_is_not_created():
+    """Zivver refuses such a create with a bare 409; the admin is told which account has it."""
+    sources = [src("ann@example.org"), src("info@example.org")]
+    zivver = [ziv("ann@example.org", aliases=["info@example.org"])]
+    result = plan(sources, zivver, {}, OPTIONS)
+    assert actions(result) == []
+    assert result.skipped == ["info@example.org"], "the run needs the admin (exit 2)"
+    (said,) = [n.message for n in result.notices if "info@example.org (" in n.message]
+    assert "Zivver holds it as an alias of ann@example.org" in said
+
+
 def test_personal_on_one_side_and_functional_on_the_other_is_skipped():
     result = plan(
         [

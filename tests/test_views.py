@@ -367,3 +367,23 @@ def test_usage_errors_are_json_too_and_an_option_given_twice_is_refused(capsys, 
         capsys, "explain", "--address=-desk@example.org", "--json", "--config", str(first)
     )
     assert code == 3 and "a.toml: no such profile" in data["error"], "the address was taken"
+
+
+def test_explain_says_an_address_zivver_holds_as_an_alias_is_not_created(
+    zivver, make_profile, tmp_path, capsys
+):
+    zivver.org.add_user("ann@example.org", "Ann", aliases=["info@example.org"])
+    profile = csv_world(
+        tmp_path, make_profile, ["ann@example.org,Ann,true,1", "info@example.org,Info,true,2"]
+    )
+
+    info = explained(capsys, profile, "info@example.org")
+
+    assert info["verdict"].startswith(
+        "Not created: Zivver holds it as an alias of ann@example.org."
+    ), info["verdict"]
+    code, _err, report = profile.run(capsys=capsys)
+    assert code == 2 and zivver.org.user_by_email("info@example.org") is None
+    assert not any(c["email"] == "info@example.org" for c in report["changes"])
+    assert profile.run(capsys=capsys)[0] == 0, "the alias is gone: created now"
+    assert zivver.org.user_by_email("info@example.org") is not None

@@ -401,6 +401,12 @@ def _verdict(
             "Nothing is written to it: Zivver answered it in a shape zsync cannot read whole "
             f"({e.unreadable}), so what a write would remove is not known."
         )
+    if e.zivver_as == "alias" and e.zivver is not None and e.address in plan.skipped:
+        owner = e.zivver.email
+        said = f"Not created: Zivver holds it as an alias of {owner}."
+        if any(c.zivver_id == e.zivver.zivver_id and "aliases" in c.fields for c in e.changes):
+            return said + f" The next run takes the alias off {owner}; the run after creates it."
+        return said + f" Take the alias off {owner} (in its source, or in the Zivver WebApp)."
     if e.changes:
         parts = []
         for change in e.changes:
