@@ -257,6 +257,10 @@ def test_explain_tells_the_truth_about_a_shared_id_a_blocked_suspension_and_a_le
     dup = explained(capsys, profile, "dup@example.org")
     assert dup["sources"][0]["wins"] is False
     assert "is also the id of" in dup["sources"][0]["why"]
+    code, err, _report = profile.run("--dry-run", capsys=capsys)
+    assert code == 2
+    said = [line for line in err.splitlines() if "is also the id of" in line]
+    assert said and said[0].startswith("ERROR Source 'Staff', staff.csv:3 (dup@example.org)"), err
     bob = explained(capsys, profile, "bob@example.org")
     assert bob["verdict"].startswith("Not suspended or deleted this run:"), bob["verdict"]
 

@@ -269,6 +269,8 @@ class SyncSession:
                 self.emit(LogEvent("error", unusable.text()))
         for notice in self.merge_notices:
             self.emit(LogEvent(notice.level, notice.message))
+        for unusable in self._merged.unusable:  # an id two sources' entries share
+            self.emit(LogEvent("error", unusable.text()))
         if not result.ok:
             self._finish(RunStatus.ABORTED, {"errors": result.errors()}, healthy=False)
         return result
