@@ -99,6 +99,13 @@ async def test_demo_through_all_four_steps(demo: Demo) -> None:
         assert any("Alias is a guest" in s for s in sections), "Zivver's own answer is shown"
         assert any('"userName": "erik.martens@example.org"' in s for s in sections), "the request"
         await pilot.press("escape")
+        await wait_for(pilot, lambda: is_on(app, ReviewScreen), "the review again")
+        await pilot.press("w")  # why: after the update, its history says what was sent
+        await wait_for(pilot, lambda: is_on(app, DetailScreen), "erik explained")
+        assert dict(app.screen.facts)["Next run"].startswith("Not known yet: the sources and")
+        sections = [str(s.content) for s in app.screen.query(".section")]
+        assert any("create-user failed" in s and "TUI" in s for s in sections), sections
+        await pilot.press("escape")
 
     # what the screens said happened in Zivver
     assert org.user_by_email("dirk.vandenbrink@example.org")["active"] is True

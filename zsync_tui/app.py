@@ -533,12 +533,13 @@ class ZsyncApp(App[int]):
             made = self._rows = (plan, rows_of(self.session, plan))
         return made[1]
 
-    def _needs_load(self) -> bool:
-        """Whether the data and plan cannot be shown (not loaded, or from before an update)."""
+    def _needs_load(self, after_update: bool = False) -> bool:
+        """Whether the data and plan cannot be shown (not loaded, or from before an update
+        unless ``after_update``: the caller says it is)."""
         if self.plan is None or self.session.loaded is None:
             self.notify("Load the sources and Zivver first (s on the first step).")
             return True
-        if self.applied:
+        if self.applied and not after_update:
             self.notify(
                 "The data loaded is from before the update that was just sent: start a new "
                 "synchronization (n on the review) to see Zivver as it is now.",
@@ -575,7 +576,10 @@ class ZsyncApp(App[int]):
     @on(Explain)
     @work(exclusive=True, group="look", exit_on_error=False)
     async def _explain(self, message: Explain) -> None:
-        if self._needs_load():
+        """One account explained; after an update, its history (what was sent) with the
+        account as read before it: the next run's change is not known until a new sync."""
+        stale = self.applied
+        if self._needs_load(after_update=True):
             return
         plan = self.plan
         assert plan is not None
@@ -590,7 +594,7 @@ class ZsyncApp(App[int]):
         except ZsyncError as error:
             self.notify(str(error), severity="error")
             return
-        self.push_screen(explanation_screen(explanation))
+        self.push_screen(explanation_screen(explanation, before_update=stale))
 
     def action_history(self) -> None:
         if self._screen(HistoryScreen) is not None:

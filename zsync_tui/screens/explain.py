@@ -3,26 +3,39 @@ to it, the source entries that hold it, the mapping, Zivver's account and its hi
 
 from __future__ import annotations
 
+import dataclasses
+
 from zsync_core.views import Explanation
 from zsync_core.wording import field_names, history_line
 
 from .. import fmt
 from .detail import DetailScreen, diff_rows
 
+BEFORE_UPDATE = (
+    "Not known yet: the sources and Zivver were read before the update just sent (its "
+    "outcome is in the history below). Start a new synchronization (n) to see the next run."
+)
 
-def explanation_screen(e: Explanation) -> DetailScreen:
-    """The explanation as a detail screen (Escape closes it)."""
+
+def explanation_screen(e: Explanation, before_update: bool = False) -> DetailScreen:
+    """The explanation as a detail screen (Escape closes it); ``before_update``: read before
+    an update that has been sent since (the next run is not known)."""
+    if before_update:
+        e = dataclasses.replace(e, verdict=BEFORE_UPDATE, changes=[], not_sent=[])
     facts = [("Next run", e.verdict)]
     if e.standing is not None:
-        facts.append(("In Zivver", e.standing.value))
+        facts.append(
+            ("In Zivver", e.standing.value + (" (before the update)" if before_update else ""))
+        )
     zivver = e.zivver
     if zivver is not None:
         alias = {"alias": ", as an alias", "renamed": ", to be renamed"}.get(e.zivver_as or "", "")
         state = "active" if zivver.active else "not active"
+        read = " — as read before the update" if before_update else ""
         facts.append(
             (
                 "Zivver account",
-                f"{zivver.email} ({zivver.kind.value}, {state}{alias}), id {zivver.zivver_id}",
+                f"{zivver.email} ({zivver.kind.value}, {state}{alias}), id {zivver.zivver_id}{read}",
             )
         )
     for record in e.mapping:
