@@ -19,7 +19,6 @@ import pytest
 
 from tests.conftest import ldap_source
 from tests.servers import Directory
-from tests.test_notify import HOOK_TOKEN, hook  # noqa: F401 - a fixture, used by name
 from tests.tui import app_for, wait_for
 from zsync_core.addresses import normalize_address
 from zsync_core.output import inert, inert_json, without_controls

@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Profile, ProfileFactory, ldap_source
-from tests.test_notify import hook  # noqa: F401 - the webhook receiver fixture
 from zsync_emulator import EmulatorServer
 from zsync_tui.cli import main
 
