@@ -184,3 +184,28 @@ async def test_an_ldap_sources_attributes_and_ou_map_are_edited_in_its_form(
         "OU=Staff,DC=example,DC=org": "/",
     }
     assert source.password_env == "LDAP_PASSWORD", "a key the form did not change stays"
+
+
+@pytest.mark.asyncio
+async def test_a_pasted_key_never_overwrites_another_profiles_secret(
+    zivver, make_profile, tmp_path
+):
+    from tests.conftest import API_KEY
+
+    (tmp_path / "hr.csv").write_text("email,name\nann@example.org,Ann\n")
+    (tmp_path / "zivver-api-key").write_text("another profile's key\n")
+    profile = make_profile([{"name": "HR", "type": "csv", "path": "hr.csv"}])
+    app = app_for(profile.path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen, form = await open_line(pilot, app, "target")
+        form.query_one("#secret-api_key", Input).value = API_KEY
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is screen, "back to the profile")
+        await pilot.press("ctrl+s")  # tested with the pasted key, then saved
+        await wait_for(pilot, lambda: app.screen is not screen, "the save")
+
+    assert (tmp_path / "zivver-api-key").read_text() == "another profile's key\n"
+    config = load_config(str(profile.path))
+    assert config.target.api_key_file == Path("zivver-api-key-2")
+    assert config.target.api_key_env is None
+    assert (tmp_path / "zivver-api-key-2").read_text() == API_KEY + "\n"

@@ -140,6 +140,15 @@ class Draft:
                 return None
         return None
 
+    def secret_file(self, base: str, named: object) -> str:
+        """The file beside the profile a pasted secret goes to: ``base``, unless another file
+        (another profile's secret) or another pasted secret has that name; ``named``: the
+        file the key names now, which is replaced."""
+        name, number = base, 2
+        while name != named and (name in self.secrets or (self.path.parent / name).exists()):
+            name, number = f"{base}-{number}", number + 1
+        return name
+
     def write_secrets(self) -> None:
         for name, secret in self.secrets.items():
             write_secret(self.path, name, secret, replace=not self.new)
@@ -244,13 +253,15 @@ class FormScreen(ModalScreen[Edited | None]):
             values = {"type": self.tag, **values}
         files = {}
         for path, secret in form.pasted().items():
-            table = values
+            table, named = values, form.initial
             for part in path[:-1]:
                 table = table.setdefault(part, {})
+                named = named.get(part) or {}
             stem = slug(str(values.get("name", self.what))) if self.source else self.what
             if self.what == "target":
                 stem = "zivver"
-            name = "-".join([stem, *path]).replace("_", "-")
+            base = "-".join([stem, *path]).replace("_", "-")
+            name = self.draft.secret_file(base, named.get(f"{path[-1]}_file"))
             table.pop(f"{path[-1]}_env", None)
             table[f"{path[-1]}_file"] = name
             files[name] = secret
