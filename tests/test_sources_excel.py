@@ -239,3 +239,23 @@ def test_a_workbook_whose_errors_cannot_be_seen_or_a_flag_for_a_sheet_is_a_profi
         parse_config(
             {"target": {"api_key_env": "X"}, "sources": [excel(**extra)]}, tmp_path / "z.toml"
         )
+
+
+def test_a_workbook_that_unpacks_to_gigabytes_is_not_read(tmp_path, zivver, make_profile, capsys):
+    """A zip bomb: a few MiB on disk, more than a GiB unpacked."""
+    import zipfile
+
+    path = workbook(tmp_path / "staff.xlsx", {"Users": [["email"], ["ann@example.org"]]})
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("xl/media/padding.bin", "w", force_zip64=True) as part:
+            block = bytes(2**24)
+            for _ in range(65):  # 1040 MiB of zeros
+                part.write(block)
+    assert path.stat().st_size < 8 * 2**20
+    profile = make_profile([excel()])
+
+    code, err, _report = profile.run(capsys=capsys)
+
+    assert code == 3, err
+    assert "unpacks to 1,040 MiB, more than any workbook of accounts" in err
+    assert zivver.org.users == {}

@@ -40,6 +40,14 @@ class ExcelSource(TableFile):
             raise SourceError(f"{head}: workbook {self.path} does not exist. Check sources.path.")
         if not self.path.is_file():
             raise SourceError(f"{head}: {self.path} is not a regular file. Check sources.path.")
+        unpacked = _unpacked_size(self.path)
+        if unpacked is not None and unpacked > MAX_UNPACKED:
+            raise SourceError(
+                f"{head}: {self.path} unpacks to {unpacked // 2**20:,} MiB, more than any "
+                f"workbook of accounts ({MAX_UNPACKED // 2**20:,} MiB is the limit: 100,000 "
+                "rows are about 60 MiB); it was not read, and nothing was changed. Check "
+                "sources.path: is this the export of the accounts?"
+            )
         try:
             workbook = CalamineWorkbook.from_path(str(self.path))
         except (CalamineError, OSError, ValueError) as error:
@@ -186,6 +194,22 @@ _CELL = re.compile(rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]+[0-9]+)"[^>]*>\s*(?:<(?:\w+
 _FORMULA = re.compile(rb"<f[\s>/]")
 _FORMULA_PREFIXED = re.compile(rb"<\w+:f[\s>/]")
 _VALUE = re.compile(rb"<(?:\w+:)?v>\s*[^<\s]")
+
+
+MAX_UNPACKED = 2**30
+"""The most a workbook may unpack to (its parts' sizes, as its zip directory says): a
+workbook is a zip, and a small one can unpack to more memory than the server has."""
+
+
+def _unpacked_size(path: Path) -> int | None:
+    """What an .xlsx/.xlsm unpacks to, by its zip directory; None when it is no zip (calamine
+    then says what it is). A part that claims less than it holds is cut at its claim by both
+    readers (zip checks each part's size as it unpacks)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
 
 
 def unreadable_cells(path: Path, sheet: str) -> dict[int, list[tuple[str, str]]]:
