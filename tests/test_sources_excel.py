@@ -105,6 +105,12 @@ def test_bad_cells_are_named_by_file_sheet_and_row(tmp_path, zivver, make_profil
     assert zivver.org.user_by_email("ann@example.org") is not None
     assert zivver.org.user_by_email("dan@example.org") is not None, "synced without the number"
 
+    from zsync_tui.cli import main
+
+    main(["check", "--config", str(profile.path)])
+    said = capsys.readouterr()
+    assert (said.out + said.err).count("right of the header's last column") == 1, "said once"
+
 
 @pytest.mark.parametrize(
     ("source", "message"),

@@ -77,7 +77,10 @@ async def check(config: Config) -> list[CheckResult]:
         except ZsyncError as error:  # the store's copy could not take the run's record
             return [*results, state_line, CheckResult("check", False, str(error))]
         results += _what_was_read(config, loaded, probed)
-        results += [CheckResult("", True, text, warning=True) for text in warnings]
+        said = {result.message for result in results}  # a source's notices are said with it
+        results += [
+            CheckResult("", True, text, warning=True) for text in warnings if text not in said
+        ]
         results.append(state_line)
         going = scratch.lock_holder()  # the lock file beside the store: no second open
         if going is not None:
