@@ -60,6 +60,9 @@ def test_a_wait_longer_than_the_policy_allows_is_an_outage_and_not_waited_for():
         result = asyncio.run(asyncio.wait_for(go(), 20))
     assert not result.ok and result.status == 429
     assert len(server.seen) == 1, "asked once: no retry after an outage-length wait"
+    assert result.error is not None
+    assert "asked to wait 3,600 s, longer than zsync waits within a run (300 s)" in result.error
+    assert "attempts" not in result.error, "no 'after 1 attempts': it was not retried"
 
 
 def test_a_short_named_wait_is_waited_and_retried():

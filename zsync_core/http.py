@@ -27,6 +27,9 @@ from typing import Any, Protocol
 
 import httpx
 
+LONGEST_WAIT = 300.0
+"""The longest wait a server may name that a run waits out (longer: an outage, no retry)."""
+
 LOST = frozenset({502, 503, 504})
 """Statuses a gateway sends when the request may have reached the server all the same."""
 
@@ -77,7 +80,7 @@ class Policy:
     """Statuses worth asking again."""
     wait_headers: tuple[str, ...] = ("Retry-After",)
     """Where the server names how long to wait, first found first."""
-    longest_wait: float = 300.0
+    longest_wait: float = LONGEST_WAIT
     """A named wait longer than this is an outage, not throttling: no retry."""
 
 

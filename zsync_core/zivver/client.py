@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ..errors import TargetError
-from ..http import Connections, Engine, Policy, TooBig, Unanswered
+from ..http import Connections, Engine, Policy, TooBig, Unanswered, retry_after
 from ..model import ZivverAccount
 from . import scim
 from .requests import Request
@@ -164,10 +164,10 @@ class ZivverClient:
             self._connections,
         )
         self.unreadable: dict[str, str] = {}
-        self.unaddressed: list[str] = []
-        """Accounts whose address is no address zsync can use (never touched), described."""
         """Accounts of the last :meth:`read_organization` that Zivver answered in a shape
         that cannot be read whole: their id and what is wrong."""
+        self.unaddressed: list[str] = []
+        """Accounts whose address is no address zsync can use (never touched), described."""
 
     @property
     def requests_sent(self) -> int:
@@ -421,7 +421,8 @@ def _outcome(
             body = content[:2000].decode(response.encoding or "utf-8", "replace")
     error = None
     if not ok:
-        error = scim.explain(response.status_code, content, attempts, listing)
+        wait = retry_after(response, RETRY_HEADERS) if response.status_code == 429 else None
+        error = scim.explain(response.status_code, content, attempts, listing, wait)
     elif request["method"] != "GET":
         error = _not_zivvers(request["method"], request["url"], response, content, body)
     return RequestResult(

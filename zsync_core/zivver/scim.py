@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..addresses import normalize_address
+from ..http import LONGEST_WAIT
 from ..model import NO_ADDRESSES, NO_DIVISION, Kept, Kind, ZivverAccount, address_set
 from ..output import inert
 
@@ -412,10 +413,15 @@ SCIM_BASE = "https://app.zivver.com/api/scim/v2"
 
 
 def explain(
-    status: int | None, body: bytes | str, attempts: int = 1, listing: str | None = None
+    status: int | None,
+    body: bytes | str,
+    attempts: int = 1,
+    listing: str | None = None,
+    wait: float | None = None,
 ) -> str:
     """An explanation of a failed request an admin can act on, with Zivver's own words.
-    ``listing``: the URL of the list (Users, Groups) the request read, if it read one."""
+    ``listing``: the URL of the list (Users, Groups) the request read, if it read one;
+    ``wait``: how long a 429 asked to wait."""
     said = error_text(body) if body else ""
     quoted = f' Zivver said: "{said}".' if said else ""
     if status == 404 and listing:
@@ -451,6 +457,12 @@ def explain(
         return (
             f"Zivver refused the request's content type (HTTP {status}). This is a bug in zsync; "
             "please report it with the request shown in the change's details." + quoted
+        )
+    if status == 429 and wait is not None and wait > LONGEST_WAIT:
+        return (
+            f"Zivver rate-limited the request (HTTP 429) and asked to wait {wait:,.0f} s, "
+            f"longer than zsync waits within a run ({LONGEST_WAIT:.0f} s); {RETRIED}. Another "
+            "client may be spending the organization's budget." + quoted
         )
     if status == 429:
         return (
