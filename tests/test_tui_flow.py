@@ -626,3 +626,31 @@ async def test_a_source_named_like_markup_or_escapes_is_shown_as_written() -> No
         shown = text(app, "#title")
         assert "Staff [/i] x (HR" in shown and "[link=http://evil/]x[/link]" in shown
         assert "\x1b" not in shown
+
+
+async def test_the_checklists_list_names_the_accounts_updated_with_the_leavers(
+    zivver, make_profile, tmp_path
+) -> None:
+    """A leaver's suspension waits for a confirmation, and so does the update that takes
+    them off a functional account: `l` lists both."""
+    from zsync_tui.screens.lines import LinesScreen
+
+    header = "email,name,kind,active,delegates"
+    rows = [f"u{n}@example.org,U{n},personal,true," for n in range(4)]
+    desk = "desk@example.org,Desk,functional,true,u0@example.org;u1@example.org"
+    (tmp_path / "staff.csv").write_text("\n".join([header, *rows, desk]) + "\n")
+    profile = make_profile([{"name": "Staff", "type": "csv", "path": "staff.csv"}])
+    assert (await asyncio.to_thread(profile.run))[0] == 0
+    rows[0] = "u0@example.org,U0,personal,false,"  # one of four leaves: over the threshold
+    (tmp_path / "staff.csv").write_text("\n".join([header, *rows, desk]) + "\n")
+
+    app = app_for(profile.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await load(pilot)
+        await pilot.press("u")
+        await wait_for(pilot, lambda: is_on(app, ConfirmScreen), "the confirmation")
+        await pilot.press("l")
+        await wait_for(pilot, lambda: is_on(app, LinesScreen), "the list")
+        shown = "\n".join(app.screen.lines)
+    assert "u0@example.org" in shown
+    assert "Updated with them (the leavers removed as delegates):\ndesk@example.org" in shown

@@ -28,6 +28,7 @@ from zsync_core.collector import collector_paused
 from zsync_core.conclusion import RunOutcome
 from zsync_core.config import Config, GuardedAction, SyncConfig
 from zsync_core.errors import ZsyncError
+from zsync_core.guards import guard_of
 from zsync_core.loading import LoadResult
 from zsync_core.model import Change, ChangeEvent, Event, Plan, StepEvent
 from zsync_core.outcome import ChangeOutcome, ExitCode
@@ -406,7 +407,16 @@ class ZsyncApp(App[int]):
             return
         guards = self.session.to_confirm(plan, frozenset(excluded))
         if guards:
-            self.push_screen(ConfirmScreen(guards), self._confirmed)
+            followers: dict[str, list[str]] = {}
+            for change in plan.changes:
+                own = guard_of(change.action, change.fields)
+                if (
+                    change.guard is not None
+                    and change.guard is not own
+                    and change.id not in excluded
+                ):
+                    followers.setdefault(change.guard.value, []).append(change.email)
+            self.push_screen(ConfirmScreen(guards, followers), self._confirmed)
         else:
             self._apply(set())
 

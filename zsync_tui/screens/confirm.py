@@ -51,9 +51,12 @@ class ConfirmScreen(ModalScreen[set[GuardedAction] | None]):
         Binding("up", "app.focus_previous", "Previous", show=False),
     ]
 
-    def __init__(self, guards: list[Guard]) -> None:
+    def __init__(self, guards: list[Guard], followers: dict[str, list[str]] | None = None) -> None:
+        """``followers``: by guard, the other accounts whose change waits with it (a
+        functional account that loses the leavers as delegates)."""
         super().__init__()
         self.guards = guards
+        self.followers = followers or {}
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -115,9 +118,11 @@ class ConfirmScreen(ModalScreen[set[GuardedAction] | None]):
         focused = self.focused
         guard = next((g for g in self.guards if focused and g.action.value == focused.id), None)
         guard = guard or self.guards[0]
-        self.app.push_screen(
-            LinesScreen(f"{guard.text}: {len(guard.accounts)}", list(guard.accounts))
-        )
+        lines = list(guard.accounts)
+        followers = self.followers.get(guard.action.value, [])
+        if followers:
+            lines += ["", "Updated with them (the leavers removed as delegates):", *followers]
+        self.app.push_screen(LinesScreen(f"{guard.text}: {len(guard.accounts)}", lines))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
