@@ -108,3 +108,37 @@ def test_init_never_overwrites_a_profile(tmp_path, capsys):
     assert code == 3
     assert "already exists, and zsync init never overwrites a profile" in capsys.readouterr().err
     assert path.read_text() == "# mine\n"
+
+
+@pytest.mark.asyncio
+async def test_escape_leaves_the_walk_keeping_what_was_typed(zivver, tmp_path):
+    path = tmp_path / "zsync.toml"
+    app = InitApp(path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, FormScreen), "step 1")
+        fill(app.screen, url=zivver.url, api_key_env="ZIVVER_API_KEY", timeout_seconds="x")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "timeout_seconds" in said(app.screen) and "Escape again leaves" in said(app.screen)
+        fill(app.screen, timeout_seconds="20")
+        await pilot.pause()
+        await pilot.press("escape")  # valid now: kept on the way out
+        await wait_for(pilot, lambda: app.screen is app.profile, "the profile to write")
+        (target,) = [
+            line for line in app.profile.query_one(VirtualTable).rows if line.what == "target"
+        ]
+        assert target.said == zivver.url, "kept, not dropped"
+
+        await pilot.press("enter")  # Zivver's form again, as the profile area has it
+        await wait_for(pilot, lambda: isinstance(app.screen, FormScreen), "the form")
+        fill(app.screen, timeout_seconds="not a number")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, FormScreen), "what was typed is not dropped at once"
+        assert "Escape again drops what you typed here" in said(app.screen)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.profile, "left without it")
+        assert app.draft.document.table("target")["url"] == zivver.url
+    assert not path.exists()

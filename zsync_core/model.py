@@ -432,7 +432,10 @@ class Takeover:
             lines.append(
                 "First run of this profile: zsync matches Zivver's accounts to the sources by address."
             )
-        lines.append(f"{self.matched_by_address} existing Zivver account(s) matched by address.")
+        if self.matched_by_address:
+            lines.append(
+                f"{self.matched_by_address} existing Zivver account(s) matched by address."
+            )
         if self.untouched:
             lines.append(
                 f"{len(self.untouched)} Zivver account(s) are in no source and are never touched: "

@@ -165,6 +165,7 @@ class MappingRecord:
 COUNTED = {
     "not_sent": "not sent",
     "unusable": "source entries unusable",
+    "unusable_one": "source entry unusable",
     "removals_blocked": "removals not planned",
     "left_alone": "left alone",
 }
@@ -188,7 +189,7 @@ class RunRecord:
     def counts(self) -> str:
         """'28 succeeded, 2 failed' from the run's summary ('' when it counted nothing)."""
         return ", ".join(
-            f"{v} {COUNTED.get(k, k)}"
+            f"{v} {COUNTED.get(k + '_one' if v == 1 else k, COUNTED.get(k, k))}"
             for k, v in self.summary.items()
             if isinstance(v, int) and not isinstance(v, bool) and v and k != "exit"
         )

@@ -319,7 +319,10 @@ def _holdings(
             elif holds_as == "address" and winner is None:
                 winner = account
                 why = "the first source in the order that holds this address"
-                found.append(Holding(account, holds_as, True, why))
+                held = any(u.protects and u.address == address for u in doubtful.values())
+                if held:  # another entry with it is unusable: neither says how it should be
+                    why += ", but not used this run: another entry with it is unusable"
+                found.append(Holding(account, holds_as, not held, why))
             elif holds_as == "address":
                 assert winner is not None
                 where = (
@@ -428,7 +431,8 @@ def _verdict(
         return "Nothing is sent to it: " + "; ".join(n.reason for n in e.not_sent) + "."
     if e.unusable and any(u.protects for u in e.unusable):
         return (
-            "Left as it is this run: an entry with this address is unusable ("
+            ("Left as it is" if e.zivver is not None else "Not created")
+            + " this run: an entry with this address is unusable ("
             + "; ".join(f"{u.source} {u.where}: {u.reason}" for u in e.unusable)
             + ")."
         )

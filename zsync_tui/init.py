@@ -34,9 +34,9 @@ STEPS = {
     ),
     "type": "[b]zsync init — 2 of 4: a source.[/b] Its type (Enter):",
     "source": (
-        "zsync init — 2 of 4: a source. An LDAP source can read the directory (Ctrl+R) to "
-        "propose the preset and the base DN. Ctrl+T tests it, Ctrl+S goes on; more sources "
-        "can be added in the next steps."
+        "zsync init — 2 of 4: a source. The required keys come first. Ctrl+T tests it, "
+        "Ctrl+S goes on; more sources can be added at the end (an LDAP directory: Ctrl+R "
+        "reads it to propose the preset and the base DN)."
     ),
     "sync": (
         "zsync init — 3 of 4: syncing. Set domains to the addresses zsync may touch; "
@@ -71,7 +71,7 @@ class InitApp(App[int]):
 
     def _kept(self, what: str, source: bool, edited: Edited | None) -> None:
         self.profile.edited(what, source, edited)
-        if edited is None:
+        if edited is None or edited.leave:
             return  # the walk ends: the profile to write shows what is there
         if what == "target":
             self.push_screen(TypeScreen(list(source_types()), STEPS["type"]), self._typed)

@@ -103,7 +103,8 @@ def _show_source(config: Config, args: argparse.Namespace) -> int:
     print(inert(title))
     print(
         f"{counts['accounts']:,} accounts ({counts['active']:,} active, "
-        f"{counts['disabled']:,} disabled), {counts['unusable']:,} unusable entries"
+        f"{counts['disabled']:,} disabled), {counts['unusable']:,} unusable "
+        + ("entry" if counts["unusable"] == 1 else "entries")
         + ("" if view.phones_synced else "; phone numbers are not synced (sync_phone_numbers)")
     )
     rows = [

@@ -63,9 +63,11 @@ class AccountsScreen(SearchScreen, Generic[Row]):
         filters: Sequence[tuple[str, Callable[[Row], bool] | None]],
         row_class: Callable[[Row], str | None] | None = None,
         whole: Callable[[Row], str] | None = None,
+        empty: str = "Nothing matches.",
     ) -> None:
         super().__init__(where)
         self.whole_of = whole
+        self.empty = empty if not rows else "Nothing matches."
         self.heading = title
         self.columns = list(columns)
         self.all_rows = rows
@@ -82,7 +84,7 @@ class AccountsScreen(SearchScreen, Generic[Row]):
             yield Input(placeholder="Search (/)", id="search")
             yield Static(id="filter")
         yield ExplainTable(
-            self.columns, self.cells, self.row_class, empty="Nothing matches.", id="accounts"
+            self.columns, self.cells, self.row_class, empty=self.empty, id="accounts"
         )
         yield Static(id="current")
 
@@ -240,7 +242,10 @@ def zivver_screen(where: str, rows: list[ZivverRow], host: str) -> AccountsScree
         counts[row.standing] += 1
     said = ", ".join(f"{n:,} {s.value}" for s, n in counts.items() if n)
     title = Text(f"Zivver at {fmt.plain(host)}", style="bold")
-    title.append(f": {len(rows):,} accounts ({said}). Enter explains one.")
+    if rows:
+        title.append(f": {len(rows):,} accounts ({said}). Enter explains one.")
+    else:
+        title.append(": no accounts yet.")
 
     def cells(row: ZivverRow) -> tuple[str, ...]:
         account = row.account
@@ -250,7 +255,7 @@ def zivver_screen(where: str, rows: list[ZivverRow], host: str) -> AccountsScree
             row.standing.value,
             row.source or "",
             row.sso_key.value if row.sso_key is not KeyKnown.NOT_A_USER else "",
-            row.change.action.value if row.change else "",
+            row.change.action.value if row.change else "—",  # nothing planned (Enter: why)
         )
 
     def whole(row: ZivverRow) -> str:
@@ -307,4 +312,5 @@ def zivver_screen(where: str, rows: list[ZivverRow], host: str) -> AccountsScree
         ],
         lambda r: STANDING_CLASS.get(r.standing),
         whole,
+        "Zivver holds no account yet: the first run creates them.",
     )

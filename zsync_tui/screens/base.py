@@ -85,7 +85,7 @@ class SearchScreen(StepScreen):
     narrow terminal cuts the columns."""
 
     DEFAULT_CSS = """
-    SearchScreen #current { height: 1; margin: 0 1; color: $text-muted; }
+    SearchScreen #current { height: auto; max-height: 3; margin: 0 1; color: $text-muted; }
     """
 
     def __init__(self, where: str) -> None:

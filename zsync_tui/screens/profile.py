@@ -25,7 +25,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import Checkbox, Footer, Input, OptionList, Select, Static, TextArea
 
 from zsync_core.check import CheckResult
 from zsync_core.config import (
@@ -163,6 +163,8 @@ class Edited:
     """The keys the form held (one it did not show stays as the file has it)."""
     files: dict[str, str] = field(default_factory=dict)
     """Secret files the values name -> the secret pasted for each."""
+    leave: bool = False
+    """Kept on the way out of ``zsync init``'s walk (Escape): the walk ends there."""
 
 
 class FormScreen(ModalScreen[Edited | None]):
@@ -210,14 +212,24 @@ class FormScreen(ModalScreen[Edited | None]):
         """Zivver's form will not be kept without an API key (``zsync init``)."""
         self.walk = walk
         """A step of ``zsync init``'s walk: Ctrl+S goes on (Next)."""
+        self.touched = False
+        """Something was typed (Escape then asks before it drops it)."""
+        self.warned = False
+        """Escape said what it would drop: a second one does."""
+        self.failed: bool | None = None
+        """The last test failed (True): Ctrl+S says so once before it keeps the form."""
+        self.said = ""
+        """What the form said last (a check's errors, a test's outcome)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static(Text(fmt.plain(self.heading), style="bold"), id="heading")
+            # ou_map maps DNs: only for a type whose entries have them (LDAP)
+            dns = getattr(self.model, "has_dns", True)
             yield ModelForm(
                 self.model,
                 self.values,
-                skip=("type",),
+                skip=("type",) if dns else ("type", "ou_map"),
                 first=("name", "url", "domains", "existing_sso_keys"),
             )
             yield Static(id="said")
@@ -226,6 +238,18 @@ class FormScreen(ModalScreen[Edited | None]):
     def on_mount(self) -> None:
         self.query_one("#said", Static).display = False
         self.call_after_refresh(self.focus_next)  # typing goes to the first field
+        self.call_after_refresh(self._settled)
+
+    def _settled(self) -> None:
+        self.settled = True  # a widget's Changed at its mount is no typing
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Checkbox.Changed)
+    @on(TextArea.Changed)
+    def _typed(self) -> None:
+        if getattr(self, "settled", False):
+            self.touched, self.warned = True, False
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "test":
@@ -237,6 +261,7 @@ class FormScreen(ModalScreen[Edited | None]):
         return True
 
     def say(self, text: str, ok: bool = True) -> None:
+        self.said = text
         said = self.query_one("#said", Static)
         said.update(Text(fmt.block(text), style="" if ok else "bold red"))
         said.display = True
@@ -279,6 +304,14 @@ class FormScreen(ModalScreen[Edited | None]):
         return Edited(values, form.held(), files)
 
     def action_apply(self) -> None:
+        if self.failed and not self.warned:
+            self.warned = True
+            self.say(
+                "The last test failed (see above). Fix it and test again (Ctrl+T), or press "
+                "Ctrl+S again to keep it as it is.",
+                ok=False,
+            )
+            return
         edited = self.gathered()
         if edited is not None:
             self.dismiss(edited)
@@ -287,14 +320,31 @@ class FormScreen(ModalScreen[Edited | None]):
         self.action_apply()
 
     def action_cancel(self) -> None:
+        if self.touched and not self.warned:
+            self.warned = True
+            self.say("Escape again drops what you typed here; Ctrl+S keeps it.", ok=False)
+            return
         self.dismiss(None)
 
     def action_quit_walk(self) -> None:
         self.app.exit()
 
     def action_leave(self) -> None:
-        """Leave the walk for the list of the profile to write (what is kept is there)."""
-        self.dismiss(None)
+        """Leave the walk for the list of the profile to write, keeping what was typed (or,
+        when it is not valid, after a second Escape, without it)."""
+        if not self.touched:
+            self.dismiss(None)
+            return
+        if self.warned:
+            self.dismiss(None)
+            return
+        edited = self.gathered()
+        if edited is None:
+            self.warned = True
+            self.say(f"{self.said}\nNot kept: Escape again leaves without it.", ok=False)
+            return
+        edited.leave = True
+        self.dismiss(edited)
 
     @work(exclusive=True, exit_on_error=False)
     async def action_test(self) -> None:
@@ -316,9 +366,11 @@ class FormScreen(ModalScreen[Edited | None]):
         except ZsyncError as error:
             self.say(f"{error}\n(The rest of the profile must be valid to test this.)", ok=False)
             return
+        self.failed = not all(r.ok for r in results)
+        self.warned = False
         self.say(
             "\n".join(r.message if r.ok else f"{r.what}: {r.message}" for r in results),
-            ok=all(r.ok for r in results),
+            ok=not self.failed,
         )
 
     def action_discover(self) -> None:

@@ -92,9 +92,9 @@ class ModelForm(VerticalScroll):
     ModelForm .table { margin: 1 0 0 0; height: auto; text-style: bold; color: $accent; }
     ModelForm .hint { color: $text-muted; height: auto; }
     ModelForm Input { width: 100%; height: 1; border: none; padding: 0 1; background: $boost; }
-    ModelForm Input:focus { border: none; background: $accent 30%; }
+    ModelForm Input:focus { border: none; border-left: outer $accent; background: $accent 30%; }
     ModelForm TextArea { height: auto; min-height: 3; max-height: 10; border: none; background: $boost; }
-    ModelForm TextArea:focus { border: none; background: $accent 30%; }
+    ModelForm TextArea:focus { border: none; border-left: outer $accent; background: $accent 30%; }
     ModelForm Select { width: 100%; }
     """
 
@@ -133,7 +133,9 @@ class ModelForm(VerticalScroll):
             for name, field in model.model_fields.items()
             if name not in skip
         }
-        order = [n for n in first if n in fields] + [n for n in fields if n not in first]
+        required = [n for n, f in fields.items() if f.is_required() and n not in first]
+        order = [n for n in first if n in fields] + required
+        order += [n for n in fields if n not in order]
         inner: list[tuple[str, type[BaseModel]]] = []
         for name in order:
             kind, choices = _kind(fields[name].annotation)
