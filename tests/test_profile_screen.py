@@ -96,7 +96,7 @@ async def open_line(pilot, app, what: str):
     await pilot.press("P")
     await wait_for(pilot, lambda: isinstance(app.screen, ProfileScreen), "the profile")
     screen = app.screen
-    await pilot.press(*["down"] * lines(screen).index(what), "enter")
+    await pilot.press("home", *["down"] * lines(screen).index(what), "enter")
     await wait_for(pilot, lambda: isinstance(app.screen, FormScreen), f"the form of {what}")
     return screen, app.screen
 
@@ -209,3 +209,46 @@ async def test_a_pasted_key_never_overwrites_another_profiles_secret(
     assert config.target.api_key_file == Path("zivver-api-key-2")
     assert config.target.api_key_env is None
     assert (tmp_path / "zivver-api-key-2").read_text() == API_KEY + "\n"
+
+
+@pytest.mark.asyncio
+async def test_the_forms_give_back_every_value_as_the_file_has_it(
+    directory, zivver, make_profile, tmp_path
+):
+    """A form kept without typing changes nothing: "" is not "unset", a tab is no blank, a
+    recipient may hold a comma, a division " = " and quotes."""
+    directory.user("ann")
+    source = ldap_source(
+        directory.slapd,
+        group_filter="",
+        ou_mapping="dn",
+        ou_map={"OU=Sales,DC=example,DC=org": "Sales = EMEA", "OU=Staff,DC=example,DC=org": "'x'"},
+        attributes={"phone": ""},
+    )
+    (tmp_path / "hr.tsv").write_text("email\tname\nbob@example.org\tBob\n")
+    tsv = {"name": "HR", "type": "csv", "path": "hr.tsv", "delimiter": "\t"}
+    profile = make_profile([source, tsv])
+    profile.data["notify"] = {
+        "email": {
+            "smtp_host": "127.0.0.1",
+            "from": "zsync@example.org",
+            "to": ['"Service Desk, IT" <it@example.org>', "ops@example.org"],
+        }
+    }
+    profile.write()
+    app = app_for(profile.path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        _screen, form = await open_line(pilot, app, "Active Directory")
+        ldap = form.gathered()
+        await pilot.press("escape")
+        _screen, form = await open_line(pilot, app, "notify")
+        notify = form.gathered()
+        await pilot.press("escape")
+        _screen, form = await open_line(pilot, app, "HR")
+        hr = form.gathered()
+    assert ldap is not None and notify is not None and hr is not None
+    assert hr.values["delimiter"] == "\t", "a tab is no blank"
+    assert ldap.values["group_filter"] == ""
+    assert ldap.values["attributes"] == {"phone": ""}
+    assert ldap.values["ou_map"] == source["ou_map"]
+    assert notify.values["email"]["to"] == profile.data["notify"]["email"]["to"]

@@ -11,6 +11,9 @@ field to paste it: the screen writes it to a file beside the profile, never into
 
 from __future__ import annotations
 
+import csv
+import json
+import tomllib
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -26,6 +29,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Input, Select, Static, TextArea
+
+from zsync_core.output import inert
 
 from .. import fmt
 from .tick import Tick
@@ -113,6 +118,9 @@ class ModelForm(VerticalScroll):
         self.tables: dict[tuple[str, ...], type[BaseModel]] = {}
         """Tables inside, by path, in the order shown."""
         self.keys: list[Key] = []
+        self.shown: dict[str, str] = {}
+        """The text each box was filled with (by id): a box left as it was gives the file's
+        value untouched (its type, an empty string, a tab)."""
         self.others: list[str] = []
         """Keys a form cannot hold, named at its end to be set in the file."""
         self._gather(model, (), set(skip), list(first))
@@ -203,13 +211,11 @@ class ModelForm(VerticalScroll):
                 id=key.id,
             )
         elif key.kind == "mapping":
-            lines = [f"{k}{PAIR}{v}" for k, v in (value or {}).items()]
-            yield TextArea("\n".join(lines), id=key.id, soft_wrap=False, show_line_numbers=False)
+            self.shown[key.id] = shown = _mapping_text(value if isinstance(value, dict) else {})
+            yield TextArea(shown, id=key.id, soft_wrap=False, show_line_numbers=False)
         else:
-            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-            yield Input(
-                "" if shown is None else str(shown), placeholder=_placeholder(field), id=key.id
-            )
+            self.shown[key.id] = shown = _text(value)
+            yield Input(shown, placeholder=_placeholder(field), id=key.id)
         stem = key.path[:-1] + (key.path[-1][: -len("_file")],)
         if key.path[-1].endswith("_file") and stem in self.secrets:
             name = ".".join(stem)
@@ -251,15 +257,18 @@ class ModelForm(VerticalScroll):
             default = default.value if isinstance(default, Enum) else default
             keep = value != default or self._initial(key.path) is not None
             return value if keep else None
+        assert isinstance(widget, TextArea | Input)
+        text = widget.text if isinstance(widget, TextArea) else widget.value
+        if text == self.shown.get(key.id):  # untouched: the file's value as it is (type, "")
+            return self._initial(key.path)
         if key.kind == "mapping":
-            assert isinstance(widget, TextArea)
-            return _pairs(key.name, widget.text) or None
-        assert isinstance(widget, Input)
-        text = widget.value.strip()
+            return _pairs(key.name, text) or None
+        text = text.strip()
         if not text:
             return None
         if key.kind == "list":
-            return [part.strip() for part in text.split(",") if part.strip()]
+            items = next(csv.reader([text], skipinitialspace=True))
+            return [part.strip() for part in items if part.strip()]
         return _typed(text, key.field.annotation)
 
     def held(self) -> dict[str, Any]:
@@ -300,30 +309,62 @@ class ModelForm(VerticalScroll):
             widget.value = bool(value)
 
 
+def _text(value: Any) -> str:
+    """A value as its box shows it: a list as comma-separated items (quoted as CSV when one
+    holds a comma), control characters escaped (a value never reaches the terminal raw)."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        items = [str(v) for v in value]
+        return inert(", ".join(_csv_item(item) for item in items))
+    return inert(str(value))
+
+
+def _csv_item(item: str) -> str:
+    if "," in item or '"' in item or item != item.strip():
+        return '"' + item.replace('"', '""') + '"'
+    return item
+
+
+def _mapping_text(pairs: dict[str, Any]) -> str:
+    """``KEY = VALUE`` lines; a pair that holds `` = ``, a quote, or space at an end is
+    written as TOML writes it (quoted), and read back so."""
+    lines = []
+    for key, value in pairs.items():
+        key, value = str(key), str(value)
+        plain = all(
+            PAIR not in part and part == part.strip() and not set(part) & {'"', "'"} and part
+            for part in (key, value)
+        )
+        lines.append(
+            f"{key}{PAIR}{value}" if plain else f"{json.dumps(key)}{PAIR}{json.dumps(value)}"
+        )
+    return inert("\n".join(lines), lines=True)
+
+
 def _pairs(name: str, text: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        key, said, value = line.rpartition(PAIR)
-        if not said or not key.strip() or not value.strip():
-            raise ValueError(
-                f"{name}, line {number}: {line.strip()!r} is not KEY{PAIR}VALUE (a space on "
-                "each side of the =)."
-            )
-        key, value = _unquoted(key), _unquoted(value)
+        try:  # "KEY" = "VALUE", as TOML (and the box, for a pair that needs quotes) writes it
+            parsed = tomllib.loads(line)
+        except tomllib.TOMLDecodeError:
+            parsed = {}
+        if len(parsed) == 1 and all(isinstance(v, str) for v in parsed.values()):
+            ((key, value),) = parsed.items()
+        else:
+            key, said, value = line.partition(PAIR)
+            key, value = key.strip(), value.strip()
+            if not said or not key or not value:
+                raise ValueError(
+                    f"{name}, line {number}: {line.strip()!r} is not KEY{PAIR}VALUE (a space on "
+                    'each side of the =; quote both as "KEY" = "VALUE" when either holds " = ").'
+                )
         if key in pairs:
             raise ValueError(f"{name}, line {number}: {key!r} is given twice.")
         pairs[key] = value
     return pairs
-
-
-def _unquoted(text: str) -> str:
-    """``"finance"`` as ``finance``: the hints write TOML's quotes, which may be typed too."""
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        return text[1:-1]
-    return text
 
 
 def _typed(text: str, annotation: Any) -> Any:
