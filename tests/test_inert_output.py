@@ -244,3 +244,16 @@ def test_the_report_log_and_textfile_are_not_world_readable(
     assert code == 0, err
     assert (oct(mode(log)), oct(mode(report)), oct(mode(prom))) == ("0o640", "0o640", "0o600")
     assert len(log.read_text().splitlines()) > 10, "the log is appended to, not replaced"
+
+
+def test_a_lone_surrogate_from_zivver_is_escaped_not_a_crash():
+    """Half of a UTF-16 pair (JSON can carry one: "\\ud800") cannot be encoded: printed raw
+    it ended show zivver, explain and the report with a UnicodeEncodeError."""
+    import json as json_module
+
+    from zsync_core.output import inert, inert_json
+
+    assert inert("Ann \ud800 x") == "Ann \\ud800 x"
+    written = inert_json(json_module.dumps({"name": "Ann \ud800 x"}, ensure_ascii=False))
+    written.encode("utf-8")  # no UnicodeEncodeError
+    assert json_module.loads(written) == {"name": "Ann \ud800 x"}, "the same JSON to a parser"

@@ -27,9 +27,12 @@ ADMIN_FILE_MODE = 0o640
 # the bidi marks, embeddings, overrides and isolates, and the Unicode line and paragraph
 # separators; then C0 and C1 controls (ESC, NUL, CR, BEL ...) and DEL
 _BIDI = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-_ONE_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
-_BLOCK = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")  # keeps tab and newline
-_IN_JSON = re.compile(f"[\x7f-\x9f{_BIDI}]")  # JSON escapes the C0 controls itself
+# and a lone surrogate (half of a UTF-16 pair, which a JSON answer can hold): no encoding
+# can write it, so printed raw it ends the program
+_LONE = "\ud800-\udfff"
+_ONE_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}{_LONE}]")
+_BLOCK = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}{_LONE}]")  # keeps tab and newline
+_IN_JSON = re.compile(f"[\x7f-\x9f{_BIDI}{_LONE}]")  # JSON escapes the C0 controls itself
 
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
