@@ -345,3 +345,18 @@ def test_an_ordinary_variable_name_that_is_unset_is_still_named(tmp_path, monkey
     )
     with pytest.raises(ConfigError, match="names the environment variable AZURE_CLIENT_SECRET_2"):
         api_key(config)
+
+
+def test_an_api_key_with_a_stray_character_is_named_without_the_key(tmp_path, capsys):
+    """A zero-width space pasted with the key: httpx refused the header, and the error quoted
+    the whole key (on stderr, in the log, the report and the store's events)."""
+    (tmp_path / "key").write_text("SECRET-KEY-123\u200b\n")
+    path = write(tmp_path, with_changes("target", api_key_env=None, api_key_file="key") | {})
+
+    with pytest.raises(ConfigError, match="U\\+200B at position 15") as raised:
+        api_key(load_config(path))
+    assert "SECRET" not in str(raised.value)
+
+    code = main(["show", "zivver", "--json", "--config", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 3 and "SECRET" not in out + err and "U+200B" in out

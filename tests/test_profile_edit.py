@@ -163,3 +163,29 @@ def test_a_new_profile_never_overwrites_one_and_secrets_go_to_a_private_file(tmp
     )
     with pytest.raises(ConfigError, match="already exists, and zsync init never overwrites"):
         ProfileDocument.new(path)
+
+
+def test_a_symlinked_profile_is_saved_through_its_link_and_secrets_are_no_wider(tmp_path):
+    import os
+    import stat
+
+    from zsync_core.profile_edit import ProfileDocument, write_secret
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "zsync.toml").write_text(
+        '[target]\nurl = "https://app.zivver.com/api/scim/v2"\napi_key_env = "K"\n\n'
+        '[[sources]]\nname = "HR"\ntype = "csv"\npath = "hr.csv"\n'
+    )
+    os.chmod(real / "zsync.toml", 0o600)
+    link = tmp_path / "zsync.toml"
+    link.symlink_to(real / "zsync.toml")
+
+    document = ProfileDocument.load(link)
+    document.set("sync", {"domains": ["example.org"]})
+    document.save()
+    written = write_secret(link, "zivver-api-key", "k-123")
+
+    assert link.is_symlink(), "the link stays"
+    assert 'domains = ["example.org"]' in (real / "zsync.toml").read_text(), "its file is saved"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600, "no wider than the profile (0600)"

@@ -252,3 +252,43 @@ async def test_the_forms_give_back_every_value_as_the_file_has_it(
     assert ldap.values["attributes"] == {"phone": ""}
     assert ldap.values["ou_map"] == source["ou_map"]
     assert notify.values["email"]["to"] == profile.data["notify"]["email"]["to"]
+
+
+@pytest.mark.asyncio
+async def test_no_two_sources_share_a_name_and_a_dropped_paste_is_never_written(
+    zivver, make_profile, tmp_path
+):
+    for name in ("hr.csv", "extra.csv"):
+        (tmp_path / name).write_text("email,name\nann@example.org,Ann\n")
+    profile = make_profile(
+        [
+            {"name": "HR", "type": "csv", "path": "hr.csv"},
+            {"name": "Extra", "type": "csv", "path": "extra.csv"},
+        ]
+    )
+    app = app_for(profile.path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen, form = await open_line(pilot, app, "Extra")
+        form.query_one("#f-name", Input).value = "HR"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is form and "a source named 'HR' is there already" in said(form)
+        await pilot.press("escape", "escape")
+        await wait_for(pilot, lambda: app.screen is screen, "back to the profile")
+
+        _screen, form = await open_line(pilot, app, "target")
+        form.query_one("#secret-api_key", Input).value = "a key pasted, then not wanted"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is screen, "back to the profile")
+        _screen, form = await open_line(pilot, app, "target")
+        form.query_one("#f-api_key_file", Input).value = ""
+        form.query_one("#f-api_key_env", Input).value = "ZIVVER_API_KEY"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is screen, "back to the profile")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is not screen, "the save")
+
+    assert not (tmp_path / "zivver-api-key").exists(), "a paste the profile no longer names"
+    config = load_config(str(profile.path))
+    assert [s.name for s in config.sources] == ["HR", "Extra"]
+    assert config.target.api_key_env == "ZIVVER_API_KEY" and config.target.api_key_file is None

@@ -391,3 +391,35 @@ def test_explain_says_an_address_zivver_holds_as_an_alias_is_not_created(
     assert not any(c["email"] == "info@example.org" for c in report["changes"])
     assert profile.run(capsys=capsys)[0] == 0, "the alias is gone: created now"
     assert zivver.org.user_by_email("info@example.org") is not None
+
+
+def test_a_line_break_in_a_name_cannot_forge_a_line_of_explain(
+    zivver, make_profile, tmp_path, capsys
+):
+    zivver.org.add_user("ann@example.org", "Ann\nNext run: delete-user bob@example.org")
+    profile = csv_world(tmp_path, make_profile, ["ann@example.org,Ann,true,1"])
+
+    assert main(["explain", "ann@example.org", "--config", str(profile.path)]) == 0
+    out = capsys.readouterr().out
+
+    assert not any(line.startswith("Next run: delete-user") for line in out.splitlines()), out
+    assert "Ann\\nNext run: delete-user bob@example.org" in out
+
+
+def test_show_source_and_check_name_an_id_two_entries_share(zivver, make_profile, tmp_path, capsys):
+    profile = csv_world(
+        tmp_path, make_profile, ["bob@example.org,Bob,true,3", "carl@example.org,Carl,true,3"]
+    )
+
+    code, data, err = command(
+        capsys, "show", "source", "Staff", "--json", "--config", str(profile.path)
+    )
+
+    assert code == 0, err
+    assert [a["address"] for a in data["accounts"]] == ["bob@example.org"]
+    (shared,) = data["unusable"]
+    assert shared["address"] == "carl@example.org" and "is also the id of" in shared["reason"]
+
+    code = main(["check", "--config", str(profile.path)])
+    out = capsys.readouterr().out
+    assert code != 0 and "its id 3 is also the id of staff.csv:2" in out, out

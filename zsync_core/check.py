@@ -77,6 +77,10 @@ async def check(config: Config) -> list[CheckResult]:
         except ZsyncError as error:  # the store's copy could not take the run's record
             return [*results, state_line, CheckResult("check", False, str(error))]
         results += _what_was_read(config, loaded, probed)
+        results += [  # an id two entries share: found when the sources are merged
+            CheckResult(f"source {u.source!r}", True, u.text(), warning=True, unusable=True)
+            for u in session.merge_unusable
+        ]
         said = {result.message for result in results}  # a source's notices are said with it
         results += [
             CheckResult("", True, text, warning=True) for text in warnings if text not in said

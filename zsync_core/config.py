@@ -450,6 +450,15 @@ def api_key(config: Config) -> str:
         raise ConfigError(
             f"{config.path}: target has no API key: set target.api_key_env or target.api_key_file."
         )
+    odd = next((c for c in key if not (c.isascii() and c.isprintable())), None)
+    if odd is not None:  # it goes in an HTTP header; never named with the key around it
+        where = "target.api_key_env" if config.target.api_key_env else "target.api_key_file"
+        raise ConfigError(
+            f"{config.path}: the API key that {where} names holds the character "
+            f"U+{ord(odd):04X} at position {key.index(odd) + 1}, which no API key has (a "
+            "copy-paste artefact such as a zero-width space?). Copy the key again from the "
+            "Zivver WebApp."
+        )
     return key
 
 

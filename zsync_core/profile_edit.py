@@ -322,7 +322,9 @@ def write_secret(profile: Path, name: str, value: str, *, replace: bool = False)
             "secret). Move it away, or name the secret by its environment variable instead."
         )
     status = profile.stat() if profile.exists() else None
-    _replace(path, value.strip() + "\n", status, mode=0o640)
+    # no wider than the profile: a 0600 profile's secrets are 0600 too
+    mode = 0o640 & status.st_mode if status is not None else 0o640
+    _replace(path, value.strip() + "\n", status, mode=mode)
     return path
 
 
@@ -337,7 +339,9 @@ def _plain(value: Any) -> Any:
 def _replace(path: Path, text: str, status: os.stat_result | None, mode: int | None = None) -> None:
     """Write ``text`` to a new file beside ``path``, give it ``status``'s owner and group and
     ``mode`` (default ``status``'s; 0640 for a new file), then rename it over ``path`` (a
-    reader sees the old file or the new one, never half)."""
+    reader sees the old file or the new one, never half). A symbolic link is followed: the
+    file it points to is replaced, the link stays."""
+    path = Path(os.path.realpath(path))
     try:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:

@@ -42,6 +42,7 @@ from .model import (
     Plan,
     SourceAccount,
     StepEvent,
+    Unusable,
 )
 from .outcome import (
     ChangeOutcome,
@@ -95,6 +96,7 @@ class SyncSession:
         self.merged: list[SourceAccount] = []
         self.merge_notices: list[Notice] = []
         self._merged = Merged([], [], [], 0)
+        """The sources merged in their order (what an id two entries share makes unusable)."""
         self._finished = False
         self._locked = False
         self._kept: tuple[int | None, set[tuple[str, str]]] = (None, set())
@@ -161,6 +163,11 @@ class SyncSession:
         """Every change of a run (by default this session's) as journaled, in plan order."""
         wanted = self.run_id if run_id is None else run_id
         return [] if wanted is None else self._store.changes(wanted)
+
+    @property
+    def merge_unusable(self) -> list[Unusable]:
+        """Entries unusable because another source entry has their id (the last load)."""
+        return list(self._merged.unusable)
 
     def history_of(
         self, email: str, zivver_ids: list[str]

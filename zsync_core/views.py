@@ -20,7 +20,7 @@ from .addresses import in_domains, normalize_address
 from .config import Config, SyncConfig
 from .errors import ConfigError, StoreError, ZsyncError
 from .loading import LoadResult, read_numbers, read_source
-from .merge import MappingEntry
+from .merge import MappingEntry, merge_sources
 from .model import (
     Action,
     Change,
@@ -90,8 +90,15 @@ async def read_one_source(config: Config, name: str) -> SourceView:
     result = await read_source(section, reading, None, True, lambda event: None)
     loaded = LoadResult(sources=[result])
     await asyncio.to_thread(read_numbers, loaded, reading)
+    merged = merge_sources([(result.name, result.accounts)])  # an id two entries share
+    shared = {(u.source, u.where) for u in merged.unusable}
+    accounts = [a for a in result.accounts if (a.source, a.entry) not in shared]
     return SourceView(
-        section, result.accounts, result.unusable, result.notices, config.sync.sync_phone_numbers
+        section,
+        accounts,
+        [*result.unusable, *merged.unusable],
+        result.notices,
+        config.sync.sync_phone_numbers,
     )
 
 

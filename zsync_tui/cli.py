@@ -73,6 +73,7 @@ class _Parser(argparse.ArgumentParser):
     value may be given once."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # --js is no --json: say so
         super().__init__(*args, **kwargs)
         for name in (None, "store"):  # None: an option without action= (argparse's default)
             self.register("action", name, _Once)

@@ -216,7 +216,7 @@ def _explain(config: Config, args: argparse.Namespace) -> int:
     dry = len(explanation.timeline) - len(applied)
     if dry:
         lines.append(f"  ({dry} change(s) planned in dry runs are not listed; --json lists them)")
-    print(inert("\n".join(lines), lines=True))
+    print("\n".join(inert(line) for line in lines))  # a line break in a name stays in its line
     return ExitCode.OK
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from zsync_core.config import (
     TargetConfig,
 )
 from zsync_core.connections import check_notifications, check_source, check_target
-from zsync_core.errors import ZsyncError
+from zsync_core.errors import ConfigError, ZsyncError
 from zsync_core.profile_edit import ProfileDocument, form_edit, write_secret
 from zsync_core.registry import source_types
 from zsync_core.sources.ldap_discover import Discovery, discover
@@ -112,10 +113,20 @@ class Draft:
             into.add_source(edited.values)
 
     def keep(self, what: str, source: bool, edited: Edited) -> str:
-        """Apply a form's result to the draft; returns the line's new name."""
+        """Apply a form's result to the draft; returns the line's new name.
+
+        Raises:
+            ConfigError: a source would take another's name.
+        """
+        name = str(edited.values.get("name", what))
+        if source and name != what and name in self.document.source_names():
+            raise ConfigError(
+                f"A source named {name!r} is there already; each source needs a name of its "
+                "own (it names the source in every message)."
+            )
         self.edit(what, source, edited, self.document)
         self.secrets.update(edited.files)
-        name = str(edited.values.get("name", what)) if source else what
+        name = name if source else what
         if source and name != what:
             self.changed.discard(what)
         self.changed.add(name)
@@ -144,14 +155,37 @@ class Draft:
         """The file beside the profile a pasted secret goes to: ``base``, unless another file
         (another profile's secret) or another pasted secret has that name; ``named``: the
         file the key names now, which is replaced."""
+        if named is not None and self.named().count(str(named)) > 1:
+            named = None  # another key names that file too: it keeps its secret
         name, number = base, 2
         while name != named and (name in self.secrets or (self.path.parent / name).exists()):
             name, number = f"{base}-{number}", number + 1
         return name
 
+    def named(self) -> list[str]:
+        """Every file a ``*_file`` key of the profile names, as written (once per key)."""
+        found: list[str] = []
+
+        def walk(value: Any) -> None:
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if key.endswith("_file") and isinstance(item, str):
+                        found.append(item)
+                    walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+
+        walk(tomllib.loads(self.document.text))
+        return found
+
     def write_secrets(self) -> None:
+        """Write the pasted secrets the profile still names (one pasted, then replaced by an
+        environment variable or its source removed, is dropped)."""
+        named = set(self.named())
         for name, secret in self.secrets.items():
-            write_secret(self.path, name, secret, replace=not self.new)
+            if name in named:
+                write_secret(self.path, name, secret, replace=not self.new)
 
 
 @dataclass(slots=True)
@@ -298,6 +332,10 @@ class FormScreen(ModalScreen[Edited | None]):
             )
             return None
         wrong = problems(self.model, values)
+        renamed = values.get("name")
+        if not wrong and self.source and renamed != self.what:
+            if renamed in self.draft.document.source_names():
+                wrong = f"name: a source named {renamed!r} is there already; give this one its own."
         if wrong:
             self.say(wrong, ok=False)
             return None
@@ -401,10 +439,12 @@ class FormScreen(ModalScreen[Edited | None]):
     def _discovered(self, found: Discovery) -> None:
         form = self.query_one(ModelForm)
         form.set_value("directory", found.directory)
-        first = found.base_dns[0] if found.base_dns else "?"
+        # what the directory says of itself is outside text: shown inert (a control
+        # character in a DN is no DN to use anyway)
+        first = fmt.plain(found.base_dns[0]) if found.base_dns else "?"
         if found.base_dns:
             form.set_value("base_dn", first)
-        others = ", ".join(found.base_dns[1:4])
+        others = fmt.plain(", ".join(found.base_dns[1:4]))
         self.say(
             f"{found.vendor}: preset {found.directory}, base DN {first}"
             + (f" (also: {others})" if others else "")
