@@ -411,4 +411,4 @@ def test_status_names_what_needed_you_and_a_dry_run_is_no_success(
     assert "  Source 'Extern', extern.csv:2: 'not-an-email' is not a valid e-mail address" in said
     assert main(["history", "--config", str(profile.path), "--run", "2"]) == 0
     shown = capsys.readouterr().out
-    assert "1 source entries unusable" in shown and "extern.csv:2" in shown
+    assert "1 source entry unusable" in shown and "extern.csv:2" in shown
