@@ -129,6 +129,15 @@ class AccountsScreen(SearchScreen, Generic[Row]):
 SourceRow = SourceAccount | Unusable
 
 
+def _named(**values: str | None) -> list[str]:
+    """``name value`` for each value that is set, for a row's whole line."""
+    return [
+        f"{name.replace('_', ' ').replace('sso', 'SSO')} {value}"
+        for name, value in values.items()
+        if value
+    ]
+
+
 def source_screen(
     where: str, results: list[SourceResult], descriptions: dict[str, str]
 ) -> AccountsScreen[SourceRow]:
@@ -173,18 +182,14 @@ def source_screen(
         ]
         if row.email in held:
             said.append("left alone: an entry with this address is unusable")
-        said += [
-            f"{name} {value}"
-            for name, value in (
-                ("aliases", ", ".join(sorted(row.aliases))),
-                ("delegates", ", ".join(sorted(row.delegates))),
-                ("division", row.division),
-                ("phone", row.phone),
-                ("id", row.source_id),
-                ("SSO key", row.sso_key),
-            )
-            if value
-        ]
+        said += _named(
+            aliases=", ".join(sorted(row.aliases)),
+            delegates=", ".join(sorted(row.delegates)),
+            division=row.division,
+            phone=row.phone,
+            id=row.source_id,
+            sso_key=row.sso_key,
+        )
         return " · ".join([*said, f"{row.source} {row.entry}"])
 
     def haystack(row: SourceRow) -> str:
@@ -270,17 +275,13 @@ def zivver_screen(where: str, rows: list[ZivverRow], host: str) -> AccountsScree
         ]
         if row.sso_key is not KeyKnown.NOT_A_USER:
             said.append(f"SSO key {row.sso_key.value}")
-        said += [
-            f"{name} {value}"
-            for name, value in (
-                ("aliases", ", ".join(sorted(account.aliases))),
-                ("delegates", ", ".join(sorted(account.delegates))),
-                ("division", account.division),
-                ("phones", ", ".join(account.phones)),
-                ("unreadable", row.unreadable),
-            )
-            if value
-        ]
+        said += _named(
+            aliases=", ".join(sorted(account.aliases)),
+            delegates=", ".join(sorted(account.delegates)),
+            division=account.division,
+            phones=", ".join(account.phones),
+            unreadable=row.unreadable,
+        )
         if row.change is not None:
             fields = ", ".join(field_names(f for f in row.change.after if f != "email"))
             said.append(f"next run: {row.change.action.value}" + (f" ({fields})" if fields else ""))
