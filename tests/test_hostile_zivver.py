@@ -578,3 +578,33 @@ def test_a_write_answered_with_a_bomb_is_a_failed_change(
     assert "was not Zivver's (larger than 16 MiB" in failed[0]["error"]
     assert "Zivver may have created the account" in failed[0]["error"]
     assert zivver.org.user_by_email("user2@example.org") is not None, "the rest synced"
+
+
+def test_an_account_holding_half_a_utf16_pair_is_held_and_an_emoji_is_not(
+    zivver, make_profile, hostile, tmp_path, capsys
+):
+    """A lone surrogate (JSON can carry "\\ud800") cannot be encoded again: a write that
+    keeps it back would fail mid-apply. An emoji, escaped as a pair, is an ordinary text."""
+    profile = csv_profile(make_profile, tmp_path, PEOPLE)
+    assert profile.run(capsys=capsys)[0] == 0
+    renamed = [
+        row.replace("User 1,", "User One,").replace("User 2,", "User Two,") for row in PEOPLE
+    ]
+    (tmp_path / "people.csv").write_text("\n".join(renamed) + "\n")
+
+    def nicknames(users: list[dict]) -> None:
+        for user in users:
+            if user["userName"] == "user1@example.org":
+                user["nickName"] = "Half \ud800 pair"
+            if user["userName"] == "user2@example.org":
+                user["nickName"] = "Smile \U0001f600"  # written as \ud83d\ude00
+
+    through(profile, hostile(edit_list("Users", nicknames)))
+
+    code, err, report = profile.run(capsys=capsys)
+
+    assert code == 2, err
+    assert "user user1@example.org (id " in err and "holds half of a UTF-16 pair" in err
+    assert {h["email"] for h in report["not_sent"]} == {"user1@example.org"}
+    assert zivver.org.user_by_email("user1@example.org")["name"]["formatted"] == "User 1"
+    assert zivver.org.user_by_email("user2@example.org")["name"]["formatted"] == "User Two"

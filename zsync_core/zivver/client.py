@@ -23,6 +23,7 @@ import httpx
 from ..errors import TargetError
 from ..http import Connections, Engine, Policy, TooBig, Unanswered, retry_after
 from ..model import ZivverAccount
+from ..output import inert
 from . import scim
 from .requests import Request
 
@@ -257,6 +258,8 @@ class ZivverClient:
         ids: set[str] = set()
         params: dict[str, Any] | None = None
         url = f"{self.base_url}/{kind}"
+        halves = [False]
+        """Whether this page holds an escaped surrogate (almost never: then each is looked at)."""
 
         def each(resource: Any) -> None:
             if not isinstance(resource, dict):
@@ -268,6 +271,14 @@ class ZivverClient:
             ids.add(str(resource_id))
             if parsed is not None:
                 items.append(parsed)
+                if halves[0] and scim.holds_a_lone_surrogate(resource):
+                    # no encoding can send it back: a write that keeps it would fail
+                    what = "user" if kind == "Users" else "functional account"
+                    address = getattr(parsed, "email", "?")
+                    self.unreadable[str(resource_id)] = (
+                        f"{what} {address} (id {inert(str(resource_id)[:80])}): a text in it "
+                        "holds half of a UTF-16 pair, which no write can send back"
+                    )
 
         while True:
             known = len(ids)
@@ -278,6 +289,7 @@ class ZivverClient:
                 # event loop would hold the TUI's keys and the sources read meanwhile
                 if not outcome.body:
                     raise scim.Unreadable("the answer was empty")
+                halves[0] = scim.escapes_a_lone_surrogate(outcome.body)
                 data = await asyncio.to_thread(scim.read_list, outcome.body, each)
                 page = data.get("Resources")
                 total = data.get("totalResults")
