@@ -254,6 +254,8 @@ class FormScreen(ModalScreen[Edited | None]):
         """The last test failed (True): Ctrl+S says so once before it keeps the form."""
         self.said = ""
         """What the form said last (a check's errors, a test's outcome)."""
+        self.settled = False
+        """Mounted and laid out: a widget's Changed from now on is typing."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -282,7 +284,7 @@ class FormScreen(ModalScreen[Edited | None]):
     @on(Checkbox.Changed)
     @on(TextArea.Changed)
     def _typed(self) -> None:
-        if getattr(self, "settled", False):
+        if self.settled:
             self.touched, self.warned = True, False
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -345,7 +347,7 @@ class FormScreen(ModalScreen[Edited | None]):
         if self.failed and not self.warned:
             self.warned = True
             self.say(
-                "The last test failed (see above). Fix it and test again (Ctrl+T), or press "
+                f"{self.said}\nThe test failed. Fix it and test again (Ctrl+T), or press "
                 "Ctrl+S again to keep it as it is.",
                 ok=False,
             )
@@ -403,6 +405,11 @@ class FormScreen(ModalScreen[Edited | None]):
                     results = await TESTS[self.what](config)
         except ZsyncError as error:
             self.say(f"{error}\n(The rest of the profile must be valid to test this.)", ok=False)
+            return
+        except Exception as error:  # noqa: BLE001 - a bug: said, never a test that hangs
+            # its type only: an error's text may quote what it failed on (a key, a password)
+            said = f"The test stopped on an unexpected error ({type(error).__name__}): a bug; report it."
+            self.say(said, ok=False)
             return
         self.failed = not all(r.ok for r in results)
         self.warned = False
