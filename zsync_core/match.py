@@ -43,6 +43,7 @@ class Matcher:
         """Accounts not synced because they clash with Zivver (a kind, another entry's account)."""
         self.left_alone: list[str] = []
         """Accounts not changed because an unusable entry has their address."""
+        self._alias_owners: dict[str, ZivverAccount] | None = None
 
     def find(self, account: SourceAccount) -> ZivverAccount | None:
         """The Zivver account ``account`` is, None when it has none (a create), or
@@ -70,6 +71,29 @@ class Matcher:
             )
             return NOT_NOW
         return current
+
+    def held_as_alias(self, account: SourceAccount) -> bool:
+        """Whether Zivver holds the address of ``account`` (to be created) as another
+        account's alias: then it is skipped, with a warning (Zivver would refuse the create
+        with a bare 409). The index of aliases is built at the first create."""
+        owners = self._alias_owners
+        if owners is None:
+            owners = self._alias_owners = {
+                alias: zivver for zivver in self.by_id.values() for alias in zivver.aliases
+            }
+        owner = owners.get(account.email)
+        if owner is None:
+            return False
+        self.skipped.append(account.email)
+        self.notices.append(
+            Notice(
+                "warning",
+                f"{account.email} ({account.entry}) is not created: Zivver holds it as an alias "
+                f"of {owner.email}. Take the alias off {owner.email} (in its source, or in the "
+                "Zivver WebApp); the next run creates it.",
+            )
+        )
+        return True
 
     def _candidate(self, account: SourceAccount) -> ZivverAccount | None:
         entry = self.mapping.get(account.source_id)

@@ -125,7 +125,6 @@ class _Planner:
         """Addresses of every account the sources hold (in the domain filter)."""
         self.departing: list[Departing] = []
         """Changes that remove delegates because those people leave."""
-        self._alias_owners: dict[str, ZivverAccount] | None = None
 
     def in_domain(self, address: str) -> bool:
         return in_domains(address, self.domains)
@@ -262,17 +261,7 @@ class _Planner:
         personal = account.kind is Kind.PERSONAL
         if not (self.options.create_users if personal else self.options.create_functional_accounts):
             return
-        owner = self._alias_owner(account.email)
-        if owner is not None:  # Zivver would refuse the create with a bare 409
-            self.matcher.skipped.append(account.email)
-            self.notices.append(
-                Notice(
-                    "warning",
-                    f"{account.email} ({account.entry}) is not created: Zivver holds it as an "
-                    f"alias of {owner.email}. Take the alias off {owner.email} (in its source, "
-                    "or in the Zivver WebApp); the next run creates it.",
-                )
-            )
+        if self.matcher.held_as_alias(account):  # Zivver would refuse it with a bare 409
             return
         desired = AccountState(
             account.email,
@@ -292,15 +281,6 @@ class _Planner:
         # a created user's key is known: the one sent, or none ("")
         sso = (account.sso_key or "") if personal else None
         self._add(action, account, None, desired, fields, sso)
-
-    def _alias_owner(self, address: str) -> ZivverAccount | None:
-        """The Zivver account that holds ``address`` as an alias (built at the first create)."""
-        owners = self._alias_owners
-        if owners is None:
-            owners = self._alias_owners = {
-                alias: account for account in self.zivver for alias in account.aliases
-            }
-        return owners.get(address)
 
     def _desired(
         self,
